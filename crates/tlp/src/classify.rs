@@ -178,20 +178,67 @@ pub struct Class {
     pub header_offset: usize,
 }
 
+/// Kind, routing and flow class of every byte-0 value (`None`: reserved or a
+/// prefix). A `static` so that classification is one load.
+static CLASS_TABLE: [Option<(Kind, Routing, FlowClass)>; 256] = build_class_table();
+
+const fn build_class_table() -> [Option<(Kind, Routing, FlowClass)>; 256] {
+    let mut table = [None; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        if let Some(kind) = crate::kind::kind_of_byte0(byte as u8) {
+            let routing = Routing::of(kind, MsgRouting::from_bits(byte as u8));
+            table[byte] = Some((kind, routing, FlowClass::of(kind)));
+        }
+        byte += 1;
+    }
+    table
+}
+
 /// Classifies a TLP from its first header bytes, skipping prefixes. Does not
 /// check the payload length; [`crate::Tlp::new_checked`] does.
 #[inline]
 pub fn classify(bytes: &[u8]) -> Result<Class, Error> {
+    let hdr = match bytes.first() {
+        Some(b) if b >> 5 == FMT_PREFIX => prefix_len(bytes)?,
+        _ => 0,
+    };
+    let Some(h) = bytes.get(hdr..hdr + 4) else {
+        return Err(Error::Truncated {
+            needed: hdr + 4,
+            available: bytes.len(),
+        });
+    };
+    let Some((kind, routing, flow)) = CLASS_TABLE[h[0] as usize] else {
+        return Err(Error::ReservedType {
+            fmt: h[0] >> 5,
+            type_bits: h[0] & 0x1f,
+            at: hdr,
+        });
+    };
+    let data_credits = if kind.has_data() {
+        let raw = (((h[2] & 0x3) as u16) << 8) | h[3] as u16;
+        data_credits(if raw == 0 { 1024 } else { raw })
+    } else {
+        0
+    };
+    Ok(Class {
+        kind,
+        routing,
+        flow,
+        header_credits: 1,
+        data_credits,
+        header_offset: hdr,
+    })
+}
+
+/// Bytes taken by the prefixes at the start of `bytes`.
+#[cold]
+fn prefix_len(bytes: &[u8]) -> Result<usize, Error> {
     let mut hdr = 0;
-    loop {
-        let Some(&b0) = bytes.get(hdr) else {
-            return Err(Error::Truncated {
-                needed: hdr + 4,
-                available: bytes.len(),
-            });
-        };
+    while let Some(&b0) = bytes.get(hdr) {
         if b0 >> 5 != FMT_PREFIX {
-            break;
+            return Ok(hdr);
         }
         hdr += 4;
         if hdr > crate::packet::MAX_PREFIXES * 4 {
@@ -201,34 +248,9 @@ pub fn classify(bytes: &[u8]) -> Result<Class, Error> {
             });
         }
     }
-    if bytes.len() < hdr + 4 {
-        return Err(Error::Truncated {
-            needed: hdr + 4,
-            available: bytes.len(),
-        });
-    }
-    let b0 = bytes[hdr];
-    let Some(kind) = Kind::from_byte0(b0) else {
-        return Err(Error::ReservedType {
-            fmt: b0 >> 5,
-            type_bits: b0 & 0x1f,
-            at: hdr,
-        });
-    };
-    let flow = FlowClass::of(kind);
-    let data_credits = if kind.has_data() {
-        let raw = (((bytes[hdr + 2] & 0x3) as u16) << 8) | bytes[hdr + 3] as u16;
-        data_credits(if raw == 0 { 1024 } else { raw })
-    } else {
-        0
-    };
-    Ok(Class {
-        kind,
-        routing: Routing::of(kind, MsgRouting::from_bits(b0)),
-        flow,
-        header_credits: 1,
-        data_credits,
-        header_offset: hdr,
+    Err(Error::Truncated {
+        needed: hdr + 4,
+        available: bytes.len(),
     })
 }
 

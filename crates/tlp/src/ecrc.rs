@@ -14,7 +14,8 @@
 //! - variant bits are taken as 1b: bit 0 of the Type field (a switch may turn a
 //!   Type 1 configuration request into Type 0) and EP (any hop may poison).
 
-const TABLE: [u32; 256] = build_table();
+// A `static`: a `const` table indexed at run time may be copied to the stack.
+static TABLE: [u32; 256] = build_table();
 
 const fn build_table() -> [u32; 256] {
     let mut table = [0u32; 256];

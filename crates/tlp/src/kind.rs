@@ -72,77 +72,54 @@ pub const ALL_KINDS: [Kind; 18] = [
 /// Fmt\[2:0\] value of a TLP prefix.
 pub const FMT_PREFIX: u8 = 0b100;
 
-// One byte per (Fmt, Type) code point: 0 = reserved, otherwise 1 + the index of
-// the kind in ALL_KINDS. Built at compile time so classification is one load.
-const KIND_TABLE: [u8; 256] = build_kind_table();
+// One entry per (Fmt, Type) code point. Built at compile time so classification
+// is one load; a `static`, since indexing a `const` array at run time may copy
+// the whole array to the stack first.
+static KIND_TABLE: [Option<Kind>; 256] = build_kind_table();
 
-const fn build_kind_table() -> [u8; 256] {
-    let mut table = [0u8; 256];
+const fn build_kind_table() -> [Option<Kind>; 256] {
+    let mut table = [None; 256];
     let mut byte = 0;
     while byte < 256 {
-        let fmt = (byte >> 5) as u8;
-        let ty = (byte & 0x1f) as u8;
-        let kind: Option<Kind> = match (fmt, ty) {
-            (0 | 1, 0x00) => Some(Kind::MRd),
-            (2 | 3, 0x00) => Some(Kind::MWr),
-            (0 | 1, 0x01) => Some(Kind::MRdLk),
-            (0, 0x02) => Some(Kind::IORd),
-            (2, 0x02) => Some(Kind::IOWr),
-            (0, 0x04) => Some(Kind::CfgRd0),
-            (2, 0x04) => Some(Kind::CfgWr0),
-            (0, 0x05) => Some(Kind::CfgRd1),
-            (2, 0x05) => Some(Kind::CfgWr1),
-            (1, 0x10..=0x17) => Some(Kind::Msg),
-            (3, 0x10..=0x17) => Some(Kind::MsgD),
-            (0, 0x0a) => Some(Kind::Cpl),
-            (2, 0x0a) => Some(Kind::CplD),
-            (0, 0x0b) => Some(Kind::CplLk),
-            (2, 0x0b) => Some(Kind::CplDLk),
-            (2 | 3, 0x0c) => Some(Kind::FetchAdd),
-            (2 | 3, 0x0d) => Some(Kind::Swap),
-            (2 | 3, 0x0e) => Some(Kind::Cas),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            table[byte] = kind.index() as u8 + 1;
-        }
+        table[byte] = kind_of_byte0(byte as u8);
         byte += 1;
     }
     table
+}
+
+/// Table 2-3 as a function: the kind of a header's byte 0, if any.
+pub(crate) const fn kind_of_byte0(byte: u8) -> Option<Kind> {
+    let fmt = byte >> 5;
+    let ty = byte & 0x1f;
+    match (fmt, ty) {
+        (0 | 1, 0x00) => Some(Kind::MRd),
+        (2 | 3, 0x00) => Some(Kind::MWr),
+        (0 | 1, 0x01) => Some(Kind::MRdLk),
+        (0, 0x02) => Some(Kind::IORd),
+        (2, 0x02) => Some(Kind::IOWr),
+        (0, 0x04) => Some(Kind::CfgRd0),
+        (2, 0x04) => Some(Kind::CfgWr0),
+        (0, 0x05) => Some(Kind::CfgRd1),
+        (2, 0x05) => Some(Kind::CfgWr1),
+        (1, 0x10..=0x17) => Some(Kind::Msg),
+        (3, 0x10..=0x17) => Some(Kind::MsgD),
+        (0, 0x0a) => Some(Kind::Cpl),
+        (2, 0x0a) => Some(Kind::CplD),
+        (0, 0x0b) => Some(Kind::CplLk),
+        (2, 0x0b) => Some(Kind::CplDLk),
+        (2 | 3, 0x0c) => Some(Kind::FetchAdd),
+        (2 | 3, 0x0d) => Some(Kind::Swap),
+        (2 | 3, 0x0e) => Some(Kind::Cas),
+        _ => None,
+    }
 }
 
 impl Kind {
     /// Decodes byte 0 of a TLP header (Fmt in bits 7:5, Type in bits 4:0).
     /// `None` for reserved encodings and for TLP prefixes.
     #[inline]
-    pub const fn from_byte0(byte0: u8) -> Option<Kind> {
-        match KIND_TABLE[byte0 as usize] {
-            0 => None,
-            n => Some(ALL_KINDS[n as usize - 1]),
-        }
-    }
-
-    const fn index(self) -> usize {
-        match self {
-            Kind::MRd => 0,
-            Kind::MRdLk => 1,
-            Kind::MWr => 2,
-            Kind::IORd => 3,
-            Kind::IOWr => 4,
-            Kind::CfgRd0 => 5,
-            Kind::CfgWr0 => 6,
-            Kind::CfgRd1 => 7,
-            Kind::CfgWr1 => 8,
-            Kind::Msg => 9,
-            Kind::MsgD => 10,
-            Kind::Cpl => 11,
-            Kind::CplD => 12,
-            Kind::CplLk => 13,
-            Kind::CplDLk => 14,
-            Kind::FetchAdd => 15,
-            Kind::Swap => 16,
-            Kind::Cas => 17,
-        }
+    pub fn from_byte0(byte0: u8) -> Option<Kind> {
+        KIND_TABLE[byte0 as usize]
     }
 
     /// The name used in text and JSON output (`MRd`, `CAS`, ...).
@@ -209,6 +186,12 @@ impl Kind {
                 | Kind::Swap
                 | Kind::Cas
         )
+    }
+
+    /// Whether Length is a reserved field for this kind (completions and
+    /// messages without data, §2.2.1): formed as 0, which decodes as 1024.
+    pub const fn length_is_reserved(self) -> bool {
+        matches!(self, Kind::Msg | Kind::Cpl | Kind::CplLk)
     }
 
     /// Whether the header may be 4 DW (64-bit address) as well as 3 DW.

@@ -37,12 +37,157 @@ pub use repr::{routing_name, Body, Digest, MemOp, Prefixes, Repr};
 pub use validate::{Profile, Validator, MAX_PAYLOAD_SIZE_LIMIT};
 
 /// Checks `bytes` structurally and against `validator`, then parses them.
+///
+/// This is the dataplane's parse: one pass, the header copied out once, no
+/// allocation. It accepts and rejects exactly what [`Tlp::new_checked`]
+/// followed by [`Validator::check`] and [`Repr::parse`] do.
+#[inline(always)]
 pub fn parse<'a>(bytes: &'a [u8], validator: &Validator) -> Result<Repr<'a>, Error> {
+    let (hdr, prefixes) = match bytes.first() {
+        Some(b) if b >> 5 == FMT_PREFIX => return parse_with_prefixes(bytes, validator),
+        _ => (0, Prefixes::NONE),
+    };
+    let Some(&b0) = bytes.first() else {
+        return Err(Error::Truncated {
+            needed: 12,
+            available: 0,
+        });
+    };
+    let Some(kind) = Kind::from_byte0(b0) else {
+        return Err(Error::ReservedType {
+            fmt: b0 >> 5,
+            type_bits: b0 & 0x1f,
+            at: hdr,
+        });
+    };
+    let mut h = [0u8; 16];
+    let hlen = if b0 & 0x20 != 0 {
+        let Some(src) = bytes.get(..16) else {
+            return Err(Error::Truncated {
+                needed: 16,
+                available: bytes.len(),
+            });
+        };
+        h.copy_from_slice(src);
+        16
+    } else {
+        let Some(src) = bytes.get(..12) else {
+            return Err(Error::Truncated {
+                needed: 12,
+                available: bytes.len(),
+            });
+        };
+        h[..12].copy_from_slice(src);
+        12
+    };
+    let raw_len = (((h[2] & 0x3) as usize) << 8) | h[3] as usize;
+    let data = if kind.has_data() {
+        if raw_len == 0 {
+            4096
+        } else {
+            raw_len * 4
+        }
+    } else {
+        0
+    };
+    let td = h[2] & 0x80 != 0;
+    let actual = bytes.len() - hlen;
+    if actual != data + 4 * td as usize {
+        return Err(structural_error(bytes));
+    }
+    if data > validator.max_payload {
+        return Err(Error::PayloadExceedsMps {
+            bytes: data,
+            max_payload: validator.max_payload,
+            at: 2,
+        });
+    }
+    if validator.profile == Profile::Completer {
+        validator.check(&Tlp::new_unchecked(bytes))?;
+    }
+    let payload = &bytes[hlen..hlen + data];
+    let digest = if td {
+        let d = &bytes[hlen + data..];
+        Digest::Value([d[0], d[1], d[2], d[3]])
+    } else {
+        Digest::Absent
+    };
+    Ok(Repr::from_header(kind, &h, prefixes, payload, digest))
+}
+
+/// The dataplane's per-TLP check: the structural checks of
+/// [`Tlp::new_checked`], the `validator`'s rules and [`classify`], fused into
+/// one pass over the header that copies nothing. Accepts and rejects exactly
+/// what `new_checked` followed by [`Validator::check`] does.
+#[inline(always)]
+pub fn inspect(bytes: &[u8], validator: &Validator) -> Result<Class, Error> {
+    let class = match classify(bytes) {
+        Ok(class) if class.header_offset == 0 => class,
+        _ => return inspect_slow(bytes, validator),
+    };
+    let hdr = 0;
+    let h = bytes;
+    let hlen = if h[0] & 0x20 != 0 { 16 } else { 12 };
+    let raw_len = (((h[2] & 0x3) as usize) << 8) | h[3] as usize;
+    let data = if class.kind.has_data() {
+        if raw_len == 0 {
+            4096
+        } else {
+            raw_len * 4
+        }
+    } else {
+        0
+    };
+    let digest = ((h[2] >> 7) as usize) * 4;
+    if h.len() != hlen + data + digest {
+        return Err(structural_error(bytes));
+    }
+    if data > validator.max_payload {
+        return Err(Error::PayloadExceedsMps {
+            bytes: data,
+            max_payload: validator.max_payload,
+            at: hdr + 2,
+        });
+    }
+    if validator.profile == Profile::Completer {
+        validator.check(&Tlp::new_unchecked(bytes))?;
+    }
+    Ok(class)
+}
+
+/// `inspect` for TLPs with prefixes, and for those `classify` rejects (so that
+/// the view's checks name the rule).
+#[cold]
+fn inspect_slow(bytes: &[u8], validator: &Validator) -> Result<Class, Error> {
+    let tlp = Tlp::new_checked(bytes)?;
+    validator.check(&tlp)?;
+    tlp.class()
+}
+
+/// The structural rule `bytes` break, named by the view's own checks.
+#[cold]
+fn structural_error(bytes: &[u8]) -> Error {
+    match Tlp::new_checked(bytes) {
+        Err(e) => e,
+        // Unreachable: callers come here only when the lengths disagree.
+        Ok(_) => Error::Truncated {
+            needed: bytes.len() + 1,
+            available: bytes.len(),
+        },
+    }
+}
+
+#[cold]
+fn parse_with_prefixes<'a>(bytes: &'a [u8], validator: &Validator) -> Result<Repr<'a>, Error> {
     let tlp = Tlp::new_checked(bytes)?;
     validator.check(&tlp)?;
     let start = tlp.header_offset() + tlp.header_len();
     let payload = &bytes[start..start + tlp.payload().len()];
-    Ok(Repr::parse_checked(&tlp, payload))
+    Ok(Repr::parse_checked(
+        &tlp,
+        &bytes[..tlp.header_offset()],
+        payload,
+    ))
 }
 
 #[cfg(test)]

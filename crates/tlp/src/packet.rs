@@ -39,7 +39,7 @@ mod field {
 
 /// Reads the prefixes at the start of `bytes`: returns (count, End-End count,
 /// header offset) or the structural error.
-#[inline]
+#[cold]
 fn scan_prefixes(bytes: &[u8]) -> Result<(usize, usize, usize), Error> {
     let mut off = 0;
     let mut count = 0;
@@ -90,8 +90,12 @@ impl<T: AsRef<[u8]>> Tlp<T> {
     }
 
     /// Wraps bytes after the structural checks every receiver makes.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Tlp<T>, Error> {
-        let (_, _, hdr) = scan_prefixes(buffer.as_ref())?;
+        let hdr = match buffer.as_ref().first() {
+            Some(b) if b >> 5 == FMT_PREFIX => scan_prefixes(buffer.as_ref())?.2,
+            _ => 0,
+        };
         let tlp = Tlp { buffer, hdr };
         tlp.check_len()?;
         Ok(tlp)
@@ -99,6 +103,7 @@ impl<T: AsRef<[u8]>> Tlp<T> {
 
     /// The structural checks: a known Fmt/Type, a whole header, and exactly the
     /// payload and digest that Length and TD call for.
+    #[inline]
     pub fn check_len(&self) -> Result<(), Error> {
         let bytes = self.buffer.as_ref();
         let hdr = self.hdr;
@@ -120,32 +125,51 @@ impl<T: AsRef<[u8]>> Tlp<T> {
         } else {
             field::HEADER_3DW
         };
-        if bytes.len() < hdr + hlen {
+        let Some(h) = bytes.get(hdr..hdr + hlen) else {
             return Err(Error::Truncated {
                 needed: hdr + hlen,
                 available: bytes.len(),
             });
-        }
+        };
+        let raw_len = (((h[2] & 0x3) as usize) << 8) | h[3] as usize;
         let data = if kind.has_data() {
-            self.length_dw() as usize * 4
+            if raw_len == 0 {
+                4096
+            } else {
+                raw_len * 4
+            }
         } else {
             0
         };
-        let digest = if self.td() { 4 } else { 0 };
-        let actual = bytes.len() - hdr - hlen;
-        if actual != data + digest {
-            if digest == 4 && actual == data {
-                return Err(Error::MissingDigest { at: bytes.len() });
-            }
-            return Err(Error::PayloadLength {
-                kind,
-                length_dw: self.length_dw(),
-                expected: data + digest,
-                actual,
-                at: hdr + hlen,
-            });
+        let digest = if h[2] & 0x80 != 0 { 4 } else { 0 };
+        if bytes.len() - hdr - hlen != data + digest {
+            return Err(self.length_error(kind, hlen, data, digest));
         }
         Ok(())
+    }
+
+    #[cold]
+    fn length_error(&self, kind: Kind, hlen: usize, data: usize, digest: usize) -> Error {
+        let len = self.buffer.as_ref().len();
+        let actual = len - self.hdr - hlen;
+        if digest == 4 && actual == data {
+            return Error::MissingDigest { at: len };
+        }
+        Error::PayloadLength {
+            kind,
+            length_dw: self.length_dw(),
+            expected: data + digest,
+            actual,
+            at: self.hdr + hlen,
+        }
+    }
+
+    /// The classification of a checked view (see [`crate::classify`]).
+    #[inline]
+    pub fn class(&self) -> Result<crate::Class, Error> {
+        let mut class = crate::classify(&self.buffer.as_ref()[self.hdr..])?;
+        class.header_offset = self.hdr;
+        Ok(class)
     }
 
     /// The underlying buffer.

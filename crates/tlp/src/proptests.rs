@@ -10,7 +10,7 @@ struct Owned {
     kind: Kind,
     repr_fields: (u8, u8, bool, bool, bool, u8, u16, u16, u16),
     body_seed: (u64, u8, u8, bool, u8, u16, [u8; 8], u8),
-    prefixes: Vec<u32>,
+    prefixes: Vec<u8>,
     compute_digest: bool,
     payload: Vec<u8>,
 }
@@ -66,6 +66,7 @@ fn owned() -> impl Strategy<Value = Owned> {
                     .map(|p| 0x8000_0000 | (p & 0x0fff_ffff))
                     .collect();
                 prefixes.extend(end_end.into_iter().map(|p| 0x9000_0000 | (p & 0x0fff_ffff)));
+                let prefixes: Vec<u8> = prefixes.into_iter().flat_map(u32::to_be_bytes).collect();
                 let length = match kind {
                     Kind::IORd
                     | Kind::IOWr
@@ -108,9 +109,7 @@ fn build(o: &Owned) -> Repr<'_> {
     r.length_dw = length_dw;
     r.tag = tag;
     r.requester = Bdf(requester);
-    for p in &o.prefixes {
-        r.prefixes.push(*p).unwrap();
-    }
+    r.prefixes = Prefixes::new(&o.prefixes).unwrap();
     r.digest = if o.compute_digest {
         Digest::Compute
     } else {
@@ -183,7 +182,7 @@ proptest! {
         prop_assert_eq!(parsed.kind(), o.kind);
         let class = classify(&buf).unwrap();
         prop_assert_eq!(class.kind, o.kind);
-        prop_assert_eq!(class.header_offset, o.prefixes.len() * 4);
+        prop_assert_eq!(class.header_offset, o.prefixes.len());
         // A TLP that parses re-emits to the same bytes.
         let mut again = vec![0u8; parsed.buffer_len()];
         parsed.emit(&mut again).unwrap();
@@ -210,9 +209,45 @@ proptest! {
     }
 }
 
+/// The one-pass `parse` and the view path (`new_checked`, `check`,
+/// `Repr::parse`) accept, reject and decode alike.
+fn same_as_view_path(bytes: &[u8], v: &Validator) {
+    let fast = parse(bytes, v);
+    let slow = Tlp::new_checked(bytes).and_then(|t| {
+        v.check(&t)?;
+        let r = Repr::parse(&t)?;
+        let mut out = vec![0u8; r.buffer_len()];
+        r.emit(&mut out).unwrap();
+        Ok(out)
+    });
+    let inspected = inspect(bytes, v);
+    let viewed = Tlp::new_checked(bytes).and_then(|t| {
+        v.check(&t)?;
+        classify(bytes)
+    });
+    assert_eq!(inspected, viewed);
+    match (fast, slow) {
+        (Ok(f), Ok(s)) => {
+            let mut out = vec![0u8; f.buffer_len()];
+            f.emit(&mut out).unwrap();
+            assert_eq!(out, s);
+        }
+        (Err(f), Err(s)) => assert_eq!(f, s),
+        (f, s) => panic!("one-pass parse {f:?} but view path {s:?}"),
+    }
+}
+
 /// Everything a receiver might do with untrusted bytes.
 fn exercise(bytes: &[u8]) {
     let _ = classify(bytes);
+    same_as_view_path(bytes, &Validator::new(Profile::Switch));
+    same_as_view_path(
+        bytes,
+        &Validator {
+            profile: Profile::Completer,
+            max_payload: 128,
+        },
+    );
     for profile in [Profile::Switch, Profile::Completer] {
         let v = Validator {
             profile,

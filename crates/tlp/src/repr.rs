@@ -6,55 +6,79 @@
 
 use crate::bdf::Bdf;
 use crate::error::{EmitError, Error};
-use crate::kind::{Attr, CplStatus, Kind, MessageCode, MsgRouting};
+use crate::kind::{Attr, CplStatus, Kind, MessageCode, MsgRouting, PrefixKind};
 use crate::packet::{Tlp, MAX_PREFIXES};
 use core::fmt;
 
-/// Up to [`MAX_PREFIXES`] TLP prefixes, each kept as its raw DW, in wire order.
+/// The TLP prefixes of a repr: whole prefix DWs in wire order, borrowed from
+/// the buffer they were parsed from (or built in), never copied.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
-pub struct Prefixes {
-    dws: [u32; MAX_PREFIXES],
-    len: u8,
+pub struct Prefixes<'a> {
+    bytes: &'a [u8],
 }
 
-impl Prefixes {
+impl<'a> Prefixes<'a> {
     /// No prefixes.
-    pub const fn new() -> Prefixes {
-        Prefixes {
-            dws: [0; MAX_PREFIXES],
-            len: 0,
+    pub const NONE: Prefixes<'static> = Prefixes { bytes: &[] };
+
+    /// Prefix DWs as bytes; each must have Fmt 100b, with at most
+    /// [`MAX_PREFIXES`] in all and [`crate::MAX_END_END_PREFIXES`] End-End ones.
+    pub fn new(bytes: &'a [u8]) -> Result<Prefixes<'a>, Error> {
+        if bytes.len() % 4 != 0 {
+            return Err(Error::Truncated {
+                needed: bytes.len().next_multiple_of(4),
+                available: bytes.len(),
+            });
         }
-    }
-
-    /// Appends one prefix DW; hands it back if full or if its Fmt is not 100b.
-    pub fn push(&mut self, dw: u32) -> Result<(), u32> {
-        if self.len as usize >= MAX_PREFIXES || dw >> 29 != 0b100 {
-            return Err(dw);
+        let mut end_end = 0;
+        for (i, dw) in bytes.chunks_exact(4).enumerate() {
+            match PrefixKind::from_byte0(dw[0]) {
+                None => {
+                    return Err(Error::ReservedType {
+                        fmt: dw[0] >> 5,
+                        type_bits: dw[0] & 0x1f,
+                        at: i * 4,
+                    })
+                }
+                Some(PrefixKind::EndEnd(_)) => end_end += 1,
+                Some(PrefixKind::Local(_)) => {}
+            }
+            if i >= MAX_PREFIXES || end_end > crate::MAX_END_END_PREFIXES {
+                return Err(Error::TooManyPrefixes {
+                    count: i + 1,
+                    at: i * 4,
+                });
+            }
         }
-        self.dws[self.len as usize] = dw;
-        self.len += 1;
-        Ok(())
+        Ok(Prefixes { bytes })
     }
 
-    /// The prefixes.
-    pub fn as_slice(&self) -> &[u32] {
-        &self.dws[..self.len as usize]
+    /// The prefix bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 
-    /// How many.
+    /// Each prefix as its raw DW.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + 'a {
+        self.bytes
+            .chunks_exact(4)
+            .map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
+    }
+
+    /// How many prefixes.
     pub fn len(&self) -> usize {
-        self.len as usize
+        self.bytes.len() / 4
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.bytes.is_empty()
     }
 }
 
-impl fmt::Debug for Prefixes {
+impl fmt::Debug for Prefixes<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.as_slice()).finish()
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -161,7 +185,7 @@ pub enum Body {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repr<'a> {
     /// Prefixes, in wire order.
-    pub prefixes: Prefixes,
+    pub prefixes: Prefixes<'a>,
     /// Traffic Class.
     pub tc: u8,
     /// Attributes.
@@ -248,7 +272,7 @@ impl<'a> Repr<'a> {
             1
         };
         Repr {
-            prefixes: Prefixes::new(),
+            prefixes: Prefixes::NONE,
             tc: 0,
             attr: Attr(0),
             ln: false,
@@ -267,20 +291,59 @@ impl<'a> Repr<'a> {
     /// Parses a view, running its structural checks first.
     pub fn parse<T: AsRef<[u8]>>(tlp: &'a Tlp<T>) -> Result<Repr<'a>, Error> {
         tlp.check_len()?;
-        Ok(Self::parse_checked(tlp, tlp.payload()))
+        Ok(Self::parse_checked(
+            tlp,
+            &tlp.as_bytes()[..tlp.header_offset()],
+            tlp.payload(),
+        ))
     }
 
     /// Parses a view that has passed [`Tlp::check_len`], taking its payload
     /// from `payload` (the same bytes, borrowed for longer).
-    pub(crate) fn parse_checked<T: AsRef<[u8]>>(tlp: &Tlp<T>, payload: &'a [u8]) -> Repr<'a> {
+    pub(crate) fn parse_checked<T: AsRef<[u8]>>(
+        tlp: &Tlp<T>,
+        prefix_bytes: &'a [u8],
+        payload: &'a [u8],
+    ) -> Repr<'a> {
+        let prefixes = Prefixes {
+            bytes: prefix_bytes,
+        };
+        let mut h = [0u8; 16];
+        let header = tlp.header();
+        h[..header.len()].copy_from_slice(header);
+        let digest = match tlp.digest() {
+            Some(d) => Digest::Value(d),
+            None => Digest::Absent,
+        };
         let kind = tlp.kind().unwrap_or(Kind::MRd);
-        let mut prefixes = Prefixes::new();
-        for i in 0..tlp.prefix_count() {
-            if let Some(dw) = tlp.prefix(i) {
-                let _ = prefixes.push(dw);
-            }
-        }
-        let body = match kind {
+        Self::from_header(kind, &h, prefixes, payload, digest)
+    }
+
+    /// Builds a repr from a copy of the header (12 bytes used for 3 DW
+    /// headers): the header is copied out once and every field read from the
+    /// copy at a fixed offset.
+    #[inline(always)]
+    pub(crate) fn from_header(
+        kind: Kind,
+        h: &[u8; 16],
+        prefixes: Prefixes<'a>,
+        payload: &'a [u8],
+        digest: Digest,
+    ) -> Repr<'a> {
+        let long = h[0] & 0x20 != 0;
+        let raw_len = (((h[2] & 0x3) as u16) << 8) | h[3] as u16;
+        let t9t8 = ((((h[1] >> 7) & 1) as u16) << 9) | ((((h[1] >> 3) & 1) as u16) << 8);
+        let id4 = Bdf(u16::from_be_bytes([h[4], h[5]]));
+        let id8 = Bdf(u16::from_be_bytes([h[8], h[9]]));
+        let (first_be, last_be) = (h[7] & 0xf, h[7] >> 4);
+        let address = if long {
+            u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]])
+        } else {
+            u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as u64
+        };
+        let ph = (address & 0x3) as u8;
+        let address = address & !0x3;
+        let (requester, tag, body) = match kind {
             Kind::MRd | Kind::MRdLk | Kind::MWr | Kind::FetchAdd | Kind::Swap | Kind::Cas => {
                 let op = match kind {
                     Kind::MRd => MemOp::Read,
@@ -290,60 +353,80 @@ impl<'a> Repr<'a> {
                     Kind::Swap => MemOp::Swap,
                     _ => MemOp::Cas,
                 };
-                Body::Memory {
-                    op,
-                    first_be: tlp.first_be(),
-                    last_be: tlp.last_be(),
-                    address: tlp.address(),
-                    long: tlp.is_4dw(),
-                    ph: tlp.ph(),
-                }
+                (
+                    id4,
+                    t9t8 | h[6] as u16,
+                    Body::Memory {
+                        op,
+                        first_be,
+                        last_be,
+                        address,
+                        long,
+                        ph,
+                    },
+                )
             }
-            Kind::IORd | Kind::IOWr => Body::Io {
-                write: kind == Kind::IOWr,
-                first_be: tlp.first_be(),
-                last_be: tlp.last_be(),
-                address: tlp.address() as u32,
-            },
-            Kind::CfgRd0 | Kind::CfgWr0 | Kind::CfgRd1 | Kind::CfgWr1 => Body::Config {
-                write: kind.has_data(),
-                type1: matches!(kind, Kind::CfgRd1 | Kind::CfgWr1),
-                first_be: tlp.first_be(),
-                last_be: tlp.last_be(),
-                target: tlp.target_id(),
-                register: tlp.register(),
-            },
-            Kind::Msg | Kind::MsgD => Body::Message {
-                routing: tlp.message_routing(),
-                code: tlp.message_code(),
-                fields: tlp.message_fields(),
-            },
-            Kind::Cpl | Kind::CplD | Kind::CplLk | Kind::CplDLk => Body::Completion {
-                locked: matches!(kind, Kind::CplLk | Kind::CplDLk),
-                completer: tlp.completer_id(),
-                status: tlp.status(),
-                bcm: tlp.bcm(),
-                byte_count: tlp.byte_count(),
-                lower_address: tlp.lower_address(),
-            },
+            Kind::IORd | Kind::IOWr => (
+                id4,
+                t9t8 | h[6] as u16,
+                Body::Io {
+                    write: kind == Kind::IOWr,
+                    first_be,
+                    last_be,
+                    address: address as u32,
+                },
+            ),
+            Kind::CfgRd0 | Kind::CfgWr0 | Kind::CfgRd1 | Kind::CfgWr1 => (
+                id4,
+                t9t8 | h[6] as u16,
+                Body::Config {
+                    write: kind.has_data(),
+                    type1: matches!(kind, Kind::CfgRd1 | Kind::CfgWr1),
+                    first_be,
+                    last_be,
+                    target: id8,
+                    register: (((h[10] & 0xf) as u16) << 8) | (h[11] & 0xfc) as u16,
+                },
+            ),
+            Kind::Msg | Kind::MsgD => (
+                id4,
+                t9t8 | h[6] as u16,
+                Body::Message {
+                    routing: MsgRouting::from_bits(h[0]),
+                    code: MessageCode::from_byte(h[7]),
+                    fields: [h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]],
+                },
+            ),
+            Kind::Cpl | Kind::CplD | Kind::CplLk | Kind::CplDLk => {
+                let bc = (((h[6] & 0xf) as u16) << 8) | h[7] as u16;
+                (
+                    id8,
+                    t9t8 | h[10] as u16,
+                    Body::Completion {
+                        locked: matches!(kind, Kind::CplLk | Kind::CplDLk),
+                        completer: id4,
+                        status: CplStatus::from_bits(h[6] >> 5),
+                        bcm: h[6] & 0x10 != 0,
+                        byte_count: if bc == 0 { 4096 } else { bc },
+                        lower_address: h[11] & 0x7f,
+                    },
+                )
+            }
         };
         Repr {
             prefixes,
-            tc: tlp.tc(),
-            attr: tlp.attr(),
-            ln: tlp.ln(),
-            th: tlp.th(),
-            ep: tlp.ep(),
-            at: tlp.at(),
-            length_dw: tlp.length_dw(),
-            requester: tlp.requester_id(),
-            tag: tlp.tag(),
+            tc: (h[1] >> 4) & 0x7,
+            attr: Attr((h[1] & 0x04) | ((h[2] >> 4) & 0x3)),
+            ln: h[1] & 0x02 != 0,
+            th: h[1] & 0x01 != 0,
+            ep: h[2] & 0x40 != 0,
+            at: (h[2] >> 2) & 0x3,
+            length_dw: if raw_len == 0 { 1024 } else { raw_len },
+            requester,
+            tag,
             body,
             payload,
-            digest: match tlp.digest() {
-                Some(d) => Digest::Value(d),
-                None => Digest::Absent,
-            },
+            digest,
         }
     }
 
@@ -413,7 +496,12 @@ impl<'a> Repr<'a> {
     /// Writes the TLP into the start of `buf`; returns the bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, EmitError> {
         let kind = self.kind();
-        let len = self.buffer_len();
+        let h = self.header_bytes(kind)?;
+        let hlen = if h[0] & 0x20 != 0 { 16 } else { 12 };
+        let hdr = self.prefixes.bytes.len();
+        let data_at = hdr + hlen;
+        let digest_at = data_at + self.payload.len();
+        let len = digest_at + if self.digest == Digest::Absent { 0 } else { 4 };
         if buf.len() < len {
             return Err(EmitError::BufferTooSmall {
                 needed: len,
@@ -434,36 +522,63 @@ impl<'a> Repr<'a> {
                 actual: self.payload.len(),
             });
         }
-        let buf = &mut buf[..len];
-        let mut off = 0;
-        for dw in self.prefixes.as_slice() {
-            buf[off..off + 4].copy_from_slice(&dw.to_be_bytes());
-            off += 4;
+        // Empty copies are skipped and the common sizes fixed: a copy of
+        // unknown length is a library call.
+        if hdr != 0 {
+            buf[..hdr].copy_from_slice(self.prefixes.bytes);
         }
-        let hdr = off;
-        let h = &mut buf[hdr..hdr + self.header_len()];
-        h.fill(0);
-        let routing = match self.body {
-            Body::Message { routing, .. } => routing,
-            _ => MsgRouting::ToRoot,
+        if hlen == 16 {
+            buf[hdr..hdr + 16].copy_from_slice(&h);
+        } else {
+            buf[hdr..hdr + 12].copy_from_slice(&h[..12]);
+        }
+        match self.payload.len() {
+            0 => {}
+            4 => buf[data_at..data_at + 4].copy_from_slice(&self.payload[..4]),
+            8 => buf[data_at..data_at + 8].copy_from_slice(&self.payload[..8]),
+            n => buf[data_at..data_at + n].copy_from_slice(self.payload),
+        }
+        match self.digest {
+            Digest::Absent => {}
+            Digest::Value(d) => buf[digest_at..digest_at + 4].copy_from_slice(&d),
+            Digest::Compute => {
+                let ecrc = Tlp::new_unchecked(&buf[..digest_at + 4]).compute_ecrc();
+                buf[digest_at..digest_at + 4].copy_from_slice(&ecrc);
+            }
+        }
+        Ok(len)
+    }
+
+    /// The header as bytes (the last 4 unused for 3 DW headers), assembled
+    /// as four big-endian DWs.
+    #[inline(always)]
+    fn header_bytes(&self, kind: Kind) -> Result<[u8; 16], EmitError> {
+        let (routing, long) = match self.body {
+            Body::Message { routing, .. } => (routing, true),
+            Body::Memory { long, .. } => (MsgRouting::ToRoot, long),
+            _ => (MsgRouting::ToRoot, false),
         };
-        let fmt = ((kind.has_data() as u8) << 1) | self.is_4dw() as u8;
-        h[0] = fmt << 5 | kind.type_bits(routing);
-        h[1] = (((self.tag >> 9) & 1) as u8) << 7
-            | (self.tc & 0x7) << 4
-            | (((self.tag >> 8) & 1) as u8) << 3
-            | (self.attr.0 & 0x4)
-            | (self.ln as u8) << 1
-            | self.th as u8;
-        let raw_len = self.length_dw & 0x3ff;
-        h[2] = ((self.digest != Digest::Absent) as u8) << 7
-            | (self.ep as u8) << 6
-            | (self.attr.0 & 0x3) << 4
-            | (self.at & 0x3) << 2
-            | (raw_len >> 8) as u8;
-        h[3] = raw_len as u8;
-        let tag_lo = self.tag as u8;
-        match self.body {
+        let fmt = ((kind.has_data() as u32) << 1) | long as u32;
+        let tag = self.tag as u32;
+        let attr = self.attr.0 as u32;
+        let td = (self.digest != Digest::Absent) as u32;
+        // DW0: Fmt Type | T9 TC T8 A2 LN TH | TD EP Attr AT Length.
+        let dw0 = fmt << 29
+            | (kind.type_bits(routing) as u32) << 24
+            | ((tag >> 9) & 1) << 23
+            | (self.tc as u32 & 0x7) << 20
+            | ((tag >> 8) & 1) << 19
+            | (attr & 0x4) << 16
+            | (self.ln as u32) << 17
+            | (self.th as u32) << 16
+            | td << 15
+            | (self.ep as u32) << 14
+            | (attr & 0x3) << 12
+            | (self.at as u32 & 0x3) << 10
+            | (self.length_dw as u32 & 0x3ff);
+        let requester = self.requester.0 as u32;
+        let be = |first: u8, last: u8| ((last as u32 & 0xf) << 4) | (first as u32 & 0xf);
+        let (dw1, dw2, dw3) = match self.body {
             Body::Memory {
                 first_be,
                 last_be,
@@ -475,14 +590,14 @@ impl<'a> Repr<'a> {
                 if address & 0x3 != 0 {
                     return Err(EmitError::AddressAlignment(address));
                 }
-                h[4..6].copy_from_slice(&self.requester.0.to_be_bytes());
-                h[6] = tag_lo;
-                h[7] = (last_be & 0xf) << 4 | (first_be & 0xf);
+                let dw1 = requester << 16 | (tag & 0xff) << 8 | be(first_be, last_be);
+                let ph = ph as u64 & 0x3;
                 if long {
-                    h[8..16].copy_from_slice(&(address | (ph & 0x3) as u64).to_be_bytes());
+                    (dw1, ((address | ph) >> 32) as u32, (address | ph) as u32)
+                } else if address > u32::MAX as u64 {
+                    return Err(EmitError::AddressWidth(address));
                 } else {
-                    let a = u32::try_from(address).map_err(|_| EmitError::AddressWidth(address))?;
-                    h[8..12].copy_from_slice(&(a | (ph & 0x3) as u32).to_be_bytes());
+                    (dw1, (address | ph) as u32, 0)
                 }
             }
             Body::Io {
@@ -494,10 +609,11 @@ impl<'a> Repr<'a> {
                 if address & 0x3 != 0 {
                     return Err(EmitError::AddressAlignment(address as u64));
                 }
-                h[4..6].copy_from_slice(&self.requester.0.to_be_bytes());
-                h[6] = tag_lo;
-                h[7] = (last_be & 0xf) << 4 | (first_be & 0xf);
-                h[8..12].copy_from_slice(&address.to_be_bytes());
+                (
+                    requester << 16 | (tag & 0xff) << 8 | be(first_be, last_be),
+                    address,
+                    0,
+                )
             }
             Body::Config {
                 first_be,
@@ -505,20 +621,16 @@ impl<'a> Repr<'a> {
                 target,
                 register,
                 ..
-            } => {
-                h[4..6].copy_from_slice(&self.requester.0.to_be_bytes());
-                h[6] = tag_lo;
-                h[7] = (last_be & 0xf) << 4 | (first_be & 0xf);
-                h[8..10].copy_from_slice(&target.0.to_be_bytes());
-                h[10] = ((register >> 8) & 0xf) as u8;
-                h[11] = (register & 0xfc) as u8;
-            }
-            Body::Message { code, fields, .. } => {
-                h[4..6].copy_from_slice(&self.requester.0.to_be_bytes());
-                h[6] = tag_lo;
-                h[7] = code.byte();
-                h[8..16].copy_from_slice(&fields);
-            }
+            } => (
+                requester << 16 | (tag & 0xff) << 8 | be(first_be, last_be),
+                (target.0 as u32) << 16 | (register as u32 & 0xffc),
+                0,
+            ),
+            Body::Message { code, fields, .. } => (
+                requester << 16 | (tag & 0xff) << 8 | code.byte() as u32,
+                u32::from_be_bytes([fields[0], fields[1], fields[2], fields[3]]),
+                u32::from_be_bytes([fields[4], fields[5], fields[6], fields[7]]),
+            ),
             Body::Completion {
                 completer,
                 status,
@@ -526,28 +638,21 @@ impl<'a> Repr<'a> {
                 byte_count,
                 lower_address,
                 ..
-            } => {
-                let bc = byte_count & 0xfff;
-                h[4..6].copy_from_slice(&completer.0.to_be_bytes());
-                h[6] = status.bits() << 5 | (bcm as u8) << 4 | (bc >> 8) as u8;
-                h[7] = bc as u8;
-                h[8..10].copy_from_slice(&self.requester.0.to_be_bytes());
-                h[10] = tag_lo;
-                h[11] = lower_address & 0x7f;
-            }
-        }
-        let data_at = hdr + self.header_len();
-        buf[data_at..data_at + self.payload.len()].copy_from_slice(self.payload);
-        let digest_at = data_at + self.payload.len();
-        match self.digest {
-            Digest::Absent => {}
-            Digest::Value(d) => buf[digest_at..digest_at + 4].copy_from_slice(&d),
-            Digest::Compute => {
-                let ecrc = Tlp::new_unchecked(&buf[..]).compute_ecrc();
-                buf[digest_at..digest_at + 4].copy_from_slice(&ecrc);
-            }
-        }
-        Ok(len)
+            } => (
+                (completer.0 as u32) << 16
+                    | (status.bits() as u32) << 13
+                    | (bcm as u32) << 12
+                    | (byte_count as u32 & 0xfff),
+                requester << 16 | (tag & 0xff) << 8 | (lower_address as u32 & 0x7f),
+                0,
+            ),
+        };
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&dw0.to_be_bytes());
+        h[4..8].copy_from_slice(&dw1.to_be_bytes());
+        h[8..12].copy_from_slice(&dw2.to_be_bytes());
+        h[12..16].copy_from_slice(&dw3.to_be_bytes());
+        Ok(h)
     }
 
     /// The address of an address-routed request or message.
@@ -591,7 +696,9 @@ impl fmt::Display for Repr<'_> {
             }
             _ => f.write_str(kind.name())?,
         }
-        write!(f, " len={}", self.length_dw)?;
+        if !kind.length_is_reserved() {
+            write!(f, " len={}", self.length_dw)?;
+        }
         if let Body::Completion { completer, .. } = self.body {
             write!(f, " cpl={completer}")?;
         }
@@ -699,7 +806,7 @@ impl fmt::Display for Repr<'_> {
             }
             Digest::Compute => f.write_str(" ecrc=auto")?,
         }
-        for p in self.prefixes.as_slice() {
+        for p in self.prefixes.iter() {
             write!(f, " prefix={p:#010x}")?;
         }
         Ok(())

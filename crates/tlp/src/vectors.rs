@@ -355,7 +355,23 @@ fn prefixes_are_kept_and_emitted() {
         0x00, 0x00, 0x00, 0x01, 0x01, 0x00, 0x01, 0x0f, 0x00, 0x00, 0x10, 0x00,
     ]);
     let r = parse_ok(&b);
-    assert_eq!(r.prefixes.as_slice(), &[0x8000_0007, 0x9100_1234]);
+    assert_eq!(
+        r.prefixes.iter().collect::<Vec<_>>(),
+        [0x8000_0007, 0x9100_1234]
+    );
+    assert_eq!(r.prefixes.as_bytes(), &b[..8]);
+    assert!(matches!(
+        Prefixes::new(&[0x40, 0, 0, 0]),
+        Err(Error::ReservedType { .. })
+    ));
+    assert!(matches!(
+        Prefixes::new(&[0x80, 0, 0]),
+        Err(Error::Truncated { .. })
+    ));
+    assert!(matches!(
+        Prefixes::new(&[0x90; 20]),
+        Err(Error::TooManyPrefixes { count: 5, .. })
+    ));
     assert_eq!(PrefixKind::from_byte0(0x80), Some(PrefixKind::Local(0)));
     round_trip(&b);
 }
@@ -724,4 +740,16 @@ fn every_error_names_its_rule_and_byte() {
     let text = e.to_string();
     assert!(text.contains("4 KiB") && text.contains("byte 8"), "{text}");
     assert_eq!(e.rule(), "crosses_4kib");
+}
+
+#[test]
+fn reprs_stay_small() {
+    // Returned by value on the parse path: a budget, so growth is a decision.
+    assert!(
+        core::mem::size_of::<Repr>() <= 72,
+        "{}",
+        core::mem::size_of::<Repr>()
+    );
+    assert!(core::mem::size_of::<Error>() <= 32);
+    assert!(core::mem::size_of::<Class>() <= 16);
 }
