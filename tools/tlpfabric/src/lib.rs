@@ -1,0 +1,70 @@
+//! The `tlpfabric` command-line program, as a library so that end-to-end tests
+//! can run it in-process: [`run`] takes the arguments and the three standard
+//! streams and returns the exit status.
+//!
+//! Exit status: 0 on success, 1 when some input was rejected (the rest is still
+//! processed), 2 for usage errors.
+#![forbid(unsafe_code)]
+
+pub mod hex;
+mod tlp_cmd;
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::io::{BufRead, Write};
+
+/// Exit status when some input was rejected.
+pub const EXIT_REJECTED: i32 = 1;
+/// Exit status for usage errors.
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tlpfabric",
+    version,
+    about = "A dataplane that forwards encapsulated PCIe TLPs across a distributed fabric"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode and encode PCIe TLPs.
+    #[command(subcommand)]
+    Tlp(tlp_cmd::TlpCommand),
+}
+
+/// Runs the program with `args` (the first is the program name).
+pub fn run<I, T>(
+    args: I,
+    stdin: &mut dyn BufRead,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let text = e.render().ansi().to_string();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = write!(stdout, "{}", e.render());
+                    0
+                }
+                _ => {
+                    let _ = write!(stderr, "{text}");
+                    EXIT_USAGE
+                }
+            };
+        }
+    };
+    match cli.command {
+        Command::Tlp(cmd) => tlp_cmd::run(cmd, stdin, stdout, stderr),
+    }
+}
