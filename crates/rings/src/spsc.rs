@@ -1,0 +1,446 @@
+//! A bounded single-producer single-consumer ring with burst operations.
+//!
+//! The algorithm is Lamport's ring buffer with FastForward-style index
+//! caching, the same as DPDK's `rte_ring` in single-producer/single-consumer
+//! mode: each side owns one index, publishes it with a release store and reads
+//! the other's with an acquire load only when its cached copy says the ring is
+//! full (producer) or empty (consumer).
+//!
+//! Why SPSC everywhere: on the dataplane every ring has exactly one writer core
+//! and one reader core (an rx queue is polled by one lcore, a port's tx ring is
+//! fed by one lcore). Where several producers must reach one consumer, each
+//! producer gets its own ring and the consumer polls them in turn, as DPDK
+//! does; no ring is ever shared by two producers, so no producer needs a
+//! compare-and-swap and no side ever waits on a lock.
+
+use crate::primitive::{Arc, AtomicUsize, Ordering, UnsafeCell};
+use crossbeam_utils::CachePadded;
+use std::fmt;
+use std::mem::MaybeUninit;
+
+/// The state both ends share.
+struct Shared<T> {
+    /// Index of the next slot the consumer reads (monotonic, wrapping).
+    /// Written only by the consumer. Padded so that the producer's writes to
+    /// `tail` do not invalidate the consumer's line, and back.
+    head: CachePadded<AtomicUsize>,
+    /// Index of the next slot the producer writes. Written only by the producer.
+    tail: CachePadded<AtomicUsize>,
+    /// `capacity` slots; slot `i & mask` holds an initialised value exactly
+    /// when `head <= i < tail`.
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    mask: usize,
+}
+
+// SAFETY: the ring moves `T`s from one thread to another, so it needs
+// `T: Send`; the two ends never touch the same slot at the same time (see
+// the invariants on `Shared`), so sharing `Shared` between them is sound.
+unsafe impl<T: Send> Sync for Shared<T> {}
+// SAFETY: as above; `Shared` owns the `T`s in its slots.
+unsafe impl<T: Send> Send for Shared<T> {}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // Both ends are gone (this is the last `Arc`), and the `Arc`'s
+        // reference-count handshake ordered their last index stores before us.
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        let mut i = head;
+        while i != tail {
+            self.slots[i & self.mask].with_mut(|p| {
+                // SAFETY: `head <= i < tail`, so the slot holds an initialised
+                // value that nobody consumed; we drop it exactly once.
+                unsafe { (*p).assume_init_drop() }
+            });
+            i = i.wrapping_add(1);
+        }
+    }
+}
+
+/// The writing end of a ring.
+pub struct Producer<T> {
+    shared: Arc<Shared<T>>,
+    /// Our own copy of `shared.tail` (we are its only writer).
+    tail: usize,
+    /// The consumer's `head` as last read; it only grows, so a stale copy can
+    /// only under-state the free space.
+    cached_head: usize,
+}
+
+/// The reading end of a ring.
+pub struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    /// Our own copy of `shared.head` (we are its only writer).
+    head: usize,
+    /// The producer's `tail` as last read; a stale copy can only under-state
+    /// what is available.
+    cached_tail: usize,
+}
+
+/// Creates a ring holding up to `capacity` items, rounded up to a power of
+/// two (at least 2). All memory is allocated here; pushing and popping never
+/// allocate.
+pub fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    let capacity = capacity.max(2).next_power_of_two();
+    let slots = (0..capacity)
+        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .collect();
+    let shared = Arc::new(Shared {
+        head: CachePadded::new(AtomicUsize::new(0)),
+        tail: CachePadded::new(AtomicUsize::new(0)),
+        slots,
+        mask: capacity - 1,
+    });
+    (
+        Producer {
+            shared: shared.clone(),
+            tail: 0,
+            cached_head: 0,
+        },
+        Consumer {
+            shared,
+            head: 0,
+            cached_tail: 0,
+        },
+    )
+}
+
+impl<T> Producer<T> {
+    /// How many items the ring holds at most.
+    pub fn capacity(&self) -> usize {
+        self.shared.mask + 1
+    }
+
+    /// Free slots, refreshing the consumer's index only when the cached one
+    /// shows fewer than `wanted`.
+    #[inline]
+    fn free(&mut self, wanted: usize) -> usize {
+        let cap = self.capacity();
+        let mut free = cap - self.tail.wrapping_sub(self.cached_head);
+        if free < wanted {
+            // Acquire: pairs with the consumer's release store of `head`, so
+            // its reads of the slots it freed happen before we overwrite them.
+            self.cached_head = self.shared.head.load(Ordering::Acquire);
+            free = cap - self.tail.wrapping_sub(self.cached_head);
+        }
+        free
+    }
+
+    /// Writes `value` into the slot at index `at` (not yet published).
+    #[inline]
+    fn write(&mut self, at: usize, value: T) {
+        debug_assert!(at.wrapping_sub(self.cached_head) < self.capacity());
+        self.shared.slots[at & self.shared.mask].with_mut(|p| {
+            // SAFETY:
+            // 1. `cached_head <= at < cached_head + capacity`: the consumer has
+            //    released every earlier use of this slot (acquired via `head`),
+            //    so the slot holds no live value and is not being read.
+            // 2. `at >= tail` published so far: the consumer reads only below
+            //    the `tail` it has acquired, so it cannot see this slot until
+            //    our release store of a larger `tail`.
+            unsafe { (*p).write(value) };
+        });
+    }
+
+    /// Publishes every slot below our `tail`.
+    #[inline]
+    fn publish(&self) {
+        // Release: the slot writes above happen before the consumer can
+        // observe the new tail (it loads it with acquire).
+        self.shared.tail.store(self.tail, Ordering::Release);
+    }
+
+    /// Pushes one item, or hands it back if the ring is full.
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), T> {
+        if self.free(1) == 0 {
+            return Err(value);
+        }
+        self.write(self.tail, value);
+        self.tail = self.tail.wrapping_add(1);
+        self.publish();
+        Ok(())
+    }
+
+    /// Pushes as many items from `items` as there is room for, publishing
+    /// them with one store. Takes an item from the iterator only when there is
+    /// a slot for it, so nothing is lost: what is not pushed stays in `items`.
+    #[inline]
+    pub fn push_burst<I: Iterator<Item = T>>(&mut self, items: &mut I) -> usize {
+        let free = self.free(usize::MAX);
+        let mut n = 0;
+        while n < free {
+            let Some(value) = items.next() else { break };
+            self.write(self.tail.wrapping_add(n), value);
+            n += 1;
+        }
+        if n > 0 {
+            self.tail = self.tail.wrapping_add(n);
+            self.publish();
+        }
+        n
+    }
+
+    /// Copies as many items from the front of `items` as there is room for.
+    #[inline]
+    pub fn push_slice(&mut self, items: &[T]) -> usize
+    where
+        T: Copy,
+    {
+        let n = self.free(items.len()).min(items.len());
+        for (i, value) in items[..n].iter().enumerate() {
+            self.write(self.tail.wrapping_add(i), *value);
+        }
+        if n > 0 {
+            self.tail = self.tail.wrapping_add(n);
+            self.publish();
+        }
+        n
+    }
+
+    /// Free slots (a lower bound: the consumer may be freeing more).
+    pub fn free_len(&mut self) -> usize {
+        self.free(usize::MAX)
+    }
+}
+
+impl<T> Consumer<T> {
+    /// How many items the ring holds at most.
+    pub fn capacity(&self) -> usize {
+        self.shared.mask + 1
+    }
+
+    /// Items available, refreshing the producer's index only when the cached
+    /// one shows fewer than `wanted`.
+    #[inline]
+    fn available(&mut self, wanted: usize) -> usize {
+        let mut n = self.cached_tail.wrapping_sub(self.head);
+        if n < wanted {
+            // Acquire: pairs with the producer's release store of `tail`, so
+            // its slot writes happen before our reads.
+            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+            n = self.cached_tail.wrapping_sub(self.head);
+        }
+        n
+    }
+
+    /// Moves the value out of the slot at index `at` (not yet released).
+    #[inline]
+    fn read(&mut self, at: usize) -> T {
+        debug_assert!(at.wrapping_sub(self.head) < self.cached_tail.wrapping_sub(self.head));
+        self.shared.slots[at & self.shared.mask].with(|p| {
+            // SAFETY:
+            // 1. `head <= at < cached_tail`: the producer initialised this slot
+            //    before its release store of a tail above `at`, which we
+            //    acquired, so the value is fully written.
+            // 2. The producer will not write the slot again until it acquires a
+            //    `head` above `at`, which we store only after this read; the
+            //    value is moved out once and never read again.
+            unsafe { (*p).assume_init_read() }
+        })
+    }
+
+    /// Releases every slot below our `head` to the producer.
+    #[inline]
+    fn release(&self) {
+        // Release: our reads of the slots happen before the producer can
+        // observe the new head and overwrite them.
+        self.shared.head.store(self.head, Ordering::Release);
+    }
+
+    /// Pops one item.
+    #[inline]
+    pub fn pop(&mut self) -> Option<T> {
+        if self.available(1) == 0 {
+            return None;
+        }
+        let value = self.read(self.head);
+        self.head = self.head.wrapping_add(1);
+        self.release();
+        Some(value)
+    }
+
+    /// Pops up to `max` items, handing each to `sink` in order, and releases
+    /// their slots with one store. Returns how many.
+    #[inline]
+    pub fn pop_burst(&mut self, max: usize, mut sink: impl FnMut(T)) -> usize {
+        let n = self.available(max).min(max);
+        for i in 0..n {
+            let value = self.read(self.head.wrapping_add(i));
+            sink(value);
+        }
+        if n > 0 {
+            self.head = self.head.wrapping_add(n);
+            self.release();
+        }
+        n
+    }
+
+    /// Copies up to `out.len()` items into `out`; returns how many.
+    #[inline]
+    pub fn pop_slice(&mut self, out: &mut [T]) -> usize
+    where
+        T: Copy,
+    {
+        let n = self.available(out.len()).min(out.len());
+        for (i, slot) in out[..n].iter_mut().enumerate() {
+            *slot = self.read(self.head.wrapping_add(i));
+        }
+        if n > 0 {
+            self.head = self.head.wrapping_add(n);
+            self.release();
+        }
+        n
+    }
+
+    /// Items waiting (a lower bound: the producer may be adding more).
+    pub fn len(&mut self) -> usize {
+        self.available(usize::MAX)
+    }
+
+    /// Whether no item is waiting.
+    pub fn is_empty(&mut self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.capacity())
+            .field("tail", &self.tail)
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.capacity())
+            .field("head", &self.head)
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as Counter;
+
+    #[test]
+    fn capacity_rounds_up_to_a_power_of_two() {
+        assert_eq!(ring::<u8>(0).0.capacity(), 2);
+        assert_eq!(ring::<u8>(5).0.capacity(), 8);
+        assert_eq!(ring::<u8>(64).1.capacity(), 64);
+    }
+
+    #[test]
+    fn fifo_full_and_empty() {
+        let (mut p, mut c) = ring(4);
+        assert_eq!(c.pop(), None);
+        for i in 0..4 {
+            p.push(i).unwrap();
+        }
+        assert_eq!(p.push(99), Err(99));
+        assert_eq!(c.len(), 4);
+        for i in 0..4 {
+            assert_eq!(c.pop(), Some(i));
+        }
+        assert_eq!(c.pop(), None);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn wrap_around_many_times() {
+        let (mut p, mut c) = ring(4);
+        let rounds = if cfg!(miri) { 50 } else { 10_000 };
+        for i in 0..rounds {
+            p.push(i).unwrap();
+            p.push(i + 1).unwrap();
+            p.push(i + 2).unwrap();
+            assert_eq!(c.pop(), Some(i));
+            assert_eq!(c.pop(), Some(i + 1));
+            assert_eq!(c.pop(), Some(i + 2));
+        }
+    }
+
+    #[test]
+    fn bursts_take_only_what_fits() {
+        let (mut p, mut c) = ring(8);
+        let mut items = 0..20u32;
+        assert_eq!(p.push_burst(&mut items), 8);
+        assert_eq!(items.next(), Some(8), "the iterator keeps what did not fit");
+        let mut out = Vec::new();
+        assert_eq!(c.pop_burst(5, |v| out.push(v)), 5);
+        assert_eq!(out, [0, 1, 2, 3, 4]);
+        assert_eq!(p.push_slice(&[100, 101, 102, 103, 104, 105]), 5);
+        let mut buf = [0u32; 16];
+        assert_eq!(c.pop_slice(&mut buf), 8);
+        assert_eq!(&buf[..8], &[5, 6, 7, 100, 101, 102, 103, 104]);
+        assert_eq!(c.pop_slice(&mut buf), 0);
+        assert_eq!(p.free_len(), 8);
+    }
+
+    /// Counts drops, to catch leaks and double drops.
+    #[derive(Debug)]
+    struct Noisy<'a>(&'a Counter);
+    impl Drop for Noisy<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn unconsumed_items_drop_once() {
+        let drops = Counter::new(0);
+        {
+            let (mut p, mut c) = ring(4);
+            for _ in 0..4 {
+                p.push(Noisy(&drops)).unwrap();
+            }
+            let rejected = p.push(Noisy(&drops));
+            assert!(rejected.is_err());
+            drop(rejected);
+            assert_eq!(drops.load(Ordering::Relaxed), 1);
+            drop(c.pop());
+            assert_eq!(drops.load(Ordering::Relaxed), 2);
+            p.push(Noisy(&drops)).unwrap();
+            drop(p);
+            assert_eq!(
+                drops.load(Ordering::Relaxed),
+                2,
+                "items outlive the producer"
+            );
+        }
+        assert_eq!(drops.load(Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn two_threads_move_every_item_in_order() {
+        let n: u64 = if cfg!(miri) { 200 } else { 200_000 };
+        let (mut p, mut c) = ring::<Box<u64>>(16);
+        let producer = std::thread::spawn(move || {
+            let mut i = 0;
+            while i < n {
+                let mut burst = (i..(i + 7).min(n)).map(Box::new).peekable();
+                let pushed = p.push_burst(&mut burst) as u64;
+                i += pushed;
+                if pushed == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut expect = 0;
+        while expect < n {
+            let got = c.pop_burst(5, |v| {
+                assert_eq!(*v, expect);
+                expect += 1;
+            });
+            if got == 0 {
+                std::thread::yield_now();
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(c.pop(), None);
+    }
+}
