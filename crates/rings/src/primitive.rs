@@ -19,6 +19,7 @@ pub(crate) use loom::cell::UnsafeCell;
 /// `UnsafeCell` with loom's closure API, so one body of code serves both.
 #[cfg(not(loom))]
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
 
 #[cfg(not(loom))]
@@ -35,5 +36,14 @@ impl<T> UnsafeCell<T> {
     #[inline(always)]
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0.get())
+    }
+
+    /// The contents' pointer from a pointer to the cell, keeping the
+    /// provenance of `this` (so a pointer into a slice of cells can reach its
+    /// neighbours, which `&self`-based access cannot).
+    #[inline(always)]
+    pub(crate) fn raw_get(this: *const UnsafeCell<T>) -> *mut T {
+        // `repr(transparent)`: a pointer to the wrapper is a pointer to the std cell.
+        std::cell::UnsafeCell::raw_get(this as *const std::cell::UnsafeCell<T>)
     }
 }

@@ -57,9 +57,44 @@ impl<T> Drop for Shared<T> {
     }
 }
 
+/// A slot array pointer and its index mask, copied into each end so that the
+/// hot path reads them from its own cache line instead of through the `Arc`.
+struct Slots<T> {
+    base: *const UnsafeCell<MaybeUninit<T>>,
+    mask: usize,
+}
+
+impl<T> Slots<T> {
+    fn of(shared: &Shared<T>) -> Slots<T> {
+        Slots {
+            base: shared.slots.as_ptr(),
+            mask: shared.mask,
+        }
+    }
+
+    /// The (array index, length) of the at most two contiguous runs that `n`
+    /// slots from monotonic index `from` occupy.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn runs(&self, from: usize, n: usize) -> [(usize, usize); 2] {
+        let start = from & self.mask;
+        let first = n.min(self.mask + 1 - start);
+        [(start, first), (0, n - first)]
+    }
+
+    /// The slot for monotonic index `at`.
+    #[inline(always)]
+    fn get(&self, at: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        // SAFETY: `base` points to `mask + 1` slots owned by the `Shared` that
+        // the same end keeps alive through its `Arc`, and `at & mask <= mask`.
+        unsafe { &*self.base.add(at & self.mask) }
+    }
+}
+
 /// The writing end of a ring.
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
+    slots: Slots<T>,
     /// Our own copy of `shared.tail` (we are its only writer).
     tail: usize,
     /// The consumer's `head` as last read; it only grows, so a stale copy can
@@ -70,6 +105,7 @@ pub struct Producer<T> {
 /// The reading end of a ring.
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
+    slots: Slots<T>,
     /// Our own copy of `shared.head` (we are its only writer).
     head: usize,
     /// The producer's `tail` as last read; a stale copy can only under-state
@@ -93,11 +129,13 @@ pub fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     });
     (
         Producer {
+            slots: Slots::of(&shared),
             shared: shared.clone(),
             tail: 0,
             cached_head: 0,
         },
         Consumer {
+            slots: Slots::of(&shared),
             shared,
             head: 0,
             cached_tail: 0,
@@ -105,15 +143,22 @@ pub fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     )
 }
 
+// SAFETY: each end is used by one thread at a time (`&mut self` on every
+// operation) and only moves `T`s across; its raw slot pointer points into the
+// `Shared` it keeps alive, which is itself `Send + Sync` for `T: Send`.
+unsafe impl<T: Send> Send for Producer<T> {}
+// SAFETY: as for `Producer`.
+unsafe impl<T: Send> Send for Consumer<T> {}
+
 impl<T> Producer<T> {
     /// How many items the ring holds at most.
     pub fn capacity(&self) -> usize {
-        self.shared.mask + 1
+        self.slots.mask + 1
     }
 
     /// Free slots, refreshing the consumer's index only when the cached one
     /// shows fewer than `wanted`.
-    #[inline]
+    #[inline(always)]
     fn free(&mut self, wanted: usize) -> usize {
         let cap = self.capacity();
         let mut free = cap - self.tail.wrapping_sub(self.cached_head);
@@ -127,10 +172,10 @@ impl<T> Producer<T> {
     }
 
     /// Writes `value` into the slot at index `at` (not yet published).
-    #[inline]
+    #[inline(always)]
     fn write(&mut self, at: usize, value: T) {
         debug_assert!(at.wrapping_sub(self.cached_head) < self.capacity());
-        self.shared.slots[at & self.shared.mask].with_mut(|p| {
+        self.slots.get(at).with_mut(|p| {
             // SAFETY:
             // 1. `cached_head <= at < cached_head + capacity`: the consumer has
             //    released every earlier use of this slot (acquired via `head`),
@@ -143,7 +188,7 @@ impl<T> Producer<T> {
     }
 
     /// Publishes every slot below our `tail`.
-    #[inline]
+    #[inline(always)]
     fn publish(&self) {
         // Release: the slot writes above happen before the consumer can
         // observe the new tail (it loads it with acquire).
@@ -151,7 +196,7 @@ impl<T> Producer<T> {
     }
 
     /// Pushes one item, or hands it back if the ring is full.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, value: T) -> Result<(), T> {
         if self.free(1) == 0 {
             return Err(value);
@@ -165,10 +210,29 @@ impl<T> Producer<T> {
     /// Pushes as many items from `items` as there is room for, publishing
     /// them with one store. Takes an item from the iterator only when there is
     /// a slot for it, so nothing is lost: what is not pushed stays in `items`.
-    #[inline]
+    #[inline(always)]
     pub fn push_burst<I: Iterator<Item = T>>(&mut self, items: &mut I) -> usize {
         let free = self.free(usize::MAX);
         let mut n = 0;
+        #[cfg(not(loom))]
+        for (at, len) in self.slots.runs(self.tail, free) {
+            let mut k = 0;
+            while k < len {
+                let Some(value) = items.next() else { break };
+                // SAFETY: `at + k` lies in a run of free slots (`runs` keeps
+                // within the array), so the invariants of `write` hold: no
+                // live value there, and unseen by the consumer until `publish`.
+                unsafe {
+                    UnsafeCell::raw_get(self.slots.base.add(at + k)).write(MaybeUninit::new(value))
+                };
+                k += 1;
+            }
+            n += k;
+            if k < len {
+                break;
+            }
+        }
+        #[cfg(loom)]
         while n < free {
             let Some(value) = items.next() else { break };
             self.write(self.tail.wrapping_add(n), value);
@@ -182,12 +246,34 @@ impl<T> Producer<T> {
     }
 
     /// Copies as many items from the front of `items` as there is room for.
-    #[inline]
+    #[inline(always)]
     pub fn push_slice(&mut self, items: &[T]) -> usize
     where
         T: Copy,
     {
         let n = self.free(items.len()).min(items.len());
+        #[cfg(not(loom))]
+        {
+            // At most two contiguous runs: up to the end of the slots, then
+            // from the start.
+            let [(start, first), _] = self.slots.runs(self.tail, n);
+            let base = self.slots.base;
+            for (src, at) in [(&items[..first], start), (&items[first..n], 0)] {
+                if src.is_empty() {
+                    continue;
+                }
+                // SAFETY: `base` points to the slot array with provenance over
+                // all of it, and `at + src.len() <= capacity`. The slots in
+                // `[tail, tail + n)` hold no live value and are invisible to the
+                // consumer until `publish` (the invariants of `write`), and
+                // `T: Copy` needs no drop.
+                unsafe {
+                    let dst = UnsafeCell::raw_get(base.add(at)) as *mut T;
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+                }
+            }
+        }
+        #[cfg(loom)]
         for (i, value) in items[..n].iter().enumerate() {
             self.write(self.tail.wrapping_add(i), *value);
         }
@@ -207,12 +293,12 @@ impl<T> Producer<T> {
 impl<T> Consumer<T> {
     /// How many items the ring holds at most.
     pub fn capacity(&self) -> usize {
-        self.shared.mask + 1
+        self.slots.mask + 1
     }
 
     /// Items available, refreshing the producer's index only when the cached
     /// one shows fewer than `wanted`.
-    #[inline]
+    #[inline(always)]
     fn available(&mut self, wanted: usize) -> usize {
         let mut n = self.cached_tail.wrapping_sub(self.head);
         if n < wanted {
@@ -225,10 +311,10 @@ impl<T> Consumer<T> {
     }
 
     /// Moves the value out of the slot at index `at` (not yet released).
-    #[inline]
+    #[inline(always)]
     fn read(&mut self, at: usize) -> T {
         debug_assert!(at.wrapping_sub(self.head) < self.cached_tail.wrapping_sub(self.head));
-        self.shared.slots[at & self.shared.mask].with(|p| {
+        self.slots.get(at).with(|p| {
             // SAFETY:
             // 1. `head <= at < cached_tail`: the producer initialised this slot
             //    before its release store of a tail above `at`, which we
@@ -241,7 +327,7 @@ impl<T> Consumer<T> {
     }
 
     /// Releases every slot below our `head` to the producer.
-    #[inline]
+    #[inline(always)]
     fn release(&self) {
         // Release: our reads of the slots happen before the producer can
         // observe the new head and overwrite them.
@@ -249,7 +335,7 @@ impl<T> Consumer<T> {
     }
 
     /// Pops one item.
-    #[inline]
+    #[inline(always)]
     pub fn pop(&mut self) -> Option<T> {
         if self.available(1) == 0 {
             return None;
@@ -262,9 +348,22 @@ impl<T> Consumer<T> {
 
     /// Pops up to `max` items, handing each to `sink` in order, and releases
     /// their slots with one store. Returns how many.
-    #[inline]
+    #[inline(always)]
     pub fn pop_burst(&mut self, max: usize, mut sink: impl FnMut(T)) -> usize {
         let n = self.available(max).min(max);
+        #[cfg(not(loom))]
+        for (at, len) in self.slots.runs(self.head, n) {
+            for k in 0..len {
+                // SAFETY: `at + k` lies in a run of available slots, so the
+                // invariants of `read` hold: initialised, and left alone by the
+                // producer until `release`; each value is moved out once.
+                let value = unsafe {
+                    (*UnsafeCell::raw_get(self.slots.base.add(at + k))).assume_init_read()
+                };
+                sink(value);
+            }
+        }
+        #[cfg(loom)]
         for i in 0..n {
             let value = self.read(self.head.wrapping_add(i));
             sink(value);
@@ -277,12 +376,33 @@ impl<T> Consumer<T> {
     }
 
     /// Copies up to `out.len()` items into `out`; returns how many.
-    #[inline]
+    #[inline(always)]
     pub fn pop_slice(&mut self, out: &mut [T]) -> usize
     where
         T: Copy,
     {
         let n = self.available(out.len()).min(out.len());
+        #[cfg(not(loom))]
+        {
+            let [(start, first), _] = self.slots.runs(self.head, n);
+            let base = self.slots.base;
+            let (a, b) = out[..n].split_at_mut(first);
+            for (dst, at) in [(a, start), (b, 0)] {
+                if dst.is_empty() {
+                    continue;
+                }
+                // SAFETY: `base` points to the slot array with provenance over
+                // all of it, and `at + dst.len() <= capacity`. The slots in
+                // `[head, head + n)` are initialised and the producer leaves
+                // them alone until `release` (the invariants of `read`); `T:
+                // Copy`, so copying out leaves nothing to drop.
+                unsafe {
+                    let src = UnsafeCell::raw_get(base.add(at)) as *const T;
+                    std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len());
+                }
+            }
+        }
+        #[cfg(loom)]
         for (i, slot) in out[..n].iter_mut().enumerate() {
             *slot = self.read(self.head.wrapping_add(i));
         }
