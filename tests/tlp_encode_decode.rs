@@ -4,19 +4,7 @@
 use serde_json::Value;
 
 fn cli(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut input = stdin.as_bytes();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = tlpfabric::run(
-        std::iter::once("tlpfabric").chain(args.iter().copied()),
-        &mut input,
-        &mut out,
-        &mut err,
-    );
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    tlpfabric::run_captured(args, stdin)
 }
 
 fn value<'a>(it: &mut std::slice::Iter<'_, &'a str>) -> &'a str {

@@ -188,6 +188,19 @@ impl Kind {
         )
     }
 
+    /// Payload bytes a header with this kind and bytes 2–3 carries: Length × 4
+    /// (Length 0 meaning 1024 DW) for kinds with data, else none.
+    #[inline(always)]
+    pub(crate) fn payload_bytes(self, byte2: u8, byte3: u8) -> usize {
+        if !self.has_data() {
+            return 0;
+        }
+        match (((byte2 & 0x3) as usize) << 8) | byte3 as usize {
+            0 => 4096,
+            dw => dw * 4,
+        }
+    }
+
     /// Whether Length is a reserved field for this kind (completions and
     /// messages without data, §2.2.1): formed as 0, which decodes as 1024.
     pub const fn length_is_reserved(self) -> bool {

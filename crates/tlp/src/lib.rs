@@ -80,16 +80,7 @@ pub fn parse<'a>(bytes: &'a [u8], validator: &Validator) -> Result<Repr<'a>, Err
         h[..12].copy_from_slice(src);
         12
     };
-    let raw_len = (((h[2] & 0x3) as usize) << 8) | h[3] as usize;
-    let data = if kind.has_data() {
-        if raw_len == 0 {
-            4096
-        } else {
-            raw_len * 4
-        }
-    } else {
-        0
-    };
+    let data = kind.payload_bytes(h[2], h[3]);
     let td = h[2] & 0x80 != 0;
     let actual = bytes.len() - hlen;
     if actual != data + 4 * td as usize {
@@ -128,16 +119,7 @@ pub fn inspect(bytes: &[u8], validator: &Validator) -> Result<Class, Error> {
     let hdr = 0;
     let h = bytes;
     let hlen = if h[0] & 0x20 != 0 { 16 } else { 12 };
-    let raw_len = (((h[2] & 0x3) as usize) << 8) | h[3] as usize;
-    let data = if class.kind.has_data() {
-        if raw_len == 0 {
-            4096
-        } else {
-            raw_len * 4
-        }
-    } else {
-        0
-    };
+    let data = class.kind.payload_bytes(h[2], h[3]);
     let digest = ((h[2] >> 7) as usize) * 4;
     if h.len() != hlen + data + digest {
         return Err(structural_error(bytes));

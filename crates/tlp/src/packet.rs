@@ -131,16 +131,7 @@ impl<T: AsRef<[u8]>> Tlp<T> {
                 available: bytes.len(),
             });
         };
-        let raw_len = (((h[2] & 0x3) as usize) << 8) | h[3] as usize;
-        let data = if kind.has_data() {
-            if raw_len == 0 {
-                4096
-            } else {
-                raw_len * 4
-            }
-        } else {
-            0
-        };
+        let data = kind.payload_bytes(h[2], h[3]);
         let digest = if h[2] & 0x80 != 0 { 4 } else { 0 };
         if bytes.len() - hdr - hlen != data + digest {
             return Err(self.length_error(kind, hlen, data, digest));

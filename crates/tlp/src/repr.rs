@@ -110,6 +110,20 @@ pub enum MemOp {
     Cas,
 }
 
+impl MemOp {
+    /// The operation of a memory-space request kind (`Cas` for any other).
+    pub fn of(kind: Kind) -> MemOp {
+        match kind {
+            Kind::MRd => MemOp::Read,
+            Kind::MRdLk => MemOp::ReadLocked,
+            Kind::MWr => MemOp::Write,
+            Kind::FetchAdd => MemOp::FetchAdd,
+            Kind::Swap => MemOp::Swap,
+            _ => MemOp::Cas,
+        }
+    }
+}
+
 /// The kind-specific part of a TLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
@@ -220,14 +234,7 @@ impl<'a> Repr<'a> {
     pub fn new(kind: Kind, routing: MsgRouting, payload: &'a [u8]) -> Repr<'a> {
         let body = match kind {
             Kind::MRd | Kind::MRdLk | Kind::MWr | Kind::FetchAdd | Kind::Swap | Kind::Cas => {
-                let op = match kind {
-                    Kind::MRd => MemOp::Read,
-                    Kind::MRdLk => MemOp::ReadLocked,
-                    Kind::MWr => MemOp::Write,
-                    Kind::FetchAdd => MemOp::FetchAdd,
-                    Kind::Swap => MemOp::Swap,
-                    _ => MemOp::Cas,
-                };
+                let op = MemOp::of(kind);
                 Body::Memory {
                     op,
                     first_be: 0xf,
@@ -345,14 +352,7 @@ impl<'a> Repr<'a> {
         let address = address & !0x3;
         let (requester, tag, body) = match kind {
             Kind::MRd | Kind::MRdLk | Kind::MWr | Kind::FetchAdd | Kind::Swap | Kind::Cas => {
-                let op = match kind {
-                    Kind::MRd => MemOp::Read,
-                    Kind::MRdLk => MemOp::ReadLocked,
-                    Kind::MWr => MemOp::Write,
-                    Kind::FetchAdd => MemOp::FetchAdd,
-                    Kind::Swap => MemOp::Swap,
-                    _ => MemOp::Cas,
-                };
+                let op = MemOp::of(kind);
                 (
                     id4,
                     t9t8 | h[6] as u16,

@@ -68,3 +68,17 @@ where
         Command::Tlp(cmd) => tlp_cmd::run(cmd, stdin, stdout, stderr),
     }
 }
+
+/// Runs the program with `args` (without the program name) and `stdin`,
+/// capturing its output: `(exit status, standard output, standard error)`.
+pub fn run_captured(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut input = stdin.as_bytes();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let argv = std::iter::once("tlpfabric").chain(args.iter().copied());
+    let code = run(argv, &mut input, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}

@@ -556,22 +556,9 @@ fn build(a: &EncodeArgs) -> Result<(Vec<u8>, Option<String>), String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::run;
 
     fn cli(args: &[&str], stdin: &str) -> (i32, String, String) {
-        let mut input = stdin.as_bytes();
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = run(
-            std::iter::once("tlpfabric").chain(args.iter().copied()),
-            &mut input,
-            &mut out,
-            &mut err,
-        );
-        (
-            code,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
+        crate::run_captured(args, stdin)
     }
 
     #[test]
