@@ -377,6 +377,37 @@ fn pause_open(c: &mut Criterion) {
             black_box(matches!(r, Offer::Forward(_)));
         })
     });
+    // A read going down and its completion coming back: the request is
+    // tracked and untracked, as every non-posted request is while open.
+    let read = Item(TlpInfo {
+        flow: FlowClass::NonPosted,
+        requester: Bdf(0x0100),
+        tag: 7,
+        final_completion: false,
+        cost: Cost {
+            flow: FlowClass::NonPosted,
+            data: 0,
+        },
+    });
+    let done = Item(TlpInfo {
+        flow: FlowClass::Completion,
+        requester: Bdf(0x0100),
+        tag: 7,
+        final_completion: true,
+        cost: Cost {
+            flow: FlowClass::Completion,
+            data: 1,
+        },
+    });
+    g.throughput(Throughput::Elements(2));
+    g.bench_function("offer_read_and_completion", |b| {
+        b.iter(|| {
+            let r = pp.offer(Direction::Down, black_box(read), now);
+            black_box(matches!(r, Offer::Forward(_)));
+            let r = pp.offer(Direction::Up, black_box(done), now);
+            black_box(matches!(r, Offer::Forward(_)));
+        })
+    });
     g.finish();
 }
 

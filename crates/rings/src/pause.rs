@@ -30,7 +30,7 @@
 //! time.
 
 use crate::credits::Cost;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tlp::{Bdf, FlowClass, Kind};
 
@@ -308,37 +308,103 @@ impl<T> Lane<T> {
     }
 }
 
-/// Non-posted requests in flight, by Requester ID and Tag.
+/// Non-posted requests in flight, keyed by Requester ID and Tag: an
+/// open-addressing table with linear probing and backward-shift deletion,
+/// sized once at construction. Keys are `requester << 16 | tag`; a tag is at
+/// most 10 bits, so `EMPTY` is never a key.
 #[derive(Debug)]
 struct Outstanding {
-    set: HashSet<(u16, u16)>,
+    slots: Box<[u32]>,
+    mask: usize,
+    len: usize,
     capacity: usize,
 }
 
+const EMPTY: u32 = u32::MAX;
+
 impl Outstanding {
     fn new(capacity: usize) -> Outstanding {
+        // At most half full, so probes stay short.
+        let size = (capacity.max(1) * 2).next_power_of_two();
         Outstanding {
-            set: HashSet::with_capacity(capacity),
+            slots: vec![EMPTY; size].into_boxed_slice(),
+            mask: size - 1,
+            len: 0,
             capacity,
         }
     }
 
-    /// Tracks a request; `false` if the table is full (it is never grown, so
-    /// the hot path never allocates).
+    #[inline(always)]
+    fn key(info: &TlpInfo) -> u32 {
+        (info.requester.0 as u32) << 16 | (info.tag as u32 & 0x3ff)
+    }
+
+    /// Home slot: a multiplicative hash (the keys are not attacker-chosen
+    /// inside the fabric, and this is on every non-posted request's path).
+    #[inline(always)]
+    fn home(&self, key: u32) -> usize {
+        (key.wrapping_mul(0x9e37_79b1) >> 7) as usize & self.mask
+    }
+
+    /// Tracks a request; `false` if the table is full (it never grows, so the
+    /// hot path never allocates).
+    #[inline]
     fn insert(&mut self, info: &TlpInfo) -> bool {
-        if self.set.len() >= self.capacity {
+        let key = Self::key(info);
+        let mut i = self.home(key);
+        loop {
+            match self.slots[i] {
+                EMPTY => break,
+                k if k == key => return true,
+                _ => i = (i + 1) & self.mask,
+            }
+        }
+        if self.len >= self.capacity {
             return false;
         }
-        self.set.insert((info.requester.0, info.tag));
+        self.slots[i] = key;
+        self.len += 1;
         true
     }
 
+    #[inline]
     fn complete(&mut self, info: &TlpInfo) {
-        self.set.remove(&(info.requester.0, info.tag));
+        let key = Self::key(info);
+        let mut i = self.home(key);
+        loop {
+            match self.slots[i] {
+                EMPTY => return,
+                k if k == key => break,
+                _ => i = (i + 1) & self.mask,
+            }
+        }
+        // Backward-shift deletion: move later entries of the probe run into
+        // the hole unless their home lies cyclically in (hole, j].
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let k = self.slots[j];
+            if k == EMPTY {
+                break;
+            }
+            let home = self.home(k);
+            let stays = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !stays {
+                self.slots[hole] = k;
+                hole = j;
+            }
+        }
+        self.slots[hole] = EMPTY;
+        self.len -= 1;
     }
 
     fn len(&self) -> usize {
-        self.set.len()
+        self.len
     }
 }
 
@@ -418,6 +484,7 @@ impl<T: Pausable> PausePoint<T> {
     }
 
     /// Bookkeeping for a TLP that leaves (forwarded or released).
+    #[inline(always)]
     fn leaves(&mut self, info: &TlpInfo, now: Instant) {
         match info.flow {
             FlowClass::NonPosted if !self.outstanding.insert(info) => self.stats.untracked += 1,
@@ -431,6 +498,8 @@ impl<T: Pausable> PausePoint<T> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn close(&mut self, now: Instant, budget_expired: bool) {
         self.state = State::Closed;
         self.closed_at = Some(now);
@@ -444,6 +513,7 @@ impl<T: Pausable> PausePoint<T> {
         );
     }
 
+    #[inline(never)]
     fn hold(&mut self, dir: Direction, info: TlpInfo, item: T, now: Instant) -> Offer<T> {
         let lane = &mut self.lanes[dir.index()];
         if lane.len >= self.config.hold_capacity {
@@ -465,7 +535,7 @@ impl<T: Pausable> PausePoint<T> {
     }
 
     /// Offers one TLP arriving in `dir` at `now`.
-    #[inline]
+    #[inline(always)]
     pub fn offer(&mut self, dir: Direction, item: T, now: Instant) -> Offer<T> {
         let info = item.info();
         let pass = match self.state {
@@ -857,5 +927,55 @@ mod tests {
         );
         assert!(!TlpInfo::of(&first).unwrap().final_completion);
         assert!(TlpInfo::of(&last[..10]).is_err());
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod outstanding_tests {
+    use super::*;
+
+    fn req(requester: u16, tag: u16) -> TlpInfo {
+        TlpInfo {
+            flow: FlowClass::NonPosted,
+            requester: Bdf(requester),
+            tag,
+            final_completion: false,
+            cost: Cost {
+                flow: FlowClass::NonPosted,
+                data: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn matches_a_set_under_random_inserts_and_removals() {
+        let mut table = Outstanding::new(64);
+        let mut model = std::collections::HashSet::new();
+        let mut x: u64 = 0x1234_5678;
+        let rounds = if cfg!(miri) { 500 } else { 50_000 };
+        for _ in 0..rounds {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Few requesters and tags, so probe runs collide and wrap.
+            let info = req((x % 5) as u16 * 0x100, ((x >> 8) % 40) as u16);
+            let key = (info.requester.0, info.tag);
+            if x >> 40 & 1 == 0 {
+                let tracked = table.insert(&info);
+                assert_eq!(tracked, model.len() < 64 || model.contains(&key));
+                if tracked {
+                    model.insert(key);
+                }
+            } else {
+                table.complete(&info);
+                model.remove(&key);
+            }
+            assert_eq!(table.len(), model.len());
+        }
+        for (r, t) in model.clone() {
+            table.complete(&req(r, t));
+        }
+        assert_eq!(table.len(), 0);
+        assert!(table.slots.iter().all(|s| *s == EMPTY));
     }
 }

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use tlp::{Bdf, Body, CplStatus, CreditType, Kind, MemOp, MsgRouting, OrderInfo, Passing, Repr};
 
 const HOST: Bdf = Bdf(0x0100);
+const HOST_FN1: Bdf = Bdf(0x0101);
 const DEVICE: Bdf = Bdf(0x0300);
+const DEVICE_VF: Bdf = Bdf(0x0301);
 
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
@@ -218,7 +220,13 @@ impl Sim {
 
     /// A requester on `dir`'s sending side issues a write or a read.
     fn request(&mut self, dir: Direction) {
-        let requester = if dir == Direction::Down { HOST } else { DEVICE };
+        // Two requesters on each side.
+        let requester = match (dir, self.rng.chance(50)) {
+            (Direction::Down, true) => HOST,
+            (Direction::Down, false) => HOST_FN1,
+            (Direction::Up, true) => DEVICE,
+            (Direction::Up, false) => DEVICE_VF,
+        };
         let id = self.id();
         let f = if self.rng.chance(55) {
             write(id, requester, self.rng.chance(10))
