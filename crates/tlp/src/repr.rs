@@ -496,8 +496,8 @@ impl<'a> Repr<'a> {
     /// Writes the TLP into the start of `buf`; returns the bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, EmitError> {
         let kind = self.kind();
-        let h = self.header_bytes(kind)?;
-        let hlen = if h[0] & 0x20 != 0 { 16 } else { 12 };
+        let h = self.header_dws(kind)?;
+        let hlen = if h[0] & 0x2000_0000 != 0 { 16 } else { 12 };
         let hdr = self.prefixes.bytes.len();
         let data_at = hdr + hlen;
         let digest_at = data_at + self.payload.len();
@@ -527,10 +527,10 @@ impl<'a> Repr<'a> {
         if hdr != 0 {
             buf[..hdr].copy_from_slice(self.prefixes.bytes);
         }
-        if hlen == 16 {
-            buf[hdr..hdr + 16].copy_from_slice(&h);
-        } else {
-            buf[hdr..hdr + 12].copy_from_slice(&h[..12]);
+        // One whole-DW store each: the header is built as integers.
+        let out = &mut buf[hdr..hdr + hlen];
+        for (dst, dw) in out.chunks_exact_mut(4).zip(h) {
+            dst.copy_from_slice(&dw.to_be_bytes());
         }
         match self.payload.len() {
             0 => {}
@@ -549,10 +549,10 @@ impl<'a> Repr<'a> {
         Ok(len)
     }
 
-    /// The header as bytes (the last 4 unused for 3 DW headers), assembled
-    /// as four big-endian DWs.
+    /// The header as four DWs (the last unused for 3 DW headers), each to be
+    /// written big-endian.
     #[inline(always)]
-    fn header_bytes(&self, kind: Kind) -> Result<[u8; 16], EmitError> {
+    fn header_dws(&self, kind: Kind) -> Result<[u32; 4], EmitError> {
         let (routing, long) = match self.body {
             Body::Message { routing, .. } => (routing, true),
             Body::Memory { long, .. } => (MsgRouting::ToRoot, long),
@@ -647,12 +647,7 @@ impl<'a> Repr<'a> {
                 0,
             ),
         };
-        let mut h = [0u8; 16];
-        h[0..4].copy_from_slice(&dw0.to_be_bytes());
-        h[4..8].copy_from_slice(&dw1.to_be_bytes());
-        h[8..12].copy_from_slice(&dw2.to_be_bytes());
-        h[12..16].copy_from_slice(&dw3.to_be_bytes());
-        Ok(h)
+        Ok([dw0, dw1, dw2, dw3])
     }
 
     /// The address of an address-routed request or message.
