@@ -495,8 +495,7 @@ impl<'a> Repr<'a> {
 
     /// Writes the TLP into the start of `buf`; returns the bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, EmitError> {
-        let kind = self.kind();
-        let h = self.header_dws(kind)?;
+        let (h, has_data) = self.header_dws()?;
         let hlen = if h[0] & 0x2000_0000 != 0 { 16 } else { 12 };
         let hdr = self.prefixes.bytes.len();
         let data_at = hdr + hlen;
@@ -511,7 +510,7 @@ impl<'a> Repr<'a> {
         if self.length_dw == 0 || self.length_dw > 1024 {
             return Err(EmitError::Length(self.length_dw));
         }
-        let expected = if kind.has_data() {
+        let expected = if has_data {
             self.length_dw as usize * 4
         } else {
             0
@@ -550,21 +549,118 @@ impl<'a> Repr<'a> {
     }
 
     /// The header as four DWs (the last unused for 3 DW headers), each to be
-    /// written big-endian.
+    /// written big-endian, and whether the kind carries data. One `match` on
+    /// the body decides Type, Fmt and DWs 1–3 together.
     #[inline(always)]
-    fn header_dws(&self, kind: Kind) -> Result<[u32; 4], EmitError> {
-        let (routing, long) = match self.body {
-            Body::Message { routing, .. } => (routing, true),
-            Body::Memory { long, .. } => (MsgRouting::ToRoot, long),
-            _ => (MsgRouting::ToRoot, false),
-        };
-        let fmt = ((kind.has_data() as u32) << 1) | long as u32;
+    fn header_dws(&self) -> Result<([u32; 4], bool), EmitError> {
         let tag = self.tag as u32;
+        let requester = self.requester.0 as u32;
+        let be = |first: u8, last: u8| ((last as u32 & 0xf) << 4) | (first as u32 & 0xf);
+        let request_dw1 =
+            |first: u8, last: u8| requester << 16 | (tag & 0xff) << 8 | be(first, last);
+        let with_payload = !self.payload.is_empty();
+        // (Type, has data, 4 DW, DW1, DW2, DW3)
+        let (ty, data, long, dw1, dw2, dw3) = match self.body {
+            Body::Memory {
+                op,
+                first_be,
+                last_be,
+                address,
+                long,
+                ph,
+            } => {
+                if address & 0x3 != 0 {
+                    return Err(EmitError::AddressAlignment(address));
+                }
+                if !long && address > u32::MAX as u64 {
+                    return Err(EmitError::AddressWidth(address));
+                }
+                let (ty, data) = match op {
+                    MemOp::Read => (0x00, false),
+                    MemOp::ReadLocked => (0x01, false),
+                    MemOp::Write => (0x00, true),
+                    MemOp::FetchAdd => (0x0c, true),
+                    MemOp::Swap => (0x0d, true),
+                    MemOp::Cas => (0x0e, true),
+                };
+                let a = address | (ph as u64 & 0x3);
+                let (dw2, dw3) = if long {
+                    ((a >> 32) as u32, a as u32)
+                } else {
+                    (a as u32, 0)
+                };
+                (ty, data, long, request_dw1(first_be, last_be), dw2, dw3)
+            }
+            Body::Io {
+                write,
+                first_be,
+                last_be,
+                address,
+            } => {
+                if address & 0x3 != 0 {
+                    return Err(EmitError::AddressAlignment(address as u64));
+                }
+                (
+                    0x02,
+                    write,
+                    false,
+                    request_dw1(first_be, last_be),
+                    address,
+                    0,
+                )
+            }
+            Body::Config {
+                write,
+                type1,
+                first_be,
+                last_be,
+                target,
+                register,
+            } => (
+                0x04 | type1 as u32,
+                write,
+                false,
+                request_dw1(first_be, last_be),
+                (target.0 as u32) << 16 | (register as u32 & 0xffc),
+                0,
+            ),
+            Body::Message {
+                routing,
+                code,
+                fields,
+            } => (
+                0x10 | routing.bits() as u32,
+                with_payload,
+                true,
+                requester << 16 | (tag & 0xff) << 8 | code.byte() as u32,
+                u32::from_be_bytes([fields[0], fields[1], fields[2], fields[3]]),
+                u32::from_be_bytes([fields[4], fields[5], fields[6], fields[7]]),
+            ),
+            Body::Completion {
+                locked,
+                completer,
+                status,
+                bcm,
+                byte_count,
+                lower_address,
+            } => (
+                0x0a | locked as u32,
+                with_payload,
+                false,
+                (completer.0 as u32) << 16
+                    | (status.bits() as u32) << 13
+                    | (bcm as u32) << 12
+                    | (byte_count as u32 & 0xfff),
+                requester << 16 | (tag & 0xff) << 8 | (lower_address as u32 & 0x7f),
+                0,
+            ),
+        };
         let attr = self.attr.0 as u32;
         let td = (self.digest != Digest::Absent) as u32;
         // DW0: Fmt Type | T9 TC T8 A2 LN TH | TD EP Attr AT Length.
-        let dw0 = fmt << 29
-            | (kind.type_bits(routing) as u32) << 24
+        let dw0 = (data as u32) << 30
+            | (long as u32) << 29
+            | ty << 24
             | ((tag >> 9) & 1) << 23
             | (self.tc as u32 & 0x7) << 20
             | ((tag >> 8) & 1) << 19
@@ -576,78 +672,7 @@ impl<'a> Repr<'a> {
             | (attr & 0x3) << 12
             | (self.at as u32 & 0x3) << 10
             | (self.length_dw as u32 & 0x3ff);
-        let requester = self.requester.0 as u32;
-        let be = |first: u8, last: u8| ((last as u32 & 0xf) << 4) | (first as u32 & 0xf);
-        let (dw1, dw2, dw3) = match self.body {
-            Body::Memory {
-                first_be,
-                last_be,
-                address,
-                long,
-                ph,
-                ..
-            } => {
-                if address & 0x3 != 0 {
-                    return Err(EmitError::AddressAlignment(address));
-                }
-                let dw1 = requester << 16 | (tag & 0xff) << 8 | be(first_be, last_be);
-                let ph = ph as u64 & 0x3;
-                if long {
-                    (dw1, ((address | ph) >> 32) as u32, (address | ph) as u32)
-                } else if address > u32::MAX as u64 {
-                    return Err(EmitError::AddressWidth(address));
-                } else {
-                    (dw1, (address | ph) as u32, 0)
-                }
-            }
-            Body::Io {
-                first_be,
-                last_be,
-                address,
-                ..
-            } => {
-                if address & 0x3 != 0 {
-                    return Err(EmitError::AddressAlignment(address as u64));
-                }
-                (
-                    requester << 16 | (tag & 0xff) << 8 | be(first_be, last_be),
-                    address,
-                    0,
-                )
-            }
-            Body::Config {
-                first_be,
-                last_be,
-                target,
-                register,
-                ..
-            } => (
-                requester << 16 | (tag & 0xff) << 8 | be(first_be, last_be),
-                (target.0 as u32) << 16 | (register as u32 & 0xffc),
-                0,
-            ),
-            Body::Message { code, fields, .. } => (
-                requester << 16 | (tag & 0xff) << 8 | code.byte() as u32,
-                u32::from_be_bytes([fields[0], fields[1], fields[2], fields[3]]),
-                u32::from_be_bytes([fields[4], fields[5], fields[6], fields[7]]),
-            ),
-            Body::Completion {
-                completer,
-                status,
-                bcm,
-                byte_count,
-                lower_address,
-                ..
-            } => (
-                (completer.0 as u32) << 16
-                    | (status.bits() as u32) << 13
-                    | (bcm as u32) << 12
-                    | (byte_count as u32 & 0xfff),
-                requester << 16 | (tag & 0xff) << 8 | (lower_address as u32 & 0x7f),
-                0,
-            ),
-        };
-        Ok([dw0, dw1, dw2, dw3])
+        Ok(([dw0, dw1, dw2, dw3], data))
     }
 
     /// The address of an address-routed request or message.
