@@ -12,7 +12,12 @@
 //! contenders run interleaved, round by round, each round in a rotated order,
 //! beside a measurement of the core-to-core cache-line round trip; the report
 //! gives medians and the ratios of the medians. Set `RING_ROUNDS` and
-//! `RING_ITEMS` to change the run's length, `RING_THROUGHPUT=0` to skip it.
+//! `RING_ITEMS` to change the run's length, `RING_ONLY=name,name` to run only
+//! the contenders whose names start so, `RING_THROUGHPUT=0` to skip it.
+//!
+//! Every contender's loops pause the core (`spin_loop`) when a call moved
+//! nothing, as a poll-mode core would between empty polls; without it a
+//! faster empty poll steals the shared line from the other side more often.
 //!
 //! Pause point: criterion measures one `offer` on an open pause point.
 
@@ -108,11 +113,15 @@ fn run(
                     let mut p = p;
                     let mut i = 0;
                     while i < n {
-                        if burst {
+                        let moved = if burst {
                             let mut items = i..(i + BURST as u64).min(n);
-                            i += p.push_burst(&mut items) as u64;
-                        } else if p.push(i).is_ok() {
-                            i += 1;
+                            p.push_burst(&mut items) as u64
+                        } else {
+                            p.push(i).is_ok() as u64
+                        };
+                        i += moved;
+                        if moved == 0 {
+                            std::hint::spin_loop();
                         }
                     }
                 },
@@ -120,11 +129,17 @@ fn run(
                     let mut c = c;
                     let (mut got, mut acc) = (0, 0u64);
                     while got < n {
-                        if burst {
-                            got += c.pop_burst(BURST, |v| acc = acc.wrapping_add(v)) as u64;
+                        let moved = if burst {
+                            c.pop_burst(BURST, |v| acc = acc.wrapping_add(v)) as u64
                         } else if let Some(v) = c.pop() {
                             acc = acc.wrapping_add(v);
-                            got += 1;
+                            1
+                        } else {
+                            0
+                        };
+                        got += moved;
+                        if moved == 0 {
+                            std::hint::spin_loop();
                         }
                     }
                     total.store(acc, Ordering::Relaxed);
@@ -140,15 +155,18 @@ fn run(
                     let mut p = p;
                     let mut i = 0;
                     while i < n {
-                        if burst {
+                        let moved = if burst {
                             let k = (n - i).min(BURST as u64).min(p.slots() as u64) as usize;
-                            if k > 0 {
-                                if let Ok(chunk) = p.write_chunk_uninit(k) {
-                                    i += chunk.fill_from_iter(i..) as u64;
-                                }
+                            match p.write_chunk_uninit(k) {
+                                Ok(chunk) if k > 0 => chunk.fill_from_iter(i..) as u64,
+                                _ => 0,
                             }
-                        } else if p.push(i).is_ok() {
-                            i += 1;
+                        } else {
+                            p.push(i).is_ok() as u64
+                        };
+                        i += moved;
+                        if moved == 0 {
+                            std::hint::spin_loop();
                         }
                     }
                 },
@@ -156,19 +174,26 @@ fn run(
                     let mut c = c;
                     let (mut got, mut acc) = (0, 0u64);
                     while got < n {
-                        if burst {
+                        let moved = if burst {
                             let k = c.slots().min(BURST);
-                            if k > 0 {
-                                if let Ok(chunk) = c.read_chunk(k) {
+                            match c.read_chunk(k) {
+                                Ok(chunk) if k > 0 => {
                                     let (a, b) = chunk.as_slices();
                                     acc = a.iter().chain(b).fold(acc, |s, v| s.wrapping_add(*v));
-                                    got += k as u64;
                                     chunk.commit_all();
+                                    k as u64
                                 }
+                                _ => 0,
                             }
                         } else if let Ok(v) = c.pop() {
                             acc = acc.wrapping_add(v);
-                            got += 1;
+                            1
+                        } else {
+                            0
+                        };
+                        got += moved;
+                        if moved == 0 {
+                            std::hint::spin_loop();
                         }
                     }
                     total.store(acc, Ordering::Relaxed);
@@ -189,14 +214,19 @@ fn run(
                     let mut i = 0;
                     while i < n {
                         let end = (i + burst).min(n);
+                        let start = i;
                         while i < end && p.push(i).is_ok() {
                             i += 1;
+                        }
+                        if i == start {
+                            std::hint::spin_loop();
                         }
                     }
                 },
                 move || {
                     let (mut got, mut acc) = (0, 0u64);
                     while got < n {
+                        let start = got;
                         for _ in 0..burst {
                             match c.pop() {
                                 Some(v) => {
@@ -205,6 +235,9 @@ fn run(
                                 }
                                 None => break,
                             }
+                        }
+                        if got == start {
+                            std::hint::spin_loop();
                         }
                     }
                     total.store(acc, Ordering::Relaxed);
@@ -285,10 +318,8 @@ fn throughput_report() {
         let only = std::env::var("RING_ONLY").ok();
         for k in 0..CONTENDERS.len() {
             let i = (k + round) % CONTENDERS.len();
-            if only
-                .as_deref()
-                .is_some_and(|o| !CONTENDERS[i].name().starts_with(o))
-            {
+            let wanted = |o: &str| o.split(',').any(|o| CONTENDERS[i].name().starts_with(o));
+            if only.as_deref().is_some_and(|o| !wanted(o)) {
                 rates[i].push(f64::NAN);
                 continue;
             }
