@@ -106,12 +106,20 @@ pub struct Producer<T> {
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
     slots: Slots<T>,
-    /// Our own copy of `shared.head` (we are its only writer).
+    /// The next slot we read. `shared.head` may lag behind it (see `pop`).
     head: usize,
+    /// What we last stored in `shared.head`.
+    published_head: usize,
+    /// Publish after this many unpublished single pops.
+    release_batch: usize,
     /// The producer's `tail` as last read; a stale copy can only under-state
     /// what is available.
     cached_tail: usize,
 }
+
+/// Single pops publish the consumer's index at least every this many items,
+/// or every quarter of the ring if that is fewer (see `Consumer::pop`).
+const RELEASE_BATCH: usize = 16;
 
 /// Creates a ring holding up to `capacity` items, rounded up to a power of
 /// two (at least 2). All memory is allocated here; pushing and popping never
@@ -138,6 +146,8 @@ pub fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
             slots: Slots::of(&shared),
             shared,
             head: 0,
+            published_head: 0,
+            release_batch: RELEASE_BATCH.min(capacity / 4).max(1),
             cached_tail: 0,
         },
     )
@@ -328,10 +338,11 @@ impl<T> Consumer<T> {
 
     /// Releases every slot below our `head` to the producer.
     #[inline(always)]
-    fn release(&self) {
+    fn release(&mut self) {
         // Release: our reads of the slots happen before the producer can
         // observe the new head and overwrite them.
         self.shared.head.store(self.head, Ordering::Release);
+        self.published_head = self.head;
     }
 
     /// Pops one item.
@@ -342,7 +353,17 @@ impl<T> Consumer<T> {
         }
         let value = self.read(self.head);
         self.head = self.head.wrapping_add(1);
-        self.release();
+        // Publishing our index on every pop makes a producer that waits on a
+        // full ring pull the index's cache line across for each item. So a
+        // single pop publishes only once it has read everything it knew of
+        // (the ring may be empty: the producer then has room and does not
+        // look), or every `release_batch` items. The producer sees free slots a
+        // little later, never falsely: slots not yet published stay ours.
+        if self.head == self.cached_tail
+            || self.head.wrapping_sub(self.published_head) >= self.release_batch
+        {
+            self.release();
+        }
         Some(value)
     }
 
@@ -421,6 +442,16 @@ impl<T> Consumer<T> {
     /// Whether no item is waiting.
     pub fn is_empty(&mut self) -> bool {
         self.len() == 0
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        // Slots read but not yet published must not be dropped again by
+        // `Shared::drop`.
+        if self.head != self.published_head {
+            self.release();
+        }
     }
 }
 
@@ -508,6 +539,25 @@ mod tests {
         fn drop(&mut self) {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    #[test]
+    fn single_pops_release_slots_in_batches() {
+        let (mut p, mut c) = ring(64);
+        while p.push(0u8).is_ok() {}
+        // The consumer knows of all 64; it publishes after 16 pops, not before.
+        for _ in 0..15 {
+            c.pop().unwrap();
+            assert_eq!(p.free_len(), 0);
+        }
+        c.pop().unwrap();
+        assert_eq!(p.free_len(), 16);
+        // Once it has read everything it knew of, it publishes at once.
+        for _ in 0..16 {
+            p.push(1).unwrap();
+        }
+        while c.pop().is_some() {}
+        assert_eq!(p.free_len(), 64);
     }
 
     #[test]

@@ -83,3 +83,24 @@ fn full_ring_refuses_and_items_left_behind_are_dropped() {
         assert_eq!(loom::sync::Arc::strong_count(&witness), 1);
     });
 }
+
+#[test]
+fn lazily_published_slots_are_reused_and_dropped_once() {
+    loom::model(|| {
+        // Capacity 8 publishes the consumer's index every 2 single pops.
+        let (mut p, mut c) = ring::<loom::sync::Arc<u32>>(8);
+        let witness = loom::sync::Arc::new(1);
+        let w = witness.clone();
+        let producer = thread::spawn(move || {
+            for _ in 0..3 {
+                assert!(p.push(w.clone()).is_ok());
+            }
+        });
+        let first = c.pop();
+        let second = c.pop();
+        producer.join().unwrap();
+        drop((first, second));
+        drop(c);
+        assert_eq!(loom::sync::Arc::strong_count(&witness), 1);
+    });
+}
