@@ -526,10 +526,13 @@ impl<'a> Repr<'a> {
         if hdr != 0 {
             buf[..hdr].copy_from_slice(self.prefixes.bytes);
         }
-        // One whole-DW store each: the header is built as integers.
+        // Whole-DW stores of a fixed count: the header is built as integers.
         let out = &mut buf[hdr..hdr + hlen];
-        for (dst, dw) in out.chunks_exact_mut(4).zip(h) {
-            dst.copy_from_slice(&dw.to_be_bytes());
+        out[0..4].copy_from_slice(&h[0].to_be_bytes());
+        out[4..8].copy_from_slice(&h[1].to_be_bytes());
+        out[8..12].copy_from_slice(&h[2].to_be_bytes());
+        if let Some(last) = out.get_mut(12..16) {
+            last.copy_from_slice(&h[3].to_be_bytes());
         }
         match self.payload.len() {
             0 => {}
