@@ -86,15 +86,9 @@ pub fn parse<'a>(bytes: &'a [u8], validator: &Validator) -> Result<Repr<'a>, Err
     if actual != data + 4 * td as usize {
         return Err(structural_error(bytes));
     }
-    if data > validator.max_payload {
-        return Err(Error::PayloadExceedsMps {
-            bytes: data,
-            max_payload: validator.max_payload,
-            at: 2,
-        });
-    }
+    validator.check_mps(data, 2)?;
     if validator.profile == Profile::Completer {
-        validator.check(&Tlp::new_unchecked(bytes))?;
+        validator.check_terminal(&Tlp::new_unchecked(bytes))?;
     }
     let payload = &bytes[hlen..hlen + data];
     let digest = if td {
@@ -124,15 +118,9 @@ pub fn inspect(bytes: &[u8], validator: &Validator) -> Result<Class, Error> {
     if h.len() != hlen + data + digest {
         return Err(structural_error(bytes));
     }
-    if data > validator.max_payload {
-        return Err(Error::PayloadExceedsMps {
-            bytes: data,
-            max_payload: validator.max_payload,
-            at: hdr + 2,
-        });
-    }
+    validator.check_mps(data, hdr + 2)?;
     if validator.profile == Profile::Completer {
-        validator.check(&Tlp::new_unchecked(bytes))?;
+        validator.check_terminal(&Tlp::new_unchecked(bytes))?;
     }
     Ok(class)
 }

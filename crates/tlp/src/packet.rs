@@ -427,15 +427,19 @@ impl<T: AsRef<[u8]>> Tlp<T> {
         f
     }
 
+    /// Payload bytes that Length calls for (none for kinds without data).
+    #[inline]
+    pub fn payload_len(&self) -> usize {
+        match self.kind() {
+            Some(kind) => kind.payload_bytes(self.h(field::TD_EP_ATTR), self.h(field::LENGTH_LO)),
+            None => 0,
+        }
+    }
+
+    #[inline]
     fn payload_range(&self) -> core::ops::Range<usize> {
         let start = self.hdr + self.header_len();
-        let has_data = self.kind().is_some_and(Kind::has_data);
-        let len = if has_data {
-            self.length_dw() as usize * 4
-        } else {
-            0
-        };
-        start..start + len
+        start..start + self.payload_len()
     }
 
     /// The data payload (empty for kinds without data).

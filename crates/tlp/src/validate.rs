@@ -88,7 +88,31 @@ impl Validator {
 
     /// Checks a view that passed [`Tlp::check_len`] (as `new_checked` does)
     /// against the profile's rules; the first broken rule is returned.
+    #[inline]
     pub fn check<T: AsRef<[u8]>>(&self, tlp: &Tlp<T>) -> Result<(), Error> {
+        self.check_mps(tlp.payload_len(), tlp.header_offset() + 2)?;
+        match self.profile {
+            Profile::Switch => Ok(()),
+            Profile::Completer => self.check_terminal(tlp),
+        }
+    }
+
+    /// The Max_Payload_Size rule for a payload of `bytes`, with `at` the
+    /// offset of the Length field.
+    #[inline(always)]
+    pub(crate) fn check_mps(&self, bytes: usize, at: usize) -> Result<(), Error> {
+        if bytes > self.max_payload {
+            return Err(Error::PayloadExceedsMps {
+                bytes,
+                max_payload: self.max_payload,
+                at,
+            });
+        }
+        Ok(())
+    }
+
+    /// The checks of the receiver that terminates the TLP.
+    pub(crate) fn check_terminal<T: AsRef<[u8]>>(&self, tlp: &Tlp<T>) -> Result<(), Error> {
         let Some(kind) = tlp.kind() else {
             let b0 = tlp
                 .as_bytes()
@@ -102,17 +126,6 @@ impl Validator {
             });
         };
         let hdr = tlp.header_offset();
-        let payload = tlp.payload().len();
-        if payload > self.max_payload {
-            return Err(Error::PayloadExceedsMps {
-                bytes: payload,
-                max_payload: self.max_payload,
-                at: hdr + 2,
-            });
-        }
-        if self.profile == Profile::Switch {
-            return Ok(());
-        }
         let length_dw = tlp.length_dw();
         match kind {
             Kind::Msg | Kind::MsgD => check_message(tlp, kind, hdr)?,
