@@ -7,7 +7,8 @@
 //! - `repr_parse`: `tlp::parse` into a plain `Repr` plus `classify` (the
 //!   decoder's and the control plane's path);
 //! - `parse_completer`: `Repr` parse with every malformed-TLP check;
-//! - `classify`, `emit`;
+//! - `classify`, `emit` (any `Repr`), `build` (the fixed-shape builders for
+//!   reads, writes and completions);
 //! - `rewrite`: Requester ID and address translated in place in the received
 //!   bytes, which is what forwarding does instead of re-emitting;
 //! - `overhead/loop`: the measuring loop itself, for reading the others.
@@ -108,6 +109,55 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+
+    // The builders traffic generators use for the common kinds.
+    let mut g = c.benchmark_group("build");
+    g.throughput(Throughput::Elements(1));
+    let mut out = [0u8; 64];
+    let access = tlp::build::MemAccess::dwords(0x8000_1000, 4);
+    g.bench_function("MRd_3dw", |b| {
+        b.iter(|| {
+            let r = tlp::build::memory_read(
+                &mut out,
+                black_box(tlp::Bdf(0x0100)),
+                black_box(0x42),
+                black_box(access),
+            );
+            black_box(r.is_ok());
+            black_box(&out);
+        })
+    });
+    let long = tlp::build::MemAccess::dwords(0x12_3456_7000, 1);
+    let data = [0xa5u8; 4];
+    g.bench_function("MWr_4dw", |b| {
+        b.iter(|| {
+            let r = tlp::build::memory_write(
+                &mut out,
+                black_box(tlp::Bdf(0x0100)),
+                0x42,
+                black_box(long),
+                &data,
+            );
+            black_box(r.is_ok());
+            black_box(&out);
+        })
+    });
+    let cpl = tlp::build::CplFields {
+        completer: tlp::Bdf(0x0200),
+        requester: tlp::Bdf(0x0100),
+        tag: 0x42,
+        status: tlp::CplStatus::Sc,
+        byte_count: 4,
+        lower_address: 0,
+    };
+    g.bench_function("CplD_3dw", |b| {
+        b.iter(|| {
+            let r = tlp::build::completion(&mut out, black_box(cpl), &data);
+            black_box(r.is_ok());
+            black_box(&out);
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("emit");

@@ -10,12 +10,14 @@
 //! - [`Validator`]: the malformed-TLP rules in a *switch* and a *completer*
 //!   profile; every rejection is an [`Error`] naming its rule and byte offset.
 //! - [`ecrc`]: the end-to-end CRC.
+//! - [`build`]: fast header builders for the common requests and completions.
 //!
 //! Nothing here allocates, nothing is `unsafe`, and no input makes it panic.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod bdf;
+pub mod build;
 mod classify;
 pub mod ecrc;
 mod error;
