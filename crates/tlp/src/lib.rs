@@ -13,6 +13,30 @@
 //! - [`build`]: fast header builders for the common requests and completions.
 //!
 //! Nothing here allocates, nothing is `unsafe`, and no input makes it panic.
+//!
+//! ```
+//! use tlp::{build, Bdf, FlowClass, Kind, Profile, Routing, Validator};
+//!
+//! // Build a 64-bit memory read, as a traffic generator would.
+//! let mut buf = [0u8; 64];
+//! let access = build::MemAccess::dwords(0x10_0000_0040, 2);
+//! let n = build::memory_read(&mut buf, Bdf::new(1, 0, 0), 5, access).unwrap();
+//!
+//! // The dataplane's check and classification, without copying.
+//! let class = tlp::inspect(&buf[..n], &Validator::new(Profile::Switch)).unwrap();
+//! assert_eq!((class.kind, class.routing, class.flow), (Kind::MRd, Routing::Address, FlowClass::NonPosted));
+//!
+//! // A full parse with every malformed-TLP check.
+//! let repr = tlp::parse(&buf[..n], &Validator::default()).unwrap();
+//! assert_eq!(repr.address(), Some(0x10_0000_0040));
+//! assert_eq!(repr.to_string(), "MRd64 len=2 req=01:00.0 tag=0x05 addr=0x0000001000000040 fbe=0xf lbe=0xf");
+//!
+//! // A request that crosses 4 KiB: a completer rejects it, naming the rule and the byte.
+//! let n = build::memory_read(&mut buf, Bdf(0), 0, build::MemAccess::dwords(0x1ffc, 2)).unwrap();
+//! let err = tlp::parse(&buf[..n], &Validator::default()).unwrap_err();
+//! assert_eq!(err.rule(), "crosses_4kib");
+//! assert_eq!(err.offset(), 8);
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
