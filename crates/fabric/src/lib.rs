@@ -1,17 +1,20 @@
 //! The fabric: how TLPs travel between switch nodes.
 //!
-//! This first part is the encapsulation frame ([`frame`]): the byte layout
-//! that carries TLPs, link sequence numbers, acknowledgements and credit
-//! updates across one link, with its CRC-32C. Topology, routing, translation,
-//! access control and the reliable link build on it.
+//! So far: the encapsulation frame ([`frame`]), the byte layout that carries
+//! TLPs, link sequence numbers, acknowledgements and credit updates across one
+//! link, with its CRC-32C; and the topology ([`topology`]) read and checked
+//! from TOML. Routing tables, translation, access control and the reliable
+//! link build on them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod crc32c;
 pub mod frame;
+pub mod topology;
 
 pub use crc32c::crc32c;
 pub use frame::{Flags, Frame, FrameError, FrameHeader, FrameWriter};
+pub use topology::{ConfigError, Topology};
 
 #[cfg(test)]
 mod proptests {

@@ -6,6 +6,7 @@
 //! processed), 2 for usage errors.
 #![forbid(unsafe_code)]
 
+mod config_cmd;
 pub mod hex;
 mod tlp_cmd;
 
@@ -34,6 +35,9 @@ enum Command {
     /// Decode and encode PCIe TLPs.
     #[command(subcommand)]
     Tlp(tlp_cmd::TlpCommand),
+    /// Check fabric topologies.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
 }
 
 /// Runs the program with `args` (the first is the program name).
@@ -66,6 +70,7 @@ where
     };
     match cli.command {
         Command::Tlp(cmd) => tlp_cmd::run(cmd, stdin, stdout, stderr),
+        Command::Config(cmd) => config_cmd::run(cmd, stdout, stderr),
     }
 }
 

@@ -1,0 +1,882 @@
+//! The fabric's topology, read from TOML: switch nodes and their ports, links
+//! between ports, hosts (each its own PCIe domain), endpoint devices (a
+//! physical function and its virtual functions) and bindings of functions to
+//! hosts. [`Topology::load`] checks everything it can and reports every
+//! problem found, each naming the file, the key and what was expected.
+//!
+//! ```toml
+//! [[node]]
+//! name = "sw0"
+//! ports = 4
+//!
+//! [[link]]
+//! a = "sw0:0"
+//! b = "sw1:0"
+//!
+//! [[host]]
+//! name = "host-a"
+//! attach = "sw0:1"
+//! buses = "00-0f"                  # the domain's bus range, hex, inclusive
+//! requesters = ["00:00.0"]         # the root complex's requester IDs
+//! dma = [{ base = "0x100000000", size = "0x40000000" }]
+//!
+//! [[endpoint]]
+//! name = "nic0"
+//! attach = "sw1:1"
+//! id = "40:00.0"                   # the physical function's fabric ID
+//! vfs = 3
+//! bar_size = "0x10000"
+//!
+//! [[binding]]
+//! function = "nic0.vf1"            # nic0.pf, or nic0.vfN with N from 1
+//! host = "host-a"
+//! id = "01:00.0"                   # the ID the host sees
+//! bar = "0xfe000000"               # the BAR address the host sees
+//! ```
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use tlp::Bdf;
+
+/// One problem in a topology file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// The key path, like `binding[2].function`.
+    pub key: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    #[serde(default)]
+    node: Vec<NodeSpec>,
+    #[serde(default)]
+    link: Vec<LinkSpec>,
+    #[serde(default)]
+    host: Vec<HostSpec>,
+    #[serde(default)]
+    endpoint: Vec<EndpointSpec>,
+    #[serde(default)]
+    binding: Vec<BindingSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeSpec {
+    name: String,
+    ports: u16,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkSpec {
+    a: String,
+    b: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowSpec {
+    base: String,
+    size: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostSpec {
+    name: String,
+    attach: String,
+    buses: String,
+    requesters: Vec<String>,
+    #[serde(default)]
+    dma: Vec<WindowSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointSpec {
+    name: String,
+    attach: String,
+    id: String,
+    #[serde(default)]
+    vfs: u8,
+    bar_size: String,
+    #[serde(default)]
+    template: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BindingSpec {
+    function: String,
+    host: String,
+    id: String,
+    bar: String,
+}
+
+/// A port of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortRef {
+    /// Node index.
+    pub node: usize,
+    /// Port number.
+    pub port: u16,
+}
+
+/// An address window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First byte.
+    pub base: u64,
+    /// Bytes.
+    pub size: u64,
+}
+
+impl Window {
+    fn end(&self) -> u64 {
+        self.base.saturating_add(self.size)
+    }
+
+    fn overlaps(&self, other: &Window) -> bool {
+        self.base < other.end() && other.base < self.end()
+    }
+}
+
+/// A switch node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Its name.
+    pub name: String,
+    /// How many ports.
+    pub ports: u16,
+}
+
+/// A host: one PCIe domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// Its name.
+    pub name: String,
+    /// Where it attaches.
+    pub attach: PortRef,
+    /// Its bus range, inclusive.
+    pub buses: (u8, u8),
+    /// The root complex's requester IDs.
+    pub requesters: Vec<Bdf>,
+    /// Memory windows endpoints bound to it may DMA into.
+    pub dma: Vec<Window>,
+}
+
+/// An endpoint device: a physical function and its virtual functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Its name.
+    pub name: String,
+    /// Where it attaches.
+    pub attach: PortRef,
+    /// The physical function's fabric ID; virtual function N is at ID + N.
+    pub id: Bdf,
+    /// Number of virtual functions.
+    pub vfs: u8,
+    /// Size of each function's BAR.
+    pub bar_size: u64,
+    /// Configuration-space template name.
+    pub template: Option<String>,
+}
+
+/// A function bound to a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// Endpoint index.
+    pub endpoint: usize,
+    /// 0 for the physical function, N for virtual function N.
+    pub function: u8,
+    /// Host index.
+    pub host: usize,
+    /// The ID the host sees.
+    pub host_id: Bdf,
+    /// The BAR window the host sees.
+    pub bar: Window,
+}
+
+/// A checked topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// Switch nodes.
+    pub nodes: Vec<Node>,
+    /// Links between node ports.
+    pub links: Vec<(PortRef, PortRef)>,
+    /// Hosts.
+    pub hosts: Vec<Host>,
+    /// Endpoint devices.
+    pub endpoints: Vec<Endpoint>,
+    /// Bindings.
+    pub bindings: Vec<Binding>,
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    let t = s.replace('_', "");
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => t.parse().ok(),
+    }
+}
+
+/// Collects errors while checking one file.
+struct Check<'a> {
+    file: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Check<'_> {
+    fn err(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn number(&mut self, key: String, s: &str) -> Option<u64> {
+        let v = parse_u64(s);
+        if v.is_none() {
+            self.err(
+                key,
+                format!("expected a number (decimal or 0x hex), found {s:?}"),
+            );
+        }
+        v
+    }
+
+    fn bdf(&mut self, key: String, s: &str) -> Option<Bdf> {
+        match s.parse::<Bdf>() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.err(key, format!("{e}, found {s:?}"));
+                None
+            }
+        }
+    }
+
+    fn port(
+        &mut self,
+        key: String,
+        s: &str,
+        nodes: &HashMap<&str, usize>,
+        specs: &[NodeSpec],
+    ) -> Option<PortRef> {
+        let Some((name, port)) = s.split_once(':') else {
+            self.err(key, format!("expected \"node:port\", found {s:?}"));
+            return None;
+        };
+        let Some(&node) = nodes.get(name) else {
+            self.err(key, format!("no node named {name:?}"));
+            return None;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            self.err(
+                key,
+                format!("expected a port number after ':', found {port:?}"),
+            );
+            return None;
+        };
+        if port >= specs[node].ports {
+            self.err(
+                key,
+                format!(
+                    "node {name:?} has ports 0..{}, not {port}",
+                    specs[node].ports
+                ),
+            );
+            return None;
+        }
+        Some(PortRef { node, port })
+    }
+}
+
+impl Topology {
+    /// Reads and checks a topology file; every problem found is returned.
+    pub fn load(path: &Path) -> Result<Topology, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                file: path.to_path_buf(),
+                key: "(file)".into(),
+                message: format!("cannot read: {e}"),
+            }]
+        })?;
+        Topology::parse(path, &text)
+    }
+
+    /// Checks topology text; `file` names it in errors.
+    pub fn parse(file: &Path, text: &str) -> Result<Topology, Vec<ConfigError>> {
+        let spec: FileSpec = toml::from_str(text).map_err(|e| {
+            let key = e
+                .span()
+                .map(|s| format!("(byte {})", s.start))
+                .unwrap_or_else(|| "(toml)".into());
+            vec![ConfigError {
+                file: file.to_path_buf(),
+                key,
+                message: e.message().to_string(),
+            }]
+        })?;
+        let mut c = Check {
+            file,
+            errors: Vec::new(),
+        };
+
+        let mut node_index = HashMap::new();
+        for (i, n) in spec.node.iter().enumerate() {
+            if node_index.insert(n.name.as_str(), i).is_some() {
+                c.err(
+                    format!("node[{i}].name"),
+                    format!("duplicate node name {:?}", n.name),
+                );
+            }
+            if n.ports == 0 {
+                c.err(format!("node[{i}].ports"), "expected at least one port");
+            }
+        }
+        let mut used: HashMap<PortRef, String> = HashMap::new();
+        let mut claim = |c: &mut Check, key: String, p: PortRef| {
+            if let Some(prev) = used.insert(p, key.clone()) {
+                c.err(
+                    key,
+                    format!(
+                        "port {}:{} is already used by {prev}",
+                        spec.node[p.node].name, p.port
+                    ),
+                );
+            }
+        };
+        let mut links = Vec::new();
+        for (i, l) in spec.link.iter().enumerate() {
+            let a = c.port(format!("link[{i}].a"), &l.a, &node_index, &spec.node);
+            let b = c.port(format!("link[{i}].b"), &l.b, &node_index, &spec.node);
+            if let (Some(a), Some(b)) = (a, b) {
+                if a.node == b.node {
+                    c.err(format!("link[{i}]"), "a link must join two different nodes");
+                }
+                claim(&mut c, format!("link[{i}].a"), a);
+                claim(&mut c, format!("link[{i}].b"), b);
+                links.push((a, b));
+            }
+        }
+
+        let mut names: HashMap<&str, String> = HashMap::new();
+        let mut hosts = Vec::new();
+        for (i, h) in spec.host.iter().enumerate() {
+            if let Some(prev) = names.insert(h.name.as_str(), format!("host[{i}]")) {
+                c.err(
+                    format!("host[{i}].name"),
+                    format!("name {:?} is already used by {prev}", h.name),
+                );
+            }
+            let attach = c.port(
+                format!("host[{i}].attach"),
+                &h.attach,
+                &node_index,
+                &spec.node,
+            );
+            if let Some(p) = attach {
+                claim(&mut c, format!("host[{i}].attach"), p);
+            }
+            let buses = h.buses.split_once('-').and_then(|(a, b)| {
+                Some((
+                    u8::from_str_radix(a.trim(), 16).ok()?,
+                    u8::from_str_radix(b.trim(), 16).ok()?,
+                ))
+            });
+            let buses = match buses {
+                Some((a, b)) if a <= b => Some((a, b)),
+                _ => {
+                    c.err(
+                        format!("host[{i}].buses"),
+                        format!(
+                            "expected \"first-last\" in hex, first <= last, found {:?}",
+                            h.buses
+                        ),
+                    );
+                    None
+                }
+            };
+            let mut requesters = Vec::new();
+            for (j, r) in h.requesters.iter().enumerate() {
+                if let Some(id) = c.bdf(format!("host[{i}].requesters[{j}]"), r) {
+                    if let Some((a, b)) = buses {
+                        if !(a..=b).contains(&id.bus()) {
+                            c.err(
+                                format!("host[{i}].requesters[{j}]"),
+                                format!("{id} is outside the host's buses {a:02x}-{b:02x}"),
+                            );
+                        }
+                    }
+                    requesters.push(id);
+                }
+            }
+            if h.requesters.is_empty() {
+                c.err(
+                    format!("host[{i}].requesters"),
+                    "expected at least one requester ID",
+                );
+            }
+            let mut dma: Vec<Window> = Vec::new();
+            for (j, w) in h.dma.iter().enumerate() {
+                let base = c.number(format!("host[{i}].dma[{j}].base"), &w.base);
+                let size = c.number(format!("host[{i}].dma[{j}].size"), &w.size);
+                if let (Some(base), Some(size)) = (base, size) {
+                    let win = Window { base, size };
+                    if size == 0 {
+                        c.err(
+                            format!("host[{i}].dma[{j}].size"),
+                            "expected a size above 0",
+                        );
+                    } else if let Some(k) = dma.iter().position(|d| d.overlaps(&win)) {
+                        c.err(
+                            format!("host[{i}].dma[{j}]"),
+                            format!("overlaps host[{i}].dma[{k}]"),
+                        );
+                    }
+                    dma.push(win);
+                }
+            }
+            if let (Some(attach), Some(buses)) = (attach, buses) {
+                hosts.push(Host {
+                    name: h.name.clone(),
+                    attach,
+                    buses,
+                    requesters,
+                    dma,
+                });
+            }
+        }
+
+        let mut endpoints = Vec::new();
+        let mut fabric_ids: HashMap<Bdf, String> = HashMap::new();
+        for (i, e) in spec.endpoint.iter().enumerate() {
+            if let Some(prev) = names.insert(e.name.as_str(), format!("endpoint[{i}]")) {
+                c.err(
+                    format!("endpoint[{i}].name"),
+                    format!("name {:?} is already used by {prev}", e.name),
+                );
+            }
+            let attach = c.port(
+                format!("endpoint[{i}].attach"),
+                &e.attach,
+                &node_index,
+                &spec.node,
+            );
+            if let Some(p) = attach {
+                claim(&mut c, format!("endpoint[{i}].attach"), p);
+            }
+            let id = c.bdf(format!("endpoint[{i}].id"), &e.id);
+            let bar_size = c.number(format!("endpoint[{i}].bar_size"), &e.bar_size);
+            if let Some(size) = bar_size {
+                if size < 4096 || !size.is_power_of_two() {
+                    c.err(
+                        format!("endpoint[{i}].bar_size"),
+                        format!("expected a power of two of at least 4096, found {size:#x}"),
+                    );
+                }
+            }
+            if let Some(id) = id {
+                for f in 0..=e.vfs as u16 {
+                    let fid = Bdf(id.0.wrapping_add(f));
+                    if let Some(prev) = fabric_ids.insert(fid, format!("endpoint[{i}]")) {
+                        c.err(
+                            format!("endpoint[{i}].id"),
+                            format!("function ID {fid} is already used by {prev}"),
+                        );
+                    }
+                }
+            }
+            if let (Some(attach), Some(id), Some(bar_size)) = (attach, id, bar_size) {
+                endpoints.push(Endpoint {
+                    name: e.name.clone(),
+                    attach,
+                    id,
+                    vfs: e.vfs,
+                    bar_size,
+                    template: e.template.clone(),
+                });
+            }
+        }
+
+        let host_index: HashMap<&str, usize> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.as_str(), i))
+            .collect();
+        let endpoint_index: HashMap<&str, usize> = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.as_str(), i))
+            .collect();
+        let mut bindings: Vec<Binding> = Vec::new();
+        let mut bound: HashMap<(usize, u8), usize> = HashMap::new();
+        for (i, b) in spec.binding.iter().enumerate() {
+            let key = |k: &str| format!("binding[{i}].{k}");
+            let function = b.function.split_once('.').and_then(|(dev, f)| {
+                let e = *endpoint_index.get(dev)?;
+                let n = if f == "pf" {
+                    0
+                } else {
+                    f.strip_prefix("vf")?
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|n| *n >= 1)?
+                };
+                Some((e, n))
+            });
+            let function = match function {
+                Some((e, n)) if n <= endpoints[e].vfs => Some((e, n)),
+                Some((e, n)) => {
+                    c.err(
+                        key("function"),
+                        format!(
+                            "{} has {} virtual functions, not vf{n}",
+                            endpoints[e].name, endpoints[e].vfs
+                        ),
+                    );
+                    None
+                }
+                None => {
+                    c.err(key("function"), format!("expected \"endpoint.pf\" or \"endpoint.vfN\" naming a declared endpoint, found {:?}", b.function));
+                    None
+                }
+            };
+            let host = host_index.get(b.host.as_str()).copied();
+            if host.is_none() {
+                c.err(key("host"), format!("no host named {:?}", b.host));
+            }
+            let host_id = c.bdf(key("id"), &b.id);
+            let bar = c.number(key("bar"), &b.bar);
+            let (Some((e, n)), Some(h), Some(host_id), Some(bar)) = (function, host, host_id, bar)
+            else {
+                continue;
+            };
+            if let Some(prev) = bound.insert((e, n), i) {
+                c.err(
+                    key("function"),
+                    format!("{} is already bound by binding[{prev}]", b.function),
+                );
+            }
+            let (lo, hi) = hosts[h].buses;
+            if !(lo..=hi).contains(&host_id.bus()) {
+                c.err(
+                    key("id"),
+                    format!(
+                        "{host_id} is outside {}'s buses {lo:02x}-{hi:02x}",
+                        hosts[h].name
+                    ),
+                );
+            }
+            if hosts[h].requesters.contains(&host_id) {
+                c.err(
+                    key("id"),
+                    format!("{host_id} is one of {}'s requester IDs", hosts[h].name),
+                );
+            }
+            let window = Window {
+                base: bar,
+                size: endpoints[e].bar_size,
+            };
+            if bar % endpoints[e].bar_size != 0 {
+                c.err(
+                    key("bar"),
+                    format!(
+                        "{bar:#x} is not aligned to the BAR size {:#x}",
+                        endpoints[e].bar_size
+                    ),
+                );
+            }
+            for (j, other) in bindings.iter().enumerate() {
+                if other.host == h && other.host_id == host_id {
+                    c.err(
+                        key("id"),
+                        format!(
+                            "{host_id} is already used in {} by binding {j}",
+                            hosts[h].name
+                        ),
+                    );
+                }
+                if other.host == h && other.bar.overlaps(&window) {
+                    c.err(
+                        key("bar"),
+                        format!("BAR window overlaps another binding's in {}", hosts[h].name),
+                    );
+                }
+            }
+            if hosts[h].dma.iter().any(|d| d.overlaps(&window)) {
+                c.err(
+                    key("bar"),
+                    format!("BAR window overlaps a DMA window of {}", hosts[h].name),
+                );
+            }
+            bindings.push(Binding {
+                endpoint: e,
+                function: n,
+                host: h,
+                host_id,
+                bar: window,
+            });
+        }
+
+        let topology = Topology {
+            nodes: spec
+                .node
+                .iter()
+                .map(|n| Node {
+                    name: n.name.clone(),
+                    ports: n.ports,
+                })
+                .collect(),
+            links,
+            hosts,
+            endpoints,
+            bindings,
+        };
+        for (i, b) in topology.bindings.iter().enumerate() {
+            let from = topology.hosts[b.host].attach.node;
+            let to = topology.endpoints[b.endpoint].attach.node;
+            if topology.hops(from)[to].is_none() {
+                c.errors.push(ConfigError {
+                    file: file.to_path_buf(),
+                    key: format!("binding[{i}]"),
+                    message: format!(
+                        "node {:?} (of {}) is unreachable from node {:?} (of {})",
+                        topology.nodes[to].name,
+                        topology.endpoints[b.endpoint].name,
+                        topology.nodes[from].name,
+                        topology.hosts[b.host].name
+                    ),
+                });
+            }
+        }
+        if c.errors.is_empty() {
+            Ok(topology)
+        } else {
+            Err(c.errors)
+        }
+    }
+
+    /// For every node, the port on `from` that starts a shortest path to it
+    /// (`None` where unreachable; the node itself maps to `Some(u16::MAX)`).
+    pub fn hops(&self, from: usize) -> Vec<Option<u16>> {
+        let mut adjacency: BTreeMap<usize, Vec<(u16, usize)>> = BTreeMap::new();
+        for (a, b) in &self.links {
+            adjacency.entry(a.node).or_default().push((a.port, b.node));
+            adjacency.entry(b.node).or_default().push((b.port, a.node));
+        }
+        let mut first = vec![None; self.nodes.len()];
+        if from >= self.nodes.len() {
+            return first;
+        }
+        first[from] = Some(u16::MAX);
+        let mut queue = VecDeque::from([from]);
+        let mut seen = HashSet::from([from]);
+        while let Some(n) = queue.pop_front() {
+            for &(port, next) in adjacency.get(&n).map(Vec::as_slice).unwrap_or(&[]) {
+                if seen.insert(next) {
+                    first[next] = if n == from { Some(port) } else { first[n] };
+                    queue.push_back(next);
+                }
+            }
+        }
+        first
+    }
+
+    /// Functions declared (physical and virtual).
+    pub fn function_count(&self) -> usize {
+        self.endpoints.iter().map(|e| 1 + e.vfs as usize).sum()
+    }
+
+    /// Per node, the routes it installs: one per host and one per endpoint
+    /// function it can reach (ID routes), and one per bound BAR window and DMA
+    /// window (address routes).
+    pub fn routes_per_node(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .map(|n| {
+                let hops = self.hops(n);
+                let hosts = self.hosts.iter().filter(|h| hops[h.attach.node].is_some());
+                let host_routes: usize = hosts.map(|h| 1 + h.dma.len()).sum();
+                let functions: usize = self
+                    .endpoints
+                    .iter()
+                    .filter(|e| hops[e.attach.node].is_some())
+                    .map(|e| 1 + e.vfs as usize)
+                    .sum();
+                let bars = self
+                    .bindings
+                    .iter()
+                    .filter(|b| hops[self.endpoints[b.endpoint].attach.node].is_some())
+                    .count();
+                host_routes + functions + bars
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[node]]
+name = "sw0"
+ports = 4
+[[node]]
+name = "sw1"
+ports = 4
+
+[[link]]
+a = "sw0:0"
+b = "sw1:0"
+
+[[host]]
+name = "host-a"
+attach = "sw0:1"
+buses = "00-0f"
+requesters = ["00:00.0"]
+dma = [{ base = "0x100000000", size = "0x40000000" }]
+
+[[host]]
+name = "host-b"
+attach = "sw0:2"
+buses = "00-0f"
+requesters = ["00:00.0"]
+
+[[endpoint]]
+name = "nic0"
+attach = "sw1:1"
+id = "40:00.0"
+vfs = 3
+bar_size = "0x10000"
+
+[[binding]]
+function = "nic0.vf1"
+host = "host-a"
+id = "01:00.0"
+bar = "0xfe000000"
+
+[[binding]]
+function = "nic0.vf2"
+host = "host-b"
+id = "01:00.0"
+bar = "0xfe000000"
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        match Topology::parse(Path::new("t.toml"), text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_topology_loads() {
+        let t = Topology::parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(
+            (
+                t.nodes.len(),
+                t.links.len(),
+                t.hosts.len(),
+                t.function_count(),
+                t.bindings.len()
+            ),
+            (2, 1, 2, 4, 2)
+        );
+        assert_eq!(t.hops(0), vec![Some(u16::MAX), Some(0)]);
+        assert_eq!(t.routes_per_node(), vec![2 + 1 + 4 + 2, 2 + 1 + 4 + 2]);
+    }
+
+    #[test]
+    fn every_error_names_file_key_and_expectation() {
+        let bad = GOOD
+            .replace("a = \"sw0:0\"", "a = \"sw9:0\"")
+            .replace("function = \"nic0.vf2\"", "function = \"nic0.vf7\"")
+            .replace(
+                "buses = \"00-0f\"\nrequesters = [\"00:00.0\"]\ndma",
+                "buses = \"00-0f\"\nrequesters = [\"20:00.0\"]\ndma",
+            );
+        let e = errors(&bad);
+        assert!(
+            e.iter()
+                .any(|e| e == "t.toml: link[0].a: no node named \"sw9\""),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.contains("binding[1].function: nic0 has 3 virtual functions, not vf7")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e
+                    .contains("host[0].requesters[0]: 20:00.0 is outside the host's buses 00-0f")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn overlaps_duplicates_and_reachability() {
+        let dup_port = GOOD.replace("attach = \"sw0:2\"", "attach = \"sw0:1\"");
+        assert!(errors(&dup_port)
+            .iter()
+            .any(|e| e.contains("host[1].attach: port sw0:1 is already used by host[0].attach")));
+        let same_fn = GOOD.replace("function = \"nic0.vf2\"", "function = \"nic0.vf1\"");
+        assert!(errors(&same_fn)
+            .iter()
+            .any(|e| e.contains("nic0.vf1 is already bound by binding[0]")));
+        let dma_overlap = GOOD.replace(
+            "bar = \"0xfe000000\"\n\n[[binding]]",
+            "bar = \"0x100000000\"\n\n[[binding]]",
+        );
+        assert!(
+            errors(&dma_overlap)
+                .iter()
+                .any(|e| e.contains("overlaps a DMA window of host-a")),
+            "{:?}",
+            errors(&dma_overlap)
+        );
+        let unlinked = GOOD.replace("[[link]]\na = \"sw0:0\"\nb = \"sw1:0\"\n", "");
+        let e = errors(&unlinked);
+        assert_eq!(
+            e.iter()
+                .filter(|e| e.contains("is unreachable from node"))
+                .count(),
+            2,
+            "{e:?}"
+        );
+        let misaligned = GOOD.replace(
+            "bar = \"0xfe000000\"\n\n[[binding]]",
+            "bar = \"0xfe001000\"\n\n[[binding]]",
+        );
+        assert!(errors(&misaligned)
+            .iter()
+            .any(|e| e.contains("not aligned to the BAR size")));
+    }
+
+    #[test]
+    fn syntax_and_unknown_keys_are_reported() {
+        assert!(!errors("[[node]\nname=").is_empty());
+        let e = errors("[[node]]\nname = \"a\"\nports = 1\ncolour = \"red\"\n");
+        assert!(
+            e[0].starts_with("t.toml: ") && e[0].contains("colour"),
+            "{e:?}"
+        );
+    }
+}
