@@ -15,9 +15,12 @@
 //!   Type 1 configuration request into Type 0) and EP (any hop may poison).
 
 // A `static`: a `const` table indexed at run time may be copied to the stack.
-static TABLE: [u32; 256] = build_table();
+static TABLE: [u32; 256] = reflected_table(0xedb8_8320);
 
-const fn build_table() -> [u32; 256] {
+/// The byte-at-a-time lookup table of a reflected CRC-32 with polynomial
+/// `poly` (given reflected, e.g. 0xEDB8_8320 for CRC-32, 0x82F6_3B78 for
+/// CRC-32C). Built at compile time into a `static`.
+pub const fn reflected_table(poly: u32) -> [u32; 256] {
     let mut table = [0u32; 256];
     let mut i = 0;
     while i < 256 {
@@ -25,7 +28,7 @@ const fn build_table() -> [u32; 256] {
         let mut bit = 0;
         while bit < 8 {
             crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
+                (crc >> 1) ^ poly
             } else {
                 crc >> 1
             };
@@ -35,6 +38,15 @@ const fn build_table() -> [u32; 256] {
         i += 1;
     }
     table
+}
+
+/// Feeds `bytes` into a reflected CRC register `crc` using `table`.
+#[inline]
+pub fn reflected_update(table: &[u32; 256], mut crc: u32, bytes: &[u8]) -> u32 {
+    for &b in bytes {
+        crc = table[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
+    }
+    crc
 }
 
 /// A running CRC-32 (reflected, seed all ones) over byte slices.
@@ -51,11 +63,7 @@ impl Crc32 {
     /// Feeds bytes.
     #[inline]
     pub fn update(&mut self, bytes: &[u8]) {
-        let mut crc = self.0;
-        for &b in bytes {
-            crc = TABLE[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
-        }
-        self.0 = crc;
+        self.0 = reflected_update(&TABLE, self.0, bytes);
     }
 
     /// The complemented result.
