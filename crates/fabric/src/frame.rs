@@ -464,6 +464,19 @@ impl<'a> FrameWriter<'a> {
         self.count
     }
 
+    /// Appends TLPs already encoded with their length prefixes (the body of
+    /// another frame), or hands them back if they do not fit.
+    pub fn push_encoded<'t>(&mut self, body: &'t [u8], count: u16) -> Result<(), &'t [u8]> {
+        let end = self.len + body.len();
+        if end > self.limit || self.count.checked_add(count).is_none() {
+            return Err(body);
+        }
+        self.buf[self.len..end].copy_from_slice(body);
+        self.len = end;
+        self.count += count;
+        Ok(())
+    }
+
     /// Writes the count and CRC; returns the frame's length.
     pub fn finish(self) -> usize {
         self.buf[field::COUNT].copy_from_slice(&self.count.to_be_bytes());

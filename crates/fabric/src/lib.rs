@@ -9,11 +9,15 @@
 #![warn(missing_docs)]
 
 mod crc32c;
+pub mod faults;
 pub mod frame;
+pub mod link;
 pub mod topology;
 
 pub use crc32c::crc32c;
+pub use faults::{FaultConfig, Faults, Wire};
 pub use frame::{Flags, Frame, FrameError, FrameHeader, FrameWriter};
+pub use link::{Link, LinkConfig, LinkStats, Received, SendError};
 pub use topology::{ConfigError, Topology};
 
 #[cfg(test)]
