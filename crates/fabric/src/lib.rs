@@ -12,13 +12,18 @@ mod crc32c;
 pub mod faults;
 pub mod frame;
 pub mod link;
+pub mod node;
+pub mod routing;
 pub mod topology;
+pub mod walk;
 
 pub use crc32c::crc32c;
 pub use faults::{FaultConfig, Faults, Wire};
 pub use frame::{Flags, Frame, FrameError, FrameHeader, FrameWriter};
 pub use link::{Link, LinkConfig, LinkStats, Received, SendError};
-pub use topology::{ConfigError, Topology};
+pub use node::{Action, NodeState, NodeTables, PortKind, Refusal};
+pub use topology::{ConfigError, IdMode, Topology};
+pub use walk::{Attachment, Fabric, Outcome};
 
 #[cfg(test)]
 mod proptests {

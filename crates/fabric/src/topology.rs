@@ -126,6 +126,8 @@ struct BindingSpec {
     host: String,
     id: String,
     bar: String,
+    #[serde(default)]
+    id_mode: Option<String>,
 }
 
 /// A port of a node.
@@ -176,8 +178,14 @@ pub struct Host {
     pub buses: (u8, u8),
     /// The root complex's requester IDs.
     pub requesters: Vec<Bdf>,
-    /// Memory windows endpoints bound to it may DMA into.
+    /// Memory windows endpoints bound to it may DMA into (its MSI address
+    /// range included, if its functions raise MSI or MSI-X).
     pub dma: Vec<Window>,
+    /// The fabric bus its requester IDs take: requester `i` of `requesters`
+    /// is `fabric_bus:00.0 + i` in the fabric.
+    pub fabric_bus: u8,
+    /// Where each DMA window sits in the fabric's address space.
+    pub fabric_dma: Vec<u64>,
 }
 
 /// An endpoint device: a physical function and its virtual functions.
@@ -195,6 +203,33 @@ pub struct Endpoint {
     pub bar_size: u64,
     /// Configuration-space template name.
     pub template: Option<String>,
+    /// The physical function's BAR in the fabric's address space; virtual
+    /// function N's follows at `fabric_bar + N * bar_size`.
+    pub fabric_bar: u64,
+}
+
+/// How a binding's requests are identified in the fabric, which decides
+/// what a migration of the binding must do with completions in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdMode {
+    /// Requests carry their host's fabric requester ID: origin and
+    /// destination hosts have different IDs, so completions in flight must
+    /// drain to the origin before the binding moves.
+    #[default]
+    Different,
+    /// Requests carry the binding's own fabric requester ID, whichever host
+    /// holds it: completions in flight simply follow the binding.
+    Common,
+}
+
+impl IdMode {
+    /// `different` or `common`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdMode::Different => "different",
+            IdMode::Common => "common",
+        }
+    }
 }
 
 /// A function bound to a host.
@@ -210,6 +245,10 @@ pub struct Binding {
     pub host_id: Bdf,
     /// The BAR window the host sees.
     pub bar: Window,
+    /// How its requests are identified in the fabric.
+    pub id_mode: IdMode,
+    /// In common mode, the fabric bus of the binding's requester IDs.
+    pub common_bus: Option<u8>,
 }
 
 /// A checked topology.
@@ -225,6 +264,98 @@ pub struct Topology {
     pub endpoints: Vec<Endpoint>,
     /// Bindings.
     pub bindings: Vec<Binding>,
+}
+
+const FOUR_GIB: u64 = 1 << 32;
+/// Fabric space for 32-bit DMA windows.
+const FABRIC_DMA32: (u64, u64) = (0x1000_0000, 0x8000_0000);
+/// Fabric space for the functions' BARs (32-bit).
+const FABRIC_BARS: (u64, u64) = (0x8000_0000, FOUR_GIB);
+/// Fabric space for 64-bit DMA windows.
+const FABRIC_DMA64: (u64, u64) = (1 << 40, 1 << 48);
+
+fn align_up(x: u64, a: u64) -> Option<u64> {
+    x.checked_add(a - 1).map(|v| v & !(a - 1))
+}
+
+/// Lays out the fabric's own ID and address space: a requester bus per host
+/// and per common-mode binding (from ff down), each endpoint's BARs, each
+/// host's DMA windows. Everything the fabric routes between nodes is in this
+/// space, so every node's tables are plain non-overlapping windows and IDs;
+/// translation happens only where hosts attach.
+fn plan_fabric_space(t: &mut Topology, c: &mut Check) {
+    let endpoint_buses: HashSet<u8> = t
+        .endpoints
+        .iter()
+        .flat_map(|e| (0..=e.vfs as u16).map(move |f| Bdf(e.id.0.wrapping_add(f)).bus()))
+        .collect();
+    let mut next_bus = 0xffu16;
+    let mut take_bus = |c: &mut Check, key: String| -> Option<u8> {
+        while next_bus > 0 && endpoint_buses.contains(&(next_bus as u8)) {
+            next_bus -= 1;
+        }
+        if next_bus == 0 {
+            c.err(
+                key,
+                "no fabric bus left for its requester IDs (endpoint IDs use the rest)",
+            );
+            return None;
+        }
+        next_bus -= 1;
+        Some((next_bus + 1) as u8)
+    };
+    for (i, h) in t.hosts.iter_mut().enumerate() {
+        h.fabric_bus = take_bus(c, format!("host[{i}]")).unwrap_or(0);
+    }
+    for (i, b) in t.bindings.iter_mut().enumerate() {
+        if b.id_mode == IdMode::Common {
+            b.common_bus = take_bus(c, format!("binding[{i}].id_mode"));
+        }
+    }
+    let mut bars = FABRIC_BARS.0;
+    for (i, e) in t.endpoints.iter_mut().enumerate() {
+        let span = e.bar_size.saturating_mul(1 + e.vfs as u64);
+        match align_up(bars, e.bar_size) {
+            Some(base) if base.saturating_add(span) <= FABRIC_BARS.1 => {
+                e.fabric_bar = base;
+                bars = base + span;
+            }
+            _ => c.err(
+                format!("endpoint[{i}].bar_size"),
+                format!(
+                    "the functions' BARs do not fit in the fabric's 32-bit BAR space \
+                     {:#x}..{:#x}",
+                    FABRIC_BARS.0, FABRIC_BARS.1
+                ),
+            ),
+        }
+    }
+    const MIB: u64 = 1 << 20;
+    let (mut low, mut high) = (FABRIC_DMA32.0, FABRIC_DMA64.0);
+    for (i, h) in t.hosts.iter_mut().enumerate() {
+        for (j, w) in h.dma.iter().enumerate() {
+            let (cursor, limit) = if w.end() <= FOUR_GIB {
+                (&mut low, FABRIC_DMA32.1)
+            } else {
+                (&mut high, FABRIC_DMA64.1)
+            };
+            // Keep the offset within a MiB, so translation moves whole MiBs.
+            let base = align_up(*cursor, MIB).map(|b| b + w.base % MIB);
+            match base {
+                Some(base) if base.saturating_add(w.size) <= limit => {
+                    h.fabric_dma.push(base);
+                    *cursor = base + w.size;
+                }
+                _ => {
+                    c.err(
+                        format!("host[{i}].dma[{j}]"),
+                        format!("does not fit in the fabric's DMA space (up to {limit:#x})"),
+                    );
+                    h.fabric_dma.push(0);
+                }
+            }
+        }
+    }
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
@@ -450,6 +581,13 @@ impl Topology {
                             format!("overlaps host[{i}].dma[{k}]"),
                         );
                     }
+                    if win.base < FOUR_GIB && win.end() > FOUR_GIB {
+                        c.err(
+                            format!("host[{i}].dma[{j}]"),
+                            "expected a window below 4 GiB or above it, not across: \
+                             translation keeps a request's header size",
+                        );
+                    }
                     dma.push(win);
                 }
             }
@@ -460,6 +598,8 @@ impl Topology {
                     buses,
                     requesters,
                     dma,
+                    fabric_bus: 0,
+                    fabric_dma: Vec::new(),
                 });
             }
         }
@@ -511,6 +651,7 @@ impl Topology {
                     vfs: e.vfs,
                     bar_size,
                     template: e.template.clone(),
+                    fabric_bar: 0,
                 });
             }
         }
@@ -564,6 +705,17 @@ impl Topology {
             }
             let host_id = c.bdf(key("id"), &b.id);
             let bar = c.number(key("bar"), &b.bar);
+            let id_mode = match b.id_mode.as_deref() {
+                None | Some("different") => IdMode::Different,
+                Some("common") => IdMode::Common,
+                Some(other) => {
+                    c.err(
+                        key("id_mode"),
+                        format!("expected \"different\" or \"common\", found {other:?}"),
+                    );
+                    IdMode::Different
+                }
+            };
             let (Some((e, n)), Some(h), Some(host_id), Some(bar)) = (function, host, host_id, bar)
             else {
                 continue;
@@ -626,16 +778,25 @@ impl Topology {
                     format!("BAR window overlaps a DMA window of {}", hosts[h].name),
                 );
             }
+            if window.end() > FOUR_GIB {
+                c.err(
+                    key("bar"),
+                    "expected a 32-bit BAR window (ending at or below 4 GiB): the fabric's \
+                     BARs are 32-bit, and translation keeps a request's header size",
+                );
+            }
             bindings.push(Binding {
                 endpoint: e,
                 function: n,
                 host: h,
                 host_id,
                 bar: window,
+                id_mode,
+                common_bus: None,
             });
         }
 
-        let topology = Topology {
+        let mut topology = Topology {
             nodes: spec
                 .node
                 .iter()
@@ -649,6 +810,7 @@ impl Topology {
             endpoints,
             bindings,
         };
+        plan_fabric_space(&mut topology, &mut c);
         for (i, b) in topology.bindings.iter().enumerate() {
             let from = topology.hosts[b.host].attach.node;
             let to = topology.endpoints[b.endpoint].attach.node;
@@ -702,31 +864,6 @@ impl Topology {
     /// Functions declared (physical and virtual).
     pub fn function_count(&self) -> usize {
         self.endpoints.iter().map(|e| 1 + e.vfs as usize).sum()
-    }
-
-    /// Per node, the routes it installs: one per host and one per endpoint
-    /// function it can reach (ID routes), and one per bound BAR window and DMA
-    /// window (address routes).
-    pub fn routes_per_node(&self) -> Vec<usize> {
-        (0..self.nodes.len())
-            .map(|n| {
-                let hops = self.hops(n);
-                let hosts = self.hosts.iter().filter(|h| hops[h.attach.node].is_some());
-                let host_routes: usize = hosts.map(|h| 1 + h.dma.len()).sum();
-                let functions: usize = self
-                    .endpoints
-                    .iter()
-                    .filter(|e| hops[e.attach.node].is_some())
-                    .map(|e| 1 + e.vfs as usize)
-                    .sum();
-                let bars = self
-                    .bindings
-                    .iter()
-                    .filter(|b| hops[self.endpoints[b.endpoint].attach.node].is_some())
-                    .count();
-                host_routes + functions + bars
-            })
-            .collect()
     }
 }
 
@@ -800,7 +937,38 @@ bar = "0xfe000000"
             (2, 1, 2, 4, 2)
         );
         assert_eq!(t.hops(0), vec![Some(u16::MAX), Some(0)]);
-        assert_eq!(t.routes_per_node(), vec![2 + 1 + 4 + 2, 2 + 1 + 4 + 2]);
+        // The fabric's own space: requester buses from ff down, BARs from
+        // 2 GiB, 64-bit DMA windows from 1 TiB.
+        assert_eq!((t.hosts[0].fabric_bus, t.hosts[1].fabric_bus), (0xff, 0xfe));
+        assert_eq!(t.endpoints[0].fabric_bar, 0x8000_0000);
+        assert_eq!(t.hosts[0].fabric_dma, vec![1 << 40]);
+        assert_eq!(t.bindings[0].id_mode, IdMode::Different);
+    }
+
+    #[test]
+    fn translation_limits_are_checked() {
+        let high_bar = GOOD.replace("bar = \"0xfe000000\"", "bar = \"0x1fe000000\"");
+        assert!(errors(&high_bar)
+            .iter()
+            .any(|e| e.starts_with("t.toml: binding[0].bar: expected a 32-bit BAR window")));
+        let across = GOOD.replace(
+            "base = \"0x100000000\", size = \"0x40000000\"",
+            "base = \"0xc0000000\", size = \"0x80000000\"",
+        );
+        assert!(errors(&across)
+            .iter()
+            .any(|e| e
+                .starts_with("t.toml: host[0].dma[0]: expected a window below 4 GiB or above it")));
+        let mode = GOOD.replace(
+            "bar = \"0xfe000000\"",
+            "bar = \"0xfe000000\"\nid_mode = \"same\"",
+        );
+        assert!(errors(&mode).iter().any(|e| e
+            == "t.toml: binding[0].id_mode: expected \"different\" or \"common\", found \"same\""));
+        // Endpoint IDs on bus ff push the hosts' requester buses down.
+        let high_ids = GOOD.replace("id = \"40:00.0\"", "id = \"ff:00.0\"");
+        let t = Topology::parse(Path::new("t.toml"), &high_ids).unwrap();
+        assert_eq!((t.hosts[0].fabric_bus, t.hosts[1].fabric_bus), (0xfe, 0xfd));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::EXIT_REJECTED;
 use clap::{Args, Subcommand};
-use fabric::Topology;
+use fabric::{NodeTables, Topology};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -32,14 +32,46 @@ pub(crate) fn run(cmd: ConfigCommand, out: &mut dyn Write, err: &mut dyn Write) 
                 t.function_count(),
                 t.bindings.len()
             );
-            let routes = t.routes_per_node();
             let per_node: Vec<String> = t
                 .nodes
                 .iter()
-                .zip(&routes)
-                .map(|(n, r)| format!("{} {}", n.name, r))
+                .enumerate()
+                .map(|(i, n)| format!("{} {}", n.name, NodeTables::build(&t, i).route_count()))
                 .collect();
             let _ = writeln!(out, "  routes per node: {}", per_node.join(", "));
+            for h in &t.hosts {
+                let dma: Vec<String> = h
+                    .dma
+                    .iter()
+                    .zip(&h.fabric_dma)
+                    .map(|(w, f)| format!("{:#x}+{:#x} at {f:#x}", w.base, w.size))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  {}: requesters on fabric bus {:02x}; dma {}",
+                    h.name,
+                    h.fabric_bus,
+                    dma.join(", ")
+                );
+            }
+            for b in &t.bindings {
+                let e = &t.endpoints[b.endpoint];
+                let function = match b.function {
+                    0 => "pf".to_string(),
+                    n => format!("vf{n}"),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {}.{function} -> {} as {}, BAR {:#x} (fabric {}, BAR {:#x}), id_mode {}",
+                    e.name,
+                    t.hosts[b.host].name,
+                    b.host_id,
+                    b.bar.base,
+                    tlp::Bdf(e.id.0.wrapping_add(b.function as u16)),
+                    e.fabric_bar + b.function as u64 * e.bar_size,
+                    b.id_mode.name(),
+                );
+            }
             0
         }
         Err(errors) => {
@@ -75,6 +107,12 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("routes per node: sw0 "), "{out}");
+        let (_, out, _) = run_captured(&["config", "check", &shipped("default.toml")], "");
+        assert!(
+            out.contains("nic0.vf1 -> host-a as 01:00.0, BAR 0xfe000000 (fabric 40:00.1, BAR 0x80010000), id_mode different"),
+            "{out}"
+        );
+        assert!(out.contains("host-b: requesters on fabric bus fe"), "{out}");
     }
 
     #[test]

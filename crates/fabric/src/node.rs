@@ -1,0 +1,980 @@
+//! A switch node's forwarding: its tables, built from the topology, and
+//! [`NodeTables::forward`], the per-TLP decision.
+//!
+//! Inside the fabric every TLP carries fabric addresses and fabric IDs (laid
+//! out by the topology: a requester bus per host and per common-mode
+//! binding, the functions' BARs, the hosts' DMA windows), all distinct, so a
+//! node routes with one address table and one ID table whatever port a TLP
+//! came in on. Domains differ only where hosts attach:
+//!
+//! - **Ingress from a host** (its domain → the fabric): source validation
+//!   (the requester must be in the host's buses, and one of its declared
+//!   requesters), then access control and translation: a memory request must
+//!   hit the BAR of a function bound to this host (address moved to the
+//!   function's fabric BAR, requester ID to the host's — or in common mode the
+//!   binding's — fabric requester ID, as a non-transparent bridge's lookup
+//!   table does); a configuration request or ID-routed message must target a
+//!   bound function's host-visible ID; a completion must return to one.
+//! - **Ingress from an endpoint**: the requester must be one of the device's
+//!   functions; a memory request (DMA, MSI) must come from a bound function
+//!   and hit a DMA window of the host it is bound to (address moved to the
+//!   window's fabric address); messages to the root go to that host.
+//! - **Egress to a host** (the fabric → its domain): addresses and IDs are
+//!   translated back.
+//!
+//! What access control refuses gets what PCIe gives (§2.3.1, §2.3.2): a
+//! non-posted request gets an Unsupported Request completion, written by the
+//! node and sent back out the port it came in on; a posted request or a
+//! completion is dropped. A TLP that fails source validation is dropped
+//! whatever its class. Every refusal is counted per ingress port, and
+//! logged, rate-limited, in [`NodeState::log`].
+
+use crate::routing::{AddressTable, IdTable};
+use crate::topology::{IdMode, Topology, Window};
+use tlp::build::{completion, CplFields};
+use tlp::{Bdf, Class, CplStatus, FlowClass, Kind, Profile, Routing, Tlp, Validator};
+
+/// What a port of a node leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortKind {
+    /// Nothing attached.
+    Unused,
+    /// A link to another node.
+    Link {
+        /// The node at the other end.
+        peer: usize,
+    },
+    /// A host (index into [`Topology::hosts`]).
+    Host(usize),
+    /// An endpoint device (index into [`Topology::endpoints`]).
+    Endpoint(usize),
+}
+
+/// A fabric-space route: the egress port and, for a DMA window of a host
+/// attached here, how to move the address back into the host's domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Egress port.
+    pub egress: u16,
+    /// Added (wrapping) to the address when leaving toward a host.
+    pub to_domain: u64,
+}
+
+/// A binding as the host edge sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EdgeBinding {
+    function: Bdf,
+    /// Added (wrapping) to a host BAR address to reach the fabric BAR.
+    bar_offset: u64,
+    requester_bus: u8,
+}
+
+/// The tables of a port where a host attaches.
+#[derive(Debug, Clone)]
+struct HostEdge {
+    buses: (u8, u8),
+    fabric_bus: u8,
+    /// Declared requester ID → its index.
+    requester_index: IdTable,
+    /// Host BAR windows → binding slot.
+    bars: AddressTable<u16>,
+    /// Host-visible function ID → binding slot.
+    targets: IdTable,
+    bindings: Box<[EdgeBinding]>,
+    /// Fabric ID → domain ID, for TLPs leaving toward the host.
+    to_domain: IdTable,
+}
+
+/// The tables of a port where an endpoint device attaches.
+#[derive(Debug, Clone)]
+struct EndpointEdge {
+    first: Bdf,
+    functions: u16,
+    /// Per function: the DMA windows of the host it is bound to, each with
+    /// the offset to the window's fabric address (unbound: empty).
+    dma: Box<[AddressTable<u64>]>,
+}
+
+/// Why a TLP was not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// It failed the structural or switch checks (§2.3.1 malformed TLP).
+    Malformed,
+    /// From a host, with a requester outside the host's buses; from an
+    /// endpoint, with a requester that is not one of its functions.
+    Spoofed,
+    /// From a host, with a requester in its buses but not declared.
+    UnknownRequester,
+    /// To something the sender may not reach: a function not bound to it,
+    /// memory outside its windows, an unbound function's DMA.
+    AccessDenied,
+    /// No route for its address or ID.
+    NoRoute,
+    /// Leaving toward a host, an ID with no translation into its domain.
+    NoTranslation,
+    /// A routing that makes no sense from where it came (a broadcast from an
+    /// endpoint, a message to the root from a host).
+    Direction,
+}
+
+impl Refusal {
+    /// Every refusal, in counter order.
+    pub const ALL: [Refusal; 7] = [
+        Refusal::Malformed,
+        Refusal::Spoofed,
+        Refusal::UnknownRequester,
+        Refusal::AccessDenied,
+        Refusal::NoRoute,
+        Refusal::NoTranslation,
+        Refusal::Direction,
+    ];
+
+    /// `malformed`, `spoofed`, `unknown_requester`, `access_denied`,
+    /// `no_route`, `no_translation` or `direction`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Refusal::Malformed => "malformed",
+            Refusal::Spoofed => "spoofed",
+            Refusal::UnknownRequester => "unknown_requester",
+            Refusal::AccessDenied => "access_denied",
+            Refusal::NoRoute => "no_route",
+            Refusal::NoTranslation => "no_translation",
+            Refusal::Direction => "direction",
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What to do with a TLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action<'t> {
+    /// Send it out this port (translated in place where needed).
+    Forward(u16),
+    /// Send a copy out each of these ports.
+    Broadcast(&'t [u16]),
+    /// It terminates here (a local message).
+    Local,
+    /// Refused; a completion of `len` bytes, written to the reply buffer,
+    /// goes back out the ingress port.
+    Reply {
+        /// Why.
+        refusal: Refusal,
+        /// Length of the completion.
+        len: usize,
+    },
+    /// Refused and dropped.
+    Drop(Refusal),
+}
+
+/// Counters of one ingress port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    /// TLPs forwarded (broadcasts count once).
+    pub forwarded: u64,
+    /// TLPs that terminated here.
+    pub local: u64,
+    /// Unsupported Request completions sent back.
+    pub unsupported_replies: u64,
+    /// Refusals, by [`Refusal::ALL`] order (replied or dropped).
+    pub refused: [u64; 7],
+}
+
+impl PortCounters {
+    /// Refusals of one kind.
+    pub fn refused(&self, r: Refusal) -> u64 {
+        self.refused[r.index()]
+    }
+}
+
+/// One logged refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// When (caller's ticks).
+    pub at: u64,
+    /// Ingress port.
+    pub port: u16,
+    /// Why.
+    pub refusal: Refusal,
+    /// The TLP's kind.
+    pub kind: Option<Kind>,
+    /// Its requester (or completer, for a completion).
+    pub source: Bdf,
+    /// Its address, for address-routed TLPs.
+    pub address: Option<u64>,
+    /// Refusals not logged since the previous entry (rate limit).
+    pub suppressed: u64,
+}
+
+/// A bounded, rate-limited log of refusals: at most `burst` entries per
+/// `interval` ticks, the rest counted in the next entry's `suppressed`.
+#[derive(Debug, Clone)]
+pub struct RefusalLog {
+    entries: Vec<Refused>,
+    capacity: usize,
+    window_start: u64,
+    in_window: u32,
+    /// Entries allowed per interval.
+    pub burst: u32,
+    /// Ticks per interval.
+    pub interval: u64,
+    suppressed: u64,
+}
+
+impl RefusalLog {
+    /// A log of up to `capacity` unread entries, 8 per second of nanosecond ticks.
+    pub fn new(capacity: usize) -> RefusalLog {
+        RefusalLog {
+            entries: Vec::with_capacity(capacity),
+            capacity,
+            window_start: 0,
+            in_window: 0,
+            burst: 8,
+            interval: 1_000_000_000,
+            suppressed: 0,
+        }
+    }
+
+    fn record(&mut self, mut entry: Refused) {
+        if entry.at.wrapping_sub(self.window_start) >= self.interval {
+            self.window_start = entry.at;
+            self.in_window = 0;
+        }
+        if self.in_window >= self.burst || self.entries.len() >= self.capacity {
+            self.suppressed += 1;
+            return;
+        }
+        self.in_window += 1;
+        entry.suppressed = std::mem::take(&mut self.suppressed);
+        // Within capacity: never reallocates.
+        self.entries.push(entry);
+    }
+
+    /// Takes the entries logged so far.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Refused> {
+        self.entries.drain(..)
+    }
+
+    /// Refusals not logged and not yet reported in an entry.
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed
+    }
+}
+
+/// What one polling core keeps for one node: the checks it applies, its
+/// counters and its refusal log.
+#[derive(Debug, Clone)]
+pub struct NodeState {
+    /// Structural and switch checks (Max_Payload_Size included).
+    pub validator: Validator,
+    /// Per ingress port.
+    pub counters: Vec<PortCounters>,
+    /// Refusals, rate-limited.
+    pub log: RefusalLog,
+}
+
+impl NodeState {
+    /// State for a node of `ports` ports, with the switch profile at a
+    /// Max_Payload_Size of 4096 bytes.
+    pub fn new(ports: u16) -> NodeState {
+        NodeState {
+            validator: Validator {
+                profile: Profile::Switch,
+                max_payload: tlp::MAX_PAYLOAD_SIZE_LIMIT,
+            },
+            counters: vec![PortCounters::default(); ports as usize],
+            log: RefusalLog::new(256),
+        }
+    }
+}
+
+/// A node's forwarding tables: one immutable set, swapped whole when routes
+/// change ([`crate::routing::epoch`]).
+#[derive(Debug, Clone)]
+pub struct NodeTables {
+    node: usize,
+    ports: Box<[PortKind]>,
+    /// Fabric address windows.
+    addresses: AddressTable<Route>,
+    /// Fabric ID (completion requester, configuration or message target) → egress.
+    ids: IdTable,
+    /// Function fabric ID → egress toward the host it is bound to, for
+    /// messages routed to the root complex or gathered.
+    upstream: IdTable,
+    /// Host fabric bus → the egress ports its broadcasts take.
+    broadcast: Box<[(u8, Box<[u16]>)]>,
+    /// Per port: index into `hosts` or `endpoints` by its kind.
+    edge: Box<[u16]>,
+    hosts: Box<[HostEdge]>,
+    endpoints: Box<[EndpointEdge]>,
+}
+
+/// The fabric ID of a host's (or common binding's) requester `index`.
+fn fabric_requester(bus: u8, index: u16) -> Bdf {
+    Bdf((bus as u16) << 8 | (index & 0xff))
+}
+
+impl NodeTables {
+    /// Builds node `node`'s tables from a checked topology.
+    pub fn build(t: &Topology, node: usize) -> NodeTables {
+        let hops = t.hops(node);
+        let port_count = t.nodes[node].ports as usize;
+        let mut ports = vec![PortKind::Unused; port_count];
+        let mut edge = vec![0u16; port_count];
+        for (a, b) in &t.links {
+            if a.node == node {
+                ports[a.port as usize] = PortKind::Link { peer: b.node };
+            }
+            if b.node == node {
+                ports[b.port as usize] = PortKind::Link { peer: a.node };
+            }
+        }
+        // The egress toward a port somewhere in the fabric.
+        let toward = |p: crate::topology::PortRef| -> Option<u16> {
+            if p.node == node {
+                Some(p.port)
+            } else {
+                hops[p.node]
+            }
+        };
+
+        let mut addresses = Vec::new();
+        let mut ids = IdTable::default();
+        let mut upstream = IdTable::default();
+        for e in &t.endpoints {
+            let Some(egress) = toward(e.attach) else {
+                continue;
+            };
+            for f in 0..=e.vfs as u16 {
+                ids.set(Bdf(e.id.0.wrapping_add(f)), egress);
+            }
+            let span = e.bar_size * (1 + e.vfs as u64);
+            addresses.push((
+                Window {
+                    base: e.fabric_bar,
+                    size: span,
+                },
+                Route {
+                    egress,
+                    to_domain: 0,
+                },
+            ));
+        }
+        let mut broadcast: Vec<(u8, Vec<u16>)> = Vec::new();
+        for (h, host) in t.hosts.iter().enumerate() {
+            let Some(egress) = toward(host.attach) else {
+                continue;
+            };
+            for i in 0..host.requesters.len() as u16 {
+                ids.set(fabric_requester(host.fabric_bus, i), egress);
+            }
+            for (w, fabric) in host.dma.iter().zip(&host.fabric_dma) {
+                addresses.push((
+                    Window {
+                        base: *fabric,
+                        size: w.size,
+                    },
+                    Route {
+                        egress,
+                        to_domain: w.base.wrapping_sub(*fabric),
+                    },
+                ));
+            }
+            let mut fan: Vec<u16> = Vec::new();
+            for b in t.bindings.iter().filter(|b| b.host == h) {
+                let e = &t.endpoints[b.endpoint];
+                if let Some(bus) = b.common_bus {
+                    for i in 0..host.requesters.len() as u16 {
+                        ids.set(fabric_requester(bus, i), egress);
+                    }
+                }
+                upstream.set(Bdf(e.id.0.wrapping_add(b.function as u16)), egress);
+                if let Some(p) = toward(e.attach) {
+                    if !fan.contains(&p) {
+                        fan.push(p);
+                    }
+                }
+            }
+            broadcast.push((host.fabric_bus, fan));
+        }
+
+        let mut hosts = Vec::new();
+        let mut endpoints = Vec::new();
+        for (h, host) in t.hosts.iter().enumerate() {
+            if host.attach.node != node {
+                continue;
+            }
+            ports[host.attach.port as usize] = PortKind::Host(h);
+            edge[host.attach.port as usize] = hosts.len() as u16;
+            let mut requester_index = IdTable::default();
+            let mut to_domain = IdTable::default();
+            for (i, r) in host.requesters.iter().enumerate() {
+                requester_index.set(*r, i as u16);
+                to_domain.set(fabric_requester(host.fabric_bus, i as u16), r.0);
+            }
+            let mut targets = IdTable::default();
+            let mut bindings = Vec::new();
+            let mut bars = Vec::new();
+            for b in t.bindings.iter().filter(|b| b.host == h) {
+                let e = &t.endpoints[b.endpoint];
+                let function = Bdf(e.id.0.wrapping_add(b.function as u16));
+                let fabric_bar = e.fabric_bar + b.function as u64 * e.bar_size;
+                let slot = bindings.len() as u16;
+                targets.set(b.host_id, slot);
+                to_domain.set(function, b.host_id.0);
+                bars.push((b.bar, slot));
+                let requester_bus = match (b.id_mode, b.common_bus) {
+                    (IdMode::Common, Some(bus)) => {
+                        for (i, r) in host.requesters.iter().enumerate() {
+                            to_domain.set(fabric_requester(bus, i as u16), r.0);
+                        }
+                        bus
+                    }
+                    _ => host.fabric_bus,
+                };
+                bindings.push(EdgeBinding {
+                    function,
+                    bar_offset: fabric_bar.wrapping_sub(b.bar.base),
+                    requester_bus,
+                });
+            }
+            hosts.push(HostEdge {
+                buses: host.buses,
+                fabric_bus: host.fabric_bus,
+                requester_index,
+                // The topology check refuses overlapping BARs in a domain.
+                bars: AddressTable::new(bars).unwrap_or_else(|_| {
+                    AddressTable::new([]).expect("an empty table never overlaps")
+                }),
+                targets,
+                bindings: bindings.into(),
+                to_domain,
+            });
+        }
+        for (i, e) in t.endpoints.iter().enumerate() {
+            if e.attach.node != node {
+                continue;
+            }
+            ports[e.attach.port as usize] = PortKind::Endpoint(i);
+            edge[e.attach.port as usize] = endpoints.len() as u16;
+            let dma = (0..=e.vfs)
+                .map(|f| {
+                    let Some(b) = t
+                        .bindings
+                        .iter()
+                        .find(|b| b.endpoint == i && b.function == f)
+                    else {
+                        return AddressTable::new([]).expect("empty");
+                    };
+                    let host = &t.hosts[b.host];
+                    let windows = host
+                        .dma
+                        .iter()
+                        .zip(&host.fabric_dma)
+                        .map(|(w, fabric)| (*w, fabric.wrapping_sub(w.base)));
+                    // The topology check refuses overlapping DMA windows.
+                    AddressTable::new(windows)
+                        .unwrap_or_else(|_| AddressTable::new([]).expect("empty"))
+                })
+                .collect();
+            endpoints.push(EndpointEdge {
+                first: e.id,
+                functions: 1 + e.vfs as u16,
+                dma,
+            });
+        }
+
+        NodeTables {
+            node,
+            ports: ports.into(),
+            // Fabric windows are laid out apart by the topology's plan.
+            addresses: AddressTable::new(addresses)
+                .unwrap_or_else(|_| AddressTable::new([]).expect("empty")),
+            ids,
+            upstream,
+            broadcast: broadcast
+                .into_iter()
+                .map(|(bus, fan)| (bus, fan.into()))
+                .collect(),
+            edge: edge.into(),
+            hosts: hosts.into(),
+            endpoints: endpoints.into(),
+        }
+    }
+
+    /// The node these tables belong to.
+    pub fn node(&self) -> usize {
+        self.node
+    }
+
+    /// What each port leads to.
+    pub fn ports(&self) -> &[PortKind] {
+        &self.ports
+    }
+
+    /// Routes installed: fabric address windows, fabric IDs, upstream
+    /// (to-root) IDs, and at each host edge its BAR windows and targets.
+    pub fn route_count(&self) -> usize {
+        self.addresses.len()
+            + self.ids.len()
+            + self.upstream.len()
+            + self
+                .hosts
+                .iter()
+                .map(|h| h.bars.len() + h.targets.len())
+                .sum::<usize>()
+            + self
+                .endpoints
+                .iter()
+                .map(|e| e.dma.iter().map(AddressTable::len).sum::<usize>())
+                .sum::<usize>()
+    }
+
+    /// The fabric route of an address (for tests, tools and benches).
+    #[inline]
+    pub fn route_address(&self, address: u64) -> Option<Route> {
+        self.addresses.lookup(address)
+    }
+
+    /// The egress of a fabric ID (for tests, tools and benches).
+    #[inline]
+    pub fn route_id(&self, id: Bdf) -> Option<u16> {
+        self.ids.get(id)
+    }
+
+    /// Decides what to do with one TLP that came in on `ingress`, translating
+    /// it in place where it crosses a domain boundary. A refused non-posted
+    /// request gets its Unsupported Request completion written to `reply`
+    /// (which must hold 12 bytes; a smaller one gets a drop instead).
+    #[inline]
+    pub fn forward<'t>(
+        &'t self,
+        ingress: u16,
+        tlp: &mut [u8],
+        reply: &mut [u8],
+        state: &mut NodeState,
+        now: u64,
+    ) -> Action<'t> {
+        let action = self.decide(ingress, tlp, reply, state);
+        let Some(counters) = state.counters.get_mut(ingress as usize) else {
+            return Action::Drop(Refusal::NoRoute);
+        };
+        match action {
+            Action::Forward(_) | Action::Broadcast(_) => counters.forwarded += 1,
+            Action::Local => counters.local += 1,
+            Action::Reply { refusal, .. } | Action::Drop(refusal) => {
+                counters.refused[refusal.index()] += 1;
+                if matches!(action, Action::Reply { .. }) {
+                    counters.unsupported_replies += 1;
+                }
+                state.log.record(refused(now, ingress, refusal, tlp));
+            }
+        }
+        action
+    }
+
+    fn decide<'t>(
+        &'t self,
+        ingress: u16,
+        bytes: &mut [u8],
+        reply: &mut [u8],
+        state: &NodeState,
+    ) -> Action<'t> {
+        let class = match tlp::inspect(bytes, &state.validator) {
+            Ok(c) => c,
+            Err(_) => return Action::Drop(Refusal::Malformed),
+        };
+        let Some(&kind) = self.ports.get(ingress as usize) else {
+            return Action::Drop(Refusal::NoRoute);
+        };
+        let edge = self.edge[ingress as usize] as usize;
+        let step = match kind {
+            PortKind::Host(_) => enter_from_host(&self.hosts[edge], &class, bytes),
+            PortKind::Endpoint(_) => enter_from_endpoint(&self.endpoints[edge], &class, bytes),
+            PortKind::Link { .. } => Ok(()),
+            PortKind::Unused => Err(Refusal::NoRoute),
+        };
+        let action = match step {
+            Ok(()) => match self.route(&class, bytes) {
+                // A host's request is in fabric IDs by now: an Unsupported
+                // Request built from it would not reach the host. (Routes to
+                // every bound function are installed, so this is rare.)
+                Err(r) if matches!(kind, PortKind::Host(_)) => return Action::Drop(r),
+                other => other,
+            },
+            Err(r) => Err(r),
+        };
+        match action {
+            Ok(a) => a,
+            Err(refusal) => refuse(refusal, &class, bytes, reply),
+        }
+    }
+
+    /// Routes a TLP in fabric space and translates it if it leaves toward a host.
+    fn route(&self, class: &Class, bytes: &mut [u8]) -> Result<Action<'_>, Refusal> {
+        let t = Tlp::new_unchecked(&bytes[..]);
+        let (egress, to_domain) = match class.routing {
+            Routing::Address => {
+                let r = self.addresses.lookup(t.address()).ok_or(Refusal::NoRoute)?;
+                (r.egress, r.to_domain)
+            }
+            Routing::Id => {
+                let id = if class.flow == FlowClass::Completion {
+                    t.requester_id()
+                } else {
+                    t.target_id()
+                };
+                (self.ids.get(id).ok_or(Refusal::NoRoute)?, 0)
+            }
+            Routing::ToRoot | Routing::Gather => {
+                let e = self
+                    .upstream
+                    .get(t.requester_id())
+                    .ok_or(Refusal::NoRoute)?;
+                (e, 0)
+            }
+            Routing::Broadcast => {
+                let bus = t.requester_id().bus();
+                let fan = self
+                    .broadcast
+                    .iter()
+                    .find(|(b, _)| *b == bus)
+                    .ok_or(Refusal::NoRoute)?;
+                return Ok(Action::Broadcast(&fan.1));
+            }
+            Routing::Local => return Ok(Action::Local),
+        };
+        if let Some(PortKind::Host(_)) = self.ports.get(egress as usize) {
+            let edge = &self.hosts[self.edge[egress as usize] as usize];
+            to_host(edge, class, bytes, to_domain)?;
+        }
+        Ok(Action::Forward(egress))
+    }
+}
+
+/// Source validation, access control and translation into the fabric
+/// for a TLP from a host.
+fn enter_from_host(edge: &HostEdge, class: &Class, bytes: &mut [u8]) -> Result<(), Refusal> {
+    let mut t = Tlp::new_unchecked(&mut bytes[..]);
+    let completion = class.flow == FlowClass::Completion;
+    let source = if completion {
+        t.completer_id()
+    } else {
+        t.requester_id()
+    };
+    if !(edge.buses.0..=edge.buses.1).contains(&source.bus()) {
+        return Err(Refusal::Spoofed);
+    }
+    let index = edge
+        .requester_index
+        .get(source)
+        .ok_or(Refusal::UnknownRequester)?;
+    match class.routing {
+        Routing::Address => {
+            let slot = edge.bars.lookup(t.address()).ok_or(Refusal::AccessDenied)?;
+            let b = edge.bindings[slot as usize];
+            t.set_address(t.address().wrapping_add(b.bar_offset));
+            t.set_requester_id(fabric_requester(b.requester_bus, index));
+        }
+        Routing::Id if completion => {
+            // The host completes a function's read: back to the function.
+            let slot = edge
+                .targets
+                .get(t.requester_id())
+                .ok_or(Refusal::AccessDenied)?;
+            let b = edge.bindings[slot as usize];
+            t.set_requester_id(b.function);
+            t.set_completer_id(fabric_requester(edge.fabric_bus, index));
+        }
+        Routing::Id => {
+            let slot = edge
+                .targets
+                .get(t.target_id())
+                .ok_or(Refusal::AccessDenied)?;
+            let b = edge.bindings[slot as usize];
+            t.set_target_id(b.function);
+            // The fabric is the bridge above the function's bus.
+            t.set_config_type0();
+            t.set_requester_id(fabric_requester(b.requester_bus, index));
+        }
+        Routing::Broadcast => {
+            t.set_requester_id(fabric_requester(edge.fabric_bus, index));
+        }
+        Routing::Local => {}
+        Routing::ToRoot | Routing::Gather => return Err(Refusal::Direction),
+    }
+    refresh_ecrc(&mut t);
+    Ok(())
+}
+
+/// Source validation, access control and translation into the fabric
+/// for a TLP from an endpoint device.
+fn enter_from_endpoint(
+    edge: &EndpointEdge,
+    class: &Class,
+    bytes: &mut [u8],
+) -> Result<(), Refusal> {
+    let mut t = Tlp::new_unchecked(&mut bytes[..]);
+    let completion = class.flow == FlowClass::Completion;
+    let source = if completion {
+        t.completer_id()
+    } else {
+        t.requester_id()
+    };
+    let function = source.0.wrapping_sub(edge.first.0);
+    if function >= edge.functions {
+        return Err(Refusal::Spoofed);
+    }
+    match class.routing {
+        Routing::Address => {
+            let offset = edge.dma[function as usize]
+                .lookup(t.address())
+                .ok_or(Refusal::AccessDenied)?;
+            t.set_address(t.address().wrapping_add(offset));
+            refresh_ecrc(&mut t);
+            Ok(())
+        }
+        Routing::Id if completion => Ok(()),
+        Routing::Id => Err(Refusal::AccessDenied),
+        Routing::ToRoot | Routing::Gather | Routing::Local => Ok(()),
+        Routing::Broadcast => Err(Refusal::Direction),
+    }
+}
+
+/// Translation out of the fabric into a host's domain.
+fn to_host(edge: &HostEdge, class: &Class, bytes: &mut [u8], offset: u64) -> Result<(), Refusal> {
+    let mut t = Tlp::new_unchecked(&mut bytes[..]);
+    let domain = |id: Bdf| {
+        edge.to_domain
+            .get(id)
+            .map(Bdf)
+            .ok_or(Refusal::NoTranslation)
+    };
+    let requester = domain(t.requester_id())?;
+    if class.routing == Routing::Address {
+        t.set_address(t.address().wrapping_add(offset));
+    }
+    t.set_requester_id(requester);
+    if class.flow == FlowClass::Completion {
+        // A completion the fabric made itself keeps its completer.
+        if let Ok(c) = domain(t.completer_id()) {
+            t.set_completer_id(c);
+        }
+    }
+    refresh_ecrc(&mut t);
+    Ok(())
+}
+
+/// Rewritten headers invalidate an end-to-end CRC; a translating bridge
+/// computes a new one (it is the only party that can).
+#[inline]
+fn refresh_ecrc(t: &mut Tlp<&mut [u8]>) {
+    if t.td() {
+        t.fill_ecrc();
+    }
+}
+
+/// The refusal as PCIe delivers it: an Unsupported Request completion for a
+/// non-posted request (§2.3.1), a drop otherwise.
+fn refuse<'t>(refusal: Refusal, class: &Class, bytes: &[u8], reply: &mut [u8]) -> Action<'t> {
+    // A failed source check is dropped whatever its class: a completion to
+    // a forged requester ID would only reach someone else.
+    let source_check = matches!(
+        refusal,
+        Refusal::Malformed | Refusal::Spoofed | Refusal::UnknownRequester
+    );
+    if class.flow != FlowClass::NonPosted || source_check {
+        return Action::Drop(refusal);
+    }
+    match unsupported_request(bytes, class.kind, reply) {
+        Some(len) => Action::Reply { refusal, len },
+        None => Action::Drop(refusal),
+    }
+}
+
+/// Writes the Unsupported Request completion of a non-posted request.
+/// Byte Count and Lower Address follow §2.2.9: a memory read reports every
+/// byte it asked for and the address of its first enabled byte; I/O and
+/// configuration requests report 4 and 0; AtomicOps their operand size and 0.
+/// The completer is the configuration target for configuration requests,
+/// and 00:00.0 (the fabric itself) otherwise.
+pub fn unsupported_request(request: &[u8], kind: Kind, reply: &mut [u8]) -> Option<usize> {
+    let t = Tlp::new_checked(request).ok()?;
+    let (byte_count, lower_address, completer) = match kind {
+        Kind::MRd | Kind::MRdLk => {
+            let first = t.first_be();
+            let skip = if first == 0 {
+                0
+            } else {
+                first.trailing_zeros() as u64
+            };
+            (
+                read_byte_count(t.length_dw(), first, t.last_be()),
+                ((t.address() & 0x7c) + skip) as u8,
+                Bdf(0),
+            )
+        }
+        Kind::CfgRd0 | Kind::CfgWr0 | Kind::CfgRd1 | Kind::CfgWr1 => (4, 0, t.target_id()),
+        Kind::FetchAdd | Kind::Swap => (t.payload_len() as u16, 0, Bdf(0)),
+        Kind::Cas => ((t.payload_len() / 2) as u16, 0, Bdf(0)),
+        _ => (4, 0, Bdf(0)),
+    };
+    let fields = CplFields {
+        completer,
+        requester: t.requester_id(),
+        tag: t.tag(),
+        status: CplStatus::Ur,
+        byte_count,
+        lower_address,
+    };
+    let len = completion(reply, fields, &[]).ok()?;
+    if kind == Kind::MRdLk {
+        // CplLk: Type 01011b.
+        reply[0] |= 0x01;
+    }
+    let mut c = Tlp::new_unchecked(&mut reply[..len]);
+    c.set_tc(t.tc());
+    Some(len)
+}
+
+/// Bytes a memory read asks for (§2.2.9, the Byte Count of its first
+/// completion): whole DWs less the disabled bytes at either end.
+fn read_byte_count(length_dw: u16, first_be: u8, last_be: u8) -> u16 {
+    if length_dw == 1 {
+        return match first_be {
+            0 => 1,
+            be => (8 - be.leading_zeros() - be.trailing_zeros()) as u16,
+        };
+    }
+    let lead = first_be.trailing_zeros().min(4) as u16;
+    let trail = last_be.leading_zeros().saturating_sub(4).min(4) as u16;
+    (length_dw * 4).saturating_sub(lead + trail)
+}
+
+fn refused(at: u64, port: u16, refusal: Refusal, bytes: &[u8]) -> Refused {
+    let class = tlp::classify(bytes).ok();
+    let view = Tlp::new_checked(bytes).ok();
+    let source = match (&view, class) {
+        (Some(t), Some(c)) if c.flow == FlowClass::Completion => t.completer_id(),
+        (Some(t), _) => t.requester_id(),
+        _ => Bdf(0),
+    };
+    let address = match (&view, class) {
+        (Some(t), Some(c)) if c.routing == Routing::Address => Some(t.address()),
+        _ => None,
+    };
+    Refused {
+        at,
+        port,
+        refusal,
+        kind: class.map(|c| c.kind),
+        source,
+        address,
+        suppressed: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    #[test]
+    fn read_byte_counts_follow_the_byte_enables() {
+        // §2.2.9: one DW by its First DW BE; longer reads less the disabled
+        // bytes at either end.
+        for (be, n) in [
+            (0b1111, 4),
+            (0b0110, 2),
+            (0b1001, 4),
+            (0b0001, 1),
+            (0b1000, 1),
+            (0, 1),
+        ] {
+            assert_eq!(read_byte_count(1, be, 0), n, "{be:04b}");
+        }
+        assert_eq!(read_byte_count(2, 0b1111, 0b1111), 8);
+        assert_eq!(read_byte_count(2, 0b1110, 0b0111), 6);
+        assert_eq!(read_byte_count(3, 0b1000, 0b0001), 6);
+        assert_eq!(read_byte_count(1024, 0b1111, 0b1111), 4096);
+    }
+
+    #[test]
+    fn a_locked_read_gets_a_locked_completion() {
+        let mut repr = tlp::Repr::new(Kind::MRdLk, tlp::MsgRouting::Local, &[]);
+        repr.requester = Bdf(0x0100);
+        repr.tag = 3;
+        repr.tc = 2;
+        let mut b = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut b).unwrap();
+        let mut reply = [0u8; 16];
+        let n = unsupported_request(&b, Kind::MRdLk, &mut reply).unwrap();
+        let c = Tlp::new_checked(&reply[..n]).unwrap();
+        assert_eq!(c.kind(), Some(Kind::CplLk));
+        assert_eq!((c.status(), c.tag(), c.tc()), (CplStatus::Ur, 3, 2));
+        // Too small a reply buffer: no completion, never a panic.
+        assert_eq!(unsupported_request(&b, Kind::MRdLk, &mut reply[..8]), None);
+    }
+
+    fn tables() -> &'static [NodeTables] {
+        static TABLES: std::sync::OnceLock<Vec<NodeTables>> = std::sync::OnceLock::new();
+        TABLES.get_or_init(|| {
+            let path = Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../configs/default.toml"
+            ));
+            let t = Topology::load(path).unwrap();
+            (0..t.nodes.len())
+                .map(|i| NodeTables::build(&t, i))
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Whatever arrives on whatever port, forwarding decides without
+        /// panicking, and a reply it writes is a well-formed completion.
+        #[test]
+        fn forwarding_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            node in 0usize..2,
+            port in 0u16..6,
+            reply_len in 0usize..20,
+        ) {
+            let nodes = tables();
+            let mut state = NodeState::new(4);
+            let mut tlp = bytes.clone();
+            let mut reply = vec![0u8; reply_len];
+            if let Action::Reply { len, .. } = nodes[node].forward(port, &mut tlp, &mut reply, &mut state, 0) {
+                let c = Tlp::new_checked(&reply[..len]).unwrap();
+                prop_assert_eq!(c.status(), CplStatus::Ur);
+            }
+        }
+
+        /// Valid requests from a host with one field scrambled: still no panic,
+        /// and whatever is forwarded stays a valid TLP.
+        #[test]
+        fn mutated_host_requests_stay_well_formed(
+            address in any::<u32>(),
+            requester in any::<u16>(),
+            flip in any::<(usize, u8)>(),
+        ) {
+            let nodes = tables();
+            let mut state = NodeState::new(4);
+            let mut tlp = vec![0u8; 16];
+            let access = tlp::build::MemAccess::dwords((address & !3) as u64, 1);
+            let n = tlp::build::memory_write(&mut tlp, Bdf(requester), 0, access, &[0; 4]).unwrap();
+            tlp.truncate(n);
+            let i = flip.0 % n;
+            tlp[i] ^= flip.1;
+            let mut reply = [0u8; 16];
+            if let Action::Forward(_) = nodes[0].forward(1, &mut tlp, &mut reply, &mut state, 0) {
+                prop_assert!(Tlp::new_checked(&tlp[..]).is_ok());
+            }
+        }
+    }
+}

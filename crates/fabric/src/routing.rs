@@ -1,0 +1,355 @@
+//! Lookup structures of the forwarding path and how new ones are published.
+//!
+//! - [`AddressTable`]: non-overlapping address windows, found by two levels of
+//!   16-wide "how many bases are at or below this address" counts. The counts
+//!   compile to vector compares and the two levels are two dependent loads,
+//!   where a binary search over 256 windows is eight.
+//! - [`IdTable`]: a flat table over all 65536 IDs; a lookup is one load.
+//! - [`epoch`]: route changes are built aside and swapped in by the reading
+//!   core between bursts, RCU style; the hot path takes no lock.
+
+use crate::topology::Window;
+
+const FANOUT: usize = 16;
+
+/// Non-overlapping address windows, each with a value.
+#[derive(Debug, Clone)]
+pub struct AddressTable<V> {
+    /// The first address of every window, sorted, padded with `u64::MAX` to
+    /// whole blocks of 16.
+    bases: Box<[[u64; FANOUT]]>,
+    /// The first base of each block, padded to whole blocks of 16.
+    top: Box<[u64]>,
+    /// The last address (inclusive) of each window.
+    lasts: Box<[u64]>,
+    values: Box<[V]>,
+}
+
+/// Two windows given to [`AddressTable::new`] overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overlap {
+    /// One window.
+    pub a: Window,
+    /// The window it overlaps.
+    pub b: Window,
+}
+
+#[inline(always)]
+fn count_at_or_below(keys: &[u64], x: u64) -> usize {
+    keys.iter().map(|&k| (k <= x) as usize).sum()
+}
+
+impl<V: Copy> AddressTable<V> {
+    /// A table of `entries`; empty windows are left out.
+    pub fn new(entries: impl IntoIterator<Item = (Window, V)>) -> Result<Self, Overlap> {
+        let mut entries: Vec<(Window, V)> =
+            entries.into_iter().filter(|(w, _)| w.size > 0).collect();
+        entries.sort_by_key(|(w, _)| w.base);
+        for pair in entries.windows(2) {
+            let (a, b) = (pair[0].0, pair[1].0);
+            if a.base.saturating_add(a.size) > b.base {
+                return Err(Overlap { a, b });
+            }
+        }
+        let blocks = entries.len().div_ceil(FANOUT);
+        let mut bases = vec![[u64::MAX; FANOUT]; blocks];
+        for (i, (w, _)) in entries.iter().enumerate() {
+            bases[i / FANOUT][i % FANOUT] = w.base;
+        }
+        let mut top = vec![u64::MAX; blocks.div_ceil(FANOUT) * FANOUT];
+        for (b, block) in bases.iter().enumerate() {
+            top[b] = block[0];
+        }
+        Ok(AddressTable {
+            bases: bases.into(),
+            top: top.into(),
+            lasts: entries.iter().map(|(w, _)| w.base + (w.size - 1)).collect(),
+            values: entries.iter().map(|(_, v)| *v).collect(),
+        })
+    }
+
+    /// The value of the window holding `address`.
+    #[inline]
+    pub fn lookup(&self, address: u64) -> Option<V> {
+        // Padding is u64::MAX, counted only when `address` is u64::MAX
+        // itself: clamping to the last real entry keeps that case right.
+        let block = count_at_or_below(&self.top, address).checked_sub(1)?;
+        let block = block.min(self.bases.len().checked_sub(1)?);
+        let i = block * FANOUT + count_at_or_below(&self.bases[block], address) - 1;
+        let i = i.min(self.lasts.len() - 1);
+        match self.lasts.get(i) {
+            Some(&last) if address <= last => Some(self.values[i]),
+            _ => None,
+        }
+    }
+
+    /// The window holding `address` and its value.
+    pub fn find(&self, address: u64) -> Option<(Window, V)> {
+        let v = self.lookup(address)?;
+        let i = self.lasts.partition_point(|&l| l < address);
+        let base = self.bases[i / FANOUT][i % FANOUT];
+        Some((
+            Window {
+                base,
+                size: self.lasts[i] - base + 1,
+            },
+            v,
+        ))
+    }
+
+    /// Windows in the table.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the table has no windows.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// A value per 16-bit ID (bus/device/function), `None` where unset.
+#[derive(Debug, Clone)]
+pub struct IdTable {
+    /// Value + 1; 0 is unset.
+    slots: Box<[u32]>,
+}
+
+impl Default for IdTable {
+    fn default() -> Self {
+        IdTable {
+            slots: vec![0; 1 << 16].into(),
+        }
+    }
+}
+
+impl IdTable {
+    /// Sets the value of an ID.
+    pub fn set(&mut self, id: tlp::Bdf, value: u16) {
+        self.slots[id.0 as usize] = value as u32 + 1;
+    }
+
+    /// The value of an ID.
+    #[inline]
+    pub fn get(&self, id: tlp::Bdf) -> Option<u16> {
+        // 65536 slots: every u16 indexes in bounds.
+        let v = self.slots[id.0 as usize];
+        (v != 0).then(|| (v - 1) as u16)
+    }
+
+    /// IDs set.
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|&&v| v != 0).count()
+    }
+
+    /// Whether no ID is set.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub mod epoch {
+    //! Publishing new tables to a polling core without locks (RCU style).
+    //!
+    //! The control plane builds a whole new table set and [`Publisher::publish`]es
+    //! it through an SPSC ring. The polling core calls [`Reader::refresh`]
+    //! between bursts: if something new arrived it swaps its `Arc`, so every
+    //! TLP of a burst sees one table set, and a burst never waits. The
+    //! publisher keeps its own reference to every set it published until the
+    //! reader holds it no longer ([`Publisher::collect`]), so the polling core
+    //! only ever decrements a count and never frees memory.
+
+    use rings::spsc::{self, Consumer, Producer};
+    use std::sync::Arc;
+
+    /// The control plane's end.
+    #[derive(Debug)]
+    pub struct Publisher<T> {
+        outgoing: Producer<Arc<T>>,
+        published: Vec<Arc<T>>,
+        epoch: u64,
+    }
+
+    /// The polling core's end.
+    #[derive(Debug)]
+    pub struct Reader<T> {
+        current: Arc<T>,
+        incoming: Consumer<Arc<T>>,
+        epoch: u64,
+    }
+
+    /// A publisher and reader starting at `initial` (epoch 0).
+    pub fn channel<T>(initial: T) -> (Publisher<T>, Reader<T>) {
+        let (outgoing, incoming) = spsc::ring(4);
+        let current = Arc::new(initial);
+        (
+            Publisher {
+                outgoing,
+                published: vec![current.clone()],
+                epoch: 0,
+            },
+            Reader {
+                current,
+                incoming,
+                epoch: 0,
+            },
+        )
+    }
+
+    impl<T> Publisher<T> {
+        /// Sends a new table set; it is in use after the reader's next
+        /// refresh. Gives it back if the reader has not taken the last few.
+        pub fn publish(&mut self, tables: T) -> Result<u64, T> {
+            self.collect();
+            let tables = Arc::new(tables);
+            match self.outgoing.push(tables.clone()) {
+                Ok(()) => {
+                    self.published.push(tables);
+                    self.epoch += 1;
+                    Ok(self.epoch)
+                }
+                Err(t) => {
+                    drop(t);
+                    // Only this function holds it now.
+                    Err(Arc::into_inner(tables).expect("sole reference"))
+                }
+            }
+        }
+
+        /// Frees table sets the reader no longer holds; returns how many
+        /// are still alive (the one in use included).
+        pub fn collect(&mut self) -> usize {
+            let newest = self.published.len().saturating_sub(1);
+            let mut i = 0;
+            self.published.retain(|t| {
+                let keep = i == newest || Arc::strong_count(t) > 1;
+                i += 1;
+                keep
+            });
+            self.published.len()
+        }
+
+        /// Epoch of the last set published.
+        pub fn epoch(&self) -> u64 {
+            self.epoch
+        }
+    }
+
+    impl<T> Reader<T> {
+        /// The tables in use.
+        #[inline]
+        pub fn get(&self) -> &T {
+            &self.current
+        }
+
+        /// Takes the newest published set, if any; call between bursts.
+        /// Returns whether the tables changed.
+        #[inline]
+        pub fn refresh(&mut self) -> bool {
+            let mut changed = false;
+            while let Some(next) = self.incoming.pop() {
+                // The publisher still holds the old set: this only decrements.
+                self.current = next;
+                self.epoch += 1;
+                changed = true;
+            }
+            changed
+        }
+
+        /// How many sets this reader has taken.
+        pub fn epoch(&self) -> u64 {
+            self.epoch
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn w(base: u64, size: u64) -> Window {
+        Window { base, size }
+    }
+
+    #[test]
+    fn finds_windows_and_misses_gaps() {
+        let t = AddressTable::new([(w(0x1000, 0x1000), 1u16), (w(0x4000, 0x10), 2)]).unwrap();
+        assert_eq!(t.lookup(0xfff), None);
+        assert_eq!(t.lookup(0x1000), Some(1));
+        assert_eq!(t.lookup(0x1fff), Some(1));
+        assert_eq!(t.lookup(0x2000), None);
+        assert_eq!(t.lookup(0x400f), Some(2));
+        assert_eq!(t.lookup(0x4010), None);
+        assert_eq!(t.lookup(u64::MAX), None);
+        assert_eq!(t.find(0x1234), Some((w(0x1000, 0x1000), 1)));
+        let top = AddressTable::new([(w(u64::MAX - 0xff, 0x100), 9u8)]).unwrap();
+        assert_eq!(top.lookup(u64::MAX), Some(9));
+        let empty = AddressTable::<u8>::new([]).unwrap();
+        assert_eq!(empty.lookup(0), None);
+    }
+
+    #[test]
+    fn overlaps_are_refused() {
+        let e = AddressTable::new([(w(0x1000, 0x1001), 1u8), (w(0x2000, 0x10), 2)]).unwrap_err();
+        assert_eq!(e.b, w(0x2000, 0x10));
+    }
+
+    #[test]
+    fn id_table_sets_and_gets() {
+        let mut t = IdTable::default();
+        t.set(tlp::Bdf(0xffff), 7);
+        t.set(tlp::Bdf(0), 0);
+        assert_eq!(t.get(tlp::Bdf(0xffff)), Some(7));
+        assert_eq!(t.get(tlp::Bdf(0)), Some(0));
+        assert_eq!(t.get(tlp::Bdf(1)), None);
+        assert_eq!(t.len(), 2);
+    }
+
+    proptest! {
+        /// The two-level count agrees with a linear scan, for any number of
+        /// windows (one block, many blocks, more than 16 blocks).
+        #[test]
+        fn agrees_with_a_linear_scan(
+            gaps in proptest::collection::vec((1u64..0x1000, 1u64..0x1000), 0..600),
+            probes in proptest::collection::vec(any::<u64>(), 64),
+        ) {
+            let mut at = 0u64;
+            let mut windows = Vec::new();
+            for (i, (gap, size)) in gaps.iter().enumerate() {
+                at += gap;
+                windows.push((w(at, *size), i));
+                at += size;
+            }
+            let t = AddressTable::new(windows.clone()).unwrap();
+            let scan = |a: u64| windows.iter().find(|(w, _)| w.base <= a && a < w.base + w.size).map(|x| x.1);
+            for p in probes.iter().map(|p| p % (at + 0x2000)) {
+                prop_assert_eq!(t.lookup(p), scan(p));
+            }
+            for (win, i) in &windows {
+                prop_assert_eq!(t.lookup(win.base), Some(*i));
+                prop_assert_eq!(t.lookup(win.base + win.size - 1), Some(*i));
+            }
+        }
+    }
+
+    #[test]
+    fn readers_swap_between_bursts_and_publishers_reclaim() {
+        let (mut p, mut r) = epoch::channel(1u32);
+        assert_eq!(*r.get(), 1);
+        assert_eq!(p.publish(2), Ok(1));
+        assert_eq!(*r.get(), 1, "nothing changes until the reader refreshes");
+        assert!(r.refresh());
+        assert_eq!((*r.get(), r.epoch()), (2, 1));
+        assert!(!r.refresh());
+        assert_eq!(p.collect(), 1, "set 1 is no longer held by the reader");
+        // A reader that never refreshes: the ring fills and publish hands back.
+        for i in 3..7 {
+            assert!(p.publish(i).is_ok());
+        }
+        assert_eq!(p.publish(99), Err(99));
+        assert!(r.refresh());
+        assert_eq!(*r.get(), 6);
+        assert_eq!(p.collect(), 1);
+    }
+}
