@@ -1,25 +1,19 @@
 //! Lookup structures of the forwarding path and how new ones are published.
 //!
-//! - [`AddressTable`]: non-overlapping address windows, found by two levels of
-//!   16-wide "how many bases are at or below this address" counts. The counts
-//!   compile to vector compares and the two levels are two dependent loads,
-//!   where a binary search over 256 windows is eight.
+//! - [`AddressTable`]: non-overlapping address windows, found by a branch-free
+//!   binary search over their bases (padded to a power of two).
 //! - [`IdTable`]: a flat table over all 65536 IDs; a lookup is one load.
 //! - [`epoch`]: route changes are built aside and swapped in by the reading
 //!   core between bursts, RCU style; the hot path takes no lock.
 
 use crate::topology::Window;
 
-const FANOUT: usize = 16;
-
 /// Non-overlapping address windows, each with a value.
 #[derive(Debug, Clone)]
 pub struct AddressTable<V> {
     /// The first address of every window, sorted, padded with `u64::MAX` to
-    /// whole blocks of 16.
-    bases: Box<[[u64; FANOUT]]>,
-    /// The first base of each block, padded to whole blocks of 16.
-    top: Box<[u64]>,
+    /// a power of two so the search is a fixed number of halvings.
+    bases: Box<[u64]>,
     /// The last address (inclusive) of each window.
     lasts: Box<[u64]>,
     values: Box<[V]>,
@@ -34,11 +28,6 @@ pub struct Overlap {
     pub b: Window,
 }
 
-#[inline(always)]
-fn count_at_or_below(keys: &[u64], x: u64) -> usize {
-    keys.iter().map(|&k| (k <= x) as usize).sum()
-}
-
 impl<V: Copy> AddressTable<V> {
     /// A table of `entries`; empty windows are left out.
     pub fn new(entries: impl IntoIterator<Item = (Window, V)>) -> Result<Self, Overlap> {
@@ -51,18 +40,12 @@ impl<V: Copy> AddressTable<V> {
                 return Err(Overlap { a, b });
             }
         }
-        let blocks = entries.len().div_ceil(FANOUT);
-        let mut bases = vec![[u64::MAX; FANOUT]; blocks];
-        for (i, (w, _)) in entries.iter().enumerate() {
-            bases[i / FANOUT][i % FANOUT] = w.base;
-        }
-        let mut top = vec![u64::MAX; blocks.div_ceil(FANOUT) * FANOUT];
-        for (b, block) in bases.iter().enumerate() {
-            top[b] = block[0];
+        let mut bases = vec![u64::MAX; entries.len().next_power_of_two()];
+        for (slot, (w, _)) in bases.iter_mut().zip(&entries) {
+            *slot = w.base;
         }
         Ok(AddressTable {
             bases: bases.into(),
-            top: top.into(),
             lasts: entries.iter().map(|(w, _)| w.base + (w.size - 1)).collect(),
             values: entries.iter().map(|(_, v)| *v).collect(),
         })
@@ -71,15 +54,23 @@ impl<V: Copy> AddressTable<V> {
     /// The value of the window holding `address`.
     #[inline]
     pub fn lookup(&self, address: u64) -> Option<V> {
-        // Padding is u64::MAX, counted only when `address` is u64::MAX
-        // itself: clamping to the last real entry keeps that case right.
-        let block = count_at_or_below(&self.top, address).checked_sub(1)?;
-        let block = block.min(self.bases.len().checked_sub(1)?);
-        let i = block * FANOUT + count_at_or_below(&self.bases[block], address) - 1;
-        let i = i.min(self.lasts.len() - 1);
-        match self.lasts.get(i) {
-            Some(&last) if address <= last => Some(self.values[i]),
-            _ => None,
+        // Branch-free halving: the steps do not depend on the data, only
+        // the index does, so lookups of a burst overlap in the pipeline.
+        let bases = &self.bases[..];
+        let mut i = 0;
+        let mut size = bases.len();
+        while size > 1 {
+            let half = size / 2;
+            let mid = i + half;
+            i = core::hint::select_unpredictable(bases[mid] <= address, mid, i);
+            size -= half;
+        }
+        // Padding (u64::MAX) is passed only when `address` is u64::MAX.
+        let i = i.min(self.lasts.len().checked_sub(1)?);
+        if self.bases[i] <= address && address <= self.lasts[i] {
+            Some(self.values[i])
+        } else {
+            None
         }
     }
 
@@ -87,7 +78,7 @@ impl<V: Copy> AddressTable<V> {
     pub fn find(&self, address: u64) -> Option<(Window, V)> {
         let v = self.lookup(address)?;
         let i = self.lasts.partition_point(|&l| l < address);
-        let base = self.bases[i / FANOUT][i % FANOUT];
+        let base = self.bases[i];
         Some((
             Window {
                 base,
@@ -307,8 +298,7 @@ mod tests {
     }
 
     proptest! {
-        /// The two-level count agrees with a linear scan, for any number of
-        /// windows (one block, many blocks, more than 16 blocks).
+        /// The search agrees with a linear scan, for any number of windows.
         #[test]
         fn agrees_with_a_linear_scan(
             gaps in proptest::collection::vec((1u64..0x1000, 1u64..0x1000), 0..600),

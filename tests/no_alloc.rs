@@ -1,0 +1,132 @@
+//! The per-TLP paths allocate nothing: forwarding (checks, routing,
+//! translation, refusals and their log) and the reliable link (packing,
+//! framing, checking, delivering, acknowledging, credits). A counting global
+//! allocator watches them after a warm-up.
+
+// A global allocator cannot be written without `unsafe`; this one only counts.
+#![allow(unsafe_code)]
+
+use fabric::link::{Link, LinkConfig};
+use fabric::{Action, NodeState, NodeTables, Topology};
+use rings::credits::Cost;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tlp::build::{memory_read, memory_write, MemAccess};
+use tlp::Bdf;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed straight to the system allocator, which
+// upholds GlobalAlloc's contract; the counter has no effect on memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's layout contract is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `dealloc` and `alloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+#[test]
+fn forwarding_and_the_link_allocate_nothing_per_tlp() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml");
+    let t = Topology::load(path.as_ref()).unwrap();
+    let sw0 = NodeTables::build(&t, 0);
+    let mut state = NodeState::new(4);
+    let mut templates = Vec::new();
+    let mut buf = [0u8; 64];
+    let n = memory_write(
+        &mut buf,
+        Bdf(0),
+        0,
+        MemAccess::dwords(0xfe00_0010, 4),
+        &[7; 16],
+    )
+    .unwrap();
+    templates.push(buf[..n].to_vec()); // forwarded, translated
+    let n = memory_read(&mut buf, Bdf(0), 3, MemAccess::dwords(0xfd00_0000, 1)).unwrap();
+    templates.push(buf[..n].to_vec()); // Unsupported Request
+    let n = memory_write(
+        &mut buf,
+        Bdf(0x2000),
+        0,
+        MemAccess::dwords(0xfe00_0010, 1),
+        &[1; 4],
+    )
+    .unwrap();
+    templates.push(buf[..n].to_vec()); // spoofed: dropped and logged
+    let mut tlp = [0u8; 64];
+    let mut reply = [0u8; 16];
+
+    let config = LinkConfig::default();
+    let peer = LinkConfig {
+        local_node: 1,
+        remote_node: 0,
+        ..config
+    };
+    let (mut a, mut b) = (Link::new(config).unwrap(), Link::new(peer).unwrap());
+    let mut frame = vec![0u8; 1514];
+    let link_tlp = templates[0].clone();
+    let cost = Cost::of(&tlp::classify(&link_tlp).unwrap());
+
+    let mut run = |rounds: u64, state: &mut NodeState| {
+        let mut outcomes = [0u64; 3];
+        for round in 0..rounds {
+            for (i, template) in templates.iter().enumerate() {
+                let tlp = &mut tlp[..template.len()];
+                tlp.copy_from_slice(template);
+                match sw0.forward(1, tlp, &mut reply, state, round) {
+                    Action::Forward(_) => outcomes[0] += 1,
+                    Action::Reply { .. } => outcomes[1] += 1,
+                    Action::Drop(_) => outcomes[2] += 1,
+                    other => panic!("{i}: {other:?}"),
+                }
+            }
+            let now = round;
+            let _ = a.try_send(&link_tlp, now);
+            if round % 8 == 0 {
+                a.flush();
+            }
+            while let Some(n) = a.poll_transmit(now, &mut frame) {
+                let mut got = 0;
+                let _ = b.receive(&frame[..n], now, |_| got += 1);
+                for _ in 0..got {
+                    b.release(cost);
+                }
+            }
+            while let Some(n) = b.poll_transmit(now, &mut frame) {
+                let _ = a.receive(&frame[..n], now, |_| {});
+            }
+        }
+        outcomes
+    };
+    run(100, &mut state);
+    let before = allocations();
+    let outcomes = run(10_000, &mut state);
+    let during = allocations() - before;
+    assert_eq!(outcomes, [10_000; 3]);
+    assert!(b.stats().tlps_delivered > 10_000);
+    assert_eq!(
+        during, 0,
+        "allocations while forwarding 30,000 TLPs and linking 10,000"
+    );
+}
