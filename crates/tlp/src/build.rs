@@ -162,7 +162,7 @@ pub fn completion(buf: &mut [u8], fields: CplFields, payload: &[u8]) -> Result<u
         lower_address,
     } = fields;
     let data = payload.len();
-    if data % 4 != 0 || data > 4096 {
+    if !data.is_multiple_of(4) || data > 4096 {
         return Err(EmitError::PayloadLength {
             expected: data.next_multiple_of(4).min(4096),
             actual: data,

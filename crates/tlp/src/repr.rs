@@ -24,7 +24,7 @@ impl<'a> Prefixes<'a> {
     /// Prefix DWs as bytes; each must have Fmt 100b, with at most
     /// [`MAX_PREFIXES`] in all and [`crate::MAX_END_END_PREFIXES`] End-End ones.
     pub fn new(bytes: &'a [u8]) -> Result<Prefixes<'a>, Error> {
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return Err(Error::Truncated {
                 needed: bytes.len().next_multiple_of(4),
                 available: bytes.len(),

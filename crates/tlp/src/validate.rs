@@ -176,7 +176,7 @@ impl Validator {
                     }
                 };
                 let address = tlp.address();
-                if address % operand_bytes as u64 != 0 {
+                if !address.is_multiple_of(operand_bytes as u64) {
                     return Err(Error::AtomicAlignment {
                         kind,
                         address,
