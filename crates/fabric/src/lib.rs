@@ -1,10 +1,18 @@
 //! The fabric: how TLPs travel between switch nodes.
 //!
-//! So far: the encapsulation frame ([`frame`]), the byte layout that carries
-//! TLPs, link sequence numbers, acknowledgements and credit updates across one
-//! link, with its CRC-32C; and the topology ([`topology`]) read and checked
-//! from TOML. Routing tables, translation, access control and the reliable
-//! link build on them.
+//! - [`topology`]: the fabric read and checked from TOML, with the layout of
+//!   its own address and ID space;
+//! - [`node`]: a node's routing tables and [`NodeTables::forward`], which
+//!   validates sources, enforces access control, translates between a host's
+//!   domain and the fabric, and routes; [`routing`] holds the lookup
+//!   structures and the epoch swap that publishes new routes between bursts;
+//! - [`frame`]: the encapsulation frame; [`link`]: the reliable link over it
+//!   (sequence numbers, ACK/NAK, replay, credits); [`faults`]: seeded fault
+//!   injection for links;
+//! - [`walk`]: the whole fabric's tables and a walk that follows one TLP
+//!   through them, for tests and tools.
+//!
+//! `docs/fabric.md` explains the design and records what it costs.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -5,6 +5,13 @@
 //! problem found, each naming the file, the key and what was expected.
 //!
 //! ```toml
+//! [fabric]                         # optional; these are the defaults
+//! ethertype = "0x88b5"
+//! mtu = 1500                       # up to 9000
+//! flush_deadline_ns = 1000
+//! replay_timeout_ns = 200000
+//! replay_slots = 64
+//!
 //! [[node]]
 //! name = "sw0"
 //! ports = 4
@@ -31,8 +38,15 @@
 //! function = "nic0.vf1"            # nic0.pf, or nic0.vfN with N from 1
 //! host = "host-a"
 //! id = "01:00.0"                   # the ID the host sees
-//! bar = "0xfe000000"               # the BAR address the host sees
+//! bar = "0xfe000000"               # the BAR address the host sees (32-bit)
+//! id_mode = "different"            # or "common": see IdMode
 //! ```
+//!
+//! Checking also lays out the fabric's own space (see [`crate::node`]): a
+//! fabric requester bus per host and per common-mode binding, taken from
+//! bus ff downward past the endpoints' buses; the functions' BARs from
+//! 0x8000_0000 (32-bit); the hosts' DMA windows from 0x1000_0000 (those
+//! below 4 GiB) and from 1 TiB (those above).
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -63,6 +77,8 @@ impl std::error::Error for ConfigError {}
 #[serde(deny_unknown_fields)]
 struct FileSpec {
     #[serde(default)]
+    fabric: Option<FabricSpec>,
+    #[serde(default)]
     node: Vec<NodeSpec>,
     #[serde(default)]
     link: Vec<LinkSpec>,
@@ -72,6 +88,16 @@ struct FileSpec {
     endpoint: Vec<EndpointSpec>,
     #[serde(default)]
     binding: Vec<BindingSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FabricSpec {
+    ethertype: Option<String>,
+    mtu: Option<usize>,
+    flush_deadline_ns: Option<u64>,
+    replay_timeout_ns: Option<u64>,
+    replay_slots: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,9 +277,39 @@ pub struct Binding {
     pub common_bus: Option<u8>,
 }
 
+/// How every link of the fabric runs (the `[fabric]` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkSettings {
+    /// EtherType of fabric frames (0x88B5 by default).
+    pub ethertype: u16,
+    /// Link MTU, 64..=9000 (1500 by default).
+    pub mtu: usize,
+    /// Nanoseconds a partly filled frame waits for more TLPs (1000).
+    pub flush_deadline_ns: u64,
+    /// Nanoseconds without acknowledgement before a replay (200000).
+    pub replay_timeout_ns: u64,
+    /// Frames each link end keeps for replay (64).
+    pub replay_slots: usize,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        let d = crate::link::LinkConfig::default();
+        LinkSettings {
+            ethertype: d.ethertype,
+            mtu: d.mtu,
+            flush_deadline_ns: d.flush_deadline,
+            replay_timeout_ns: d.replay_timeout,
+            replay_slots: d.replay_slots,
+        }
+    }
+}
+
 /// A checked topology.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
+    /// How links run.
+    pub link: LinkSettings,
     /// Switch nodes.
     pub nodes: Vec<Node>,
     /// Links between node ports.
@@ -356,6 +412,52 @@ fn plan_fabric_space(t: &mut Topology, c: &mut Check) {
             }
         }
     }
+}
+
+fn link_settings(c: &mut Check, spec: Option<&FabricSpec>) -> LinkSettings {
+    let mut link = LinkSettings::default();
+    let Some(spec) = spec else {
+        return link;
+    };
+    if let Some(e) = &spec.ethertype {
+        match c.number("fabric.ethertype".into(), e) {
+            Some(v) if (0x0600..=0xffff).contains(&v) => link.ethertype = v as u16,
+            Some(v) => c.err(
+                "fabric.ethertype",
+                format!("expected an EtherType 0x0600..=0xffff (below is a length), found {v:#x}"),
+            ),
+            None => {}
+        }
+    }
+    if let Some(mtu) = spec.mtu {
+        if (64..=crate::frame::MAX_MTU).contains(&mtu) {
+            link.mtu = mtu;
+        } else {
+            c.err(
+                "fabric.mtu",
+                format!("expected 64..=9000 (1500 by default, 9000 for jumbo frames), found {mtu}"),
+            );
+        }
+    }
+    if let Some(n) = spec.replay_slots {
+        if n >= 2 {
+            link.replay_slots = n;
+        } else {
+            c.err(
+                "fabric.replay_slots",
+                format!("expected at least 2, found {n}"),
+            );
+        }
+    }
+    if let Some(ns) = spec.flush_deadline_ns {
+        link.flush_deadline_ns = ns;
+    }
+    match spec.replay_timeout_ns {
+        Some(0) => c.err("fabric.replay_timeout_ns", "expected more than 0 ns"),
+        Some(ns) => link.replay_timeout_ns = ns,
+        None => {}
+    }
+    link
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
@@ -469,6 +571,7 @@ impl Topology {
             errors: Vec::new(),
         };
 
+        let link = link_settings(&mut c, spec.fabric.as_ref());
         let mut node_index = HashMap::new();
         for (i, n) in spec.node.iter().enumerate() {
             if node_index.insert(n.name.as_str(), i).is_some() {
@@ -797,6 +900,7 @@ impl Topology {
         }
 
         let mut topology = Topology {
+            link,
             nodes: spec
                 .node
                 .iter()
@@ -859,6 +963,27 @@ impl Topology {
             }
         }
         first
+    }
+
+    /// The configuration of one end of link `index`: the `a` end, or the
+    /// `b` end. Ticks are nanoseconds; MAC addresses are locally administered
+    /// and name the node and port (02:00:00:00:node:port).
+    pub fn link_config(&self, index: usize, a_end: bool) -> Option<crate::link::LinkConfig> {
+        let (a, b) = *self.links.get(index)?;
+        let (local, remote) = if a_end { (a, b) } else { (b, a) };
+        let mac = |p: PortRef| [0x02, 0, 0, 0, p.node as u8, p.port as u8];
+        Some(crate::link::LinkConfig {
+            mtu: self.link.mtu,
+            replay_slots: self.link.replay_slots,
+            flush_deadline: self.link.flush_deadline_ns,
+            replay_timeout: self.link.replay_timeout_ns,
+            ethertype: self.link.ethertype,
+            local_node: local.node as u16,
+            remote_node: remote.node as u16,
+            local_mac: mac(local),
+            remote_mac: mac(remote),
+            ..crate::link::LinkConfig::default()
+        })
     }
 
     /// Functions declared (physical and virtual).
@@ -943,6 +1068,42 @@ bar = "0xfe000000"
         assert_eq!(t.endpoints[0].fabric_bar, 0x8000_0000);
         assert_eq!(t.hosts[0].fabric_dma, vec![1 << 40]);
         assert_eq!(t.bindings[0].id_mode, IdMode::Different);
+    }
+
+    #[test]
+    fn link_settings_come_from_the_fabric_table() {
+        let t = Topology::parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(t.link, LinkSettings::default());
+        let custom = format!(
+            "[fabric]\nethertype = \"0x88b6\"\nmtu = 9000\nflush_deadline_ns = 500\n{GOOD}"
+        );
+        let t = Topology::parse(Path::new("t.toml"), &custom).unwrap();
+        let (a, b) = (
+            t.link_config(0, true).unwrap(),
+            t.link_config(0, false).unwrap(),
+        );
+        assert_eq!((a.ethertype, a.mtu, a.flush_deadline), (0x88b6, 9000, 500));
+        assert_eq!((a.local_node, a.remote_node), (b.remote_node, b.local_node));
+        assert_eq!(a.remote_mac, b.local_mac);
+        assert!(t.link_config(1, true).is_none());
+        let bad =
+            format!("[fabric]\nethertype = \"0x0800x\"\nmtu = 10000\nreplay_slots = 1\n{GOOD}");
+        let e = errors(&bad);
+        assert!(
+            e.iter()
+                .any(|e| e.starts_with("t.toml: fabric.ethertype: expected a number")),
+            "{e:?}"
+        );
+        assert!(e.iter().any(|e| e == "t.toml: fabric.mtu: expected 64..=9000 (1500 by default, 9000 for jumbo frames), found 10000"), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|e| e == "t.toml: fabric.replay_slots: expected at least 2, found 1"),
+            "{e:?}"
+        );
+        let length = format!("[fabric]\nethertype = \"0x05dc\"\n{GOOD}");
+        assert!(errors(&length)
+            .iter()
+            .any(|e| e.contains("fabric.ethertype: expected an EtherType")));
     }
 
     #[test]
