@@ -1,0 +1,765 @@
+//! The virtual device instantiation: one function's software-visible
+//! interface, serving the TLPs it can while a binding moves.
+
+use crate::config::ConfigSpace;
+use crate::msix::{Msix, Raised};
+use crate::registers::RegisterFile;
+use crate::template::Template;
+use std::collections::VecDeque;
+use tlp::build::{completion, memory_write, CplFields, MemAccess};
+use tlp::{Bdf, Body, CplStatus, Kind, MessageCode, MsgRouting, Repr, Tlp};
+
+/// What the VDI does with requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Not in the path: every TLP goes to the physical function.
+    PassThrough,
+    /// Operating beside the physical function (a migration is being
+    /// prepared): it serves configuration and shadowable accesses, and what
+    /// needs the device passes through.
+    Shadow,
+    /// The binding is moving: it serves what it can and what needs the
+    /// device is held at the pause point.
+    Migrating,
+}
+
+/// The VDI's answer to one TLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Served. A completion of this many bytes was written to the output
+    /// buffer (0: a posted request, nothing to return).
+    Completed(usize),
+    /// Needs the device, which cannot be reached now: hold it.
+    Hold,
+    /// Send it on to the physical function.
+    PassThrough,
+}
+
+/// How the end of a migration is told to the destination host (claims 8, 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompletionSignal {
+    /// Raise this MSI-X vector.
+    Msix(u16),
+    /// Send a Vendor-Defined Type 1 message to the root complex carrying
+    /// this vendor ID and 32-bit word.
+    VendorMessage {
+        /// Vendor ID in the message header.
+        vendor_id: u16,
+        /// The vendor-defined word (bytes 12..16 of the header).
+        word: u32,
+    },
+}
+
+/// What the VDI has done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VdiStats {
+    /// Configuration reads served.
+    pub config_reads: u64,
+    /// Configuration writes served.
+    pub config_writes: u64,
+    /// Memory reads served.
+    pub memory_reads: u64,
+    /// Memory writes served.
+    pub memory_writes: u64,
+    /// Requests completed Unsupported Request (or dropped, if posted).
+    pub unsupported: u64,
+    /// Requests held.
+    pub held: u64,
+    /// Requests passed through.
+    pub passed_through: u64,
+    /// Interrupts delivered (memory writes generated).
+    pub interrupts: u64,
+    /// Messages generated.
+    pub messages: u64,
+}
+
+/// The longest memory read the VDI serves itself; longer ones go to the device.
+pub const MAX_SERVED_READ: usize = 64;
+
+/// Where the bytes of one DW of a BAR live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Home {
+    Msix,
+    Register(usize, crate::registers::Access),
+    Split,
+}
+
+/// A TLP the VDI owes upstream, built when the caller polls for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upstream {
+    Interrupt { address: u64, data: u32 },
+    Message { code: u8 },
+    Vendor { vendor_id: u16, word: u32 },
+}
+
+/// A virtual device instantiation of one function.
+#[derive(Debug, Clone)]
+pub struct Vdi {
+    function: Bdf,
+    config: ConfigSpace,
+    registers: RegisterFile,
+    msix: Option<Msix>,
+    mode: Mode,
+    upstream: VecDeque<Upstream>,
+    stats: VdiStats,
+}
+
+/// Why a snapshot was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotError {
+    /// Not a snapshot (wrong magic or too short).
+    NotASnapshot,
+    /// A format version this code does not read.
+    Version {
+        /// In the snapshot.
+        found: u16,
+        /// What this code reads.
+        expected: u16,
+    },
+    /// Taken from another kind of device (vendor and device IDs differ).
+    Device {
+        /// In the snapshot.
+        found: (u16, u16),
+        /// This VDI's.
+        expected: (u16, u16),
+    },
+    /// Its layout (config size, registers, vectors) differs from this VDI's.
+    Layout(&'static str),
+    /// The checksum does not match: damaged.
+    Checksum,
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotError::NotASnapshot => write!(f, "not a VDI snapshot"),
+            SnapshotError::Version { found, expected } => {
+                write!(f, "snapshot version {found}, expected {expected}")
+            }
+            SnapshotError::Device { found, expected } => write!(
+                f,
+                "snapshot of device {:04x}:{:04x}, this VDI is {:04x}:{:04x}",
+                found.0, found.1, expected.0, expected.1
+            ),
+            SnapshotError::Layout(what) => write!(f, "snapshot layout differs: {what}"),
+            SnapshotError::Checksum => write!(f, "snapshot checksum mismatch"),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+const MAGIC: &[u8; 8] = b"TLPF-VDI";
+/// The snapshot format version written and read.
+pub const SNAPSHOT_VERSION: u16 = 1;
+
+static CRC_TABLE: [u32; 256] = tlp::ecrc::reflected_table(0xedb8_8320);
+
+fn crc32(bytes: &[u8]) -> u32 {
+    !tlp::ecrc::reflected_update(&CRC_TABLE, !0, bytes)
+}
+
+/// Bytes a memory read asks for (§2.2.9): whole DWs less the disabled bytes
+/// at either end; a 1 DW read by its byte enables.
+fn read_byte_count(length_dw: u16, first_be: u8, last_be: u8) -> u16 {
+    if length_dw == 1 {
+        return match first_be {
+            0 => 1,
+            be => (8 - be.leading_zeros() - be.trailing_zeros()) as u16,
+        };
+    }
+    let lead = first_be.trailing_zeros().min(4) as u16;
+    let trail = last_be.leading_zeros().saturating_sub(4).min(4) as u16;
+    (length_dw * 4).saturating_sub(lead + trail)
+}
+
+impl Vdi {
+    /// A VDI of `function` (its completer ID) from a template, in pass-through.
+    pub fn new(template: &Template, function: Bdf) -> Vdi {
+        let msix = template.config.msix().map(Msix::new);
+        let capacity = msix.as_ref().map_or(0, |m| m.info().table_size as usize) + 8;
+        Vdi {
+            function,
+            config: template.config.clone(),
+            registers: template.registers.clone(),
+            msix,
+            mode: Mode::PassThrough,
+            upstream: VecDeque::with_capacity(capacity),
+            stats: VdiStats::default(),
+        }
+    }
+
+    /// The function's ID (the completer ID of what it completes).
+    pub fn function(&self) -> Bdf {
+        self.function
+    }
+
+    /// The configuration space.
+    pub fn config(&self) -> &ConfigSpace {
+        &self.config
+    }
+
+    /// The BAR registers.
+    pub fn registers(&self) -> &RegisterFile {
+        &self.registers
+    }
+
+    /// The configuration space, for the device-side updates of a sync.
+    pub fn config_mut(&mut self) -> &mut ConfigSpace {
+        &mut self.config
+    }
+
+    /// The BAR registers, for the device-side updates of a sync.
+    pub fn registers_mut(&mut self) -> &mut RegisterFile {
+        &mut self.registers
+    }
+
+    /// MSI-X state, if the function has the capability.
+    pub fn msix(&self) -> Option<&Msix> {
+        self.msix.as_ref()
+    }
+
+    /// MSI-X state, for the device-side updates of a sync.
+    pub fn msix_mut(&mut self) -> Option<&mut Msix> {
+        self.msix.as_mut()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &VdiStats {
+        &self.stats
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Changes mode (the orchestrator's call).
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+    }
+
+    fn needs_device(&mut self) -> Verdict {
+        match self.mode {
+            Mode::Migrating => {
+                self.stats.held += 1;
+                Verdict::Hold
+            }
+            _ => {
+                self.stats.passed_through += 1;
+                Verdict::PassThrough
+            }
+        }
+    }
+
+    /// Serves one TLP addressed to this function; a completion goes to
+    /// `out` (which should hold 12 bytes plus the largest read served; a
+    /// read that does not fit is treated as needing the device).
+    pub fn serve(&mut self, bytes: &[u8], out: &mut [u8]) -> Verdict {
+        if self.mode == Mode::PassThrough {
+            self.stats.passed_through += 1;
+            return Verdict::PassThrough;
+        }
+        let Ok(t) = Tlp::new_checked(bytes) else {
+            // Not well formed: the fabric's checks decide its fate, not the VDI.
+            return self.needs_device();
+        };
+        match t.kind() {
+            Some(Kind::CfgRd0 | Kind::CfgWr0) => self.serve_config(&t, out),
+            Some(Kind::MRd | Kind::MWr) => self.serve_memory(&t, out),
+            _ => self.needs_device(),
+        }
+    }
+
+    fn complete(
+        &self,
+        t: &Tlp<&[u8]>,
+        fields: CplFields,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let n = completion(out, fields, payload).ok()?;
+        // A completion carries its request's Traffic Class (§2.2.9).
+        Tlp::new_unchecked(&mut out[..n]).set_tc(t.tc());
+        Some(n)
+    }
+
+    fn unsupported(&mut self, t: &Tlp<&[u8]>, kind: Kind, out: &mut [u8]) -> Verdict {
+        self.stats.unsupported += 1;
+        if kind == Kind::MWr {
+            return Verdict::Completed(0);
+        }
+        let (byte_count, lower_address) = match kind {
+            Kind::MRd => (
+                read_byte_count(t.length_dw(), t.first_be(), t.last_be()),
+                ((t.address() & 0x7c) as u8) + t.first_be().trailing_zeros().min(3) as u8,
+            ),
+            _ => (4, 0),
+        };
+        let fields = CplFields {
+            completer: self.function,
+            requester: t.requester_id(),
+            tag: t.tag(),
+            status: CplStatus::Ur,
+            byte_count,
+            lower_address,
+        };
+        match self.complete(t, fields, &[], out) {
+            Some(n) => Verdict::Completed(n),
+            None => self.needs_device(),
+        }
+    }
+
+    fn serve_config(&mut self, t: &Tlp<&[u8]>, out: &mut [u8]) -> Verdict {
+        let kind = t.kind().unwrap_or(Kind::CfgRd0);
+        if t.target_id() != self.function {
+            return self.unsupported(t, kind, out);
+        }
+        let register = t.register();
+        let mut fields = CplFields {
+            completer: self.function,
+            requester: t.requester_id(),
+            tag: t.tag(),
+            status: CplStatus::Sc,
+            byte_count: 4,
+            lower_address: 0,
+        };
+        let result = if kind == Kind::CfgRd0 {
+            let data = self.config.read(register);
+            self.stats.config_reads += 1;
+            self.complete(t, fields, &data, out)
+        } else {
+            let p = t.payload();
+            let value = [p[0], p[1], p[2], p[3]];
+            self.config.write(register, t.first_be(), value);
+            self.stats.config_writes += 1;
+            fields.byte_count = 4;
+            self.complete(t, fields, &[], out)
+        };
+        match result {
+            Some(n) => Verdict::Completed(n),
+            None => self.needs_device(),
+        }
+    }
+
+    /// The BAR and offset an address falls in.
+    fn decode(&self, address: u64) -> Option<(u8, u32)> {
+        let sizes = self.config.sizes();
+        (0..6).find_map(|i| {
+            let base = self.config.bar_address(i)?;
+            let size = sizes.bars[i]?;
+            (address >= base && address - base < size).then(|| (i as u8, (address - base) as u32))
+        })
+    }
+
+    /// How the enabled bytes `be` of the DW at `at` in `bar` are held:
+    /// by the MSI-X table or array, by one register (its index), or by
+    /// several registers or none (`Split`).
+    #[inline]
+    fn dword_home(&self, bar: u8, at: u32, be: u8) -> Home {
+        if self.msix.as_ref().is_some_and(|m| m.claims(bar, at)) {
+            return Home::Msix;
+        }
+        let first = at + be.trailing_zeros();
+        let last = at + 7 - be.leading_zeros();
+        match self.registers.find_span(bar, first, last) {
+            Some(hit) => Home::Register(hit.index, hit.access),
+            None => Home::Split,
+        }
+    }
+
+    /// Whether every enabled byte of a DW held by several registers (or
+    /// none) may be served.
+    fn split_served(&self, bar: u8, at: u32, be: u8, write: bool) -> bool {
+        (0..4)
+            .filter(|b| be & (1 << b) != 0)
+            .all(|b| match self.registers.find(bar, at + b) {
+                Some(hit) if write => hit.access.write_served(),
+                Some(hit) => hit.access.read_served(),
+                None => false,
+            })
+    }
+
+    fn serve_memory(&mut self, t: &Tlp<&[u8]>, out: &mut [u8]) -> Verdict {
+        let kind = t.kind().unwrap_or(Kind::MRd);
+        let write = kind == Kind::MWr;
+        let address = t.address();
+        if !self.config.memory_enabled() {
+            return self.unsupported(t, kind, out);
+        }
+        let Some((bar, start)) = self.decode(address) else {
+            return self.unsupported(t, kind, out);
+        };
+        let dws = t.length_dw() as u32;
+        let (first_be, last_be) = (t.first_be(), t.last_be());
+        let enables = |k: u32| -> u8 {
+            if k == 0 {
+                first_be
+            } else if k + 1 == dws {
+                last_be
+            } else {
+                0xf
+            }
+        };
+        let len = 4 * dws as usize;
+        if len > MAX_SERVED_READ {
+            return self.needs_device();
+        }
+        // Every enabled byte must be one the VDI may serve.
+        let mut homes = [Home::Split; MAX_SERVED_READ / 4];
+        for k in 0..dws {
+            let (at, be) = (start + 4 * k, enables(k));
+            if be == 0 {
+                continue;
+            }
+            let home = self.dword_home(bar, at, be);
+            homes[k as usize] = home;
+            let served = match home {
+                Home::Msix => true,
+                Home::Register(_, access) if write => access.write_served(),
+                Home::Register(_, access) => access.read_served(),
+                Home::Split => self.split_served(bar, at, be, write),
+            };
+            if !served {
+                return self.needs_device();
+            }
+        }
+        if write {
+            let payload = t.payload();
+            let mut unmasked = false;
+            for k in 0..dws {
+                let (at, be) = (start + 4 * k, enables(k));
+                let p = &payload[4 * k as usize..4 * k as usize + 4];
+                match homes[k as usize] {
+                    Home::Msix => {
+                        let value = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+                        if let Some(m) = self.msix.as_mut() {
+                            unmasked |= m.write_dword(bar, at, be, value);
+                        }
+                    }
+                    Home::Register(index, access) => {
+                        let base = self.registers.offset_of(index);
+                        for b in (0..4).filter(|b| be & (1 << b) != 0) {
+                            let hit = crate::registers::Hit {
+                                index,
+                                byte: at + b - base,
+                                access,
+                            };
+                            self.registers.write_byte(hit, p[b as usize]);
+                        }
+                    }
+                    Home::Split => {
+                        for b in (0..4).filter(|b| be & (1 << b) != 0) {
+                            if let Some(hit) = self.registers.find(bar, at + b) {
+                                self.registers.write_byte(hit, p[b as usize]);
+                            }
+                        }
+                    }
+                }
+            }
+            self.stats.memory_writes += 1;
+            if unmasked {
+                self.deliver_pending();
+            }
+            return Verdict::Completed(0);
+        }
+        let mut data = [0u8; MAX_SERVED_READ];
+        if out.len() < 12 + len {
+            return self.needs_device();
+        }
+        let data = &mut data[..len];
+        for k in 0..dws {
+            let at = start + 4 * k;
+            let dw = &mut data[4 * k as usize..4 * k as usize + 4];
+            match homes[k as usize] {
+                Home::Msix => {
+                    if let Some(v) = self.msix.as_ref().and_then(|m| m.read_dword(bar, at)) {
+                        dw.copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+                Home::Register(index, access) => {
+                    let base = self.registers.offset_of(index);
+                    let end = base + self.registers.registers()[index].width as u32;
+                    for (b, byte) in dw.iter_mut().enumerate() {
+                        let off = at + b as u32;
+                        let hit = if (base..end).contains(&off) {
+                            Some(crate::registers::Hit {
+                                index,
+                                byte: off - base,
+                                access,
+                            })
+                        } else {
+                            // A byte not asked for, held by a neighbour or none.
+                            self.registers.find(bar, off)
+                        };
+                        if let Some(hit) = hit {
+                            *byte = self.registers.read_byte(hit);
+                        }
+                    }
+                }
+                Home::Split => {
+                    for (b, byte) in dw.iter_mut().enumerate() {
+                        if let Some(hit) = self.registers.find(bar, at + b as u32) {
+                            *byte = self.registers.read_byte(hit);
+                        }
+                    }
+                }
+            }
+        }
+        let fields = CplFields {
+            completer: self.function,
+            requester: t.requester_id(),
+            tag: t.tag(),
+            status: CplStatus::Sc,
+            byte_count: read_byte_count(t.length_dw(), first_be, last_be),
+            lower_address: ((address & 0x7c) as u8) + first_be.trailing_zeros().min(3) as u8,
+        };
+        self.stats.memory_reads += 1;
+        match self.complete(t, fields, data, out) {
+            Some(n) => Verdict::Completed(n),
+            None => self.needs_device(),
+        }
+    }
+
+    fn msix_control(&self) -> (bool, bool) {
+        match &self.msix {
+            Some(m) => {
+                let control = self.config.word(m.info().offset + 2);
+                (control & 0x8000 != 0, control & 0x4000 != 0)
+            }
+            None => (false, false),
+        }
+    }
+
+    fn deliver_pending(&mut self) {
+        let (enabled, masked) = self.msix_control();
+        while let Some((_, address, data)) = self
+            .msix
+            .as_mut()
+            .and_then(|m| m.next_deliverable(enabled, masked))
+        {
+            self.upstream
+                .push_back(Upstream::Interrupt { address, data });
+        }
+    }
+
+    /// Raises an MSI-X vector as the device would: it is delivered (a memory
+    /// write queued upstream, see [`Vdi::poll_upstream`]) or left pending.
+    pub fn raise_interrupt(&mut self, vector: u16) -> Raised {
+        let (enabled, masked) = self.msix_control();
+        let Some(m) = self.msix.as_mut() else {
+            return Raised::Dropped;
+        };
+        let r = m.raise(vector, enabled, masked);
+        if let Raised::Deliver { address, data } = r {
+            self.upstream
+                .push_back(Upstream::Interrupt { address, data });
+        }
+        r
+    }
+
+    /// Re-checks pending vectors (after the host changed the MSI-X Enable or
+    /// Function Mask bits through configuration writes).
+    pub fn refresh_interrupts(&mut self) {
+        self.deliver_pending();
+    }
+
+    /// Queues a message to the root complex (claim 7: upstream messages
+    /// whose side effects the host can see, e.g. PM_PME 0x18).
+    pub fn send_message(&mut self, code: u8) {
+        self.upstream.push_back(Upstream::Message { code });
+    }
+
+    /// Marks the migration complete: queues the signal to the destination
+    /// host and elects pass-through from now on (claims 8, 9).
+    pub fn complete_migration(&mut self, signal: CompletionSignal) {
+        match signal {
+            CompletionSignal::Msix(v) => {
+                self.raise_interrupt(v);
+            }
+            CompletionSignal::VendorMessage { vendor_id, word } => {
+                self.upstream
+                    .push_back(Upstream::Vendor { vendor_id, word });
+            }
+        }
+        self.mode = Mode::PassThrough;
+    }
+
+    /// Writes the next TLP the VDI generated (an interrupt's memory write,
+    /// a message) to `out` and returns its length.
+    pub fn poll_upstream(&mut self, out: &mut [u8]) -> Option<usize> {
+        let next = *self.upstream.front()?;
+        let n = match next {
+            Upstream::Interrupt { address, data } => {
+                let access = MemAccess::dwords(address, 1);
+                memory_write(out, self.function, 0, access, &data.to_le_bytes()).ok()?
+            }
+            Upstream::Message { code } => {
+                let mut repr = Repr::new(Kind::Msg, MsgRouting::ToRoot, &[]);
+                repr.requester = self.function;
+                if let Body::Message { code: c, .. } = &mut repr.body {
+                    *c = MessageCode::from_byte(code);
+                }
+                repr.emit(out).ok()?
+            }
+            Upstream::Vendor { vendor_id, word } => {
+                let mut repr = Repr::new(Kind::Msg, MsgRouting::ToRoot, &[]);
+                repr.requester = self.function;
+                if let Body::Message { code, fields, .. } = &mut repr.body {
+                    *code = MessageCode::from_byte(0x7f);
+                    fields[2..4].copy_from_slice(&vendor_id.to_be_bytes());
+                    fields[4..8].copy_from_slice(&word.to_be_bytes());
+                }
+                repr.emit(out).ok()?
+            }
+        };
+        self.upstream.pop_front();
+        match next {
+            Upstream::Interrupt { .. } => self.stats.interrupts += 1,
+            _ => self.stats.messages += 1,
+        }
+        Some(n)
+    }
+
+    /// The device's vendor and device IDs.
+    pub fn ids(&self) -> (u16, u16) {
+        (self.config.word(0), self.config.word(2))
+    }
+
+    /// The state that moves with the function: configuration space, BAR
+    /// registers, MSI-X table and pending bits; versioned and checksummed.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut s = Vec::new();
+        s.extend_from_slice(MAGIC);
+        s.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        let (v, d) = self.ids();
+        s.extend_from_slice(&v.to_le_bytes());
+        s.extend_from_slice(&d.to_le_bytes());
+        s.extend_from_slice(&(self.config.len() as u32).to_le_bytes());
+        s.extend_from_slice(self.config.bytes());
+        let values = self.registers.values();
+        s.extend_from_slice(&(values.len() as u32).to_le_bytes());
+        for v in values {
+            s.extend_from_slice(&v.to_le_bytes());
+        }
+        let (table, pending): (&[[u32; 4]], &[u64]) = match &self.msix {
+            Some(m) => (m.table(), m.pending_words()),
+            None => (&[], &[]),
+        };
+        s.extend_from_slice(&(table.len() as u32).to_le_bytes());
+        for e in table {
+            for w in e {
+                s.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        for w in pending {
+            s.extend_from_slice(&w.to_le_bytes());
+        }
+        let crc = crc32(&s);
+        s.extend_from_slice(&crc.to_le_bytes());
+        s
+    }
+
+    /// Restores a snapshot taken from a VDI of the same kind of device.
+    /// Nothing changes unless every check passes.
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), SnapshotError> {
+        let mut r = Reader { b: snapshot, at: 0 };
+        if r.take(8) != Some(&MAGIC[..]) {
+            return Err(SnapshotError::NotASnapshot);
+        }
+        let version = r.u16().ok_or(SnapshotError::NotASnapshot)?;
+        if version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version {
+                found: version,
+                expected: SNAPSHOT_VERSION,
+            });
+        }
+        let Some(body) = snapshot.len().checked_sub(4) else {
+            return Err(SnapshotError::NotASnapshot);
+        };
+        let stored = u32::from_le_bytes(
+            snapshot[body..]
+                .try_into()
+                .map_err(|_| SnapshotError::NotASnapshot)?,
+        );
+        if crc32(&snapshot[..body]) != stored {
+            return Err(SnapshotError::Checksum);
+        }
+        let found = (
+            r.u16().ok_or(SnapshotError::NotASnapshot)?,
+            r.u16().ok_or(SnapshotError::NotASnapshot)?,
+        );
+        if found != self.ids() {
+            return Err(SnapshotError::Device {
+                found,
+                expected: self.ids(),
+            });
+        }
+        let config_len = r.u32().ok_or(SnapshotError::NotASnapshot)? as usize;
+        if config_len != self.config.len() {
+            return Err(SnapshotError::Layout("configuration space size"));
+        }
+        let config = r.take(config_len).ok_or(SnapshotError::NotASnapshot)?;
+        let count = r.u32().ok_or(SnapshotError::NotASnapshot)? as usize;
+        if count != self.registers.values().len() {
+            return Err(SnapshotError::Layout("register count"));
+        }
+        let mut values = Vec::with_capacity(count);
+        for _ in 0..count {
+            values.push(r.u64().ok_or(SnapshotError::NotASnapshot)?);
+        }
+        let vectors = r.u32().ok_or(SnapshotError::NotASnapshot)? as usize;
+        let expected_vectors = self.msix.as_ref().map_or(0, |m| m.table().len());
+        if vectors != expected_vectors {
+            return Err(SnapshotError::Layout("MSI-X table size"));
+        }
+        let mut table = Vec::with_capacity(vectors);
+        for _ in 0..vectors {
+            let mut e = [0u32; 4];
+            for w in &mut e {
+                *w = r.u32().ok_or(SnapshotError::NotASnapshot)?;
+            }
+            table.push(e);
+        }
+        let mut pending = Vec::new();
+        for _ in 0..vectors.div_ceil(64) {
+            pending.push(r.u64().ok_or(SnapshotError::NotASnapshot)?);
+        }
+        if r.at != body {
+            return Err(SnapshotError::Layout("length"));
+        }
+        self.config.set_raw(0, config);
+        self.registers.set_values(&values);
+        if let Some(m) = self.msix.as_mut() {
+            m.restore(&table, &pending);
+        }
+        Ok(())
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.at..self.at + n)?;
+        self.at += n;
+        Some(s)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_le_bytes(a)
+        })
+    }
+}
