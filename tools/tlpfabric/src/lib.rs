@@ -9,6 +9,7 @@
 mod config_cmd;
 pub mod hex;
 mod tlp_cmd;
+mod vdi_cmd;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -38,6 +39,9 @@ enum Command {
     /// Check fabric topologies.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Virtual device instantiations: inspect a configuration-space dump.
+    #[command(subcommand)]
+    Vdi(vdi_cmd::VdiCommand),
 }
 
 /// Runs the program with `args` (the first is the program name).
@@ -71,6 +75,7 @@ where
     match cli.command {
         Command::Tlp(cmd) => tlp_cmd::run(cmd, stdin, stdout, stderr),
         Command::Config(cmd) => config_cmd::run(cmd, stdout, stderr),
+        Command::Vdi(cmd) => vdi_cmd::run(cmd, stdin, stdout, stderr),
     }
 }
 
