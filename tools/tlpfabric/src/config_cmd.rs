@@ -2,7 +2,7 @@
 
 use crate::EXIT_REJECTED;
 use clap::{Args, Subcommand};
-use fabric::{NodeTables, Topology};
+use fabric::{ConfigError, NodeTables, Topology};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -18,9 +18,40 @@ pub(crate) struct CheckArgs {
     file: PathBuf,
 }
 
+/// Each endpoint's template, `templates/NAME.toml` beside the topology,
+/// must load; its problems are reported against the endpoint's key.
+fn template_problems(file: &std::path::Path, t: &Topology) -> Vec<ConfigError> {
+    let dir = file.parent().unwrap_or(std::path::Path::new("."));
+    let mut problems = Vec::new();
+    for (i, e) in t.endpoints.iter().enumerate() {
+        let Some(name) = &e.template else {
+            continue;
+        };
+        let path = dir.join("templates").join(format!("{name}.toml"));
+        if let Err(errors) = vdi::Template::load(&path) {
+            for err in errors {
+                problems.push(ConfigError {
+                    file: file.to_path_buf(),
+                    key: format!("endpoint[{i}].template"),
+                    message: format!("template {name:?}: {err}"),
+                });
+            }
+        }
+    }
+    problems
+}
+
 pub(crate) fn run(cmd: ConfigCommand, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let ConfigCommand::Check(args) = cmd;
-    match Topology::load(&args.file) {
+    let loaded = Topology::load(&args.file).and_then(|t| {
+        let problems = template_problems(&args.file, &t);
+        if problems.is_empty() {
+            Ok(t)
+        } else {
+            Err(problems)
+        }
+    });
+    match loaded {
         Ok(t) => {
             let _ = writeln!(out, "{}: ok", args.file.display());
             let _ = writeln!(
@@ -128,6 +159,18 @@ mod tests {
         assert_eq!(code, 1);
         assert!(
             err.contains("bad.toml: binding[1].function: nic0 has 3 virtual functions, not vf9"),
+            "{err}"
+        );
+        // A template that is not there.
+        let text = std::fs::read_to_string(shipped("default.toml"))
+            .unwrap()
+            .replace("template = \"nic\"", "template = \"nothing\"");
+        std::fs::write(&path, text).unwrap();
+        let (code, _, err) = run_captured(&["config", "check", path.to_str().unwrap()], "");
+        assert_eq!(code, 1);
+        assert!(
+            err.contains("bad.toml: endpoint[0].template: template \"nothing\": ")
+                && err.contains("cannot read"),
             "{err}"
         );
         let (code, _, err) = run_captured(&["config", "check", "/nonexistent/topology.toml"], "");
