@@ -149,11 +149,7 @@ fn link(c: &mut Criterion) {
         flush_deadline: 0,
         ..LinkConfig::default()
     };
-    let peer = LinkConfig {
-        local_node: 1,
-        remote_node: 0,
-        ..config
-    };
+    let peer = config.peer();
     let (mut a, mut b) = (Link::new(config).unwrap(), Link::new(peer).unwrap());
     let mut wire = Wire::new(FaultConfig::NONE);
     let mut back = Wire::new(FaultConfig::NONE);

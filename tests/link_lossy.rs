@@ -142,13 +142,7 @@ fn a_million_tlps_cross_a_lossy_link_exactly_once_in_order() {
         credits: [32, 256, 32, 0, 32, 256],
         ..LinkConfig::default()
     };
-    let peer = LinkConfig {
-        local_node: config.remote_node,
-        remote_node: config.local_node,
-        local_mac: config.remote_mac,
-        remote_mac: config.local_mac,
-        ..config
-    };
+    let peer = config.peer();
     let end = |config, total| End {
         link: Link::new(config).unwrap(),
         next: 0,

@@ -78,11 +78,7 @@ fn forwarding_and_the_link_allocate_nothing_per_tlp() {
     let mut reply = [0u8; 16];
 
     let config = LinkConfig::default();
-    let peer = LinkConfig {
-        local_node: 1,
-        remote_node: 0,
-        ..config
-    };
+    let peer = config.peer();
     let (mut a, mut b) = (Link::new(config).unwrap(), Link::new(peer).unwrap());
     let mut frame = vec![0u8; 1514];
     let link_tlp = templates[0].clone();

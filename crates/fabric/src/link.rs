@@ -92,6 +92,20 @@ impl Default for LinkConfig {
     }
 }
 
+impl LinkConfig {
+    /// The configuration of the other end of the same link: nodes and MAC
+    /// addresses swapped, everything else alike.
+    pub fn peer(&self) -> LinkConfig {
+        LinkConfig {
+            local_node: self.remote_node,
+            remote_node: self.local_node,
+            local_mac: self.remote_mac,
+            remote_mac: self.local_mac,
+            ..*self
+        }
+    }
+}
+
 /// Why a link could not be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkConfigError {
@@ -606,14 +620,10 @@ mod tests {
     }
 
     fn pair(config: LinkConfig) -> (Link, Link) {
-        let b = LinkConfig {
-            local_node: config.remote_node,
-            remote_node: config.local_node,
-            local_mac: config.remote_mac,
-            remote_mac: config.local_mac,
-            ..config
-        };
-        (Link::new(config).unwrap(), Link::new(b).unwrap())
+        (
+            Link::new(config).unwrap(),
+            Link::new(config.peer()).unwrap(),
+        )
     }
 
     /// Moves frames both ways until `a` has sent `total` TLPs and `b`

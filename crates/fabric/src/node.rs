@@ -31,7 +31,7 @@
 
 use crate::routing::{AddressTable, IdTable};
 use crate::topology::{IdMode, Topology, Window};
-use tlp::build::{completion, CplFields};
+use tlp::build::{completion, read_byte_count, read_lower_address, CplFields};
 use tlp::{Bdf, Class, CplStatus, FlowClass, Kind, Profile, Routing, Tlp, Validator};
 
 /// What a port of a node leads to.
@@ -659,11 +659,7 @@ impl NodeTables {
 fn enter_from_host(edge: &HostEdge, class: &Class, bytes: &mut [u8]) -> Result<(), Refusal> {
     let mut t = Tlp::new_unchecked(&mut bytes[..]);
     let completion = class.flow == FlowClass::Completion;
-    let source = if completion {
-        t.completer_id()
-    } else {
-        t.requester_id()
-    };
+    let source = source_id(&t, class);
     if !(edge.buses.0..=edge.buses.1).contains(&source.bus()) {
         return Err(Refusal::Spoofed);
     }
@@ -718,11 +714,7 @@ fn enter_from_endpoint(
 ) -> Result<(), Refusal> {
     let mut t = Tlp::new_unchecked(&mut bytes[..]);
     let completion = class.flow == FlowClass::Completion;
-    let source = if completion {
-        t.completer_id()
-    } else {
-        t.requester_id()
-    };
+    let source = source_id(&t, class);
     let function = source.0.wrapping_sub(edge.first.0);
     if function >= edge.functions {
         return Err(Refusal::Spoofed);
@@ -740,6 +732,16 @@ fn enter_from_endpoint(
         Routing::Id => Err(Refusal::AccessDenied),
         Routing::ToRoot | Routing::Gather | Routing::Local => Ok(()),
         Routing::Broadcast => Err(Refusal::Direction),
+    }
+}
+
+/// Who sent a TLP: the completer of a completion, the requester otherwise.
+#[inline]
+fn source_id<T: AsRef<[u8]>>(t: &Tlp<T>, class: &Class) -> Bdf {
+    if class.flow == FlowClass::Completion {
+        t.completer_id()
+    } else {
+        t.requester_id()
     }
 }
 
@@ -803,19 +805,11 @@ fn refuse<'t>(refusal: Refusal, class: &Class, bytes: &[u8], reply: &mut [u8]) -
 pub fn unsupported_request(request: &[u8], kind: Kind, reply: &mut [u8]) -> Option<usize> {
     let t = Tlp::new_checked(request).ok()?;
     let (byte_count, lower_address, completer) = match kind {
-        Kind::MRd | Kind::MRdLk => {
-            let first = t.first_be();
-            let skip = if first == 0 {
-                0
-            } else {
-                first.trailing_zeros() as u64
-            };
-            (
-                read_byte_count(t.length_dw(), first, t.last_be()),
-                ((t.address() & 0x7c) + skip) as u8,
-                Bdf(0),
-            )
-        }
+        Kind::MRd | Kind::MRdLk => (
+            read_byte_count(t.length_dw(), t.first_be(), t.last_be()),
+            read_lower_address(t.address(), t.first_be()),
+            Bdf(0),
+        ),
         Kind::CfgRd0 | Kind::CfgWr0 | Kind::CfgRd1 | Kind::CfgWr1 => (4, 0, t.target_id()),
         Kind::FetchAdd | Kind::Swap => (t.payload_len() as u16, 0, Bdf(0)),
         Kind::Cas => ((t.payload_len() / 2) as u16, 0, Bdf(0)),
@@ -839,26 +833,12 @@ pub fn unsupported_request(request: &[u8], kind: Kind, reply: &mut [u8]) -> Opti
     Some(len)
 }
 
-/// Bytes a memory read asks for (§2.2.9, the Byte Count of its first
-/// completion): whole DWs less the disabled bytes at either end.
-fn read_byte_count(length_dw: u16, first_be: u8, last_be: u8) -> u16 {
-    if length_dw == 1 {
-        return match first_be {
-            0 => 1,
-            be => (8 - be.leading_zeros() - be.trailing_zeros()) as u16,
-        };
-    }
-    let lead = first_be.trailing_zeros().min(4) as u16;
-    let trail = last_be.leading_zeros().saturating_sub(4).min(4) as u16;
-    (length_dw * 4).saturating_sub(lead + trail)
-}
-
 fn refused(at: u64, port: u16, refusal: Refusal, bytes: &[u8]) -> Refused {
     let class = tlp::classify(bytes).ok();
     let view = Tlp::new_checked(bytes).ok();
-    let source = match (&view, class) {
-        (Some(t), Some(c)) if c.flow == FlowClass::Completion => t.completer_id(),
-        (Some(t), _) => t.requester_id(),
+    let source = match (&view, &class) {
+        (Some(t), Some(c)) => source_id(t, c),
+        (Some(t), None) => t.requester_id(),
         _ => Bdf(0),
     };
     let address = match (&view, class) {
@@ -881,26 +861,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::path::Path;
-
-    #[test]
-    fn read_byte_counts_follow_the_byte_enables() {
-        // §2.2.9: one DW by its First DW BE; longer reads less the disabled
-        // bytes at either end.
-        for (be, n) in [
-            (0b1111, 4),
-            (0b0110, 2),
-            (0b1001, 4),
-            (0b0001, 1),
-            (0b1000, 1),
-            (0, 1),
-        ] {
-            assert_eq!(read_byte_count(1, be, 0), n, "{be:04b}");
-        }
-        assert_eq!(read_byte_count(2, 0b1111, 0b1111), 8);
-        assert_eq!(read_byte_count(2, 0b1110, 0b0111), 6);
-        assert_eq!(read_byte_count(3, 0b1000, 0b0001), 6);
-        assert_eq!(read_byte_count(1024, 0b1111, 0b1111), 4096);
-    }
 
     #[test]
     fn a_locked_read_gets_a_locked_completion() {

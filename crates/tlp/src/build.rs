@@ -150,6 +150,44 @@ pub struct CplFields {
     pub lower_address: u8,
 }
 
+/// The Byte Count of a memory read's first (or only) completion: the bytes
+/// the read asks for (§2.2.9): a 1 DW read by its First DW BE (1 when no
+/// byte is enabled), a longer one its whole DWs less the bytes disabled at
+/// either end.
+pub const fn read_byte_count(length_dw: u16, first_be: u8, last_be: u8) -> u16 {
+    let first_be = first_be & 0xf;
+    if length_dw == 1 {
+        return if first_be == 0 {
+            1
+        } else {
+            (8 - first_be.leading_zeros() - first_be.trailing_zeros()) as u16
+        };
+    }
+    let lead = if first_be == 0 {
+        4
+    } else {
+        first_be.trailing_zeros() as u16
+    };
+    let last_be = last_be & 0xf;
+    let trail = if last_be == 0 {
+        4
+    } else {
+        last_be.leading_zeros() as u16 - 4
+    };
+    (length_dw * 4).saturating_sub(lead + trail)
+}
+
+/// The Lower Address of a memory read's first completion (§2.2.9): the
+/// address of its first enabled byte, bits 6:0.
+pub const fn read_lower_address(address: u64, first_be: u8) -> u8 {
+    let skip = if first_be & 0xf == 0 {
+        0
+    } else {
+        (first_be & 0xf).trailing_zeros() as u8
+    };
+    (address as u8 & 0x7c) + skip
+}
+
 /// Writes a Cpl (empty `payload`) or CplD into `buf`; returns its length.
 #[inline]
 pub fn completion(buf: &mut [u8], fields: CplFields, payload: &[u8]) -> Result<usize, EmitError> {
@@ -193,6 +231,26 @@ pub fn completion(buf: &mut [u8], fields: CplFields, payload: &[u8]) -> Result<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_byte_counts_follow_the_byte_enables() {
+        for (be, n) in [
+            (0b1111, 4),
+            (0b0110, 2),
+            (0b1001, 4),
+            (0b0001, 1),
+            (0b1000, 1),
+            (0, 1),
+        ] {
+            assert_eq!(read_byte_count(1, be, 0), n, "{be:04b}");
+        }
+        assert_eq!(read_byte_count(2, 0b1111, 0b1111), 8);
+        assert_eq!(read_byte_count(2, 0b1110, 0b0111), 6);
+        assert_eq!(read_byte_count(3, 0b1000, 0b0001), 6);
+        assert_eq!(read_byte_count(1024, 0b1111, 0b1111), 4096);
+        assert_eq!(read_lower_address(0x1004, 0b1100), 0x06);
+        assert_eq!(read_lower_address(0x10fc, 0), 0x7c);
+    }
     use crate::{Body, Digest, Kind, MemOp, MsgRouting, Repr};
 
     fn via_repr(

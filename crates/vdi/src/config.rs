@@ -458,20 +458,12 @@ impl ConfigSpace {
 
     /// A little-endian 16-bit register (0 outside the space).
     pub fn word(&self, offset: u16) -> u16 {
-        let at = offset as usize;
-        match self.data.get(at..at + 2) {
-            Some(b) => u16::from_le_bytes([b[0], b[1]]),
-            None => 0,
-        }
+        word(&self.data, offset)
     }
 
     /// A little-endian 32-bit register (0 outside the space).
     pub fn dword(&self, offset: u16) -> u32 {
-        let at = offset as usize;
-        match self.data.get(at..at + 4) {
-            Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            None => 0,
-        }
+        dword(&self.data, offset)
     }
 
     /// Reads the DW at `offset` (rounded down to a DW) as a configuration

@@ -6,7 +6,9 @@ use crate::msix::{Msix, Raised};
 use crate::registers::RegisterFile;
 use crate::template::Template;
 use std::collections::VecDeque;
-use tlp::build::{completion, memory_write, CplFields, MemAccess};
+use tlp::build::{
+    completion, memory_write, read_byte_count, read_lower_address, CplFields, MemAccess,
+};
 use tlp::{Bdf, Body, CplStatus, Kind, MessageCode, MsgRouting, Repr, Tlp};
 
 /// What the VDI does with requests.
@@ -159,20 +161,6 @@ fn crc32(bytes: &[u8]) -> u32 {
     !tlp::ecrc::reflected_update(&CRC_TABLE, !0, bytes)
 }
 
-/// Bytes a memory read asks for (§2.2.9): whole DWs less the disabled bytes
-/// at either end; a 1 DW read by its byte enables.
-fn read_byte_count(length_dw: u16, first_be: u8, last_be: u8) -> u16 {
-    if length_dw == 1 {
-        return match first_be {
-            0 => 1,
-            be => (8 - be.leading_zeros() - be.trailing_zeros()) as u16,
-        };
-    }
-    let lead = first_be.trailing_zeros().min(4) as u16;
-    let trail = last_be.leading_zeros().saturating_sub(4).min(4) as u16;
-    (length_dw * 4).saturating_sub(lead + trail)
-}
-
 impl Vdi {
     /// A VDI of `function` (its completer ID) from a template, in pass-through.
     pub fn new(template: &Template, function: Bdf) -> Vdi {
@@ -292,7 +280,7 @@ impl Vdi {
         let (byte_count, lower_address) = match kind {
             Kind::MRd => (
                 read_byte_count(t.length_dw(), t.first_be(), t.last_be()),
-                ((t.address() & 0x7c) as u8) + t.first_be().trailing_zeros().min(3) as u8,
+                read_lower_address(t.address(), t.first_be()),
             ),
             _ => (4, 0),
         };
@@ -512,7 +500,7 @@ impl Vdi {
             tag: t.tag(),
             status: CplStatus::Sc,
             byte_count: read_byte_count(t.length_dw(), first_be, last_be),
-            lower_address: ((address & 0x7c) as u8) + first_be.trailing_zeros().min(3) as u8,
+            lower_address: read_lower_address(address, first_be),
         };
         self.stats.memory_reads += 1;
         match self.complete(t, fields, data, out) {
