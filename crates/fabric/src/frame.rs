@@ -390,24 +390,24 @@ impl Default for FrameHeader {
     }
 }
 
-/// Writes one frame: headers first, then TLPs until the MTU is reached, then
-/// the count and CRC.
-#[derive(Debug)]
-pub struct FrameWriter<'a> {
-    buf: &'a mut [u8],
+/// A frame being written into a buffer held elsewhere: the state of a
+/// [`FrameWriter`] without the borrow, for a frame that stays open across
+/// bursts in a pool buffer. Each call takes the same buffer again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFrame {
     len: usize,
     count: u16,
     /// Where the last TLP must end (room left for the CRC).
     limit: usize,
 }
 
-impl<'a> FrameWriter<'a> {
-    /// Starts a frame in `buf` for a link of `mtu` payload bytes.
-    pub fn new(
-        buf: &'a mut [u8],
+impl OpenFrame {
+    /// Writes the headers into `buf` for a link of `mtu` payload bytes.
+    pub fn start(
+        buf: &mut [u8],
         header: &FrameHeader,
         mtu: usize,
-    ) -> Result<FrameWriter<'a>, FrameError> {
+    ) -> Result<OpenFrame, FrameError> {
         if !(64..=MAX_MTU).contains(&mtu) {
             return Err(FrameError::Mtu(mtu));
         }
@@ -431,27 +431,42 @@ impl<'a> FrameWriter<'a> {
             let at = field::CREDITS.start + i * 2;
             buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
         }
-        let limit = buf.len().min(ETHERNET_LEN + mtu) - CRC_LEN;
-        Ok(FrameWriter {
-            buf,
+        Ok(OpenFrame {
             len: HEADER_LEN,
             count: 0,
-            limit,
+            limit: buf.len().min(ETHERNET_LEN + mtu) - CRC_LEN,
         })
     }
 
-    /// Appends one TLP, or hands it back if it does not fit (the caller sends
-    /// this frame and starts another).
-    pub fn push<'t>(&mut self, tlp: &'t [u8]) -> Result<(), &'t [u8]> {
+    /// Appends one TLP; false (nothing written) if it does not fit.
+    #[inline]
+    pub fn push(&mut self, buf: &mut [u8], tlp: &[u8]) -> bool {
         let end = self.len + 2 + tlp.len();
-        if end > self.limit || tlp.len() > u16::MAX as usize || self.count == u16::MAX {
-            return Err(tlp);
+        if end > self.limit.min(buf.len())
+            || tlp.len() > u16::MAX as usize
+            || self.count == u16::MAX
+        {
+            return false;
         }
-        self.buf[self.len..self.len + 2].copy_from_slice(&(tlp.len() as u16).to_be_bytes());
-        self.buf[self.len + 2..end].copy_from_slice(tlp);
+        buf[self.len..self.len + 2].copy_from_slice(&(tlp.len() as u16).to_be_bytes());
+        buf[self.len + 2..end].copy_from_slice(tlp);
         self.len = end;
         self.count += 1;
-        Ok(())
+        true
+    }
+
+    /// Appends TLPs already encoded with their length prefixes (the body of
+    /// another frame); false if they do not fit.
+    #[inline]
+    pub fn push_encoded(&mut self, buf: &mut [u8], body: &[u8], count: u16) -> bool {
+        let end = self.len + body.len();
+        if end > self.limit.min(buf.len()) || self.count.checked_add(count).is_none() {
+            return false;
+        }
+        buf[self.len..end].copy_from_slice(body);
+        self.len = end;
+        self.count += count;
+        true
     }
 
     /// Bytes of TLP (not counting its prefix) that still fit.
@@ -464,25 +479,67 @@ impl<'a> FrameWriter<'a> {
         self.count
     }
 
+    /// Writes the count and CRC into `buf`; returns the frame's length.
+    pub fn finish(self, buf: &mut [u8]) -> usize {
+        buf[field::COUNT].copy_from_slice(&self.count.to_be_bytes());
+        let crc = crc32c(&buf[..self.len]);
+        buf[self.len..self.len + CRC_LEN].copy_from_slice(&crc.to_be_bytes());
+        self.len + CRC_LEN
+    }
+}
+
+/// Writes one frame: headers first, then TLPs until the MTU is reached, then
+/// the count and CRC.
+#[derive(Debug)]
+pub struct FrameWriter<'a> {
+    buf: &'a mut [u8],
+    state: OpenFrame,
+}
+
+impl<'a> FrameWriter<'a> {
+    /// Starts a frame in `buf` for a link of `mtu` payload bytes.
+    pub fn new(
+        buf: &'a mut [u8],
+        header: &FrameHeader,
+        mtu: usize,
+    ) -> Result<FrameWriter<'a>, FrameError> {
+        let state = OpenFrame::start(buf, header, mtu)?;
+        Ok(FrameWriter { buf, state })
+    }
+
+    /// Appends one TLP, or hands it back if it does not fit (the caller sends
+    /// this frame and starts another).
+    pub fn push<'t>(&mut self, tlp: &'t [u8]) -> Result<(), &'t [u8]> {
+        if self.state.push(self.buf, tlp) {
+            Ok(())
+        } else {
+            Err(tlp)
+        }
+    }
+
+    /// Bytes of TLP (not counting its prefix) that still fit.
+    pub fn room(&self) -> usize {
+        self.state.room()
+    }
+
+    /// TLPs written so far.
+    pub fn count(&self) -> u16 {
+        self.state.count()
+    }
+
     /// Appends TLPs already encoded with their length prefixes (the body of
     /// another frame), or hands them back if they do not fit.
     pub fn push_encoded<'t>(&mut self, body: &'t [u8], count: u16) -> Result<(), &'t [u8]> {
-        let end = self.len + body.len();
-        if end > self.limit || self.count.checked_add(count).is_none() {
-            return Err(body);
+        if self.state.push_encoded(self.buf, body, count) {
+            Ok(())
+        } else {
+            Err(body)
         }
-        self.buf[self.len..end].copy_from_slice(body);
-        self.len = end;
-        self.count += count;
-        Ok(())
     }
 
     /// Writes the count and CRC; returns the frame's length.
     pub fn finish(self) -> usize {
-        self.buf[field::COUNT].copy_from_slice(&self.count.to_be_bytes());
-        let crc = crc32c(&self.buf[..self.len]);
-        self.buf[self.len..self.len + CRC_LEN].copy_from_slice(&crc.to_be_bytes());
-        self.len + CRC_LEN
+        self.state.finish(self.buf)
     }
 }
 

@@ -1,0 +1,12 @@
+//! Poll-mode cores: [`Task`]s polled run-to-completion on pinned threads
+//! ([`Cores`]) or on the calling thread with a virtual clock
+//! ([`Deterministic`]), and [`NodeTask`], a switch node's forwarding
+//! pipeline over its ports.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod node;
+mod task;
+
+pub use node::{FrameSettings, NodeStats, NodeTask, BURST};
+pub use task::{CoreSpec, CoreStats, Cores, Deterministic, Stuck, Task, Tasks};

@@ -1,0 +1,362 @@
+//! Tasks and the cores that poll them.
+//!
+//! A [`Task`] does one round of work per [`Task::poll`] and says how much
+//! it did; a core polls its tasks in a fixed order, forever, until told to
+//! stop. [`Deterministic`] runs tasks on the calling thread with a virtual
+//! clock, so a run is the same every time; [`Cores`] runs them on threads
+//! pinned to cores. A polling core always looks busy to the OS, so each
+//! core counts its busy polls (some task did work) and idle polls instead.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A unit of polled work.
+pub trait Task: Send {
+    /// A name for reports.
+    fn name(&self) -> &str;
+    /// Does one round of work at time `now` (nanoseconds, real or virtual);
+    /// returns how many items (TLPs, frames) it handled: 0 is an idle poll.
+    fn poll(&mut self, now: u64) -> usize;
+}
+
+/// What one core did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Rounds in which some task did work.
+    pub busy_polls: u64,
+    /// Rounds in which no task did.
+    pub idle_polls: u64,
+    /// Items handled.
+    pub items: u64,
+}
+
+impl CoreStats {
+    /// The share of rounds that did work (0 when nothing ran).
+    pub fn busy_fraction(&self) -> f64 {
+        let all = self.busy_polls + self.idle_polls;
+        if all == 0 {
+            0.0
+        } else {
+            self.busy_polls as f64 / all as f64
+        }
+    }
+}
+
+/// Runs tasks on the calling thread in a fixed order with a virtual clock
+/// that advances `tick` nanoseconds per round: the same inputs give the same
+/// run, which is what end-to-end tests need.
+pub struct Deterministic {
+    tasks: Vec<Box<dyn Task>>,
+    now: u64,
+    tick: u64,
+    stats: CoreStats,
+}
+
+impl std::fmt::Debug for Deterministic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deterministic")
+            .field(
+                "tasks",
+                &self
+                    .tasks
+                    .iter()
+                    .map(|t| t.name().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .field("now", &self.now)
+            .finish()
+    }
+}
+
+impl Deterministic {
+    /// A runner whose clock starts at 0 and advances `tick` per round.
+    pub fn new(tick: u64) -> Deterministic {
+        Deterministic {
+            tasks: Vec::new(),
+            now: 0,
+            tick,
+            stats: CoreStats::default(),
+        }
+    }
+
+    /// Adds a task after the others.
+    pub fn add(&mut self, task: Box<dyn Task>) {
+        self.tasks.push(task);
+    }
+
+    /// The virtual time.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// What the rounds so far did.
+    pub fn stats(&self) -> CoreStats {
+        self.stats
+    }
+
+    /// One round: every task polled once, in order; then the clock advances.
+    pub fn round(&mut self) -> usize {
+        let now = self.now;
+        let done: usize = self.tasks.iter_mut().map(|t| t.poll(now)).sum();
+        if done > 0 {
+            self.stats.busy_polls += 1;
+        } else {
+            self.stats.idle_polls += 1;
+        }
+        self.stats.items += done as u64;
+        self.now += self.tick;
+        done
+    }
+
+    /// Rounds until `done` says so or `max_rounds` have run; returns whether
+    /// `done` said so.
+    pub fn run_until(
+        &mut self,
+        max_rounds: u64,
+        mut done: impl FnMut(&Deterministic) -> bool,
+    ) -> bool {
+        for _ in 0..max_rounds {
+            if done(self) {
+                return true;
+            }
+            self.round();
+        }
+        done(self)
+    }
+
+    /// The tasks, to read their state.
+    pub fn tasks(&self) -> &[Box<dyn Task>] {
+        &self.tasks
+    }
+
+    /// Takes the tasks back.
+    pub fn into_tasks(self) -> Vec<Box<dyn Task>> {
+        self.tasks
+    }
+}
+
+/// The tasks of one core.
+pub type Tasks = Vec<Box<dyn Task>>;
+
+/// Counters a core publishes while it runs.
+#[derive(Debug, Default)]
+struct Published {
+    busy: AtomicU64,
+    idle: AtomicU64,
+    items: AtomicU64,
+    /// Set when the core has left its loop.
+    stopped: AtomicBool,
+}
+
+/// One core's work: which CPU to pin to (`None`: unpinned) and its tasks.
+pub struct CoreSpec {
+    /// The CPU (an index into `core_affinity::get_core_ids`).
+    pub cpu: Option<usize>,
+    /// The tasks it polls, in order.
+    pub tasks: Vec<Box<dyn Task>>,
+}
+
+impl std::fmt::Debug for CoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreSpec")
+            .field("cpu", &self.cpu)
+            .field("tasks", &self.tasks.len())
+            .finish()
+    }
+}
+
+/// A core that did not leave its loop in time when told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stuck {
+    /// Its index in the specs given to [`Cores::start`].
+    pub core: usize,
+}
+
+/// Poll-mode cores on threads, pinned where asked.
+#[derive(Debug)]
+pub struct Cores {
+    stop: Arc<AtomicBool>,
+    published: Vec<Arc<Published>>,
+    handles: Vec<Option<std::thread::JoinHandle<Tasks>>>,
+    started: Instant,
+}
+
+impl Cores {
+    /// Starts one thread per spec. A pin that fails (no such CPU, or the OS
+    /// refuses) leaves that thread unpinned rather than failing the start.
+    pub fn start(specs: Vec<CoreSpec>) -> Cores {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ids = core_affinity::get_core_ids().unwrap_or_default();
+        let started = Instant::now();
+        let mut published = Vec::new();
+        let mut handles = Vec::new();
+        for (i, spec) in specs.into_iter().enumerate() {
+            let p = Arc::new(Published::default());
+            published.push(p.clone());
+            let stop = stop.clone();
+            let cpu = spec.cpu.and_then(|c| ids.get(c).copied());
+            let mut tasks = spec.tasks;
+            let handle = std::thread::Builder::new()
+                .name(format!("lcore-{i}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        core_affinity::set_for_current(cpu);
+                    }
+                    let (mut busy, mut idle, mut items) = (0u64, 0u64, 0u64);
+                    let mut round = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let now = started.elapsed().as_nanos() as u64;
+                        let done: usize = tasks.iter_mut().map(|t| t.poll(now)).sum();
+                        if done > 0 {
+                            busy += 1;
+                        } else {
+                            idle += 1;
+                        }
+                        items += done as u64;
+                        round += 1;
+                        // Publish now and then, not every round.
+                        if round.is_multiple_of(1024) {
+                            p.busy.store(busy, Ordering::Relaxed);
+                            p.idle.store(idle, Ordering::Relaxed);
+                            p.items.store(items, Ordering::Relaxed);
+                        }
+                    }
+                    p.busy.store(busy, Ordering::Relaxed);
+                    p.idle.store(idle, Ordering::Relaxed);
+                    p.items.store(items, Ordering::Relaxed);
+                    p.stopped.store(true, Ordering::Release);
+                    tasks
+                })
+                .ok();
+            handles.push(handle);
+        }
+        Cores {
+            stop,
+            published,
+            handles,
+            started,
+        }
+    }
+
+    /// What each core has done so far (updated every 1024 rounds).
+    pub fn stats(&self) -> Vec<CoreStats> {
+        self.published
+            .iter()
+            .map(|p| CoreStats {
+                busy_polls: p.busy.load(Ordering::Relaxed),
+                idle_polls: p.idle.load(Ordering::Relaxed),
+                items: p.items.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Time since the cores started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Tells every core to stop and waits up to `patience` for each; gives
+    /// back every core's tasks, or the first core that is stuck.
+    pub fn stop(mut self, patience: Duration) -> Result<Vec<Tasks>, Stuck> {
+        self.stop.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + patience;
+        let mut out = Vec::new();
+        for (core, (handle, p)) in self.handles.iter_mut().zip(&self.published).enumerate() {
+            while !p.stopped.load(Ordering::Acquire) {
+                if Instant::now() >= deadline {
+                    return Err(Stuck { core });
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            match handle.take().map(|h| h.join()) {
+                Some(Ok(tasks)) => out.push(tasks),
+                _ => out.push(Vec::new()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counter {
+        left: usize,
+        seen: Vec<u64>,
+    }
+
+    impl Task for Counter {
+        fn name(&self) -> &str {
+            "counter"
+        }
+        fn poll(&mut self, now: u64) -> usize {
+            if self.left == 0 {
+                return 0;
+            }
+            self.left -= 1;
+            self.seen.push(now);
+            1
+        }
+    }
+
+    #[test]
+    fn deterministic_runs_repeat() {
+        let run = || {
+            let mut d = Deterministic::new(10);
+            d.add(Box::new(Counter {
+                left: 3,
+                seen: Vec::new(),
+            }));
+            d.run_until(100, |d| d.stats().items == 3);
+            (d.now(), d.stats())
+        };
+        assert_eq!(run(), run());
+        let (now, stats) = run();
+        assert_eq!((now, stats.busy_polls, stats.idle_polls), (30, 3, 0));
+    }
+
+    #[test]
+    fn cores_run_tasks_and_give_them_back() {
+        let cores = Cores::start(vec![CoreSpec {
+            cpu: Some(0),
+            tasks: vec![Box::new(Counter {
+                left: 1000,
+                seen: Vec::new(),
+            })],
+        }]);
+        let t0 = Instant::now();
+        while cores.stats()[0].items < 1000 && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let tasks = cores.stop(Duration::from_secs(5)).unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].len(), 1);
+    }
+
+    struct Stubborn;
+
+    impl Task for Stubborn {
+        fn name(&self) -> &str {
+            "stubborn"
+        }
+        fn poll(&mut self, _: u64) -> usize {
+            std::thread::sleep(Duration::from_millis(300));
+            0
+        }
+    }
+
+    #[test]
+    fn a_stuck_core_is_reported_not_waited_on() {
+        let cores = Cores::start(vec![CoreSpec {
+            cpu: None,
+            tasks: vec![Box::new(Stubborn)],
+        }]);
+        std::thread::sleep(Duration::from_millis(10));
+        assert_eq!(
+            cores.stop(Duration::from_millis(20)).err(),
+            Some(Stuck { core: 0 })
+        );
+    }
+}

@@ -1,0 +1,18 @@
+//! Poll-mode drivers: the [`Port`] trait (`rx_burst`/`tx_burst` in the
+//! spirit of DPDK's ethdev), the [`FramePool`] whose [`Frame`] handles carry
+//! frames without allocating, and the ports of the embedded default: the
+//! in-memory [`RingPort`] link, the [`NullPort`] (DPDK's `net_null` with
+//! frames filled from templates), and wrappers that are ports themselves:
+//! [`FaultPort`] (seeded faults) and [`TracePort`] (every frame to a
+//! callback; [`pcap::PcapWriter`] writes captures).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod pcap;
+mod pool;
+mod port;
+mod wrap;
+
+pub use pool::{Frame, FramePool};
+pub use port::{ring_link, ClosedPort, NullPort, Port, PortInfo, PortStats, RingPort};
+pub use wrap::{Direction, FaultPort, TracePort};

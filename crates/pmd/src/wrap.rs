@@ -1,0 +1,245 @@
+//! Wrappers that are ports themselves: a fault injector and a tracer.
+
+use crate::pool::{Frame, FramePool};
+use crate::port::{Port, PortInfo, PortStats};
+use fabric::faults::{Fate, FaultConfig, FaultStats, Faults};
+use std::collections::VecDeque;
+
+/// A port whose transmitted frames meet seeded faults (drop, duplicate,
+/// reorder, corrupt, delay), as on a bad cable. Delays count in
+/// `tx_burst` calls; duplicates take a buffer from `pool`.
+#[derive(Debug)]
+pub struct FaultPort<P> {
+    inner: P,
+    faults: Faults,
+    pool: FramePool,
+    /// Frames held back, with the call count when they may go.
+    held: VecDeque<(u64, Frame)>,
+    calls: u64,
+    out: Vec<Frame>,
+}
+
+impl<P: Port> FaultPort<P> {
+    /// Wraps `inner`.
+    pub fn new(inner: P, config: FaultConfig, pool: FramePool) -> FaultPort<P> {
+        FaultPort {
+            inner,
+            faults: Faults::new(config),
+            pool,
+            held: VecDeque::with_capacity(64),
+            calls: 0,
+            out: Vec::with_capacity(64),
+        }
+    }
+
+    /// The faults applied so far.
+    pub fn fault_stats(&self) -> &FaultStats {
+        self.faults.stats()
+    }
+
+    /// The wrapped port.
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+}
+
+impl<P: Port> Port for FaultPort<P> {
+    fn rx_burst(&mut self, queue: u16, frames: &mut Vec<Frame>, max: usize) -> usize {
+        self.inner.rx_burst(queue, frames, max)
+    }
+
+    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<Frame>) -> usize {
+        self.calls += 1;
+        let taken = frames.len();
+        // Frames whose delay is over go first, in the order they were held.
+        while self.held.front().is_some_and(|(at, _)| *at <= self.calls) {
+            if let Some((_, f)) = self.held.pop_front() {
+                self.out.push(f);
+            }
+        }
+        let mut reordered: Option<Frame> = None;
+        for mut f in frames.drain(..) {
+            match self.faults.decide(f.len()) {
+                Fate::Drop => {}
+                Fate::Deliver {
+                    copies,
+                    corrupt,
+                    delay,
+                    reorder,
+                } => {
+                    if let Some((at, mask)) = corrupt {
+                        let i = at % f.len().max(1);
+                        if let Some(b) = f.get_mut(i) {
+                            *b ^= mask;
+                        }
+                    }
+                    if copies == 2 {
+                        if let Some(copy) = self.pool.alloc_from(&f) {
+                            self.out.push(copy);
+                        }
+                    }
+                    if delay > 0 {
+                        self.held.push_back((self.calls + delay, f));
+                    } else if reorder && reordered.is_none() {
+                        reordered = Some(f);
+                    } else {
+                        self.out.push(f);
+                        if let Some(r) = reordered.take() {
+                            self.out.push(r);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(r) = reordered {
+            self.out.push(r);
+        }
+        // What the inner port cannot take now waits for the next call.
+        self.inner.tx_burst(queue, &mut self.out);
+        taken
+    }
+
+    fn stats(&self) -> PortStats {
+        self.inner.stats()
+    }
+
+    fn link_up(&self) -> bool {
+        self.inner.link_up()
+    }
+
+    fn info(&self) -> PortInfo {
+        self.inner.info()
+    }
+}
+
+/// Which way a traced frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Received.
+    Rx,
+    /// Sent.
+    Tx,
+}
+
+/// A port that shows every frame it passes to a callback (a capture writer,
+/// a counter, a test).
+pub struct TracePort<P, F> {
+    inner: P,
+    trace: F,
+}
+
+impl<P: std::fmt::Debug, F> std::fmt::Debug for TracePort<P, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracePort")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl<P: Port, F: FnMut(Direction, &[u8])> TracePort<P, F> {
+    /// Wraps `inner`, calling `trace` for each frame received and sent.
+    pub fn new(inner: P, trace: F) -> TracePort<P, F> {
+        TracePort { inner, trace }
+    }
+}
+
+impl<P: Port, F: FnMut(Direction, &[u8])> Port for TracePort<P, F> {
+    fn rx_burst(&mut self, queue: u16, frames: &mut Vec<Frame>, max: usize) -> usize {
+        let start = frames.len();
+        let n = self.inner.rx_burst(queue, frames, max);
+        for f in &frames[start..] {
+            (self.trace)(Direction::Rx, f);
+        }
+        n
+    }
+
+    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<Frame>) -> usize {
+        let before = frames.len();
+        // Trace what is sent: the front `n` frames. They are gone after the
+        // call, so look first and count after.
+        for f in frames.iter() {
+            (self.trace)(Direction::Tx, f);
+        }
+        let n = self.inner.tx_burst(queue, frames);
+        debug_assert!(n <= before);
+        n
+    }
+
+    fn stats(&self) -> PortStats {
+        self.inner.stats()
+    }
+
+    fn link_up(&self) -> bool {
+        self.inner.link_up()
+    }
+
+    fn info(&self) -> PortInfo {
+        self.inner.info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::ring_link;
+
+    #[test]
+    fn faults_apply_to_sent_frames() {
+        let pool = FramePool::new(64, 64);
+        let (a, mut b) = ring_link("l", 64, 64);
+        let drop_all = FaultConfig {
+            drop: 1.0,
+            ..FaultConfig::NONE
+        };
+        let mut a = FaultPort::new(a, drop_all, pool.clone());
+        let mut out: Vec<Frame> = (0..5u8)
+            .map(|i| pool.alloc_from(&[i; 8]).unwrap())
+            .collect();
+        assert_eq!(a.tx_burst(0, &mut out), 5);
+        let mut got = Vec::new();
+        assert_eq!(b.rx_burst(0, &mut got, 32), 0);
+        assert_eq!(a.fault_stats().dropped, 5);
+        assert_eq!(pool.available(), 64);
+
+        let (a, mut b) = ring_link("l", 64, 64);
+        let dup = FaultConfig {
+            duplicate: 1.0,
+            corrupt: 1.0,
+            ..FaultConfig::NONE
+        };
+        let mut a = FaultPort::new(a, dup, pool.clone());
+        let mut out = vec![pool.alloc_from(&[7; 8]).unwrap()];
+        a.tx_burst(0, &mut out);
+        assert_eq!(b.rx_burst(0, &mut got, 32), 2);
+        assert!(got.iter().all(|f| f[..] != [7; 8]), "corrupted");
+
+        let (a, mut b) = ring_link("l", 64, 64);
+        let delay = FaultConfig {
+            delay: 1.0,
+            delay_ticks: 2,
+            ..FaultConfig::NONE
+        };
+        let mut a = FaultPort::new(a, delay, pool.clone());
+        let mut got = Vec::new();
+        a.tx_burst(0, &mut vec![pool.alloc_from(&[1; 8]).unwrap()]);
+        a.tx_burst(0, &mut Vec::new());
+        assert_eq!(b.rx_burst(0, &mut got, 32), 0, "held for two calls");
+        a.tx_burst(0, &mut Vec::new());
+        assert_eq!(b.rx_burst(0, &mut got, 32), 1);
+    }
+
+    #[test]
+    fn traces_see_every_frame() {
+        let pool = FramePool::new(8, 64);
+        let (a, b) = ring_link("l", 8, 64);
+        let mut seen = Vec::new();
+        {
+            let mut a = TracePort::new(a, |d, f: &[u8]| seen.push((d, f.len())));
+            a.tx_burst(0, &mut vec![pool.alloc_from(&[1; 10]).unwrap()]);
+            let mut b = b;
+            b.tx_burst(0, &mut vec![pool.alloc_from(&[1; 12]).unwrap()]);
+            a.rx_burst(0, &mut Vec::new(), 8);
+        }
+        assert_eq!(seen, [(Direction::Tx, 10), (Direction::Rx, 12)]);
+    }
+}
