@@ -10,19 +10,27 @@ use fabric::link::{Link, LinkConfig};
 use fabric::{Action, NodeState, NodeTables, Topology};
 use rings::credits::Cost;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 use tlp::build::{memory_read, memory_write, MemAccess};
 use tlp::Bdf;
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    // Per thread, so tests running side by side do not see each other.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    // `try_with`: during thread teardown the slot may be gone already.
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
 
 // SAFETY: every call is passed straight to the system allocator, which
 // upholds GlobalAlloc's contract; the counter has no effect on memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: the caller's layout contract is passed on unchanged.
         unsafe { System.alloc(layout) }
     }
@@ -33,7 +41,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: as for `dealloc` and `alloc`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -43,7 +51,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn allocations() -> usize {
-    ALLOCATIONS.load(Ordering::Relaxed)
+    ALLOCATIONS.with(Cell::get)
 }
 
 #[test]
@@ -125,4 +133,59 @@ fn forwarding_and_the_link_allocate_nothing_per_tlp() {
         during, 0,
         "allocations while forwarding 30,000 TLPs and linking 10,000"
     );
+}
+
+#[test]
+fn a_node_pipeline_forwards_a_million_tlps_without_allocating() {
+    use fabric::frame::{FrameHeader, FrameWriter};
+    use fabric::routing::epoch;
+    use lcore::{FrameSettings, NodeTask, Task};
+    use pmd::{FramePool, NullPort, Port};
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/forward.toml");
+    let t = Topology::load(path.as_ref()).unwrap();
+    // Frames of 8 writes each way, as `tlpfabric forward` sends them.
+    let frame = |requester: Bdf, base: u64| {
+        let mut f = vec![0u8; 1514];
+        let mut w = FrameWriter::new(&mut f, &FrameHeader::default(), 1500).unwrap();
+        let mut tlp = [0u8; 96];
+        for i in 0..8u64 {
+            let n = memory_write(
+                &mut tlp,
+                requester,
+                0,
+                MemAccess::dwords(base + 64 * i, 16),
+                &[1; 64],
+            )
+            .unwrap();
+            w.push(&tlp[..n]).unwrap();
+        }
+        let n = w.finish();
+        f.truncate(n);
+        f
+    };
+    let east = frame(
+        Bdf::new(t.hosts[0].fabric_bus, 0, 0),
+        t.endpoints[0].fabric_bar,
+    );
+    let west = frame(t.endpoints[0].id, t.hosts[0].fabric_dma[0]);
+    let pool = FramePool::new(1024, 2048);
+    let ports: Vec<Box<dyn Port + Send>> = vec![
+        Box::new(NullPort::new("west", pool.clone(), vec![east])),
+        Box::new(NullPort::new("east", pool.clone(), vec![west])),
+    ];
+    let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
+    let mut task = NodeTask::new("fwd", reader, ports, pool, FrameSettings::default());
+    for _ in 0..100 {
+        task.poll(0);
+    }
+    let before = allocations();
+    let start = task.stats().tlps_out;
+    while task.stats().tlps_out - start < 1_000_000 {
+        task.poll(0);
+    }
+    let during = allocations() - before;
+    assert_eq!(task.stats().tlps_refused, 0);
+    assert!(task.stats().frames_out > 0);
+    assert_eq!(during, 0, "allocations while forwarding a million TLPs");
 }

@@ -8,5 +8,5 @@
 mod node;
 mod task;
 
-pub use node::{FrameSettings, NodeStats, NodeTask, BURST};
+pub use node::{FrameSettings, LiveSnapshot, LiveStats, NodeStats, NodeTask, BURST};
 pub use task::{CoreSpec, CoreStats, Cores, Deterministic, Stuck, Task, Tasks};

@@ -12,6 +12,8 @@ use fabric::frame::{Frame as FrameView, FrameHeader, OpenFrame, ETHERTYPE, HEADE
 use fabric::routing::epoch;
 use fabric::{Action, NodeState, NodeTables};
 use pmd::{Frame, FramePool, Port};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The burst size.
 pub const BURST: usize = 32;
@@ -37,6 +39,54 @@ pub struct NodeStats {
     pub tx_deferred: u64,
     /// TLPs that waited because the pool had no buffer for a new frame.
     pub no_buffer: u64,
+}
+
+/// The counters of a running pipeline, readable from any thread: the
+/// pipeline stores them once per poll (single writer, relaxed).
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    frames_in: AtomicU64,
+    tlps_in: AtomicU64,
+    tlps_out: AtomicU64,
+    frames_out: AtomicU64,
+    tlps_refused: AtomicU64,
+    busy_polls: AtomicU64,
+    idle_polls: AtomicU64,
+}
+
+/// A snapshot of [`LiveStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveSnapshot {
+    /// Frames received.
+    pub frames_in: u64,
+    /// TLPs received.
+    pub tlps_in: u64,
+    /// TLPs forwarded.
+    pub tlps_out: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// TLPs refused.
+    pub tlps_refused: u64,
+    /// Polls that received something.
+    pub busy_polls: u64,
+    /// Polls that received nothing.
+    pub idle_polls: u64,
+}
+
+impl LiveStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> LiveSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        LiveSnapshot {
+            frames_in: l(&self.frames_in),
+            tlps_in: l(&self.tlps_in),
+            tlps_out: l(&self.tlps_out),
+            frames_out: l(&self.frames_out),
+            tlps_refused: l(&self.tlps_refused),
+            busy_polls: l(&self.busy_polls),
+            idle_polls: l(&self.idle_polls),
+        }
+    }
 }
 
 struct Egress {
@@ -76,6 +126,8 @@ pub struct NodeTask<P> {
     egress: Vec<Egress>,
     reply: [u8; 64],
     stats: NodeStats,
+    live: Arc<LiveStats>,
+    polls: (u64, u64),
 }
 
 impl<P> std::fmt::Debug for NodeTask<P> {
@@ -118,7 +170,14 @@ impl<P: Port> NodeTask<P> {
                 .collect(),
             reply: [0; 64],
             stats: NodeStats::default(),
+            live: Arc::new(LiveStats::default()),
+            polls: (0, 0),
         }
+    }
+
+    /// Counters other threads can read while the pipeline runs.
+    pub fn live(&self) -> Arc<LiveStats> {
+        self.live.clone()
     }
 
     /// The counters.
@@ -272,6 +331,19 @@ impl<P: Port + Send> Task for NodeTask<P> {
             self.rx = rx;
         }
         self.flush();
+        if done > 0 {
+            self.polls.0 += 1;
+        } else {
+            self.polls.1 += 1;
+        }
+        let (s, l) = (&self.stats, &self.live);
+        l.frames_in.store(s.frames_in, Ordering::Relaxed);
+        l.tlps_in.store(s.tlps_in, Ordering::Relaxed);
+        l.tlps_out.store(s.tlps_out, Ordering::Relaxed);
+        l.frames_out.store(s.frames_out, Ordering::Relaxed);
+        l.tlps_refused.store(s.tlps_refused, Ordering::Relaxed);
+        l.busy_polls.store(self.polls.0, Ordering::Relaxed);
+        l.idle_polls.store(self.polls.1, Ordering::Relaxed);
         done
     }
 }

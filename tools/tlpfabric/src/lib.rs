@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod config_cmd;
+mod forward_cmd;
 pub mod hex;
 mod tlp_cmd;
 mod vdi_cmd;
@@ -39,6 +40,8 @@ enum Command {
     /// Check fabric topologies.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Run one node's forwarding pipeline between two ports, for benchmarking.
+    Forward(forward_cmd::ForwardArgs),
     /// Virtual device instantiations: inspect a configuration-space dump.
     #[command(subcommand)]
     Vdi(vdi_cmd::VdiCommand),
@@ -76,6 +79,7 @@ where
         Command::Tlp(cmd) => tlp_cmd::run(cmd, stdin, stdout, stderr),
         Command::Config(cmd) => config_cmd::run(cmd, stdout, stderr),
         Command::Vdi(cmd) => vdi_cmd::run(cmd, stdin, stdout, stderr),
+        Command::Forward(args) => forward_cmd::run(args, stdout, stderr),
     }
 }
 

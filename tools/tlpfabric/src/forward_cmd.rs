@@ -1,0 +1,314 @@
+//! `tlpfabric forward`: one node's forwarding pipeline alone, between two
+//! ports, both directions, for benchmarking (like testpmd's io mode).
+
+use crate::{EXIT_REJECTED, EXIT_USAGE};
+use clap::Args;
+use fabric::frame::{FrameHeader, FrameWriter, DEFAULT_MTU};
+use fabric::routing::epoch;
+use fabric::{NodeTables, Topology};
+use lcore::{FrameSettings, NodeTask, Task};
+use pmd::{FramePool, NullPort, Port};
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tlp::build::{memory_write, MemAccess};
+use tlp::Bdf;
+
+#[derive(Debug, Args)]
+pub(crate) struct ForwardArgs {
+    /// Ports: `ring` (the embedded default: null ports whose received frames
+    /// are filled from templates) or `dpdk`.
+    #[arg(long, default_value = "ring")]
+    pmd: String,
+    /// How long to run: `5s`, `500ms`, `1m`.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    /// TLPs in each received frame.
+    #[arg(long, default_value_t = 1)]
+    tlps_per_frame: usize,
+    /// Payload bytes of each TLP (a memory write), a multiple of 4.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Cores to forward on (one pipeline per core; 1 is supported).
+    #[arg(long, default_value_t = 1)]
+    lcores: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// `5s`, `250ms`, `2m`, `1.5s`, or a plain number of seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 5s, 500ms or 1m, found {s:?}"))?;
+    let scale = match unit {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        _ => {
+            return Err(format!(
+                "expected a unit of ms, s or m, found {unit:?} in {s:?}"
+            ))
+        }
+    };
+    if !(value.is_finite() && value > 0.0) {
+        return Err(format!("expected a positive duration, found {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+const TOPOLOGY: &str = include_str!("../../../configs/forward.toml");
+
+/// A frame of `n` memory writes of `payload` bytes each, from `requester`
+/// to consecutive addresses from `base`.
+fn template(requester: Bdf, base: u64, n: usize, payload: usize) -> Result<Vec<u8>, String> {
+    let mut frame = vec![0u8; 14 + DEFAULT_MTU];
+    let mut w = FrameWriter::new(&mut frame, &FrameHeader::default(), DEFAULT_MTU)
+        .map_err(|e| e.to_string())?;
+    let data = vec![0x5a; payload];
+    let mut tlp = vec![0u8; 16 + payload];
+    for i in 0..n {
+        let access = MemAccess::dwords(base + (i * payload) as u64, (payload / 4) as u16);
+        let len = memory_write(&mut tlp, requester, 0, access, &data).map_err(|e| e.to_string())?;
+        if w.push(&tlp[..len]).is_err() {
+            return Err(format!(
+                "{n} TLPs of {payload} bytes do not fit a {DEFAULT_MTU}-byte frame (at most {i})"
+            ));
+        }
+    }
+    let len = w.finish();
+    frame.truncate(len);
+    Ok(frame)
+}
+
+pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if args.pmd == "dpdk" {
+        let _ = writeln!(
+            err,
+            "error: --pmd dpdk: this build has no DPDK support (build with --features dpdk)"
+        );
+        return EXIT_USAGE;
+    }
+    if args.pmd != "ring" {
+        let _ = writeln!(
+            err,
+            "error: --pmd: expected ring or dpdk, found {:?}",
+            args.pmd
+        );
+        return EXIT_USAGE;
+    }
+    if args.lcores != 1 {
+        let _ = writeln!(
+            err,
+            "error: --lcores: only 1 is supported by the ring forwarder, found {}",
+            args.lcores
+        );
+        return EXIT_USAGE;
+    }
+    if args.payload == 0 || args.payload % 4 != 0 || args.payload > 4096 {
+        let _ = writeln!(
+            err,
+            "error: --payload: expected a multiple of 4 from 4 to 4096, found {}",
+            args.payload
+        );
+        return EXIT_USAGE;
+    }
+    if args.tlps_per_frame == 0 {
+        let _ = writeln!(err, "error: --tlps-per-frame: expected at least 1");
+        return EXIT_USAGE;
+    }
+    let t = match Topology::parse(Path::new("configs/forward.toml"), TOPOLOGY) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", e[0]);
+            return EXIT_REJECTED;
+        }
+    };
+    let host_requester = Bdf::new(t.hosts[0].fabric_bus, 0, 0);
+    let east = template(
+        host_requester,
+        t.endpoints[0].fabric_bar,
+        args.tlps_per_frame,
+        args.payload,
+    );
+    let west = template(
+        t.endpoints[0].id,
+        t.hosts[0].fabric_dma[0],
+        args.tlps_per_frame,
+        args.payload,
+    );
+    let (east, west) = match (east, west) {
+        (Ok(e), Ok(w)) => (e, w),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = writeln!(err, "error: --tlps-per-frame/--payload: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let pool = FramePool::new(4096, 2048);
+    // Port 0 leads west: what arrives there goes east, and the other way.
+    let ports: Vec<Box<dyn Port + Send>> = vec![
+        Box::new(NullPort::new("west", pool.clone(), vec![east])),
+        Box::new(NullPort::new("east", pool.clone(), vec![west])),
+    ];
+    let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
+    let mut task = NodeTask::new("fwd", reader, ports, pool, FrameSettings::default());
+    let live = task.live();
+    let duration = args.duration;
+    let cpu = core_affinity::get_core_ids().and_then(|ids| ids.last().copied());
+    let worker = std::thread::spawn(move || {
+        if let Some(cpu) = cpu {
+            core_affinity::set_for_current(cpu);
+        }
+        let start = Instant::now();
+        let mut polls = 0u64;
+        loop {
+            task.poll(0);
+            polls += 1;
+            if polls.is_multiple_of(256) && start.elapsed() >= duration {
+                break;
+            }
+        }
+        (task, start.elapsed())
+    });
+    // Progress once a second on standard error.
+    let started = Instant::now();
+    while !worker.is_finished() {
+        std::thread::sleep(Duration::from_millis(100).min(duration));
+        let secs = started.elapsed().as_secs();
+        if secs > 0 && started.elapsed().subsec_millis() < 100 && !worker.is_finished() {
+            let s = live.snapshot();
+            let _ = writeln!(err, "  {secs} s: {} TLPs forwarded", s.tlps_out);
+        }
+    }
+    let Ok((task, elapsed)) = worker.join() else {
+        let _ = writeln!(err, "error: the forwarding core failed");
+        return EXIT_REJECTED;
+    };
+    let secs = elapsed.as_secs_f64();
+    let s = live.snapshot();
+    let n = args.tlps_per_frame as f64;
+    let west_in = task.ports()[0].stats().rx_frames as f64;
+    let east_in = task.ports()[1].stats().rx_frames as f64;
+    let frames_per_s = (west_in + east_in) / secs;
+    let tlps_per_s = s.tlps_out as f64 / secs;
+    let busy = s.busy_polls as f64 / (s.busy_polls + s.idle_polls).max(1) as f64;
+    let _ = writeln!(
+        out,
+        "forward: 1 core, ring ports (null ports, received frames filled from templates), {} TLP(s)/frame, {}-byte payloads, {:.2} s",
+        args.tlps_per_frame, args.payload, secs
+    );
+    let _ = writeln!(
+        out,
+        "  west->east: {:.2} M frames/s, {:.2} M TLPs/s",
+        west_in / secs / 1e6,
+        west_in * n / secs / 1e6
+    );
+    let _ = writeln!(
+        out,
+        "  east->west: {:.2} M frames/s, {:.2} M TLPs/s",
+        east_in / secs / 1e6,
+        east_in * n / secs / 1e6
+    );
+    let _ = writeln!(
+        out,
+        "  total: {:.2} M frames/s, {:.2} M TLPs/s, {:.1} ns per TLP, busy polls {:.1}%, refused {}",
+        frames_per_s / 1e6,
+        tlps_per_s / 1e6,
+        1e9 / tlps_per_s.max(1.0),
+        busy * 100.0,
+        s.tlps_refused
+    );
+    if let Some(path) = &args.json {
+        let doc = json!({
+            "pmd": args.pmd,
+            "lcores": 1,
+            "tlps_per_frame": args.tlps_per_frame,
+            "payload": args.payload,
+            "duration_s": secs,
+            "frames_per_s": frames_per_s,
+            "tlps_per_s": tlps_per_s,
+            "ns_per_tlp": 1e9 / tlps_per_s.max(1.0),
+            "busy_fraction": busy,
+            "tlps_refused": s.tlps_refused,
+            "directions": [
+                {"from": "west", "to": "east", "frames_per_s": west_in / secs, "tlps_per_s": west_in * n / secs},
+                {"from": "east", "to": "west", "frames_per_s": east_in / secs, "tlps_per_s": east_in * n / secs},
+            ],
+        });
+        if let Err(e) = std::fs::write(path, format!("{doc:#}\n")) {
+            let _ = writeln!(err, "error: {}: cannot write: {e}", path.display());
+            return EXIT_REJECTED;
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run_captured;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("5h").unwrap_err().contains("ms, s or m"));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn a_short_run_forwards_both_ways_and_writes_json() {
+        let path =
+            std::env::temp_dir().join(format!("tlpfabric-forward-{}.json", std::process::id()));
+        let (code, out, err) = run_captured(
+            &[
+                "forward",
+                "--duration",
+                "200ms",
+                "--tlps-per-frame",
+                "8",
+                "--json",
+                path.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("west->east") && out.contains("refused 0"),
+            "{out}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(v["tlps_per_s"].as_f64().unwrap() > 0.0);
+        assert!(v["frames_per_s"].as_f64().unwrap() > 0.0);
+        // Every TLP in came out: 8 per frame.
+        let ratio = v["tlps_per_s"].as_f64().unwrap() / v["frames_per_s"].as_f64().unwrap();
+        assert!((ratio - 8.0).abs() < 0.01, "{ratio}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn bad_options_are_usage_errors() {
+        let (code, _, err) = run_captured(&["forward", "--payload", "6"], "");
+        assert_eq!(code, 2);
+        assert!(err.contains("--payload: expected a multiple of 4"), "{err}");
+        let (code, _, err) = run_captured(
+            &["forward", "--tlps-per-frame", "40", "--payload", "256"],
+            "",
+        );
+        assert_eq!(code, 2);
+        assert!(err.contains("do not fit"), "{err}");
+        let (code, _, err) = run_captured(&["forward", "--pmd", "dpdk"], "");
+        assert_eq!(code, 2);
+        assert!(err.contains("--features dpdk"), "{err}");
+    }
+}
