@@ -111,7 +111,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         );
         return EXIT_USAGE;
     }
-    if args.payload == 0 || args.payload % 4 != 0 || args.payload > 4096 {
+    if args.payload == 0 || !args.payload.is_multiple_of(4) || args.payload > 4096 {
         let _ = writeln!(
             err,
             "error: --payload: expected a multiple of 4 from 4 to 4096, found {}",
