@@ -4,10 +4,15 @@
 //! in-memory [`RingPort`] link, the [`NullPort`] (DPDK's `net_null` with
 //! frames filled from templates), and wrappers that are ports themselves:
 //! [`FaultPort`] (seeded faults) and [`TracePort`] (every frame to a
-//! callback; [`pcap::PcapWriter`] writes captures).
-#![forbid(unsafe_code)]
+//! callback; [`pcap::PcapWriter`] writes captures). With the `dpdk` feature,
+//! [`dpdk::DpdkPort`] drives any DPDK ethdev with mbufs as frames.
+// Unsafe code lives only in the DPDK port (feature `dpdk`), each block with
+// the invariant it relies on.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod pcap;
 mod pool;
 mod port;
@@ -15,4 +20,4 @@ mod wrap;
 
 pub use pool::{Frame, FramePool};
 pub use port::{ring_link, ClosedPort, NullPort, Port, PortInfo, PortStats, RingPort};
-pub use wrap::{Direction, FaultPort, TracePort};
+pub use wrap::{Direction, FaultPort, FillPort, TracePort};

@@ -15,17 +15,26 @@ struct Shared {
     count: usize,
 }
 
-/// A pool of frame buffers.
+#[derive(Clone)]
+enum Kind {
+    Heap(Arc<Shared>),
+    #[cfg(feature = "dpdk")]
+    Dpdk(crate::dpdk::Mempool),
+}
+
+/// A pool of frame buffers: heap buffers allocated once, or (with the
+/// `dpdk` feature) a DPDK mbuf pool, whose frames DPDK ports send and
+/// receive without copying.
 #[derive(Clone)]
 pub struct FramePool {
-    shared: Arc<Shared>,
+    kind: Kind,
 }
 
 impl fmt::Debug for FramePool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FramePool")
-            .field("count", &self.shared.count)
-            .field("buffer_size", &self.shared.buffer_size)
+            .field("count", &self.count())
+            .field("buffer_size", &self.buffer_size())
             .field("available", &self.available())
             .finish()
     }
@@ -41,23 +50,45 @@ impl FramePool {
             let _ = free.push(vec![0u8; buffer_size.max(1)].into_boxed_slice());
         }
         FramePool {
-            shared: Arc::new(Shared {
+            kind: Kind::Heap(Arc::new(Shared {
                 free,
                 buffer_size: buffer_size.max(1),
                 count,
-            }),
+            })),
+        }
+    }
+
+    /// A pool of DPDK mbufs.
+    #[cfg(feature = "dpdk")]
+    pub fn dpdk(mempool: crate::dpdk::Mempool) -> FramePool {
+        FramePool {
+            kind: Kind::Dpdk(mempool),
+        }
+    }
+
+    /// The DPDK mbuf pool behind this pool, if it is one.
+    #[cfg(feature = "dpdk")]
+    pub fn mempool(&self) -> Option<&crate::dpdk::Mempool> {
+        match &self.kind {
+            Kind::Dpdk(m) => Some(m),
+            Kind::Heap(_) => None,
         }
     }
 
     /// An empty frame, or `None` when every buffer is in use.
     #[inline]
     pub fn alloc(&self) -> Option<Frame> {
-        let buffer = self.shared.free.pop()?;
-        Some(Frame {
-            buffer: Some(buffer),
-            len: 0,
-            pool: self.shared.clone(),
-        })
+        match &self.kind {
+            Kind::Heap(shared) => {
+                let buffer = shared.free.pop()?;
+                Some(Frame {
+                    storage: Some(Storage::Heap(buffer, shared.clone())),
+                    len: 0,
+                })
+            }
+            #[cfg(feature = "dpdk")]
+            Kind::Dpdk(pool) => Some(Frame::from_mbuf(pool.alloc()?, 0)),
+        }
     }
 
     /// A frame holding a copy of `bytes` (cut to the buffer size).
@@ -72,25 +103,42 @@ impl FramePool {
 
     /// Buffers free now.
     pub fn available(&self) -> usize {
-        self.shared.free.len()
+        match &self.kind {
+            Kind::Heap(s) => s.free.len(),
+            #[cfg(feature = "dpdk")]
+            Kind::Dpdk(m) => m.available(),
+        }
     }
 
     /// Buffers in the pool.
     pub fn count(&self) -> usize {
-        self.shared.count
+        match &self.kind {
+            Kind::Heap(s) => s.count,
+            #[cfg(feature = "dpdk")]
+            Kind::Dpdk(m) => m.count(),
+        }
     }
 
     /// Bytes per buffer.
     pub fn buffer_size(&self) -> usize {
-        self.shared.buffer_size
+        match &self.kind {
+            Kind::Heap(s) => s.buffer_size,
+            #[cfg(feature = "dpdk")]
+            Kind::Dpdk(m) => m.data_room(),
+        }
     }
+}
+
+enum Storage {
+    Heap(Box<[u8]>, Arc<Shared>),
+    #[cfg(feature = "dpdk")]
+    Mbuf(crate::dpdk::Mbuf),
 }
 
 /// One frame in a pool buffer.
 pub struct Frame {
-    buffer: Option<Box<[u8]>>,
+    storage: Option<Storage>,
     len: usize,
-    pool: Arc<Shared>,
 }
 
 impl fmt::Debug for Frame {
@@ -100,16 +148,59 @@ impl fmt::Debug for Frame {
 }
 
 impl Frame {
+    /// A frame in a received or allocated mbuf, `len` bytes long.
+    #[cfg(feature = "dpdk")]
+    pub(crate) fn from_mbuf(m: crate::dpdk::Mbuf, len: usize) -> Frame {
+        Frame {
+            storage: Some(Storage::Mbuf(m)),
+            len,
+        }
+    }
+
+    /// The mbuf holding this frame, its lengths set; or the frame back if
+    /// it is in a heap buffer.
+    #[cfg(feature = "dpdk")]
+    pub(crate) fn into_mbuf(mut self) -> Result<crate::dpdk::Mbuf, Frame> {
+        match self.storage.take() {
+            Some(Storage::Mbuf(mut m)) => {
+                m.set_len(self.len);
+                Ok(m)
+            }
+            other => {
+                self.storage = other;
+                Err(self)
+            }
+        }
+    }
+
+    fn whole(&self) -> &[u8] {
+        match &self.storage {
+            Some(Storage::Heap(b, _)) => b,
+            #[cfg(feature = "dpdk")]
+            Some(Storage::Mbuf(m)) => m.room(),
+            None => &[],
+        }
+    }
+
+    fn whole_mut(&mut self) -> &mut [u8] {
+        match &mut self.storage {
+            Some(Storage::Heap(b, _)) => b,
+            #[cfg(feature = "dpdk")]
+            Some(Storage::Mbuf(m)) => m.room_mut(),
+            None => &mut [],
+        }
+    }
+
     /// The whole buffer, for writing a frame into it (then [`Frame::set_len`]).
     #[inline]
     pub fn buffer_mut(&mut self) -> &mut [u8] {
-        self.buffer.as_deref_mut().unwrap_or(&mut [])
+        self.whole_mut()
     }
 
     /// Bytes the buffer holds at most.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.buffer.as_deref().map_or(0, <[u8]>::len)
+        self.whole().len()
     }
 
     /// Sets the frame's length (cut to the capacity).
@@ -124,10 +215,8 @@ impl Deref for Frame {
 
     #[inline]
     fn deref(&self) -> &[u8] {
-        match &self.buffer {
-            Some(b) => &b[..self.len],
-            None => &[],
-        }
+        let len = self.len;
+        &self.whole()[..len]
     }
 }
 
@@ -135,20 +224,18 @@ impl DerefMut for Frame {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         let len = self.len;
-        match &mut self.buffer {
-            Some(b) => &mut b[..len],
-            None => &mut [],
-        }
+        &mut self.whole_mut()[..len]
     }
 }
 
 impl Drop for Frame {
     #[inline]
     fn drop(&mut self) {
-        if let Some(b) = self.buffer.take() {
+        if let Some(Storage::Heap(b, pool)) = self.storage.take() {
             // The queue holds every buffer of the pool: there is room.
-            let _ = self.pool.free.push(b);
+            let _ = pool.free.push(b);
         }
+        // An mbuf goes back to its mempool when it drops.
     }
 }
 

@@ -112,6 +112,62 @@ impl<P: Port> Port for FaultPort<P> {
     }
 }
 
+/// A port whose received frames are overwritten with templates, in turn:
+/// on DPDK's `net_null`, which delivers zero-filled frames, this stands in
+/// for a NIC's DMA so that real TLP frames go through the pipeline.
+#[derive(Debug)]
+pub struct FillPort<P> {
+    inner: P,
+    templates: Vec<Vec<u8>>,
+    next: usize,
+}
+
+impl<P: Port> FillPort<P> {
+    /// Wraps `inner`; every received frame becomes the next template.
+    pub fn new(inner: P, templates: Vec<Vec<u8>>) -> FillPort<P> {
+        FillPort {
+            inner,
+            templates,
+            next: 0,
+        }
+    }
+}
+
+impl<P: Port> Port for FillPort<P> {
+    #[inline]
+    fn rx_burst(&mut self, queue: u16, frames: &mut Vec<Frame>, max: usize) -> usize {
+        let start = frames.len();
+        let n = self.inner.rx_burst(queue, frames, max);
+        if self.templates.is_empty() {
+            return n;
+        }
+        for f in &mut frames[start..] {
+            let t = &self.templates[self.next];
+            self.next = (self.next + 1) % self.templates.len();
+            let len = t.len().min(f.capacity());
+            f.buffer_mut()[..len].copy_from_slice(&t[..len]);
+            f.set_len(len);
+        }
+        n
+    }
+
+    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<Frame>) -> usize {
+        self.inner.tx_burst(queue, frames)
+    }
+
+    fn stats(&self) -> PortStats {
+        self.inner.stats()
+    }
+
+    fn link_up(&self) -> bool {
+        self.inner.link_up()
+    }
+
+    fn info(&self) -> PortInfo {
+        self.inner.info()
+    }
+}
+
 /// Which way a traced frame went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -226,6 +282,21 @@ mod tests {
         assert_eq!(b.rx_burst(0, &mut got, 32), 0, "held for two calls");
         a.tx_burst(0, &mut Vec::new());
         assert_eq!(b.rx_burst(0, &mut got, 32), 1);
+    }
+
+    #[test]
+    fn fill_ports_rewrite_received_frames() {
+        let pool = FramePool::new(8, 64);
+        let (mut a, b) = ring_link("l", 8, 64);
+        let mut b = FillPort::new(b, vec![vec![1; 10], vec![2; 20]]);
+        let mut out: Vec<Frame> = (0..3).map(|_| pool.alloc_from(&[0; 40]).unwrap()).collect();
+        a.tx_burst(0, &mut out);
+        let mut got = Vec::new();
+        assert_eq!(b.rx_burst(0, &mut got, 8), 3);
+        assert_eq!(
+            got.iter().map(|f| (f[0], f.len())).collect::<Vec<_>>(),
+            [(1, 10), (2, 20), (1, 10)]
+        );
     }
 
     #[test]

@@ -30,6 +30,13 @@ pub(crate) struct ForwardArgs {
     /// Payload bytes of each TLP (a memory write), a multiple of 4.
     #[arg(long, default_value_t = 64)]
     payload: usize,
+    /// EAL arguments for `--pmd dpdk` (default: two net_null vdevs, no
+    /// hugepages, no PCI, a file prefix of this process's own).
+    #[arg(long)]
+    eal: Option<String>,
+    /// The two ethdevs for `--pmd dpdk`, west first.
+    #[arg(long, default_value = "net_null0,net_null1")]
+    ports: String,
     /// Cores to forward on (one pipeline per core; 1 is supported).
     #[arg(long, default_value_t = 1)]
     lcores: usize,
@@ -87,15 +94,78 @@ fn template(requester: Bdf, base: u64, n: usize, payload: usize) -> Result<Vec<u
     Ok(frame)
 }
 
-pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    if args.pmd == "dpdk" {
-        let _ = writeln!(
-            err,
-            "error: --pmd dpdk: this build has no DPDK support (build with --features dpdk)"
-        );
-        return EXIT_USAGE;
+type Ports = Vec<Box<dyn Port + Send>>;
+
+/// Null ports whose frames are filled from the templates.
+fn ring_ports(east: Vec<u8>, west: Vec<u8>) -> (Ports, FramePool, String) {
+    let pool = FramePool::new(4096, 2048);
+    // Port 0 leads west: what arrives there goes east, and the other way.
+    let ports: Ports = vec![
+        Box::new(NullPort::new("west", pool.clone(), vec![east])),
+        Box::new(NullPort::new("east", pool.clone(), vec![west])),
+    ];
+    let what = "ring ports (null ports, received frames filled from templates)".to_string();
+    (ports, pool, what)
+}
+
+#[cfg(feature = "dpdk")]
+fn dpdk_ports(
+    args: &ForwardArgs,
+    east: Vec<u8>,
+    west: Vec<u8>,
+) -> Result<(Ports, FramePool, String), String> {
+    use pmd::dpdk::{self, DpdkPort, Mempool};
+    use pmd::FillPort;
+    let names: Vec<&str> = args.ports.split(',').map(str::trim).collect();
+    let [w, e] = names[..] else {
+        return Err(format!(
+            "--ports: expected two ethdevs, west,east, found {:?}",
+            args.ports
+        ));
+    };
+    let default = format!(
+        "--no-huge --no-pci -m 1024 --vdev=net_null0 --vdev=net_null1 --file-prefix=tlpfabric-forward-{} --log-level=lib.eal:error",
+        std::process::id()
+    );
+    let eal = args.eal.clone().unwrap_or(default);
+    let eal_args: Vec<&str> = eal.split_whitespace().collect();
+    dpdk::init(&eal_args).map_err(|e| format!("--eal: {e}"))?;
+    // Receive descriptors of both ports, transmit queues, caches and bursts in flight.
+    let mempool = Mempool::new("forward", 8191, 256, 2048).map_err(|e| e.to_string())?;
+    let pool = FramePool::dpdk(mempool);
+    let mut ports: Ports = Vec::new();
+    let mut filled = false;
+    for (name, template) in [(w, east), (e, west)] {
+        let port = DpdkPort::open(name, &pool, 1024, 1024).map_err(|e| e.to_string())?;
+        if name.starts_with("net_null") {
+            filled = true;
+            ports.push(Box::new(FillPort::new(port, vec![template])));
+        } else {
+            ports.push(Box::new(port));
+        }
     }
-    if args.pmd != "ring" {
+    let what = format!(
+        "DPDK ports {w} and {e}{}",
+        if filled {
+            " (net_null: received frames filled from templates, standing in for a NIC's DMA)"
+        } else {
+            ""
+        }
+    );
+    Ok((ports, pool, what))
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn dpdk_ports(
+    _: &ForwardArgs,
+    _: Vec<u8>,
+    _: Vec<u8>,
+) -> Result<(Ports, FramePool, String), String> {
+    Err("--pmd dpdk: this build has no DPDK support (build with --features dpdk)".into())
+}
+
+pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if args.pmd != "ring" && args.pmd != "dpdk" {
         let _ = writeln!(
             err,
             "error: --pmd: expected ring or dpdk, found {:?}",
@@ -150,12 +220,17 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             return EXIT_USAGE;
         }
     };
-    let pool = FramePool::new(4096, 2048);
-    // Port 0 leads west: what arrives there goes east, and the other way.
-    let ports: Vec<Box<dyn Port + Send>> = vec![
-        Box::new(NullPort::new("west", pool.clone(), vec![east])),
-        Box::new(NullPort::new("east", pool.clone(), vec![west])),
-    ];
+    let (ports, pool, what) = if args.pmd == "dpdk" {
+        match dpdk_ports(&args, east, west) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    } else {
+        ring_ports(east, west)
+    };
     let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
     let mut task = NodeTask::new("fwd", reader, ports, pool, FrameSettings::default());
     let live = task.live();
@@ -200,7 +275,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let busy = s.busy_polls as f64 / (s.busy_polls + s.idle_polls).max(1) as f64;
     let _ = writeln!(
         out,
-        "forward: 1 core, ring ports (null ports, received frames filled from templates), {} TLP(s)/frame, {}-byte payloads, {:.2} s",
+        "forward: 1 core, {what}, {} TLP(s)/frame, {}-byte payloads, {:.2} s",
         args.tlps_per_frame, args.payload, secs
     );
     let _ = writeln!(
@@ -307,8 +382,11 @@ mod tests {
         );
         assert_eq!(code, 2);
         assert!(err.contains("do not fit"), "{err}");
-        let (code, _, err) = run_captured(&["forward", "--pmd", "dpdk"], "");
-        assert_eq!(code, 2);
-        assert!(err.contains("--features dpdk"), "{err}");
+        #[cfg(not(feature = "dpdk"))]
+        {
+            let (code, _, err) = run_captured(&["forward", "--pmd", "dpdk"], "");
+            assert_eq!(code, 2);
+            assert!(err.contains("--features dpdk"), "{err}");
+        }
     }
 }

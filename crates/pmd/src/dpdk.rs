@@ -1,0 +1,403 @@
+//! DPDK ports (feature `dpdk`): any ethdev DPDK drives (`net_null`,
+//! `net_tap`, `net_ring`, `net_pcap`, `net_af_packet`, real NICs) as a
+//! [`Port`], with mbufs used as frames without copying.
+//!
+//! EAL initialises once per process ([`init`]); a second `rte_eal_init`
+//! fails even after cleanup, so every port of a process shares it. Give
+//! each process its own `--file-prefix` (or `--no-shconf`).
+#![allow(unsafe_code)]
+
+use crate::pool::{Frame, FramePool};
+use crate::port::{Port, PortInfo, PortStats};
+use dpdk_sys as sys;
+use std::ffi::{c_char, CStr, CString};
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+/// A DPDK call that failed: what was attempted and DPDK's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpdkError {
+    /// What was attempted.
+    pub what: String,
+    /// DPDK's (or the OS's) error number.
+    pub errno: i32,
+    /// Its description.
+    pub message: String,
+}
+
+impl fmt::Display for DpdkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} (error {})", self.what, self.message, self.errno)
+    }
+}
+
+impl std::error::Error for DpdkError {}
+
+fn error(what: impl Into<String>, errno: i32) -> DpdkError {
+    let errno = errno.abs();
+    // SAFETY: rte_strerror takes any error number and returns a pointer to a
+    // NUL-terminated string in static or thread-local storage.
+    let message = unsafe { CStr::from_ptr(sys::rte_strerror(errno)) }
+        .to_string_lossy()
+        .into_owned();
+    DpdkError {
+        what: what.into(),
+        errno,
+        message,
+    }
+}
+
+fn last_error(what: impl Into<String>) -> DpdkError {
+    // SAFETY: reads DPDK's per-thread rte_errno through the shim; no
+    // arguments, no state changed.
+    error(what, unsafe { sys::tlpf_errno() })
+}
+
+static EAL: OnceLock<Result<(), DpdkError>> = OnceLock::new();
+
+/// Initialises DPDK's EAL with `args` (as `dpdk-testpmd` takes them before
+/// `--`, program name excluded) the first time it is called in a process;
+/// later calls return the first call's outcome and ignore their arguments.
+pub fn init(args: &[&str]) -> Result<(), DpdkError> {
+    EAL.get_or_init(|| {
+        let mut owned: Vec<CString> = Vec::with_capacity(args.len() + 1);
+        for a in std::iter::once("tlpfabric").chain(args.iter().copied()) {
+            owned.push(CString::new(a).map_err(|_| DpdkError {
+                what: "EAL arguments".into(),
+                errno: 22,
+                message: format!("argument {a:?} contains a NUL byte"),
+            })?);
+        }
+        // EAL may keep and reorder argv: the strings are leaked on purpose,
+        // living as long as the process, as EAL expects.
+        let mut argv: Vec<*mut c_char> = owned.into_iter().map(|c| c.into_raw()).collect();
+        let argc = argv.len() as i32;
+        // SAFETY: argv holds `argc` valid NUL-terminated strings that are
+        // never freed; the vector itself is leaked below for the same reason.
+        let rc = unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) };
+        std::mem::forget(argv);
+        if rc < 0 {
+            return Err(last_error(format!("rte_eal_init {args:?}")));
+        }
+        Ok(())
+    })
+    .clone()
+}
+
+/// A DPDK mbuf pool. Mempools are safe to use from any thread.
+#[derive(Debug, Clone)]
+pub struct Mempool {
+    ptr: NonNull<sys::rte_mempool>,
+    count: usize,
+    data_room: usize,
+}
+
+// SAFETY: an rte_mempool is designed for concurrent get/put from many
+// threads (its ring is multi-producer/multi-consumer by default).
+unsafe impl Send for Mempool {}
+// SAFETY: as above; `Mempool` exposes no unsynchronised mutation.
+unsafe impl Sync for Mempool {}
+
+impl Mempool {
+    /// A pool of `count` mbufs with `data_room` bytes of data each (after
+    /// DPDK's headroom), named `name` (unique per process), with a per-lcore
+    /// cache of `cache` mbufs. EAL must be initialised.
+    pub fn new(name: &str, count: u32, cache: u32, data_room: u16) -> Result<Mempool, DpdkError> {
+        let cname = CString::new(name).map_err(|_| error("mempool name", 22))?;
+        let room = data_room as u32 + sys::RTE_PKTMBUF_HEADROOM;
+        let room = u16::try_from(room).map_err(|_| error("mempool data room", 22))?;
+        // SAFETY: `cname` is a valid C string for the call; DPDK copies it.
+        // rte_socket_id has no preconditions.
+        let ptr = unsafe {
+            sys::rte_pktmbuf_pool_create(
+                cname.as_ptr(),
+                count,
+                cache,
+                0,
+                room,
+                sys::rte_socket_id() as i32,
+            )
+        };
+        let ptr = NonNull::new(ptr)
+            .ok_or_else(|| last_error(format!("rte_pktmbuf_pool_create {name}")))?;
+        Ok(Mempool {
+            ptr,
+            count: count as usize,
+            data_room: data_room as usize,
+        })
+    }
+
+    /// An mbuf, or `None` when the pool is empty.
+    #[inline]
+    pub fn alloc(&self) -> Option<Mbuf> {
+        // SAFETY: `ptr` is a live mempool (never freed while a `Mempool`
+        // exists: pools live as long as the process).
+        let m = unsafe { sys::tlpf_pktmbuf_alloc(self.ptr.as_ptr()) };
+        NonNull::new(m).map(Mbuf)
+    }
+
+    /// Mbufs free now.
+    pub fn available(&self) -> usize {
+        // SAFETY: `ptr` is a live mempool; counting reads its state only.
+        unsafe { sys::rte_mempool_avail_count(self.ptr.as_ptr()) as usize }
+    }
+
+    /// Mbufs in the pool.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Data bytes per mbuf.
+    pub fn data_room(&self) -> usize {
+        self.data_room
+    }
+
+    fn as_ptr(&self) -> *mut sys::rte_mempool {
+        self.ptr.as_ptr()
+    }
+}
+
+/// One single-segment mbuf, owned: freed to its pool when dropped.
+#[derive(Debug)]
+pub struct Mbuf(NonNull<sys::rte_mbuf>);
+
+// SAFETY: an mbuf is owned by one holder at a time; freeing it from any
+// thread is allowed (the pool's ring is thread-safe).
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// The whole data room, from the start of the data to the end of the buffer.
+    pub(crate) fn room(&self) -> &[u8] {
+        // SAFETY: the mbuf is live and owned by us; mtod points at its data
+        // and the buffer extends `tailroom_total` bytes from there.
+        unsafe {
+            let p = self.0.as_ptr();
+            let len = sys::tlpf_pktmbuf_tailroom_total(p) as usize;
+            std::slice::from_raw_parts(sys::tlpf_pktmbuf_mtod(p) as *const u8, len)
+        }
+    }
+
+    pub(crate) fn room_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `room`, and `&mut self` makes the access exclusive.
+        unsafe {
+            let p = self.0.as_ptr();
+            let len = sys::tlpf_pktmbuf_tailroom_total(p) as usize;
+            std::slice::from_raw_parts_mut(sys::tlpf_pktmbuf_mtod(p) as *mut u8, len)
+        }
+    }
+
+    /// The frame length DPDK sees (data and packet length).
+    pub(crate) fn set_len(&mut self, len: usize) {
+        let len = len.min(self.room().len()) as u16;
+        // SAFETY: the mbuf is live and ours; the length fits its buffer.
+        unsafe { sys::tlpf_pktmbuf_set_len(self.0.as_ptr(), len) }
+    }
+
+    fn data_len(&self) -> usize {
+        // SAFETY: the mbuf is live; reading its length has no effect.
+        unsafe { sys::tlpf_pktmbuf_data_len(self.0.as_ptr()) as usize }
+    }
+
+    /// Gives up ownership (DPDK takes it, e.g. on transmit).
+    fn into_raw(self) -> *mut sys::rte_mbuf {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: the mbuf is live and owned by us; after this it is not used.
+        unsafe { sys::tlpf_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+const MAX_BURST: usize = 64;
+
+/// An ethdev port with one receive and one transmit queue.
+#[derive(Debug)]
+pub struct DpdkPort {
+    id: u16,
+    name: String,
+    pool: FramePool,
+    stats: PortStats,
+    /// Frames sent that had to be copied into mbufs (heap frames).
+    pub tx_copies: u64,
+}
+
+impl DpdkPort {
+    /// Opens the ethdev named `device` (a vdev such as `net_null0`, or a PCI
+    /// address), receiving into `pool`'s mbufs, and starts it. EAL must be
+    /// initialised and `pool` must be a DPDK pool ([`FramePool::dpdk`]).
+    pub fn open(
+        device: &str,
+        pool: &FramePool,
+        rx_descriptors: u16,
+        tx_descriptors: u16,
+    ) -> Result<DpdkPort, DpdkError> {
+        let mempool = pool
+            .mempool()
+            .ok_or_else(|| error(format!("{device}: the pool is not a DPDK mbuf pool"), 22))?;
+        let cname = CString::new(device).map_err(|_| error("device name", 22))?;
+        let mut id = 0u16;
+        // SAFETY: `cname` is a valid C string and `id` a valid out pointer.
+        let rc = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        if rc != 0 {
+            return Err(error(
+                format!("{device}: no such ethdev (is it in the EAL arguments?)"),
+                rc,
+            ));
+        }
+        let conf = sys::rte_eth_conf::default();
+        // SAFETY: the port exists; `conf` is a zeroed (default) configuration
+        // that lives across the call; the queue setups take the default queue
+        // configurations (null) and a live mempool.
+        unsafe {
+            let socket = sys::rte_socket_id();
+            let rc = sys::rte_eth_dev_configure(id, 1, 1, &conf);
+            if rc < 0 {
+                return Err(error(format!("{device}: rte_eth_dev_configure"), rc));
+            }
+            let rc = sys::rte_eth_rx_queue_setup(
+                id,
+                0,
+                rx_descriptors,
+                socket,
+                std::ptr::null(),
+                mempool.as_ptr(),
+            );
+            if rc < 0 {
+                return Err(error(format!("{device}: rte_eth_rx_queue_setup"), rc));
+            }
+            let rc = sys::rte_eth_tx_queue_setup(id, 0, tx_descriptors, socket, std::ptr::null());
+            if rc < 0 {
+                return Err(error(format!("{device}: rte_eth_tx_queue_setup"), rc));
+            }
+            let rc = sys::rte_eth_dev_start(id);
+            if rc < 0 {
+                return Err(error(format!("{device}: rte_eth_dev_start"), rc));
+            }
+            // Not every driver has a promiscuous mode; frames to our own MAC
+            // still arrive without it.
+            let _ = sys::rte_eth_promiscuous_enable(id);
+        }
+        Ok(DpdkPort {
+            id,
+            name: device.into(),
+            pool: pool.clone(),
+            stats: PortStats::default(),
+            tx_copies: 0,
+        })
+    }
+
+    /// The ethdev port ID.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+}
+
+impl Port for DpdkPort {
+    fn rx_burst(&mut self, queue: u16, frames: &mut Vec<Frame>, max: usize) -> usize {
+        let mut mbufs = [std::ptr::null_mut::<sys::rte_mbuf>(); MAX_BURST];
+        let want = max.min(MAX_BURST) as u16;
+        // SAFETY: the port is started with queue 0; `mbufs` has room for
+        // `want` pointers, and DPDK hands over ownership of the `n` it fills.
+        let n =
+            unsafe { sys::tlpf_eth_rx_burst(self.id, queue, mbufs.as_mut_ptr(), want) } as usize;
+        for &p in &mbufs[..n] {
+            if let Some(p) = NonNull::new(p) {
+                let m = Mbuf(p);
+                let len = m.data_len();
+                self.stats.rx_bytes += len as u64;
+                frames.push(Frame::from_mbuf(m, len));
+            }
+        }
+        self.stats.rx_frames += n as u64;
+        n
+    }
+
+    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<Frame>) -> usize {
+        let mut mbufs = [std::ptr::null_mut::<sys::rte_mbuf>(); MAX_BURST];
+        let mut lens = [0usize; MAX_BURST];
+        let want = frames.len().min(MAX_BURST);
+        let mut k = 0;
+        for f in frames.drain(..want) {
+            let len = f.len();
+            let m = match f.into_mbuf() {
+                Ok(m) => m,
+                Err(heap) => {
+                    // A frame built outside DPDK: copy it into an mbuf.
+                    let Some(mut m) = self.pool.mempool().and_then(Mempool::alloc) else {
+                        break;
+                    };
+                    let n = heap.len().min(m.room().len());
+                    m.room_mut()[..n].copy_from_slice(&heap[..n]);
+                    m.set_len(n);
+                    self.tx_copies += 1;
+                    m
+                }
+            };
+            mbufs[k] = m.into_raw();
+            lens[k] = len;
+            k += 1;
+        }
+        // SAFETY: the port is started with queue 0; `mbufs[..k]` are owned,
+        // single-segment mbufs with their lengths set. DPDK takes ownership
+        // of the first `sent`; the rest stay ours.
+        let sent = unsafe { sys::tlpf_eth_tx_burst(self.id, queue, mbufs.as_mut_ptr(), k as u16) }
+            as usize;
+        // Hand unsent frames back to the caller, in order, at the front.
+        let unsent: Vec<Frame> = mbufs[sent..k]
+            .iter()
+            .zip(&lens[sent..k])
+            .filter_map(|(&p, &len)| NonNull::new(p).map(|p| Frame::from_mbuf(Mbuf(p), len)))
+            .collect();
+        if !unsent.is_empty() {
+            frames.splice(0..0, unsent);
+        }
+        self.stats.tx_frames += sent as u64;
+        self.stats.tx_bytes += lens[..sent].iter().sum::<usize>() as u64;
+        self.stats.tx_full += (k - sent) as u64;
+        sent
+    }
+
+    fn stats(&self) -> PortStats {
+        self.stats
+    }
+
+    fn link_up(&self) -> bool {
+        let mut link = sys::rte_eth_link::default();
+        // SAFETY: the port exists and `link` is a valid out pointer.
+        let rc = unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) };
+        rc == 0 && link.link_status() != 0
+    }
+
+    fn info(&self) -> PortInfo {
+        PortInfo {
+            name: self.name.clone(),
+            max_frame: self.pool.buffer_size(),
+            queues: 1,
+        }
+    }
+}
+
+impl Drop for DpdkPort {
+    fn drop(&mut self) {
+        // SAFETY: the port was started by `open`; stopping it twice is harmless.
+        unsafe {
+            sys::rte_eth_dev_stop(self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mbuf_layout_matches_dpdk() {
+        // rte_mbuf is two cache lines, cache-line aligned.
+        assert_eq!(std::mem::size_of::<dpdk_sys::rte_mbuf>(), 128);
+        assert_eq!(std::mem::align_of::<dpdk_sys::rte_mbuf>(), 64);
+    }
+}
