@@ -32,7 +32,7 @@ pub(crate) struct ForwardArgs {
     payload: usize,
     /// EAL arguments for `--pmd dpdk` (default: two net_null vdevs, no
     /// hugepages, no PCI, a file prefix of this process's own).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     eal: Option<String>,
     /// The two ethdevs for `--pmd dpdk`, west first.
     #[arg(long, default_value = "net_null0,net_null1")]
