@@ -157,6 +157,7 @@ fn tlps_cross_two_node_pipelines_translated_and_in_order() {
     );
     let s0 = *f.nodes[0].lock().unwrap().stats();
     assert_eq!((s0.tlps_in, s0.tlps_out, s0.tlps_refused), (42, 42, 0));
+    assert_eq!(s0.tlps_in_by_class, [40, 1, 1], "posted, non-posted, completion");
 }
 
 #[test]

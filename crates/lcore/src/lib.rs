@@ -9,4 +9,4 @@ mod node;
 mod task;
 
 pub use node::{FrameSettings, LiveSnapshot, LiveStats, NodeStats, NodeTask, BURST};
-pub use task::{CoreSpec, CoreStats, Cores, Deterministic, Stuck, Task, Tasks};
+pub use task::{Control, CoreSpec, CoreStats, Cores, Deterministic, Stuck, Task, Tasks};

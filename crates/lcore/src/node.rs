@@ -27,6 +27,10 @@ pub struct NodeStats {
     pub frames_malformed: u64,
     /// TLPs received.
     pub tlps_in: u64,
+    /// TLPs received by flow class: posted, non-posted, completion.
+    pub tlps_in_by_class: [u64; 3],
+    /// Nanoseconds spent in polls that did work (read once per poll).
+    pub busy_ns: u64,
     /// TLPs forwarded (a broadcast counts once per copy).
     pub tlps_out: u64,
     /// TLPs refused (replied to or dropped; per reason in the node state).
@@ -274,6 +278,9 @@ impl<P: Port> NodeTask<P> {
             at = range.end;
             self.stats.tlps_in += 1;
             let tlp = &mut frame[range.clone()];
+            if let Ok(class) = tlp::classify(tlp) {
+                self.stats.tlps_in_by_class[class.flow as usize] += 1;
+            }
             let action =
                 self.tables
                     .get()
@@ -314,6 +321,7 @@ impl<P: Port + Send> Task for NodeTask<P> {
 
     fn poll(&mut self, now: u64) -> usize {
         self.tables.refresh();
+        let started = std::time::Instant::now();
         let mut done = 0;
         for p in 0..self.ports.len() {
             // A port whose frames cannot leave is not read from: back-pressure
@@ -332,6 +340,7 @@ impl<P: Port + Send> Task for NodeTask<P> {
         }
         self.flush();
         if done > 0 {
+            self.stats.busy_ns += started.elapsed().as_nanos() as u64;
             self.polls.0 += 1;
         } else {
             self.polls.1 += 1;

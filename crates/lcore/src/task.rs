@@ -7,6 +7,7 @@
 //! pinned to cores. A polling core always looks busy to the OS, so each
 //! core counts its busy polls (some task did work) and idle polls instead.
 
+use rings::spsc::{self, Producer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,6 +131,11 @@ impl Deterministic {
         &self.tasks
     }
 
+    /// Applies a change between rounds, as a core's control ring would.
+    pub fn control(&mut self, change: Control) {
+        change(&mut self.tasks);
+    }
+
     /// Takes the tasks back.
     pub fn into_tasks(self) -> Vec<Box<dyn Task>> {
         self.tasks
@@ -173,13 +179,25 @@ pub struct Stuck {
     pub core: usize,
 }
 
+/// A change for a core to apply between rounds, with its tasks in hand
+/// (swap a task's tables, pause or release, switch a VDI's mode).
+pub type Control = Box<dyn FnOnce(&mut Tasks) + Send>;
+
 /// Poll-mode cores on threads, pinned where asked.
-#[derive(Debug)]
 pub struct Cores {
+    controls: Vec<Producer<Control>>,
     stop: Arc<AtomicBool>,
     published: Vec<Arc<Published>>,
     handles: Vec<Option<std::thread::JoinHandle<Tasks>>>,
     started: Instant,
+}
+
+impl std::fmt::Debug for Cores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cores")
+            .field("cores", &self.handles.len())
+            .finish()
+    }
 }
 
 impl Cores {
@@ -191,7 +209,10 @@ impl Cores {
         let started = Instant::now();
         let mut published = Vec::new();
         let mut handles = Vec::new();
+        let mut controls = Vec::new();
         for (i, spec) in specs.into_iter().enumerate() {
+            let (control_tx, mut control_rx) = spsc::ring::<Control>(64);
+            controls.push(control_tx);
             let p = Arc::new(Published::default());
             published.push(p.clone());
             let stop = stop.clone();
@@ -206,6 +227,10 @@ impl Cores {
                     let (mut busy, mut idle, mut items) = (0u64, 0u64, 0u64);
                     let mut round = 0u64;
                     while !stop.load(Ordering::Relaxed) {
+                        // Control changes apply between rounds, never inside one.
+                        while let Some(change) = control_rx.pop() {
+                            change(&mut tasks);
+                        }
                         let now = started.elapsed().as_nanos() as u64;
                         let done: usize = tasks.iter_mut().map(|t| t.poll(now)).sum();
                         if done > 0 {
@@ -232,10 +257,20 @@ impl Cores {
             handles.push(handle);
         }
         Cores {
+            controls,
             stop,
             published,
             handles,
             started,
+        }
+    }
+
+    /// Sends a change to core `core`, applied before its next round; gives
+    /// it back if that core's control ring is full or there is no such core.
+    pub fn control(&mut self, core: usize, change: Control) -> Result<(), Control> {
+        match self.controls.get_mut(core) {
+            Some(ring) => ring.push(change),
+            None => Err(change),
         }
     }
 
@@ -333,6 +368,28 @@ mod tests {
         let tasks = cores.stop(Duration::from_secs(5)).unwrap();
         assert_eq!(tasks.len(), 1);
         assert_eq!(tasks[0].len(), 1);
+    }
+
+    #[test]
+    fn control_changes_apply_between_rounds() {
+        let mut cores = Cores::start(vec![CoreSpec {
+            cpu: None,
+            tasks: vec![Box::new(Counter {
+                left: 0,
+                seen: Vec::new(),
+            })],
+        }]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let change: Control = Box::new(move |tasks: &mut Tasks| {
+            tx.send(tasks.len()).unwrap();
+        });
+        assert!(cores.control(0, change).is_ok());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(1));
+        assert!(
+            cores.control(7, Box::new(|_: &mut Tasks| {})).is_err(),
+            "no such core"
+        );
+        cores.stop(Duration::from_secs(5)).unwrap();
     }
 
     struct Stubborn;
