@@ -157,7 +157,11 @@ fn tlps_cross_two_node_pipelines_translated_and_in_order() {
     );
     let s0 = *f.nodes[0].lock().unwrap().stats();
     assert_eq!((s0.tlps_in, s0.tlps_out, s0.tlps_refused), (42, 42, 0));
-    assert_eq!(s0.tlps_in_by_class, [40, 1, 1], "posted, non-posted, completion");
+    assert_eq!(
+        s0.tlps_in_by_class,
+        [40, 1, 1],
+        "posted, non-posted, completion"
+    );
 }
 
 #[test]
@@ -200,4 +204,94 @@ fn malformed_frames_are_counted_and_dropped() {
     drop(f.runner);
     drop(f.nodes);
     assert_eq!(f.pool.available(), f.pool.count());
+}
+
+#[test]
+fn a_reliable_link_between_the_nodes_survives_a_faulty_cable() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml");
+    let t = Topology::load(path.as_ref()).unwrap();
+    let pool = FramePool::new(4096, 1600);
+    let (l0, l1) = ring_link("sw0-sw1", 1024, 1514);
+    let (host_edge, mut host) = ring_link("host-a", 1024, 1514);
+    let (device_edge, mut device) = ring_link("nic0", 1024, 1514);
+    let faults = |seed| fabric::FaultConfig {
+        drop: 0.02,
+        duplicate: 0.02,
+        reorder: 0.02,
+        corrupt: 0.02,
+        delay: 0.0,
+        delay_ticks: 0,
+        seed,
+    };
+    let l0 = pmd::FaultPort::new(l0, faults(1), pool.clone());
+    let l1 = pmd::FaultPort::new(l1, faults(2), pool.clone());
+    let sw0: Vec<DynPort> = vec![
+        Box::new(l0),
+        Box::new(host_edge),
+        Box::new(ClosedPort::default()),
+        Box::new(ClosedPort::default()),
+    ];
+    let sw1: Vec<DynPort> = vec![
+        Box::new(l1),
+        Box::new(device_edge),
+        Box::new(ClosedPort::default()),
+        Box::new(ClosedPort::default()),
+    ];
+    let mut runner = Deterministic::new(1_000);
+    let mut nodes = Vec::new();
+    for (n, ports) in [(0, sw0), (1, sw1)] {
+        let (_publisher, reader) = epoch::channel(NodeTables::build(&t, n));
+        let mut task = NodeTask::new(
+            &t.nodes[n].name,
+            reader,
+            ports,
+            pool.clone(),
+            FrameSettings::default(),
+        );
+        let config = fabric::LinkConfig {
+            replay_timeout: 50_000,
+            ..t.link_config(0, n == 0).unwrap()
+        };
+        task.with_reliable_link(0, config).unwrap();
+        let task = Arc::new(Mutex::new(task));
+        runner.add(Box::new(Shared(task.clone())));
+        nodes.push(task);
+    }
+    const TOTAL: u32 = 3000;
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let mut next = 0u32;
+    for _ in 0..200_000 {
+        if next < TOTAL {
+            let batch: Vec<Vec<u8>> = (next..(next + 20).min(TOTAL))
+                .map(|i| {
+                    mwr(
+                        Bdf(0),
+                        0xfe00_0000 + 4 * (i as u64 % 0x4000),
+                        (i % 251) as u8,
+                    )
+                })
+                .collect();
+            next += batch.len() as u32;
+            send(&mut host, &pool, &batch);
+        }
+        runner.round();
+        got.extend(receive(&mut device));
+        if got.len() >= TOTAL as usize {
+            break;
+        }
+    }
+    assert_eq!(got.len(), TOTAL as usize, "every TLP arrived once");
+    for (i, t) in got.iter().enumerate() {
+        let t = Tlp::new_checked(&t[..]).unwrap();
+        assert_eq!(t.payload(), [(i % 251) as u8; 4], "in order");
+    }
+    let s0 = nodes[0].lock().unwrap();
+    let link = s0.link_stats(0).unwrap();
+    assert!(link.frames_replayed > 0, "{link:?}");
+    let s1 = nodes[1].lock().unwrap();
+    let far = s1.link_stats(0).unwrap();
+    assert!(
+        far.frames_bad_crc > 0 && far.duplicates + far.out_of_order > 0,
+        "{far:?}"
+    );
 }

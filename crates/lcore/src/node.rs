@@ -9,9 +9,12 @@
 
 use crate::task::Task;
 use fabric::frame::{Frame as FrameView, FrameHeader, OpenFrame, ETHERTYPE, HEADER_LEN};
+use fabric::link::{Link, LinkConfig, LinkConfigError, LinkStats, SendError};
 use fabric::routing::epoch;
 use fabric::{Action, NodeState, NodeTables};
 use pmd::{Frame, FramePool, Port};
+use rings::credits::Cost;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -132,6 +135,64 @@ pub struct NodeTask<P> {
     stats: NodeStats,
     live: Arc<LiveStats>,
     polls: (u64, u64),
+    /// Per port: the reliable link over it, if it has one.
+    links: Vec<Option<Reliable>>,
+    /// TLPs a link delivered, copied out of its frame to be forwarded.
+    staging: Vec<u8>,
+    staged: Vec<(usize, usize)>,
+}
+
+/// Bytes of one waiting TLP slot: the largest TLP (4 KiB of data, a 4 DW
+/// header, four prefixes and a digest) fits.
+const SLOT: usize = 4096 + 16 + 16 + 4;
+/// TLPs that may wait for a link's credits or replay room, per port.
+const SLOTS: usize = 64;
+
+/// TLPs waiting for a link to take them, in order, in fixed slots.
+struct Waiting {
+    bytes: Vec<u8>,
+    /// (slot, length), oldest first.
+    queue: VecDeque<(usize, usize)>,
+    free: Vec<usize>,
+}
+
+impl Waiting {
+    fn new() -> Waiting {
+        Waiting {
+            bytes: vec![0; SLOT * SLOTS],
+            queue: VecDeque::with_capacity(SLOTS),
+            free: (0..SLOTS).rev().collect(),
+        }
+    }
+
+    fn push(&mut self, tlp: &[u8]) -> bool {
+        if tlp.len() > SLOT {
+            return false;
+        }
+        let Some(slot) = self.free.pop() else {
+            return false;
+        };
+        self.bytes[slot * SLOT..slot * SLOT + tlp.len()].copy_from_slice(tlp);
+        self.queue.push_back((slot, tlp.len()));
+        true
+    }
+
+    fn front(&self) -> Option<&[u8]> {
+        let &(slot, len) = self.queue.front()?;
+        Some(&self.bytes[slot * SLOT..slot * SLOT + len])
+    }
+
+    fn pop(&mut self) {
+        if let Some((slot, _)) = self.queue.pop_front() {
+            self.free.push(slot);
+        }
+    }
+}
+
+/// A reliable link over one port, and what waits for it.
+struct Reliable {
+    link: Link,
+    waiting: Waiting,
 }
 
 impl<P> std::fmt::Debug for NodeTask<P> {
@@ -176,7 +237,35 @@ impl<P: Port> NodeTask<P> {
             stats: NodeStats::default(),
             live: Arc::new(LiveStats::default()),
             polls: (0, 0),
+            links: (0..n).map(|_| None).collect(),
+            staging: Vec::with_capacity(2 * fabric::frame::MAX_MTU + 64),
+            staged: Vec::with_capacity(1024),
         }
+    }
+
+    /// Runs a reliable link (sequence numbers, ACK/NAK, replay, credits)
+    /// over `port`, configured by `config`; its peer must run one too.
+    pub fn with_reliable_link(
+        &mut self,
+        port: u16,
+        config: LinkConfig,
+    ) -> Result<(), LinkConfigError> {
+        let link = Link::new(config)?;
+        if let Some(slot) = self.links.get_mut(port as usize) {
+            *slot = Some(Reliable {
+                link,
+                waiting: Waiting::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The counters of the reliable link over `port`, if it has one.
+    pub fn link_stats(&self, port: u16) -> Option<&LinkStats> {
+        self.links
+            .get(port as usize)?
+            .as_ref()
+            .map(|r| r.link.stats())
     }
 
     /// Counters other threads can read while the pipeline runs.
@@ -206,7 +295,18 @@ impl<P: Port> NodeTask<P> {
 
     /// Appends a TLP to the open frame of `port`, sealing and starting frames
     /// as needed; false if no buffer was free.
-    fn emit(&mut self, port: u16, tlp: &[u8]) -> bool {
+    fn emit(&mut self, port: u16, tlp: &[u8], now: u64) -> bool {
+        if let Some(Some(r)) = self.links.get_mut(port as usize) {
+            // Order is kept: once one TLP waits, the rest queue behind it.
+            if r.waiting.queue.is_empty() {
+                match r.link.try_send(tlp, now) {
+                    Ok(()) => return true,
+                    Err(SendError::NoCredits(_) | SendError::ReplayFull) => {}
+                    Err(_) => return false,
+                }
+            }
+            return r.waiting.push(tlp);
+        }
         let node = self.tables.get().node() as u16;
         let Some(e) = self.egress.get_mut(port as usize) else {
             return false;
@@ -243,8 +343,34 @@ impl<P: Port> NodeTask<P> {
         }
     }
 
-    /// Seals every open frame and offers every queue to its port.
-    fn flush(&mut self) {
+    /// Seals every open frame and offers every queue to its port; reliable
+    /// links take what waited for them and send what they have to send.
+    fn flush(&mut self, now: u64) {
+        for (r, e) in self.links.iter_mut().zip(&mut self.egress) {
+            let Some(r) = r else {
+                continue;
+            };
+            while let Some(tlp) = r.waiting.front() {
+                match r.link.try_send(tlp, now) {
+                    Err(SendError::NoCredits(_) | SendError::ReplayFull) => break,
+                    // Sent, or never sendable (counted by the link): next.
+                    _ => r.waiting.pop(),
+                }
+            }
+            while e.queue.len() < BURST * 4 {
+                let Some(mut frame) = self.pool.alloc() else {
+                    self.stats.no_buffer += 1;
+                    break;
+                };
+                match r.link.poll_transmit(now, frame.buffer_mut()) {
+                    Some(len) => {
+                        frame.set_len(len);
+                        e.queue.push(frame);
+                    }
+                    None => break,
+                }
+            }
+        }
         for (p, e) in self.egress.iter_mut().enumerate() {
             if let Some((mut frame, open)) = e.open.take() {
                 let len = open.finish(frame.buffer_mut());
@@ -263,6 +389,13 @@ impl<P: Port> NodeTask<P> {
 
     /// Processes one received frame's TLPs in place.
     fn process(&mut self, ingress: u16, mut frame: Frame, now: u64) {
+        if self
+            .links
+            .get(ingress as usize)
+            .is_some_and(Option::is_some)
+        {
+            return self.process_reliable(ingress, frame, now);
+        }
         let count = match FrameView::new_checked(&frame[..], self.settings.ethertype) {
             Ok(view) => view.tlp_count(),
             Err(_) => {
@@ -276,40 +409,76 @@ impl<P: Port> NodeTask<P> {
             let len = be16(&frame[at..at + 2]);
             let range = at + 2..at + 2 + len;
             at = range.end;
-            self.stats.tlps_in += 1;
-            let tlp = &mut frame[range.clone()];
-            if let Ok(class) = tlp::classify(tlp) {
-                self.stats.tlps_in_by_class[class.flow as usize] += 1;
+            self.handle(ingress, &mut frame[range], now);
+        }
+    }
+
+    /// A frame from a reliable link: the link checks it, orders it and
+    /// delivers its TLPs, which are forwarded and their credits returned.
+    fn process_reliable(&mut self, ingress: u16, frame: Frame, now: u64) {
+        let (mut staging, mut staged) = (
+            std::mem::take(&mut self.staging),
+            std::mem::take(&mut self.staged),
+        );
+        if let Some(Some(r)) = self.links.get_mut(ingress as usize) {
+            let received = r.link.receive(&frame, now, |tlp| {
+                staged.push((staging.len(), tlp.len()));
+                staging.extend_from_slice(tlp);
+            });
+            if received.is_err() {
+                self.stats.frames_malformed += 1;
             }
-            let action =
-                self.tables
-                    .get()
-                    .forward(ingress, tlp, &mut self.reply, &mut self.state, now);
-            match action {
-                Action::Forward(egress) => {
-                    if self.emit(egress, &frame[range]) {
+        }
+        drop(frame);
+        for &(at, len) in &staged {
+            let tlp = &mut staging[at..at + len];
+            let cost = tlp::classify(tlp).ok().map(|c| Cost::of(&c));
+            self.handle(ingress, tlp, now);
+            // The TLP has left this node's receive buffer.
+            if let (Some(cost), Some(Some(r))) = (cost, self.links.get_mut(ingress as usize)) {
+                r.link.release(cost);
+            }
+        }
+        staging.clear();
+        staged.clear();
+        self.staging = staging;
+        self.staged = staged;
+    }
+
+    /// Forwards one TLP (translated in place) to where it goes.
+    fn handle(&mut self, ingress: u16, tlp: &mut [u8], now: u64) {
+        self.stats.tlps_in += 1;
+        if let Ok(class) = tlp::classify(tlp) {
+            self.stats.tlps_in_by_class[class.flow as usize] += 1;
+        }
+        let action = self
+            .tables
+            .get()
+            .forward(ingress, tlp, &mut self.reply, &mut self.state, now);
+        match action {
+            Action::Forward(egress) => {
+                if self.emit(egress, tlp, now) {
+                    self.stats.tlps_out += 1;
+                }
+            }
+            Action::Broadcast(ports) => {
+                // Copy the list: emitting needs the task mutably.
+                let mut copies = [0u16; 16];
+                let n = ports.len().min(copies.len());
+                copies[..n].copy_from_slice(&ports[..n]);
+                for &p in &copies[..n] {
+                    if self.emit(p, tlp, now) {
                         self.stats.tlps_out += 1;
                     }
                 }
-                Action::Broadcast(ports) => {
-                    // Copy the list: emitting needs the task mutably.
-                    let mut copies = [0u16; 16];
-                    let n = ports.len().min(copies.len());
-                    copies[..n].copy_from_slice(&ports[..n]);
-                    for &p in &copies[..n] {
-                        if self.emit(p, &frame[range.clone()]) {
-                            self.stats.tlps_out += 1;
-                        }
-                    }
-                }
-                Action::Reply { len, .. } => {
-                    self.stats.tlps_refused += 1;
-                    let reply = self.reply;
-                    self.emit(ingress, &reply[..len.min(reply.len())]);
-                }
-                Action::Drop(_) => self.stats.tlps_refused += 1,
-                Action::Local => self.stats.tlps_local += 1,
             }
+            Action::Reply { len, .. } => {
+                self.stats.tlps_refused += 1;
+                let reply = self.reply;
+                self.emit(ingress, &reply[..len.min(reply.len())], now);
+            }
+            Action::Drop(_) => self.stats.tlps_refused += 1,
+            Action::Local => self.stats.tlps_local += 1,
         }
     }
 }
@@ -326,7 +495,13 @@ impl<P: Port + Send> Task for NodeTask<P> {
         for p in 0..self.ports.len() {
             // A port whose frames cannot leave is not read from: back-pressure
             // instead of a queue that grows.
-            if self.egress.iter().any(|e| e.queue.len() >= BURST * 2) {
+            let waiting = |r: &Option<Reliable>| {
+                r.as_ref()
+                    .is_some_and(|r| r.waiting.queue.len() > SLOTS / 2)
+            };
+            if self.egress.iter().any(|e| e.queue.len() >= BURST * 2)
+                || self.links.iter().any(waiting)
+            {
                 break;
             }
             let mut rx = std::mem::take(&mut self.rx);
@@ -338,7 +513,7 @@ impl<P: Port + Send> Task for NodeTask<P> {
             }
             self.rx = rx;
         }
-        self.flush();
+        self.flush(now);
         if done > 0 {
             self.stats.busy_ns += started.elapsed().as_nanos() as u64;
             self.polls.0 += 1;
