@@ -8,7 +8,7 @@ use fabric::frame::{Frame as FrameView, FrameHeader, FrameWriter, ETHERTYPE};
 use fabric::routing::epoch;
 use fabric::{NodeTables, Topology};
 use lcore::{Deterministic, FrameSettings, NodeTask, Task};
-use pmd::{ring_link, ClosedPort, FramePool, Port, RingPort};
+use pmd::{ring_link, ClosedPort, FaultPort, FramePool, Port, RingPort};
 use std::sync::{Arc, Mutex};
 use tlp::build::{completion, memory_read, memory_write, CplFields, MemAccess};
 use tlp::{Bdf, CplStatus, Tlp};
@@ -37,37 +37,59 @@ struct Fabric {
 }
 
 fn build() -> Fabric {
+    build_with(None)
+}
+
+/// The default fabric; with `faults`, its link meets them each way and runs
+/// the reliable link over it.
+fn build_with(faults: Option<fabric::FaultConfig>) -> Fabric {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml");
     let t = Topology::load(path.as_ref()).unwrap();
-    let pool = FramePool::new(1024, 1600);
-    let (l0, l1) = ring_link("sw0-sw1", 256, 1514);
-    let (host_edge, host) = ring_link("host-a", 256, 1514);
-    let (device_edge, device) = ring_link("nic0", 256, 1514);
-    // sw0: port 0 link, 1 host-a, 2 host-b (nothing attached), 3 unused.
-    let sw0: Vec<DynPort> = vec![
-        Box::new(l0),
-        Box::new(host_edge),
-        Box::new(ClosedPort::default()),
-        Box::new(ClosedPort::default()),
-    ];
+    let pool = FramePool::new(4096, 1600);
+    let (l0, l1) = ring_link("sw0-sw1", 1024, 1514);
+    let (host_edge, host) = ring_link("host-a", 1024, 1514);
+    let (device_edge, device) = ring_link("nic0", 1024, 1514);
+    let (l0, l1): (DynPort, DynPort) = match faults {
+        Some(f) => (
+            Box::new(FaultPort::new(l0, f, pool.clone())),
+            Box::new(FaultPort::new(
+                l1,
+                fabric::FaultConfig {
+                    seed: f.seed + 1,
+                    ..f
+                },
+                pool.clone(),
+            )),
+        ),
+        None => (Box::new(l0), Box::new(l1)),
+    };
+    // sw0: port 0 link, 1 host-a, 2 host-b (nothing attached), 3 unused;
     // sw1: port 0 link, 1 the device.
-    let sw1: Vec<DynPort> = vec![
-        Box::new(l1),
-        Box::new(device_edge),
-        Box::new(ClosedPort::default()),
-        Box::new(ClosedPort::default()),
+    let mut ports = [
+        vec![l0, Box::new(host_edge) as DynPort],
+        vec![l1, Box::new(device_edge) as DynPort],
     ];
     let mut runner = Deterministic::new(1_000);
     let mut nodes = Vec::new();
-    for (n, ports) in [(0, sw0), (1, sw1)] {
+    for (n, ports) in ports.iter_mut().enumerate() {
+        let mut ports = std::mem::take(ports);
+        ports.push(Box::new(ClosedPort::default()));
+        ports.push(Box::new(ClosedPort::default()));
         let (_publisher, reader) = epoch::channel(NodeTables::build(&t, n));
-        let task = NodeTask::new(
+        let mut task = NodeTask::new(
             &t.nodes[n].name,
             reader,
             ports,
             pool.clone(),
             FrameSettings::default(),
         );
+        if faults.is_some() {
+            let config = fabric::LinkConfig {
+                replay_timeout: 50_000,
+                ..t.link_config(0, n == 0).unwrap()
+            };
+            task.with_reliable_link(0, config).unwrap();
+        }
         let task = Arc::new(Mutex::new(task));
         runner.add(Box::new(Shared(task.clone())));
         nodes.push(task);
@@ -208,55 +230,23 @@ fn malformed_frames_are_counted_and_dropped() {
 
 #[test]
 fn a_reliable_link_between_the_nodes_survives_a_faulty_cable() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml");
-    let t = Topology::load(path.as_ref()).unwrap();
-    let pool = FramePool::new(4096, 1600);
-    let (l0, l1) = ring_link("sw0-sw1", 1024, 1514);
-    let (host_edge, mut host) = ring_link("host-a", 1024, 1514);
-    let (device_edge, mut device) = ring_link("nic0", 1024, 1514);
-    let faults = |seed| fabric::FaultConfig {
+    let faults = fabric::FaultConfig {
         drop: 0.02,
         duplicate: 0.02,
         reorder: 0.02,
         corrupt: 0.02,
         delay: 0.0,
         delay_ticks: 0,
-        seed,
+        seed: 1,
     };
-    let l0 = pmd::FaultPort::new(l0, faults(1), pool.clone());
-    let l1 = pmd::FaultPort::new(l1, faults(2), pool.clone());
-    let sw0: Vec<DynPort> = vec![
-        Box::new(l0),
-        Box::new(host_edge),
-        Box::new(ClosedPort::default()),
-        Box::new(ClosedPort::default()),
-    ];
-    let sw1: Vec<DynPort> = vec![
-        Box::new(l1),
-        Box::new(device_edge),
-        Box::new(ClosedPort::default()),
-        Box::new(ClosedPort::default()),
-    ];
-    let mut runner = Deterministic::new(1_000);
-    let mut nodes = Vec::new();
-    for (n, ports) in [(0, sw0), (1, sw1)] {
-        let (_publisher, reader) = epoch::channel(NodeTables::build(&t, n));
-        let mut task = NodeTask::new(
-            &t.nodes[n].name,
-            reader,
-            ports,
-            pool.clone(),
-            FrameSettings::default(),
-        );
-        let config = fabric::LinkConfig {
-            replay_timeout: 50_000,
-            ..t.link_config(0, n == 0).unwrap()
-        };
-        task.with_reliable_link(0, config).unwrap();
-        let task = Arc::new(Mutex::new(task));
-        runner.add(Box::new(Shared(task.clone())));
-        nodes.push(task);
-    }
+    let Fabric {
+        mut runner,
+        mut host,
+        mut device,
+        nodes,
+        pool,
+        ..
+    } = build_with(Some(faults));
     const TOTAL: u32 = 3000;
     let mut got: Vec<Vec<u8>> = Vec::new();
     let mut next = 0u32;

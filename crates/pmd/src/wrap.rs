@@ -5,6 +5,23 @@ use crate::port::{Port, PortInfo, PortStats};
 use fabric::faults::{Fate, FaultConfig, FaultStats, Faults};
 use std::collections::VecDeque;
 
+/// The parts of `Port` a wrapper takes from the port it wraps.
+macro_rules! delegate_port_info {
+    () => {
+        fn stats(&self) -> PortStats {
+            self.inner.stats()
+        }
+
+        fn link_up(&self) -> bool {
+            self.inner.link_up()
+        }
+
+        fn info(&self) -> PortInfo {
+            self.inner.info()
+        }
+    };
+}
+
 /// A port whose transmitted frames meet seeded faults (drop, duplicate,
 /// reorder, corrupt, delay), as on a bad cable. Delays count in
 /// `tx_burst` calls; duplicates take a buffer from `pool`.
@@ -99,17 +116,7 @@ impl<P: Port> Port for FaultPort<P> {
         taken
     }
 
-    fn stats(&self) -> PortStats {
-        self.inner.stats()
-    }
-
-    fn link_up(&self) -> bool {
-        self.inner.link_up()
-    }
-
-    fn info(&self) -> PortInfo {
-        self.inner.info()
-    }
+    delegate_port_info!();
 }
 
 /// A port whose received frames are overwritten with templates, in turn:
@@ -155,17 +162,7 @@ impl<P: Port> Port for FillPort<P> {
         self.inner.tx_burst(queue, frames)
     }
 
-    fn stats(&self) -> PortStats {
-        self.inner.stats()
-    }
-
-    fn link_up(&self) -> bool {
-        self.inner.link_up()
-    }
-
-    fn info(&self) -> PortInfo {
-        self.inner.info()
-    }
+    delegate_port_info!();
 }
 
 /// Which way a traced frame went.
@@ -221,17 +218,7 @@ impl<P: Port, F: FnMut(Direction, &[u8])> Port for TracePort<P, F> {
         n
     }
 
-    fn stats(&self) -> PortStats {
-        self.inner.stats()
-    }
-
-    fn link_up(&self) -> bool {
-        self.inner.link_up()
-    }
-
-    fn info(&self) -> PortInfo {
-        self.inner.info()
-    }
+    delegate_port_info!();
 }
 
 #[cfg(test)]
