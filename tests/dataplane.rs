@@ -184,6 +184,10 @@ fn tlps_cross_two_node_pipelines_translated_and_in_order() {
         [40, 1, 1],
         "posted, non-posted, completion"
     );
+    assert_eq!(
+        s0.cut_through, 4,
+        "the frames went on whole: two of writes, the read, the completion"
+    );
 }
 
 #[test]
@@ -210,6 +214,35 @@ fn refused_tlps_never_leave_the_first_node() {
         node.state().counters[1].refused(fabric::Refusal::Spoofed),
         1
     );
+}
+
+#[test]
+fn a_frame_whose_tlps_part_ways_is_split_in_order() {
+    let mut f = build();
+    let rc = Bdf(0);
+    let mut read = vec![0u8; 32];
+    let n = memory_read(&mut read, rc, 4, MemAccess::dwords(0xfd00_0000, 1)).unwrap();
+    read.truncate(n);
+    let frame = [
+        mwr(rc, 0xfe00_0000, 1),
+        mwr(rc, 0xfe00_0004, 2),
+        read,
+        mwr(rc, 0xfe00_0008, 3),
+    ];
+    send(&mut f.host, &f.pool, &frame);
+    f.runner.run_until(10, |_| false);
+    let got = receive(&mut f.device);
+    let payloads: Vec<u8> = got
+        .iter()
+        .map(|t| Tlp::new_checked(&t[..]).unwrap().payload()[0])
+        .collect();
+    assert_eq!(payloads, [1, 2, 3]);
+    let back = receive(&mut f.host);
+    assert_eq!(
+        Tlp::new_checked(&back[0][..]).unwrap().status(),
+        CplStatus::Ur
+    );
+    assert_eq!(f.nodes[0].lock().unwrap().stats().cut_through, 0);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::task::Task;
 use fabric::frame::{Frame as FrameView, FrameHeader, OpenFrame, ETHERTYPE, HEADER_LEN};
 use fabric::link::{Link, LinkConfig, LinkConfigError, LinkStats, SendError};
 use fabric::routing::epoch;
-use fabric::{Action, NodeState, NodeTables};
+use fabric::{Action, NodeState, NodeTables, PortKind};
 use pmd::{Frame, FramePool, Port};
 use rings::credits::Cost;
 use std::collections::VecDeque;
@@ -46,6 +46,8 @@ pub struct NodeStats {
     pub tx_deferred: u64,
     /// TLPs that waited because the pool had no buffer for a new frame.
     pub no_buffer: u64,
+    /// Received frames sent on whole (every TLP to one egress).
+    pub cut_through: u64,
 }
 
 /// The counters of a running pipeline, readable from any thread: the
@@ -140,6 +142,16 @@ pub struct NodeTask<P> {
     /// TLPs a link delivered, copied out of its frame to be forwarded.
     staging: Vec<u8>,
     staged: Vec<(usize, usize)>,
+}
+
+/// Where one TLP goes, without the borrow of the tables.
+#[derive(Debug, Clone, Copy)]
+enum Routed {
+    Forward(u16),
+    Broadcast([u16; 16], usize),
+    Reply(usize),
+    Refused,
+    Local,
 }
 
 /// Bytes of one waiting TLP slot: the largest TLP (4 KiB of data, a 4 DW
@@ -403,13 +415,72 @@ impl<P: Port> NodeTask<P> {
                 return;
             }
         };
+        // While every TLP of the frame goes to one plain egress, the frame
+        // itself can go on (cut-through) instead of its TLPs being copied
+        // into a new one. The TLPs are forwarded in place either way; those
+        // held back here are emitted after all if the frame turns mixed.
+        let mut n_held = 0;
+        let mut through: Option<u16> = None;
+        let mut mixed = false;
         let mut at = HEADER_LEN;
         for _ in 0..count {
             // The frame checks held every length to the frame.
             let len = be16(&frame[at..at + 2]);
             let range = at + 2..at + 2 + len;
             at = range.end;
-            self.handle(ingress, &mut frame[range], now);
+            if mixed {
+                self.handle(ingress, &mut frame[range], now);
+                continue;
+            }
+            let action = self.route_one(ingress, &mut frame[range.clone()], now);
+            let egress = match action {
+                Routed::Forward(e) if self.links.get(e as usize).is_some_and(Option::is_none) => {
+                    Some(e)
+                }
+                _ => None,
+            };
+            if egress.is_some() && (through.is_none() || through == egress) {
+                through = egress;
+                n_held += 1;
+                continue;
+            }
+            // Mixed: what was held goes out one by one (walking the frame
+            // again from its first TLP), then this one.
+            mixed = true;
+            let mut h = HEADER_LEN;
+            for _ in 0..n_held {
+                let len = be16(&frame[h..h + 2]);
+                if let Some(e) = through {
+                    if self.emit(e, &frame[h + 2..h + 2 + len], now) {
+                        self.stats.tlps_out += 1;
+                    }
+                }
+                h += 2 + len;
+            }
+            self.finish_one(ingress, action, &frame[range], now);
+        }
+        let Some(egress) = through.filter(|_| !mixed && n_held > 0) else {
+            return;
+        };
+        // Translation rewrites TLPs only where hosts and endpoints attach:
+        // between two links the frame is unchanged and its CRC still holds.
+        let kinds = self.tables.get().ports();
+        let transit = matches!(kinds.get(ingress as usize), Some(PortKind::Link { .. }))
+            && matches!(kinds.get(egress as usize), Some(PortKind::Link { .. }));
+        if !transit {
+            let crc = fabric::crc32c(&frame[..at]);
+            frame[at..at + 4].copy_from_slice(&crc.to_be_bytes());
+        }
+        if let Some(e) = self.egress.get_mut(egress as usize) {
+            // Keep order: what is already packed for this port goes first.
+            if let Some((mut open_frame, open)) = e.open.take() {
+                let len = open.finish(open_frame.buffer_mut());
+                open_frame.set_len(len);
+                e.queue.push(open_frame);
+            }
+            e.queue.push(frame);
+            self.stats.tlps_out += n_held as u64;
+            self.stats.cut_through += 1;
         }
     }
 
@@ -447,6 +518,12 @@ impl<P: Port> NodeTask<P> {
 
     /// Forwards one TLP (translated in place) to where it goes.
     fn handle(&mut self, ingress: u16, tlp: &mut [u8], now: u64) {
+        let action = self.route_one(ingress, tlp, now);
+        self.finish_one(ingress, action, tlp, now);
+    }
+
+    /// Counts, checks, routes and translates one TLP in place.
+    fn route_one(&mut self, ingress: u16, tlp: &mut [u8], now: u64) -> Routed {
         self.stats.tlps_in += 1;
         if let Ok(class) = tlp::classify(tlp) {
             self.stats.tlps_in_by_class[class.flow as usize] += 1;
@@ -456,29 +533,41 @@ impl<P: Port> NodeTask<P> {
             .get()
             .forward(ingress, tlp, &mut self.reply, &mut self.state, now);
         match action {
-            Action::Forward(egress) => {
+            Action::Forward(egress) => Routed::Forward(egress),
+            Action::Broadcast(ports) => {
+                let mut copies = [0u16; 16];
+                let n = ports.len().min(copies.len());
+                copies[..n].copy_from_slice(&ports[..n]);
+                Routed::Broadcast(copies, n)
+            }
+            Action::Reply { len, .. } => Routed::Reply(len),
+            Action::Drop(_) => Routed::Refused,
+            Action::Local => Routed::Local,
+        }
+    }
+
+    /// Sends one routed TLP on.
+    fn finish_one(&mut self, ingress: u16, action: Routed, tlp: &[u8], now: u64) {
+        match action {
+            Routed::Forward(egress) => {
                 if self.emit(egress, tlp, now) {
                     self.stats.tlps_out += 1;
                 }
             }
-            Action::Broadcast(ports) => {
-                // Copy the list: emitting needs the task mutably.
-                let mut copies = [0u16; 16];
-                let n = ports.len().min(copies.len());
-                copies[..n].copy_from_slice(&ports[..n]);
-                for &p in &copies[..n] {
+            Routed::Broadcast(ports, n) => {
+                for &p in &ports[..n] {
                     if self.emit(p, tlp, now) {
                         self.stats.tlps_out += 1;
                     }
                 }
             }
-            Action::Reply { len, .. } => {
+            Routed::Reply(len) => {
                 self.stats.tlps_refused += 1;
                 let reply = self.reply;
                 self.emit(ingress, &reply[..len.min(reply.len())], now);
             }
-            Action::Drop(_) => self.stats.tlps_refused += 1,
-            Action::Local => self.stats.tlps_local += 1,
+            Routed::Refused => self.stats.tlps_refused += 1,
+            Routed::Local => self.stats.tlps_local += 1,
         }
     }
 }

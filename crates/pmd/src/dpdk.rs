@@ -134,7 +134,8 @@ impl Mempool {
         // SAFETY: `ptr` is a live mempool (never freed while a `Mempool`
         // exists: pools live as long as the process).
         let m = unsafe { sys::tlpf_pktmbuf_alloc(self.ptr.as_ptr()) };
-        NonNull::new(m).map(Mbuf)
+        // SAFETY: a freshly allocated mbuf is live and ours alone.
+        NonNull::new(m).map(|p| unsafe { Mbuf::from_raw(p) })
     }
 
     /// Mbufs free now.
@@ -158,50 +159,69 @@ impl Mempool {
     }
 }
 
-/// One single-segment mbuf, owned: freed to its pool when dropped.
+/// One single-segment mbuf, owned: freed to its pool when dropped. Where
+/// its data starts and how much room follows are read once, when it is
+/// taken, since they do not change while it is held.
 #[derive(Debug)]
-pub struct Mbuf(NonNull<sys::rte_mbuf>);
+pub struct Mbuf {
+    ptr: NonNull<sys::rte_mbuf>,
+    data: NonNull<u8>,
+    room: usize,
+}
 
 // SAFETY: an mbuf is owned by one holder at a time; freeing it from any
 // thread is allowed (the pool's ring is thread-safe).
 unsafe impl Send for Mbuf {}
 
 impl Mbuf {
+    /// Takes ownership of a live mbuf.
+    ///
+    /// # Safety
+    /// `ptr` must be a live, single-segment mbuf no one else holds.
+    unsafe fn from_raw(ptr: NonNull<sys::rte_mbuf>) -> Mbuf {
+        // SAFETY: the caller hands over a live mbuf; mtod and the tailroom
+        // read its fields only.
+        let (data, room) = unsafe {
+            (
+                sys::tlpf_pktmbuf_mtod(ptr.as_ptr()) as *mut u8,
+                sys::tlpf_pktmbuf_tailroom_total(ptr.as_ptr()) as usize,
+            )
+        };
+        Mbuf {
+            ptr,
+            data: NonNull::new(data).unwrap_or(NonNull::dangling()),
+            room: if data.is_null() { 0 } else { room },
+        }
+    }
+
     /// The whole data room, from the start of the data to the end of the buffer.
     pub(crate) fn room(&self) -> &[u8] {
-        // SAFETY: the mbuf is live and owned by us; mtod points at its data
-        // and the buffer extends `tailroom_total` bytes from there.
-        unsafe {
-            let p = self.0.as_ptr();
-            let len = sys::tlpf_pktmbuf_tailroom_total(p) as usize;
-            std::slice::from_raw_parts(sys::tlpf_pktmbuf_mtod(p) as *const u8, len)
-        }
+        // SAFETY: the mbuf is live and owned by us; `data` is where its data
+        // starts and the buffer extends `room` bytes from there (or `room`
+        // is 0).
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr(), self.room) }
     }
 
     pub(crate) fn room_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `room`, and `&mut self` makes the access exclusive.
-        unsafe {
-            let p = self.0.as_ptr();
-            let len = sys::tlpf_pktmbuf_tailroom_total(p) as usize;
-            std::slice::from_raw_parts_mut(sys::tlpf_pktmbuf_mtod(p) as *mut u8, len)
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr(), self.room) }
     }
 
     /// The frame length DPDK sees (data and packet length).
     pub(crate) fn set_len(&mut self, len: usize) {
         let len = len.min(self.room().len()) as u16;
         // SAFETY: the mbuf is live and ours; the length fits its buffer.
-        unsafe { sys::tlpf_pktmbuf_set_len(self.0.as_ptr(), len) }
+        unsafe { sys::tlpf_pktmbuf_set_len(self.ptr.as_ptr(), len) }
     }
 
     fn data_len(&self) -> usize {
         // SAFETY: the mbuf is live; reading its length has no effect.
-        unsafe { sys::tlpf_pktmbuf_data_len(self.0.as_ptr()) as usize }
+        unsafe { sys::tlpf_pktmbuf_data_len(self.ptr.as_ptr()) as usize }
     }
 
     /// Gives up ownership (DPDK takes it, e.g. on transmit).
     fn into_raw(self) -> *mut sys::rte_mbuf {
-        let p = self.0.as_ptr();
+        let p = self.ptr.as_ptr();
         std::mem::forget(self);
         p
     }
@@ -210,7 +230,7 @@ impl Mbuf {
 impl Drop for Mbuf {
     fn drop(&mut self) {
         // SAFETY: the mbuf is live and owned by us; after this it is not used.
-        unsafe { sys::tlpf_pktmbuf_free(self.0.as_ptr()) }
+        unsafe { sys::tlpf_pktmbuf_free(self.ptr.as_ptr()) }
     }
 }
 
@@ -308,7 +328,8 @@ impl Port for DpdkPort {
             unsafe { sys::tlpf_eth_rx_burst(self.id, queue, mbufs.as_mut_ptr(), want) } as usize;
         for &p in &mbufs[..n] {
             if let Some(p) = NonNull::new(p) {
-                let m = Mbuf(p);
+                // SAFETY: DPDK handed this received mbuf over to us.
+                let m = unsafe { Mbuf::from_raw(p) };
                 let len = m.data_len();
                 self.stats.rx_bytes += len as u64;
                 frames.push(Frame::from_mbuf(m, len));
@@ -348,14 +369,14 @@ impl Port for DpdkPort {
         // of the first `sent`; the rest stay ours.
         let sent = unsafe { sys::tlpf_eth_tx_burst(self.id, queue, mbufs.as_mut_ptr(), k as u16) }
             as usize;
-        // Hand unsent frames back to the caller, in order, at the front.
-        let unsent: Vec<Frame> = mbufs[sent..k]
-            .iter()
-            .zip(&lens[sent..k])
-            .filter_map(|(&p, &len)| NonNull::new(p).map(|p| Frame::from_mbuf(Mbuf(p), len)))
-            .collect();
-        if !unsent.is_empty() {
-            frames.splice(0..0, unsent);
+        // Hand unsent frames back to the caller, in order, at the front
+        // (into room the drain above left: no allocation).
+        for (i, (&p, &len)) in mbufs[sent..k].iter().zip(&lens[sent..k]).enumerate() {
+            if let Some(p) = NonNull::new(p) {
+                // SAFETY: DPDK did not take this mbuf: it is still ours alone.
+                let m = unsafe { Mbuf::from_raw(p) };
+                frames.insert(i, Frame::from_mbuf(m, len));
+            }
         }
         self.stats.tx_frames += sent as u64;
         self.stats.tx_bytes += lens[..sent].iter().sum::<usize>() as u64;
