@@ -154,49 +154,60 @@ enum Routed {
     Local,
 }
 
-/// Bytes of one waiting TLP slot: the largest TLP (4 KiB of data, a 4 DW
-/// header, four prefixes and a digest) fits.
-const SLOT: usize = 4096 + 16 + 16 + 4;
-/// TLPs that may wait for a link's credits or replay room, per port.
-const SLOTS: usize = 64;
+/// Bytes of TLPs that may wait for one link. The node stops reading its
+/// ports while any link has more than half of this waiting, and one poll
+/// brings at most a burst of jumbo frames, so the rest always fits.
+const WAITING_BYTES: usize = 1 << 20;
+/// The largest TLP (4 KiB of data, a 4 DW header, four prefixes, a digest).
+const MAX_TLP: usize = 4096 + 16 + 16 + 4;
 
-/// TLPs waiting for a link to take them, in order, in fixed slots.
+/// TLPs waiting for a link to take them, in order, in a byte ring.
 struct Waiting {
-    bytes: Vec<u8>,
-    /// (slot, length), oldest first.
-    queue: VecDeque<(usize, usize)>,
-    free: Vec<usize>,
+    bytes: VecDeque<u8>,
+    lengths: VecDeque<usize>,
+    /// The front TLP, copied out contiguously.
+    front: Vec<u8>,
 }
 
 impl Waiting {
     fn new() -> Waiting {
         Waiting {
-            bytes: vec![0; SLOT * SLOTS],
-            queue: VecDeque::with_capacity(SLOTS),
-            free: (0..SLOTS).rev().collect(),
+            bytes: VecDeque::with_capacity(WAITING_BYTES),
+            lengths: VecDeque::with_capacity(WAITING_BYTES / 16),
+            front: Vec::with_capacity(MAX_TLP),
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lengths.is_empty()
+    }
+
+    /// More than half full: time to stop taking in more.
+    fn pressed(&self) -> bool {
+        self.bytes.len() > WAITING_BYTES / 2
     }
 
     fn push(&mut self, tlp: &[u8]) -> bool {
-        if tlp.len() > SLOT {
+        if self.bytes.len() + tlp.len() > WAITING_BYTES
+            || self.lengths.len() == self.lengths.capacity()
+        {
             return false;
         }
-        let Some(slot) = self.free.pop() else {
-            return false;
-        };
-        self.bytes[slot * SLOT..slot * SLOT + tlp.len()].copy_from_slice(tlp);
-        self.queue.push_back((slot, tlp.len()));
+        self.bytes.extend(tlp);
+        self.lengths.push_back(tlp.len());
         true
     }
 
-    fn front(&self) -> Option<&[u8]> {
-        let &(slot, len) = self.queue.front()?;
-        Some(&self.bytes[slot * SLOT..slot * SLOT + len])
+    fn front(&mut self) -> Option<&[u8]> {
+        let &len = self.lengths.front()?;
+        self.front.clear();
+        self.front.extend(self.bytes.range(..len));
+        Some(&self.front)
     }
 
     fn pop(&mut self) {
-        if let Some((slot, _)) = self.queue.pop_front() {
-            self.free.push(slot);
+        if let Some(len) = self.lengths.pop_front() {
+            self.bytes.drain(..len);
         }
     }
 }
@@ -310,14 +321,18 @@ impl<P: Port> NodeTask<P> {
     fn emit(&mut self, port: u16, tlp: &[u8], now: u64) -> bool {
         if let Some(Some(r)) = self.links.get_mut(port as usize) {
             // Order is kept: once one TLP waits, the rest queue behind it.
-            if r.waiting.queue.is_empty() {
+            if r.waiting.is_empty() {
                 match r.link.try_send(tlp, now) {
                     Ok(()) => return true,
                     Err(SendError::NoCredits(_) | SendError::ReplayFull) => {}
                     Err(_) => return false,
                 }
             }
-            return r.waiting.push(tlp);
+            if r.waiting.push(tlp) {
+                return true;
+            }
+            self.stats.no_buffer += 1;
+            return false;
         }
         let node = self.tables.get().node() as u16;
         let Some(e) = self.egress.get_mut(port as usize) else {
@@ -584,10 +599,7 @@ impl<P: Port + Send> Task for NodeTask<P> {
         for p in 0..self.ports.len() {
             // A port whose frames cannot leave is not read from: back-pressure
             // instead of a queue that grows.
-            let waiting = |r: &Option<Reliable>| {
-                r.as_ref()
-                    .is_some_and(|r| r.waiting.queue.len() > SLOTS / 2)
-            };
+            let waiting = |r: &Option<Reliable>| r.as_ref().is_some_and(|r| r.waiting.pressed());
             if self.egress.iter().any(|e| e.queue.len() >= BURST * 2)
                 || self.links.iter().any(waiting)
             {

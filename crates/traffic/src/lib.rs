@@ -1,0 +1,19 @@
+//! Traffic models that measure, rather than assume, what the fabric does to
+//! TLPs: a [`HostModel`] writes sequence-numbered data into its function's
+//! BAR and reads it back (tags tracked, data checked, completion timeouts
+//! detected), and an [`EndpointModel`] answers from a memory model and writes
+//! its own sequence-numbered DMA into the host's memory. Each checks what it
+//! receives: in order, once, with the right data. Both are
+//! [`lcore::Task`]s over a port, so they run beside node pipelines on cores
+//! or in the deterministic single-thread mode.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod endpoint;
+mod host;
+mod outbox;
+mod stream;
+
+pub use endpoint::{EndpointConfig, EndpointModel};
+pub use host::{HostConfig, HostModel};
+pub use stream::{Integrity, StreamCheck};
