@@ -10,7 +10,7 @@ use lcore::{Deterministic, FrameSettings, NodeTask, Task};
 use pmd::{ring_link, ClosedPort, FaultPort, FramePool, Port};
 use std::sync::{Arc, Mutex};
 use tlp::Bdf;
-use traffic::{EndpointConfig, EndpointModel, HostConfig, HostModel, Integrity};
+use traffic::{EndpointConfig, EndpointModel, FunctionConfig, HostConfig, HostModel, Integrity};
 
 type DynPort = Box<dyn Port + Send>;
 
@@ -70,9 +70,14 @@ fn run(faults: Option<FaultConfig>, writes: u64, dma: u64) -> (Integrity, Integr
         &mut runner,
         EndpointModel::new(
             EndpointConfig {
-                function: Bdf(e.id.0 + 1),
-                bar: e.fabric_bar + e.bar_size,
-                size: e.bar_size as usize,
+                functions: vec![FunctionConfig {
+                    function: Bdf(e.id.0 + 1),
+                    bar: e.fabric_bar + e.bar_size,
+                    size: e.bar_size as usize,
+                    dma: Some(0x1_0000_0000),
+                    stream: 2,
+                    host_stream: 1,
+                }],
                 total_dma: dma,
                 ..EndpointConfig::default()
             },

@@ -587,9 +587,13 @@ impl<P: Port> NodeTask<P> {
     }
 }
 
-impl<P: Port + Send> Task for NodeTask<P> {
+impl<P: Port + Send + 'static> Task for NodeTask<P> {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     fn poll(&mut self, now: u64) -> usize {
@@ -597,13 +601,16 @@ impl<P: Port + Send> Task for NodeTask<P> {
         let started = std::time::Instant::now();
         let mut done = 0;
         for p in 0..self.ports.len() {
-            // A port whose frames cannot leave is not read from: back-pressure
-            // instead of a queue that grows.
+            // While frames cannot leave, ports are not read from: back-pressure
+            // instead of a queue that grows. Ports with a reliable link are
+            // read regardless: the credits this node grants bound what they
+            // bring, and two nodes that each waited for the other to read
+            // would wait forever.
             let waiting = |r: &Option<Reliable>| r.as_ref().is_some_and(|r| r.waiting.pressed());
-            if self.egress.iter().any(|e| e.queue.len() >= BURST * 2)
-                || self.links.iter().any(waiting)
-            {
-                break;
+            let congested = self.egress.iter().any(|e| e.queue.len() >= BURST * 2)
+                || self.links.iter().any(waiting);
+            if congested && self.links[p].is_none() {
+                continue;
             }
             let mut rx = std::mem::take(&mut self.rx);
             let n = self.ports[p].rx_burst(0, &mut rx, BURST);

@@ -19,6 +19,10 @@ pub trait Task: Send {
     /// Does one round of work at time `now` (nanoseconds, real or virtual);
     /// returns how many items (TLPs, frames) it handled: 0 is an idle poll.
     fn poll(&mut self, now: u64) -> usize;
+    /// The task itself, for reading its state once the cores hand it back.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// What one core did.

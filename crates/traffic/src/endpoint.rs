@@ -9,67 +9,89 @@ use tlp::build::{
 };
 use tlp::{Bdf, CplStatus, Kind, Tlp};
 
-/// How an endpoint model behaves.
+/// One function of the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EndpointConfig {
-    /// Its function's ID (as the device knows it: the fabric's).
+pub struct FunctionConfig {
+    /// Its ID (as the device knows it: the fabric's).
     pub function: Bdf,
     /// Its BAR, as the device knows it (the fabric's address).
     pub bar: u64,
     /// Bytes of memory behind the BAR.
     pub size: usize,
-    /// Where its DMA writes go (an address of the host's memory, as the
-    /// host programmed it).
-    pub dma: u64,
-    /// Bytes of host memory the DMA cycles through, a multiple of `payload`.
-    pub dma_region: u64,
-    /// Bytes per DMA write (a multiple of 4, at least 16).
-    pub payload: usize,
-    /// DMA writes per poll.
-    pub dma_per_poll: usize,
-    /// DMA writes in all (`u64::MAX`: no end).
-    pub total_dma: u64,
+    /// Where its DMA writes go (an address of its host's memory, as the
+    /// host programmed it); `None` for a function that does no DMA.
+    pub dma: Option<u64>,
     /// The stream number of its DMA.
     pub stream: u32,
     /// The stream number of the host's writes it expects.
     pub host_stream: u32,
 }
 
+/// How an endpoint model behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointConfig {
+    /// Its functions.
+    pub functions: Vec<FunctionConfig>,
+    /// Bytes of host memory each function's DMA cycles through, a multiple
+    /// of `payload`.
+    pub dma_region: u64,
+    /// Bytes per DMA write (a multiple of 4, at least 16).
+    pub payload: usize,
+    /// DMA writes per poll (over all functions, in turn).
+    pub dma_per_poll: usize,
+    /// DMA writes in all (`u64::MAX`: no end).
+    pub total_dma: u64,
+    /// DMA writes per second at most, by the `now` polls are given (`None`:
+    /// as fast as polls go).
+    pub rate: Option<f64>,
+}
+
 impl Default for EndpointConfig {
     fn default() -> Self {
         EndpointConfig {
-            function: Bdf::new(0x40, 0, 1),
-            bar: 0x8001_0000,
-            size: 0x1_0000,
-            dma: 0x1_0000_0000,
+            functions: vec![FunctionConfig {
+                function: Bdf::new(0x40, 0, 1),
+                bar: 0x8001_0000,
+                size: 0x1_0000,
+                dma: Some(0x1_0000_0000),
+                stream: 2,
+                host_stream: 1,
+            }],
             dma_region: 0x1_0000,
             payload: 64,
             dma_per_poll: 2,
             total_dma: u64::MAX,
-            stream: 2,
-            host_stream: 1,
+            rate: None,
         }
     }
 }
 
-/// A device: memory behind its BAR that answers reads with what was
-/// written, and a stream of sequence-numbered DMA writes to its host.
-pub struct EndpointModel<P> {
-    config: EndpointConfig,
-    port: P,
-    outbox: Outbox,
-    rx: Vec<Frame>,
+struct Function {
+    config: FunctionConfig,
     memory: Vec<u8>,
     host: StreamCheck,
     dma_seq: u64,
+}
+
+/// A device: per function, memory behind its BAR that answers reads with
+/// what was written, and a stream of sequence-numbered DMA writes to its host.
+pub struct EndpointModel<P> {
+    config: EndpointConfig,
+    functions: Vec<Function>,
+    port: P,
+    outbox: Outbox,
+    rx: Vec<Frame>,
+    dma_writes: u64,
+    next_dma: usize,
     integrity: Integrity,
     tlp: Vec<u8>,
+    received: Vec<Vec<u8>>,
 }
 
 impl<P> std::fmt::Debug for EndpointModel<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EndpointModel")
-            .field("dma", &self.dma_seq)
+            .field("dma", &self.dma_writes)
             .field("integrity", &self.integrity)
             .finish()
     }
@@ -79,15 +101,25 @@ impl<P: Port> EndpointModel<P> {
     /// A device on `port`, building frames in `pool`.
     pub fn new(config: EndpointConfig, port: P, pool: FramePool) -> EndpointModel<P> {
         EndpointModel {
-            memory: vec![0; config.size],
+            functions: config
+                .functions
+                .iter()
+                .map(|&c| Function {
+                    config: c,
+                    memory: vec![0; c.size],
+                    host: StreamCheck::default(),
+                    dma_seq: 0,
+                })
+                .collect(),
             tlp: vec![0; 16 + 4096],
             config,
             port,
             outbox: Outbox::new(pool),
             rx: Vec::with_capacity(32),
-            host: StreamCheck::default(),
-            dma_seq: 0,
+            dma_writes: 0,
+            next_dma: 0,
             integrity: Integrity::default(),
+            received: Vec::new(),
         }
     }
 
@@ -98,17 +130,21 @@ impl<P: Port> EndpointModel<P> {
 
     /// DMA writes sent.
     pub fn dma_writes(&self) -> u64 {
-        self.dma_seq
+        self.dma_writes
     }
 
     /// Whether it has sent all its DMA.
     pub fn done(&self) -> bool {
-        self.dma_seq >= self.config.total_dma && self.outbox.backlog() == 0
+        let dma = self.functions.iter().any(|f| f.config.dma.is_some());
+        (self.dma_writes >= self.config.total_dma || !dma) && self.outbox.backlog() == 0
     }
 
-    fn offset(&self, address: u64, len: usize) -> Option<usize> {
-        let off = address.checked_sub(self.config.bar)? as usize;
-        (off + len <= self.memory.len()).then_some(off)
+    /// The function whose BAR holds `len` bytes at `address`, and the offset.
+    fn find(&self, address: u64, len: usize) -> Option<(usize, usize)> {
+        self.functions.iter().enumerate().find_map(|(i, f)| {
+            let off = address.checked_sub(f.config.bar)? as usize;
+            (off + len <= f.memory.len()).then_some((i, off))
+        })
     }
 
     fn on_tlp(&mut self, bytes: &[u8]) {
@@ -119,12 +155,14 @@ impl<P: Port> EndpointModel<P> {
         match t.kind() {
             Some(Kind::MWr) => {
                 let payload = t.payload();
-                if let Some(off) = self.offset(t.address(), payload.len()) {
-                    self.memory[off..off + payload.len()].copy_from_slice(payload);
-                }
+                let Some((i, off)) = self.find(t.address(), payload.len()) else {
+                    return;
+                };
+                let f = &mut self.functions[i];
+                f.memory[off..off + payload.len()].copy_from_slice(payload);
                 if let Some((s, seq, intact)) = stream::read(payload) {
-                    if s == self.config.host_stream {
-                        self.host.arrive(seq, &mut self.integrity);
+                    if s == f.config.host_stream {
+                        f.host.arrive(seq, &mut self.integrity);
                         if !intact {
                             self.integrity.data_mismatches += 1;
                         }
@@ -133,12 +171,16 @@ impl<P: Port> EndpointModel<P> {
             }
             Some(Kind::MRd) => {
                 let len = t.length_dw() as usize * 4;
-                let (status, data) = match self.offset(t.address(), len) {
-                    Some(off) => (CplStatus::Sc, &self.memory[off..off + len]),
-                    None => (CplStatus::Ur, &[][..]),
+                let found = self.find(t.address(), len);
+                let (status, completer, data) = match found {
+                    Some((i, off)) => {
+                        let f = &self.functions[i];
+                        (CplStatus::Sc, f.config.function, &f.memory[off..off + len])
+                    }
+                    None => (CplStatus::Ur, Bdf(0), &[][..]),
                 };
                 let fields = CplFields {
-                    completer: self.config.function,
+                    completer,
                     requester: t.requester_id(),
                     tag: t.tag(),
                     status,
@@ -158,49 +200,69 @@ impl<P: Port> EndpointModel<P> {
     }
 
     fn send_dma(&mut self) -> bool {
-        let seq = self.dma_seq;
+        let n = self.functions.len();
+        // The next function that does DMA, in turn.
+        let Some(i) = (0..n)
+            .map(|k| (self.next_dma + k) % n)
+            .find(|&i| self.functions[i].config.dma.is_some())
+        else {
+            return false;
+        };
         let payload = self.config.payload;
         let slots = (self.config.dma_region / payload as u64).max(1);
-        let address = self.config.dma + (seq % slots) * payload as u64;
+        let f = &self.functions[i];
+        let seq = f.dma_seq;
+        let address = f.config.dma.unwrap_or(0) + (seq % slots) * payload as u64;
         let mut data = [0u8; 4096];
-        stream::fill(&mut data[..payload], self.config.stream, seq);
+        stream::fill(&mut data[..payload], f.config.stream, seq);
         let access = MemAccess::dwords(address, (payload / 4) as u16);
-        let Ok(n) = memory_write(
+        let Ok(len) = memory_write(
             &mut self.tlp,
-            self.config.function,
+            f.config.function,
             0,
             access,
             &data[..payload],
         ) else {
             return false;
         };
-        if !self.outbox.push(&self.tlp[..n]) {
+        if !self.outbox.push(&self.tlp[..len]) {
             return false;
         }
-        self.dma_seq += 1;
+        self.functions[i].dma_seq += 1;
+        self.next_dma = (i + 1) % n;
+        self.dma_writes += 1;
         self.integrity.sent += 1;
         true
     }
 }
 
-impl<P: Port + Send> Task for EndpointModel<P> {
+impl<P: Port + Send + 'static> Task for EndpointModel<P> {
     fn name(&self) -> &str {
         "endpoint"
     }
 
-    fn poll(&mut self, _now: u64) -> usize {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    fn poll(&mut self, now: u64) -> usize {
         let mut rx = std::mem::take(&mut self.rx);
-        let mut got = Vec::new();
-        let (_, bad) = receive(&mut self.port, &mut rx, |t| got.push(t.to_vec()));
+        let mut received = std::mem::take(&mut self.received);
+        let (_, bad) = receive(&mut self.port, &mut rx, |t| received.push(t.to_vec()));
         self.rx = rx;
         self.integrity.data_mismatches += bad as u64;
-        let mut done = got.len();
-        for t in &got {
-            self.on_tlp(t);
+        let mut done = received.len();
+        for t in received.drain(..) {
+            self.on_tlp(&t);
         }
+        self.received = received;
         if self.outbox.backlog() < 8 {
+            let allowed = match self.config.rate {
+                Some(rate) => (rate * now as f64 / 1e9) as u64,
+                None => u64::MAX,
+            };
             for _ in 0..self.config.dma_per_poll {
-                if self.dma_seq >= self.config.total_dma || !self.send_dma() {
+                if self.dma_writes >= self.config.total_dma.min(allowed) || !self.send_dma() {
                     break;
                 }
                 done += 1;

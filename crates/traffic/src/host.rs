@@ -7,15 +7,26 @@ use pmd::{Frame, FramePool, Port};
 use tlp::build::{memory_read, memory_write, MemAccess};
 use tlp::{Bdf, CplStatus, Kind, Tlp};
 
-/// How a host model behaves.
+/// One function the host writes to and reads from (one binding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostTarget {
+    /// The function's BAR, as the host sees it.
+    pub bar: u64,
+    /// Bytes of the BAR it writes and reads back, a multiple of the payload.
+    pub region: u64,
+    /// The stream number of its writes to this function.
+    pub stream: u32,
+    /// The stream number of the function's DMA it expects.
+    pub dma_stream: u32,
+}
+
+/// How a host model behaves.
+#[derive(Debug, Clone, PartialEq)]
 pub struct HostConfig {
     /// The requester ID it uses (in its own domain).
     pub requester: Bdf,
-    /// Its function's BAR, as it sees it.
-    pub bar: u64,
-    /// Bytes of the BAR it writes and reads back, a multiple of `payload`.
-    pub region: u64,
+    /// The functions bound to it; writes go to each in turn.
+    pub targets: Vec<HostTarget>,
     /// Bytes per write (a multiple of 4, at least 16).
     pub payload: usize,
     /// Writes per poll (the offered load).
@@ -27,52 +38,58 @@ pub struct HostConfig {
     pub completion_timeout: u64,
     /// Writes to send in all (`u64::MAX`: no end).
     pub total_writes: u64,
-    /// The stream number of its writes.
-    pub stream: u32,
-    /// The stream number of the device's DMA it expects.
-    pub dma_stream: u32,
+    /// Writes per second at most, by the `now` polls are given (`None`: as
+    /// fast as polls go).
+    pub rate: Option<f64>,
 }
 
 impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             requester: Bdf(0),
-            bar: 0xfe00_0000,
-            region: 0x1_0000,
+            targets: vec![HostTarget {
+                bar: 0xfe00_0000,
+                region: 0x1_0000,
+                stream: 1,
+                dma_stream: 2,
+            }],
             payload: 64,
             writes_per_poll: 4,
             read_every: 8,
             completion_timeout: 50_000_000,
             total_writes: u64::MAX,
-            stream: 1,
-            dma_stream: 2,
+            rate: None,
         }
     }
 }
 
-/// A host: sequence-numbered writes into its function's BAR, reads of
-/// what it wrote, checks of the device's DMA and of every completion.
+/// A host: sequence-numbered writes into its functions' BARs, reads of
+/// what it wrote, checks of the functions' DMA and of every completion.
 pub struct HostModel<P> {
     config: HostConfig,
     port: P,
     outbox: Outbox,
     rx: Vec<Frame>,
-    write_seq: u64,
-    /// Per tag: the write sequence number whose data the read expects, and
-    /// when it was sent.
-    outstanding: Vec<Option<(u64, u64)>>,
+    /// Writes sent in all, and per target.
+    writes: u64,
+    target_seq: Vec<u64>,
+    /// Per tag: the target, the write sequence number whose data the read
+    /// expects, and when it was sent.
+    outstanding: Vec<Option<(usize, u64, u64)>>,
     in_flight: usize,
     next_tag: u16,
-    dma: StreamCheck,
+    /// Per target: the check of its DMA stream.
+    dma: Vec<StreamCheck>,
     integrity: Integrity,
     interrupts: u64,
     tlp: Vec<u8>,
+    received: Vec<Vec<u8>>,
 }
 
 impl<P> std::fmt::Debug for HostModel<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostModel")
-            .field("writes", &self.write_seq)
+            .field("writes", &self.writes)
             .field("integrity", &self.integrity)
             .finish()
     }
@@ -83,19 +100,22 @@ const TAGS: usize = 1024;
 impl<P: Port> HostModel<P> {
     /// A host on `port`, building frames in `pool`.
     pub fn new(config: HostConfig, port: P, pool: FramePool) -> HostModel<P> {
+        let n = config.targets.len();
         HostModel {
             tlp: vec![0u8; 16 + config.payload],
             config,
             port,
             outbox: Outbox::new(pool),
             rx: Vec::with_capacity(32),
-            write_seq: 0,
+            writes: 0,
+            target_seq: vec![0; n],
             outstanding: vec![None; TAGS],
             in_flight: 0,
             next_tag: 0,
-            dma: StreamCheck::default(),
+            dma: vec![StreamCheck::default(); n],
             integrity: Integrity::default(),
             interrupts: 0,
+            received: Vec::new(),
         }
     }
 
@@ -106,7 +126,7 @@ impl<P: Port> HostModel<P> {
 
     /// Writes sent.
     pub fn writes(&self) -> u64 {
-        self.write_seq
+        self.writes
     }
 
     /// Reads not yet completed.
@@ -121,14 +141,15 @@ impl<P: Port> HostModel<P> {
 
     /// Whether it has sent everything and nothing is outstanding.
     pub fn done(&self) -> bool {
-        self.write_seq >= self.config.total_writes
+        (self.writes >= self.config.total_writes || self.config.targets.is_empty())
             && self.in_flight == 0
             && self.outbox.backlog() == 0
     }
 
-    fn slot_address(&self, seq: u64) -> u64 {
-        let slots = (self.config.region / self.config.payload as u64).max(1);
-        self.config.bar + (seq % slots) * self.config.payload as u64
+    fn slot_address(&self, target: usize, seq: u64) -> u64 {
+        let t = &self.config.targets[target];
+        let slots = (t.region / self.config.payload as u64).max(1);
+        t.bar + (seq % slots) * self.config.payload as u64
     }
 
     fn on_tlp(&mut self, bytes: &[u8]) {
@@ -137,31 +158,38 @@ impl<P: Port> HostModel<P> {
             return;
         };
         match t.kind() {
-            Some(Kind::MWr) => match stream::read(t.payload()) {
-                Some((s, seq, intact)) if s == self.config.dma_stream => {
-                    self.dma.arrive(seq, &mut self.integrity);
-                    if !intact {
-                        self.integrity.data_mismatches += 1;
+            Some(Kind::MWr) => {
+                let stamp = stream::read(t.payload());
+                let target = stamp.and_then(|(s, _, _)| {
+                    self.config.targets.iter().position(|x| x.dma_stream == s)
+                });
+                match (stamp, target) {
+                    (Some((_, seq, intact)), Some(i)) => {
+                        self.dma[i].arrive(seq, &mut self.integrity);
+                        if !intact {
+                            self.integrity.data_mismatches += 1;
+                        }
                     }
+                    _ => self.interrupts += 1,
                 }
-                _ => self.interrupts += 1,
-            },
+            }
             Some(Kind::CplD | Kind::Cpl) => {
                 let tag = t.tag() as usize;
                 let mine = t.requester_id() == self.config.requester;
-                let Some((seq, _)) = self
+                let entry = self
                     .outstanding
                     .get_mut(tag)
-                    .and_then(Option::take)
                     .filter(|_| mine)
-                else {
+                    .and_then(Option::take);
+                let Some((target, seq, _)) = entry else {
                     self.integrity.unexpected_completions += 1;
                     return;
                 };
                 self.in_flight -= 1;
                 self.integrity.delivered += 1;
+                let stream = self.config.targets[target].stream;
                 let ok = t.status() == CplStatus::Sc
-                    && matches!(stream::read(t.payload()), Some((s, q, true)) if s == self.config.stream && q == seq);
+                    && matches!(stream::read(t.payload()), Some((s, q, true)) if s == stream && q == seq);
                 if !ok {
                     self.integrity.data_mismatches += 1;
                 }
@@ -170,30 +198,41 @@ impl<P: Port> HostModel<P> {
         }
     }
 
-    fn send_write(&mut self) -> bool {
-        let seq = self.write_seq;
+    /// Sends the next write, to the next target in turn; returns the target
+    /// and the write's sequence number in its stream.
+    fn send_write(&mut self) -> Option<(usize, u64)> {
+        let n_targets = self.config.targets.len();
+        if n_targets == 0 {
+            return None;
+        }
+        let target = (self.writes % n_targets as u64) as usize;
+        let seq = self.target_seq[target];
         let payload = self.config.payload;
-        let access = MemAccess::dwords(self.slot_address(seq), (payload / 4) as u16);
+        let access = MemAccess::dwords(self.slot_address(target, seq), (payload / 4) as u16);
         let mut data = [0u8; 4096];
-        stream::fill(&mut data[..payload], self.config.stream, seq);
-        let Ok(n) = memory_write(
+        stream::fill(
+            &mut data[..payload],
+            self.config.targets[target].stream,
+            seq,
+        );
+        let n = memory_write(
             &mut self.tlp,
             self.config.requester,
             0,
             access,
             &data[..payload],
-        ) else {
-            return false;
-        };
+        )
+        .ok()?;
         if !self.outbox.push(&self.tlp[..n]) {
-            return false;
+            return None;
         }
-        self.write_seq += 1;
+        self.writes += 1;
+        self.target_seq[target] += 1;
         self.integrity.sent += 1;
-        true
+        Some((target, seq))
     }
 
-    fn send_read(&mut self, seq: u64, now: u64) -> bool {
+    fn send_read(&mut self, target: usize, seq: u64, now: u64) -> bool {
         if self.in_flight >= TAGS {
             return false;
         }
@@ -201,14 +240,15 @@ impl<P: Port> HostModel<P> {
             self.next_tag = (self.next_tag + 1) % TAGS as u16;
         }
         let tag = self.next_tag;
-        let access = MemAccess::dwords(self.slot_address(seq), (self.config.payload / 4) as u16);
+        let dws = (self.config.payload / 4) as u16;
+        let access = MemAccess::dwords(self.slot_address(target, seq), dws);
         let Ok(n) = memory_read(&mut self.tlp, self.config.requester, tag, access) else {
             return false;
         };
         if !self.outbox.push(&self.tlp[..n]) {
             return false;
         }
-        self.outstanding[tag as usize] = Some((seq, now));
+        self.outstanding[tag as usize] = Some((target, seq, now));
         self.in_flight += 1;
         self.next_tag = (tag + 1) % TAGS as u16;
         self.integrity.sent += 1;
@@ -216,25 +256,30 @@ impl<P: Port> HostModel<P> {
     }
 }
 
-impl<P: Port + Send> Task for HostModel<P> {
+impl<P: Port + Send + 'static> Task for HostModel<P> {
     fn name(&self) -> &str {
         "host"
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn poll(&mut self, now: u64) -> usize {
         let mut rx = std::mem::take(&mut self.rx);
-        let mut got = Vec::new();
-        let (_, bad) = receive(&mut self.port, &mut rx, |t| got.push(t.to_vec()));
+        let mut received = std::mem::take(&mut self.received);
+        let (_, bad) = receive(&mut self.port, &mut rx, |t| received.push(t.to_vec()));
         self.rx = rx;
         self.integrity.data_mismatches += bad as u64;
-        let mut done = got.len();
-        for t in &got {
-            self.on_tlp(t);
+        let mut done = received.len();
+        for t in received.drain(..) {
+            self.on_tlp(&t);
         }
+        self.received = received;
         // Reads that waited too long.
         if self.in_flight > 0 {
             for slot in self.outstanding.iter_mut() {
-                if let Some((_, at)) = *slot {
+                if let Some((_, _, at)) = *slot {
                     if now.saturating_sub(at) > self.config.completion_timeout {
                         *slot = None;
                         self.in_flight -= 1;
@@ -244,15 +289,22 @@ impl<P: Port + Send> Task for HostModel<P> {
             }
         }
         if self.outbox.backlog() < 8 {
+            let allowed = match self.config.rate {
+                Some(rate) => (rate * now as f64 / 1e9) as u64,
+                None => u64::MAX,
+            };
             for _ in 0..self.config.writes_per_poll {
-                if self.write_seq >= self.config.total_writes || !self.send_write() {
+                if self.writes >= self.config.total_writes || self.writes >= allowed {
                     break;
                 }
+                let Some((target, seq)) = self.send_write() else {
+                    break;
+                };
                 done += 1;
-                let seq = self.write_seq - 1;
+                let count = self.writes - 1;
                 if self.config.read_every > 0
-                    && seq.is_multiple_of(self.config.read_every)
-                    && self.send_read(seq, now)
+                    && count.is_multiple_of(self.config.read_every)
+                    && self.send_read(target, seq, now)
                 {
                     done += 1;
                 }

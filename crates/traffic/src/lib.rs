@@ -14,6 +14,6 @@ mod host;
 mod outbox;
 mod stream;
 
-pub use endpoint::{EndpointConfig, EndpointModel};
-pub use host::{HostConfig, HostModel};
+pub use endpoint::{EndpointConfig, EndpointModel, FunctionConfig};
+pub use host::{HostConfig, HostModel, HostTarget};
 pub use stream::{Integrity, StreamCheck};

@@ -9,6 +9,7 @@
 mod config_cmd;
 mod forward_cmd;
 pub mod hex;
+mod run_cmd;
 mod tlp_cmd;
 mod vdi_cmd;
 
@@ -40,6 +41,10 @@ enum Command {
     /// Check fabric topologies.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Run the whole fabric of a topology with traffic models and report
+    /// throughput and integrity (exit 1 if anything was lost, doubled,
+    /// reordered, timed out or damaged).
+    Run(run_cmd::RunArgs),
     /// Run one node's forwarding pipeline between two ports, for benchmarking.
     Forward(forward_cmd::ForwardArgs),
     /// Virtual device instantiations: inspect a configuration-space dump.
@@ -80,6 +85,7 @@ where
         Command::Config(cmd) => config_cmd::run(cmd, stdout, stderr),
         Command::Vdi(cmd) => vdi_cmd::run(cmd, stdin, stdout, stderr),
         Command::Forward(args) => forward_cmd::run(args, stdout, stderr),
+        Command::Run(args) => run_cmd::run(args, stdout, stderr),
     }
 }
 
