@@ -1,9 +1,9 @@
 //! The endpoint model.
 
-use crate::outbox::{receive, Outbox};
+use crate::outbox::{allowed, Inbox, Outbox};
 use crate::stream::{self, Integrity, StreamCheck};
 use lcore::Task;
-use pmd::{Frame, FramePool, Port};
+use pmd::{FramePool, Port};
 use tlp::build::{
     completion, memory_write, read_byte_count, read_lower_address, CplFields, MemAccess,
 };
@@ -80,12 +80,11 @@ pub struct EndpointModel<P> {
     functions: Vec<Function>,
     port: P,
     outbox: Outbox,
-    rx: Vec<Frame>,
+    inbox: Inbox,
     dma_writes: u64,
     next_dma: usize,
     integrity: Integrity,
     tlp: Vec<u8>,
-    received: Vec<Vec<u8>>,
 }
 
 impl<P> std::fmt::Debug for EndpointModel<P> {
@@ -115,11 +114,10 @@ impl<P: Port> EndpointModel<P> {
             config,
             port,
             outbox: Outbox::new(pool),
-            rx: Vec::with_capacity(32),
+            inbox: Inbox::new(),
             dma_writes: 0,
             next_dma: 0,
             integrity: Integrity::default(),
-            received: Vec::new(),
         }
     }
 
@@ -246,21 +244,15 @@ impl<P: Port + Send + 'static> Task for EndpointModel<P> {
     }
 
     fn poll(&mut self, now: u64) -> usize {
-        let mut rx = std::mem::take(&mut self.rx);
-        let mut received = std::mem::take(&mut self.received);
-        let (_, bad) = receive(&mut self.port, &mut rx, |t| received.push(t.to_vec()));
-        self.rx = rx;
-        self.integrity.data_mismatches += bad as u64;
-        let mut done = received.len();
-        for t in received.drain(..) {
-            self.on_tlp(&t);
+        let (tlps, bad) = self.inbox.receive(&mut self.port);
+        self.integrity.data_mismatches += bad;
+        let mut done = tlps.len();
+        for t in &tlps {
+            self.on_tlp(t);
         }
-        self.received = received;
+        self.inbox.recycle(tlps);
         if self.outbox.backlog() < 8 {
-            let allowed = match self.config.rate {
-                Some(rate) => (rate * now as f64 / 1e9) as u64,
-                None => u64::MAX,
-            };
+            let allowed = allowed(self.config.rate, now);
             for _ in 0..self.config.dma_per_poll {
                 if self.dma_writes >= self.config.total_dma.min(allowed) || !self.send_dma() {
                     break;

@@ -1,9 +1,9 @@
 //! The host model.
 
-use crate::outbox::{receive, Outbox};
+use crate::outbox::{allowed, Inbox, Outbox};
 use crate::stream::{self, Integrity, StreamCheck};
 use lcore::Task;
-use pmd::{Frame, FramePool, Port};
+use pmd::{FramePool, Port};
 use tlp::build::{memory_read, memory_write, MemAccess};
 use tlp::{Bdf, CplStatus, Kind, Tlp};
 
@@ -69,7 +69,7 @@ pub struct HostModel<P> {
     config: HostConfig,
     port: P,
     outbox: Outbox,
-    rx: Vec<Frame>,
+    inbox: Inbox,
     /// Writes sent in all, and per target.
     writes: u64,
     target_seq: Vec<u64>,
@@ -83,7 +83,6 @@ pub struct HostModel<P> {
     integrity: Integrity,
     interrupts: u64,
     tlp: Vec<u8>,
-    received: Vec<Vec<u8>>,
 }
 
 impl<P> std::fmt::Debug for HostModel<P> {
@@ -106,7 +105,7 @@ impl<P: Port> HostModel<P> {
             config,
             port,
             outbox: Outbox::new(pool),
-            rx: Vec::with_capacity(32),
+            inbox: Inbox::new(),
             writes: 0,
             target_seq: vec![0; n],
             outstanding: vec![None; TAGS],
@@ -115,7 +114,6 @@ impl<P: Port> HostModel<P> {
             dma: vec![StreamCheck::default(); n],
             integrity: Integrity::default(),
             interrupts: 0,
-            received: Vec::new(),
         }
     }
 
@@ -266,16 +264,13 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
     }
 
     fn poll(&mut self, now: u64) -> usize {
-        let mut rx = std::mem::take(&mut self.rx);
-        let mut received = std::mem::take(&mut self.received);
-        let (_, bad) = receive(&mut self.port, &mut rx, |t| received.push(t.to_vec()));
-        self.rx = rx;
-        self.integrity.data_mismatches += bad as u64;
-        let mut done = received.len();
-        for t in received.drain(..) {
-            self.on_tlp(&t);
+        let (tlps, bad) = self.inbox.receive(&mut self.port);
+        self.integrity.data_mismatches += bad;
+        let mut done = tlps.len();
+        for t in &tlps {
+            self.on_tlp(t);
         }
-        self.received = received;
+        self.inbox.recycle(tlps);
         // Reads that waited too long.
         if self.in_flight > 0 {
             for slot in self.outstanding.iter_mut() {
@@ -289,10 +284,7 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
             }
         }
         if self.outbox.backlog() < 8 {
-            let allowed = match self.config.rate {
-                Some(rate) => (rate * now as f64 / 1e9) as u64,
-                None => u64::MAX,
-            };
+            let allowed = allowed(self.config.rate, now);
             for _ in 0..self.config.writes_per_poll {
                 if self.writes >= self.config.total_writes || self.writes >= allowed {
                     break;

@@ -63,20 +63,48 @@ impl Outbox {
     }
 }
 
-/// Calls `f` with each TLP of each frame received from `port`; returns the
-/// number of frames (bad frames are skipped and counted in the second value).
-pub(crate) fn receive<P: Port>(
-    port: &mut P,
-    rx: &mut Vec<Frame>,
-    mut f: impl FnMut(&[u8]),
-) -> (usize, usize) {
-    let n = port.rx_burst(0, rx, 32);
-    let mut bad = 0;
-    for frame in rx.drain(..) {
-        match FrameView::new_checked(&frame[..], ETHERTYPE) {
-            Ok(view) => view.tlps().for_each(&mut f),
-            Err(_) => bad += 1,
+/// TLPs in from a port: each received frame checked and its TLPs copied
+/// out, so the model can handle them while it sends.
+pub(crate) struct Inbox {
+    rx: Vec<Frame>,
+    tlps: Vec<Vec<u8>>,
+}
+
+impl Inbox {
+    pub(crate) fn new() -> Inbox {
+        Inbox {
+            rx: Vec::with_capacity(32),
+            tlps: Vec::new(),
         }
     }
-    (n, bad)
+
+    /// Receives a burst from `port`; returns its TLPs (give the vector back
+    /// with [`Inbox::recycle`]) and the number of frames that failed their
+    /// checks.
+    pub(crate) fn receive<P: Port>(&mut self, port: &mut P) -> (Vec<Vec<u8>>, u64) {
+        let mut tlps = std::mem::take(&mut self.tlps);
+        port.rx_burst(0, &mut self.rx, 32);
+        let mut bad = 0;
+        for frame in self.rx.drain(..) {
+            match FrameView::new_checked(&frame[..], ETHERTYPE) {
+                Ok(view) => tlps.extend(view.tlps().map(<[u8]>::to_vec)),
+                Err(_) => bad += 1,
+            }
+        }
+        (tlps, bad)
+    }
+
+    /// Takes back the vector [`Inbox::receive`] lent, emptied.
+    pub(crate) fn recycle(&mut self, mut tlps: Vec<Vec<u8>>) {
+        tlps.clear();
+        self.tlps = tlps;
+    }
+}
+
+/// How many items a rate allows by time `now` (`None`: no limit).
+pub(crate) fn allowed(rate: Option<f64>, now: u64) -> u64 {
+    match rate {
+        Some(rate) => (rate * now as f64 / 1e9) as u64,
+        None => u64::MAX,
+    }
 }
