@@ -139,6 +139,11 @@ pub struct NodeTask<P> {
     polls: (u64, u64),
     /// Per port: the reliable link over it, if it has one.
     links: Vec<Option<Reliable>>,
+    /// The credits of the TLP being handled, while it may still be parked
+    /// (taken by the waiting queue that parks it).
+    holding: Option<(u16, Cost)>,
+    /// Credits to return to ingress links, gathered while sending.
+    returns: Vec<(u16, Cost)>,
     /// TLPs a link delivered, copied out of its frame to be forwarded.
     staging: Vec<u8>,
     staged: Vec<(usize, usize)>,
@@ -165,6 +170,9 @@ const MAX_TLP: usize = 4096 + 16 + 16 + 4;
 struct Waiting {
     bytes: VecDeque<u8>,
     lengths: VecDeque<usize>,
+    /// Per waiting TLP: the reliable ingress port whose credits it still
+    /// holds, and their amount.
+    owners: VecDeque<Option<(u16, Cost)>>,
     /// The front TLP, copied out contiguously.
     front: Vec<u8>,
 }
@@ -174,6 +182,7 @@ impl Waiting {
         Waiting {
             bytes: VecDeque::with_capacity(WAITING_BYTES),
             lengths: VecDeque::with_capacity(WAITING_BYTES / 16),
+            owners: VecDeque::with_capacity(WAITING_BYTES / 16),
             front: Vec::with_capacity(MAX_TLP),
         }
     }
@@ -187,7 +196,7 @@ impl Waiting {
         self.bytes.len() > WAITING_BYTES / 2
     }
 
-    fn push(&mut self, tlp: &[u8]) -> bool {
+    fn push(&mut self, tlp: &[u8], owner: Option<(u16, Cost)>) -> bool {
         if self.bytes.len() + tlp.len() > WAITING_BYTES
             || self.lengths.len() == self.lengths.capacity()
         {
@@ -195,6 +204,7 @@ impl Waiting {
         }
         self.bytes.extend(tlp);
         self.lengths.push_back(tlp.len());
+        self.owners.push_back(owner);
         true
     }
 
@@ -205,10 +215,12 @@ impl Waiting {
         Some(&self.front)
     }
 
-    fn pop(&mut self) {
+    /// Drops the front TLP; returns the credits it held.
+    fn pop(&mut self) -> Option<(u16, Cost)> {
         if let Some(len) = self.lengths.pop_front() {
             self.bytes.drain(..len);
         }
+        self.owners.pop_front().flatten()
     }
 }
 
@@ -261,6 +273,8 @@ impl<P: Port> NodeTask<P> {
             live: Arc::new(LiveStats::default()),
             polls: (0, 0),
             links: (0..n).map(|_| None).collect(),
+            holding: None,
+            returns: Vec::with_capacity(WAITING_BYTES / 16),
             staging: Vec::with_capacity(2 * fabric::frame::MAX_MTU + 64),
             staged: Vec::with_capacity(1024),
         }
@@ -328,7 +342,7 @@ impl<P: Port> NodeTask<P> {
                     Err(_) => return false,
                 }
             }
-            if r.waiting.push(tlp) {
+            if r.waiting.push(tlp, self.holding.take()) {
                 return true;
             }
             self.stats.no_buffer += 1;
@@ -380,8 +394,13 @@ impl<P: Port> NodeTask<P> {
             while let Some(tlp) = r.waiting.front() {
                 match r.link.try_send(tlp, now) {
                     Err(SendError::NoCredits(_) | SendError::ReplayFull) => break,
-                    // Sent, or never sendable (counted by the link): next.
-                    _ => r.waiting.pop(),
+                    // Sent, or never sendable (counted by the link): next,
+                    // and the credits it held go back to where it came from.
+                    _ => {
+                        if let Some(owed) = r.waiting.pop() {
+                            self.returns.push(owed);
+                        }
+                    }
                 }
             }
             while e.queue.len() < BURST * 4 {
@@ -396,6 +415,11 @@ impl<P: Port> NodeTask<P> {
                     }
                     None => break,
                 }
+            }
+        }
+        for (ingress, cost) in self.returns.drain(..) {
+            if let Some(Some(r)) = self.links.get_mut(ingress as usize) {
+                r.link.release(cost);
             }
         }
         for (p, e) in self.egress.iter_mut().enumerate() {
@@ -519,10 +543,15 @@ impl<P: Port> NodeTask<P> {
         for &(at, len) in &staged {
             let tlp = &mut staging[at..at + len];
             let cost = tlp::classify(tlp).ok().map(|c| Cost::of(&c));
+            // Its credits go back when it leaves this node: now, unless a
+            // congested link parks it, and then when that link takes it, so
+            // congestion reaches back to the sender as withheld credits.
+            self.holding = cost.map(|c| (ingress, c));
             self.handle(ingress, tlp, now);
-            // The TLP has left this node's receive buffer.
-            if let (Some(cost), Some(Some(r))) = (cost, self.links.get_mut(ingress as usize)) {
-                r.link.release(cost);
+            if let Some((_, cost)) = self.holding.take() {
+                if let Some(Some(r)) = self.links.get_mut(ingress as usize) {
+                    r.link.release(cost);
+                }
             }
         }
         staging.clear();

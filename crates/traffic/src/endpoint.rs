@@ -44,6 +44,8 @@ pub struct EndpointConfig {
     /// DMA writes per second at most, by the `now` polls are given (`None`:
     /// as fast as polls go).
     pub rate: Option<f64>,
+    /// No new DMA from this time on (nanoseconds, as `now`).
+    pub until: u64,
 }
 
 impl Default for EndpointConfig {
@@ -62,6 +64,7 @@ impl Default for EndpointConfig {
             dma_per_poll: 2,
             total_dma: u64::MAX,
             rate: None,
+            until: u64::MAX,
         }
     }
 }
@@ -254,7 +257,10 @@ impl<P: Port + Send + 'static> Task for EndpointModel<P> {
         if self.outbox.backlog() < 8 {
             let allowed = allowed(self.config.rate, now);
             for _ in 0..self.config.dma_per_poll {
-                if self.dma_writes >= self.config.total_dma.min(allowed) || !self.send_dma() {
+                if self.dma_writes >= self.config.total_dma.min(allowed)
+                    || now >= self.config.until
+                    || !self.send_dma()
+                {
                     break;
                 }
                 done += 1;

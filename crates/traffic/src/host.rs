@@ -41,6 +41,9 @@ pub struct HostConfig {
     /// Writes per second at most, by the `now` polls are given (`None`: as
     /// fast as polls go).
     pub rate: Option<f64>,
+    /// No new writes from this time on (nanoseconds, as `now`); what is in
+    /// flight completes.
+    pub until: u64,
 }
 
 impl Default for HostConfig {
@@ -59,6 +62,7 @@ impl Default for HostConfig {
             completion_timeout: 50_000_000,
             total_writes: u64::MAX,
             rate: None,
+            until: u64::MAX,
         }
     }
 }
@@ -286,7 +290,8 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
         if self.outbox.backlog() < 8 {
             let allowed = allowed(self.config.rate, now);
             for _ in 0..self.config.writes_per_poll {
-                if self.writes >= self.config.total_writes || self.writes >= allowed {
+                if self.writes >= self.config.total_writes.min(allowed) || now >= self.config.until
+                {
                     break;
                 }
                 let Some((target, seq)) = self.send_write() else {
