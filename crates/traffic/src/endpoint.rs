@@ -1,6 +1,6 @@
 //! The endpoint model.
 
-use crate::outbox::{allowed, Inbox, Outbox};
+use crate::edge::{allowed, Edge};
 use crate::stream::{self, Integrity, StreamCheck};
 use lcore::Task;
 use pmd::{FramePool, Port};
@@ -82,8 +82,9 @@ pub struct EndpointModel<P> {
     config: EndpointConfig,
     functions: Vec<Function>,
     port: P,
-    outbox: Outbox,
-    inbox: Inbox,
+    edge: Edge,
+    /// The time of the current poll.
+    now: u64,
     dma_writes: u64,
     next_dma: usize,
     integrity: Integrity,
@@ -116,12 +117,22 @@ impl<P: Port> EndpointModel<P> {
             tlp: vec![0; 16 + 4096],
             config,
             port,
-            outbox: Outbox::new(pool),
-            inbox: Inbox::new(),
+            edge: Edge::new(pool),
+            now: 0,
             dma_writes: 0,
             next_dma: 0,
             integrity: Integrity::default(),
         }
+    }
+
+    /// Runs a reliable link over its port, as a PCIe link runs between a
+    /// device and its switch: the fabric's credits then pace it, and what it
+    /// cannot send yet waits with it.
+    pub fn with_link(
+        &mut self,
+        config: fabric::link::LinkConfig,
+    ) -> Result<(), fabric::link::LinkConfigError> {
+        self.edge.with_link(config)
     }
 
     /// What it has seen.
@@ -137,7 +148,7 @@ impl<P: Port> EndpointModel<P> {
     /// Whether it has sent all its DMA.
     pub fn done(&self) -> bool {
         let dma = self.functions.iter().any(|f| f.config.dma.is_some());
-        (self.dma_writes >= self.config.total_dma || !dma) && self.outbox.backlog() == 0
+        (self.dma_writes >= self.config.total_dma || !dma) && self.edge.backlog() == 0
     }
 
     /// The function whose BAR holds `len` bytes at `address`, and the offset.
@@ -193,7 +204,7 @@ impl<P: Port> EndpointModel<P> {
                     lower_address: read_lower_address(t.address(), t.first_be()),
                 };
                 if let Ok(n) = completion(&mut self.tlp, fields, data) {
-                    let _ = self.outbox.push(&self.tlp[..n]);
+                    let _ = self.edge.push(&self.tlp[..n], self.now);
                 }
             }
             _ => {}
@@ -226,7 +237,7 @@ impl<P: Port> EndpointModel<P> {
         ) else {
             return false;
         };
-        if !self.outbox.push(&self.tlp[..len]) {
+        if !self.edge.push(&self.tlp[..len], self.now) {
             return false;
         }
         self.functions[i].dma_seq += 1;
@@ -247,14 +258,15 @@ impl<P: Port + Send + 'static> Task for EndpointModel<P> {
     }
 
     fn poll(&mut self, now: u64) -> usize {
-        let (tlps, bad) = self.inbox.receive(&mut self.port);
+        self.now = now;
+        let (tlps, bad) = self.edge.receive(&mut self.port, now);
         self.integrity.data_mismatches += bad;
         let mut done = tlps.len();
         for t in &tlps {
             self.on_tlp(t);
         }
-        self.inbox.recycle(tlps);
-        if self.outbox.backlog() < 8 {
+        self.edge.recycle(tlps);
+        if self.edge.ready() {
             let allowed = allowed(self.config.rate, now);
             for _ in 0..self.config.dma_per_poll {
                 if self.dma_writes >= self.config.total_dma.min(allowed)
@@ -266,7 +278,7 @@ impl<P: Port + Send + 'static> Task for EndpointModel<P> {
                 done += 1;
             }
         }
-        self.outbox.flush(&mut self.port);
+        self.edge.flush(&mut self.port, now);
         done
     }
 }

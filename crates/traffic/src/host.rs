@@ -1,6 +1,6 @@
 //! The host model.
 
-use crate::outbox::{allowed, Inbox, Outbox};
+use crate::edge::{allowed, Edge};
 use crate::stream::{self, Integrity, StreamCheck};
 use lcore::Task;
 use pmd::{FramePool, Port};
@@ -72,8 +72,9 @@ impl Default for HostConfig {
 pub struct HostModel<P> {
     config: HostConfig,
     port: P,
-    outbox: Outbox,
-    inbox: Inbox,
+    edge: Edge,
+    /// The time of the current poll.
+    now: u64,
     /// Writes sent in all, and per target.
     writes: u64,
     target_seq: Vec<u64>,
@@ -108,8 +109,8 @@ impl<P: Port> HostModel<P> {
             tlp: vec![0u8; 16 + config.payload],
             config,
             port,
-            outbox: Outbox::new(pool),
-            inbox: Inbox::new(),
+            edge: Edge::new(pool),
+            now: 0,
             writes: 0,
             target_seq: vec![0; n],
             outstanding: vec![None; TAGS],
@@ -119,6 +120,16 @@ impl<P: Port> HostModel<P> {
             integrity: Integrity::default(),
             interrupts: 0,
         }
+    }
+
+    /// Runs a reliable link over its port, as a PCIe link runs between a
+    /// host and its switch: the fabric's credits then pace it, and what it
+    /// cannot send yet waits with it.
+    pub fn with_link(
+        &mut self,
+        config: fabric::link::LinkConfig,
+    ) -> Result<(), fabric::link::LinkConfigError> {
+        self.edge.with_link(config)
     }
 
     /// What it has seen.
@@ -145,7 +156,7 @@ impl<P: Port> HostModel<P> {
     pub fn done(&self) -> bool {
         (self.writes >= self.config.total_writes || self.config.targets.is_empty())
             && self.in_flight == 0
-            && self.outbox.backlog() == 0
+            && self.edge.backlog() == 0
     }
 
     fn slot_address(&self, target: usize, seq: u64) -> u64 {
@@ -225,7 +236,7 @@ impl<P: Port> HostModel<P> {
             &data[..payload],
         )
         .ok()?;
-        if !self.outbox.push(&self.tlp[..n]) {
+        if !self.edge.push(&self.tlp[..n], self.now) {
             return None;
         }
         self.writes += 1;
@@ -247,7 +258,7 @@ impl<P: Port> HostModel<P> {
         let Ok(n) = memory_read(&mut self.tlp, self.config.requester, tag, access) else {
             return false;
         };
-        if !self.outbox.push(&self.tlp[..n]) {
+        if !self.edge.push(&self.tlp[..n], self.now) {
             return false;
         }
         self.outstanding[tag as usize] = Some((target, seq, now));
@@ -268,13 +279,14 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
     }
 
     fn poll(&mut self, now: u64) -> usize {
-        let (tlps, bad) = self.inbox.receive(&mut self.port);
+        self.now = now;
+        let (tlps, bad) = self.edge.receive(&mut self.port, now);
         self.integrity.data_mismatches += bad;
         let mut done = tlps.len();
         for t in &tlps {
             self.on_tlp(t);
         }
-        self.inbox.recycle(tlps);
+        self.edge.recycle(tlps);
         // Reads that waited too long.
         if self.in_flight > 0 {
             for slot in self.outstanding.iter_mut() {
@@ -287,7 +299,7 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                 }
             }
         }
-        if self.outbox.backlog() < 8 {
+        if self.edge.ready() {
             let allowed = allowed(self.config.rate, now);
             for _ in 0..self.config.writes_per_poll {
                 if self.writes >= self.config.total_writes.min(allowed) || now >= self.config.until
@@ -307,7 +319,7 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                 }
             }
         }
-        self.outbox.flush(&mut self.port);
+        self.edge.flush(&mut self.port, now);
         done
     }
 }

@@ -9,9 +9,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod edge;
 mod endpoint;
 mod host;
-mod outbox;
 mod stream;
 
 pub use endpoint::{EndpointConfig, EndpointModel, FunctionConfig};

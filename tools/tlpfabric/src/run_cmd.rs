@@ -74,6 +74,18 @@ fn assemble(t: &Topology, rate: f64, timeout: u64, duration: u64) -> Result<Asse
         reliable.push((a.node, a.port, t.link_config(i, true)));
         reliable.push((b.node, b.port, t.link_config(i, false)));
     }
+    // Hosts and devices run the reliable link with their switch too, so the
+    // fabric's credits pace them as a PCIe link paces a root port or device.
+    let edge_link = |node: usize| fabric::LinkConfig {
+        mtu: t.link.mtu,
+        ethertype: t.link.ethertype,
+        flush_deadline: t.link.flush_deadline_ns,
+        replay_timeout: t.link.replay_timeout_ns,
+        replay_slots: t.link.replay_slots,
+        local_node: node as u16,
+        remote_node: u16::MAX,
+        ..fabric::LinkConfig::default()
+    };
     let mut models: Vec<Box<dyn Task>> = Vec::new();
     let binding_of = |e: usize, f: u8| {
         t.bindings
@@ -104,7 +116,13 @@ fn assemble(t: &Topology, rate: f64, timeout: u64, duration: u64) -> Result<Asse
             completion_timeout: timeout,
             ..HostConfig::default()
         };
-        models.push(Box::new(HostModel::new(config, model, pool.clone())));
+        let mut host_model = HostModel::new(config, model, pool.clone());
+        let link = edge_link(host.attach.node);
+        host_model
+            .with_link(link.peer())
+            .map_err(|e| e.to_string())?;
+        reliable.push((host.attach.node, host.attach.port, Some(link)));
+        models.push(Box::new(host_model));
     }
     for (e, end) in t.endpoints.iter().enumerate() {
         let (edge, model) = ring_link(&end.name, 1024, 14 + t.link.mtu);
@@ -133,7 +151,11 @@ fn assemble(t: &Topology, rate: f64, timeout: u64, duration: u64) -> Result<Asse
             until: duration,
             ..EndpointConfig::default()
         };
-        models.push(Box::new(EndpointModel::new(config, model, pool.clone())));
+        let mut device = EndpointModel::new(config, model, pool.clone());
+        let link = edge_link(end.attach.node);
+        device.with_link(link.peer()).map_err(|e| e.to_string())?;
+        reliable.push((end.attach.node, end.attach.port, Some(link)));
+        models.push(Box::new(device));
     }
     let mut nodes: Vec<Box<dyn Task>> = Vec::new();
     for (n, node_ports) in ports.into_iter().enumerate() {

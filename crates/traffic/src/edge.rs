@@ -1,0 +1,163 @@
+//! A model's end of its port: TLPs packed into frames and sent in order,
+//! received frames unpacked; optionally with a reliable link, whose credits
+//! then pace the model as a PCIe link's credits pace a device.
+
+use fabric::frame::{Frame as FrameView, FrameHeader, OpenFrame, DEFAULT_MTU, ETHERTYPE};
+use fabric::link::{Link, LinkConfig, LinkConfigError};
+use pmd::{Frame, FramePool, Port};
+use rings::credits::Cost;
+use std::collections::VecDeque;
+
+pub(crate) struct Edge {
+    pool: FramePool,
+    open: Option<(Frame, OpenFrame)>,
+    pending: Vec<Frame>,
+    link: Option<Link>,
+    /// TLPs the link could not take yet, in order.
+    waiting: VecDeque<Vec<u8>>,
+    rx: Vec<Frame>,
+    tlps: Vec<Vec<u8>>,
+}
+
+impl Edge {
+    pub(crate) fn new(pool: FramePool) -> Edge {
+        Edge {
+            pool,
+            open: None,
+            pending: Vec::with_capacity(64),
+            link: None,
+            waiting: VecDeque::new(),
+            rx: Vec::with_capacity(32),
+            tlps: Vec::new(),
+        }
+    }
+
+    /// Runs a reliable link over the port (its peer must run one too).
+    pub(crate) fn with_link(&mut self, config: LinkConfig) -> Result<(), LinkConfigError> {
+        self.link = Some(Link::new(config)?);
+        Ok(())
+    }
+
+    /// Whether new traffic may be offered now: nothing waits for credits.
+    pub(crate) fn ready(&self) -> bool {
+        self.waiting.is_empty() && self.pending.len() < 8
+    }
+
+    /// Queues one TLP to send; false if it could not be taken (no frame
+    /// buffer). With a link, a TLP without credits waits, in order.
+    pub(crate) fn push(&mut self, tlp: &[u8], now: u64) -> bool {
+        if let Some(link) = &mut self.link {
+            if self.waiting.is_empty() && link.try_send(tlp, now).is_ok() {
+                return true;
+            }
+            self.waiting.push_back(tlp.to_vec());
+            return true;
+        }
+        loop {
+            if let Some((frame, open)) = &mut self.open {
+                if open.push(frame.buffer_mut(), tlp) {
+                    return true;
+                }
+                if open.count() == 0 {
+                    return false;
+                }
+                self.seal();
+            }
+            let Some(mut frame) = self.pool.alloc() else {
+                return false;
+            };
+            match OpenFrame::start(frame.buffer_mut(), &FrameHeader::default(), DEFAULT_MTU) {
+                Ok(open) => self.open = Some((frame, open)),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn seal(&mut self) {
+        if let Some((mut frame, open)) = self.open.take() {
+            let len = open.finish(frame.buffer_mut());
+            frame.set_len(len);
+            self.pending.push(frame);
+        }
+    }
+
+    /// Frames and TLPs not yet on the wire, or not yet acknowledged.
+    pub(crate) fn backlog(&self) -> usize {
+        let link = self.link.as_ref().is_some_and(|l| !l.is_idle()) as usize;
+        self.pending.len() + self.open.is_some() as usize + self.waiting.len() + link
+    }
+
+    /// Sends what can go now to `port`.
+    pub(crate) fn flush<P: Port>(&mut self, port: &mut P, now: u64) {
+        self.seal();
+        if let Some(link) = &mut self.link {
+            while let Some(t) = self.waiting.front() {
+                if link.try_send(t, now).is_err() {
+                    break;
+                }
+                self.waiting.pop_front();
+            }
+            while self.pending.len() < 64 {
+                let Some(mut frame) = self.pool.alloc() else {
+                    break;
+                };
+                match link.poll_transmit(now, frame.buffer_mut()) {
+                    Some(len) => {
+                        frame.set_len(len);
+                        self.pending.push(frame);
+                    }
+                    None => break,
+                }
+            }
+        }
+        if !self.pending.is_empty() {
+            port.tx_burst(0, &mut self.pending);
+        }
+    }
+
+    /// Receives a burst from `port`; returns its TLPs (give the vector back
+    /// with [`Edge::recycle`]) and the number of frames that failed their
+    /// checks. With a link, credits go back as soon as the TLPs are taken.
+    pub(crate) fn receive<P: Port>(&mut self, port: &mut P, now: u64) -> (Vec<Vec<u8>>, u64) {
+        let mut tlps = std::mem::take(&mut self.tlps);
+        port.rx_burst(0, &mut self.rx, 32);
+        let mut bad = 0;
+        for frame in self.rx.drain(..) {
+            match &mut self.link {
+                Some(link) => {
+                    let start = tlps.len();
+                    if link
+                        .receive(&frame, now, |t| tlps.push(t.to_vec()))
+                        .is_err()
+                    {
+                        bad += 1;
+                    }
+                    for t in &tlps[start..] {
+                        if let Ok(c) = tlp::classify(t) {
+                            link.release(Cost::of(&c));
+                        }
+                    }
+                }
+                None => match FrameView::new_checked(&frame[..], ETHERTYPE) {
+                    Ok(view) => tlps.extend(view.tlps().map(<[u8]>::to_vec)),
+                    Err(_) => bad += 1,
+                },
+            }
+        }
+        (tlps, bad)
+    }
+
+    /// Takes back the vector [`Edge::receive`] lent, emptied.
+    pub(crate) fn recycle(&mut self, mut tlps: Vec<Vec<u8>>) {
+        tlps.clear();
+        self.tlps = tlps;
+    }
+}
+
+/// How many items a rate allows by time `now` (`None`: no limit).
+pub(crate) fn allowed(rate: Option<f64>, now: u64) -> u64 {
+    match rate {
+        Some(rate) => (rate * now as f64 / 1e9) as u64,
+        None => u64::MAX,
+    }
+}
