@@ -542,11 +542,10 @@ impl<P: Port> NodeTask<P> {
         drop(frame);
         for &(at, len) in &staged {
             let tlp = &mut staging[at..at + len];
-            let cost = tlp::classify(tlp).ok().map(|c| Cost::of(&c));
             // Its credits go back when it leaves this node: now, unless a
             // congested link parks it, and then when that link takes it, so
             // congestion reaches back to the sender as withheld credits.
-            self.holding = cost.map(|c| (ingress, c));
+            // (`route_one` sets what it holds, from the one classification.)
             self.handle(ingress, tlp, now);
             if let Some((_, cost)) = self.holding.take() {
                 if let Some(Some(r)) = self.links.get_mut(ingress as usize) {
@@ -571,6 +570,13 @@ impl<P: Port> NodeTask<P> {
         self.stats.tlps_in += 1;
         if let Ok(class) = tlp::classify(tlp) {
             self.stats.tlps_in_by_class[class.flow as usize] += 1;
+            if self
+                .links
+                .get(ingress as usize)
+                .is_some_and(Option::is_some)
+            {
+                self.holding = Some((ingress, Cost::of(&class)));
+            }
         }
         let action = self
             .tables
