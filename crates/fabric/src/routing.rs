@@ -224,6 +224,15 @@ pub mod epoch {
         pub fn epoch(&self) -> u64 {
             self.epoch
         }
+
+        /// Whether the reader has taken the newest set: no older one is
+        /// still held by anyone but this publisher.
+        pub fn adopted(&self) -> bool {
+            let n = self.published.len();
+            self.published[..n.saturating_sub(1)]
+                .iter()
+                .all(|t| Arc::strong_count(t) == 1)
+        }
     }
 
     impl<T> Reader<T> {

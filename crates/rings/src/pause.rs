@@ -577,6 +577,19 @@ impl<T: Pausable> PausePoint<T> {
         Ok(())
     }
 
+    /// Lets `f` change what is held in `dir` (a request re-pointed to the
+    /// destination's requester ID before release); each item's info is
+    /// read again afterwards, so its completion is tracked under its new
+    /// identity.
+    pub fn rewrite_held(&mut self, dir: Direction, mut f: impl FnMut(&mut T)) {
+        for queue in &mut self.lanes[dir.index()].queues {
+            for held in queue.iter_mut() {
+                f(&mut held.item);
+                held.info = held.item.info();
+            }
+        }
+    }
+
     /// Time-driven work: closes a drain whose budget ran out. Returns the
     /// state afterwards.
     pub fn poll(&mut self, now: Instant) -> State {
