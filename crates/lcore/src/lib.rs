@@ -5,8 +5,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod gate;
 mod node;
 mod task;
 
+pub use gate::{
+    Arrival, Blackouts, Gate, GateCommand, GateOffer, GateStats, GateStatus, GatedFunction,
+};
 pub use node::{FrameSettings, LiveSnapshot, LiveStats, NodeStats, NodeTask, BURST};
 pub use task::{Control, CoreSpec, CoreStats, Cores, Deterministic, Stuck, Task, Tasks};

@@ -7,6 +7,7 @@
 //! port's queue and go first next time: nothing is dropped silently. New
 //! route tables are taken between bursts ([`epoch::Reader::refresh`]).
 
+use crate::gate::{Arrival, Gate, GateOffer};
 use crate::task::Task;
 use fabric::frame::{Frame as FrameView, FrameHeader, OpenFrame, ETHERTYPE, HEADER_LEN};
 use fabric::link::{Link, LinkConfig, LinkConfigError, LinkStats, SendError};
@@ -14,6 +15,7 @@ use fabric::routing::epoch;
 use fabric::{Action, NodeState, NodeTables, PortKind};
 use pmd::{Frame, FramePool, Port};
 use rings::credits::Cost;
+use rings::pause::Direction;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,6 +50,10 @@ pub struct NodeStats {
     pub no_buffer: u64,
     /// Received frames sent on whole (every TLP to one egress).
     pub cut_through: u64,
+    /// TLPs a gate held while their binding moved.
+    pub tlps_held: u64,
+    /// TLPs a gate's VDI completed instead of the function.
+    pub vdi_served: u64,
 }
 
 /// The counters of a running pipeline, readable from any thread: the
@@ -147,6 +153,8 @@ pub struct NodeTask<P> {
     /// TLPs a link delivered, copied out of its frame to be forwarded.
     staging: Vec<u8>,
     staged: Vec<(usize, usize)>,
+    /// The pause stage at an endpoint's port, if the node has one.
+    gate: Option<Gate>,
 }
 
 /// Where one TLP goes, without the borrow of the tables.
@@ -277,7 +285,24 @@ impl<P: Port> NodeTask<P> {
             returns: Vec::with_capacity(WAITING_BYTES / 16),
             staging: Vec::with_capacity(2 * fabric::frame::MAX_MTU + 64),
             staged: Vec::with_capacity(1024),
+            gate: None,
         }
+    }
+
+    /// Puts a pause stage (pause points and VDIs of the functions bound
+    /// through it) at the gate's port.
+    pub fn with_gate(&mut self, gate: Gate) {
+        self.gate = Some(gate);
+    }
+
+    /// Its counters and refusal log, to read.
+    pub fn node_state(&self) -> &NodeState {
+        &self.state
+    }
+
+    /// The pause stage, if it has one.
+    pub fn gate(&self) -> Option<&Gate> {
+        self.gate.as_ref()
     }
 
     /// Runs a reliable link (sequence numbers, ACK/NAK, replay, credits)
@@ -460,7 +485,8 @@ impl<P: Port> NodeTask<P> {
         // held back here are emitted after all if the frame turns mixed.
         let mut n_held = 0;
         let mut through: Option<u16> = None;
-        let mut mixed = false;
+        // A gate needs to see each TLP on its own.
+        let mut mixed = self.gate.is_some();
         let mut at = HEADER_LEN;
         for _ in 0..count {
             // The frame checks held every length to the frame.
@@ -561,8 +587,145 @@ impl<P: Port> NodeTask<P> {
 
     /// Forwards one TLP (translated in place) to where it goes.
     fn handle(&mut self, ingress: u16, tlp: &mut [u8], now: u64) {
+        if self.gate.is_some() {
+            return self.handle_gated(ingress, tlp, now);
+        }
         let action = self.route_one(ingress, tlp, now);
         self.finish_one(ingress, action, tlp, now);
+    }
+
+    /// `handle` at a node with a gate: traffic from a gated function is
+    /// offered before routing, traffic to one after.
+    fn handle_gated(&mut self, ingress: u16, tlp: &mut [u8], now: u64) {
+        let Some(mut gate) = self.gate.take() else {
+            return;
+        };
+        let reliable = self
+            .links
+            .get(ingress as usize)
+            .is_some_and(Option::is_some);
+        if ingress == gate.port() {
+            if let Some(b) = gate.match_up(tlp) {
+                let owner = tlp::classify(tlp)
+                    .ok()
+                    .filter(|_| reliable)
+                    .map(|c| (ingress, Cost::of(&c)));
+                let arrival = Arrival {
+                    dir: Direction::Up,
+                    ingress,
+                    credits: owner,
+                };
+                let offer = gate.offer(b, arrival, tlp, &mut self.reply, now);
+                if offer != GateOffer::Pass {
+                    self.stats.tlps_held += u64::from(offer == GateOffer::Held);
+                    // Held: the credits stay with it (none to return now).
+                    self.holding = None;
+                    self.gate = Some(gate);
+                    return;
+                }
+            }
+        }
+        let action = self.route_one(ingress, tlp, now);
+        if let Routed::Forward(egress) = action {
+            if egress == gate.port() {
+                if let Some(b) = gate.match_down(tlp) {
+                    let owner = self.holding;
+                    let offer = match gate.serve_destination(b, tlp, &mut self.reply) {
+                        Some(served) => served,
+                        None => {
+                            let arrival = Arrival {
+                                dir: Direction::Down,
+                                ingress,
+                                credits: owner,
+                            };
+                            gate.offer(b, arrival, tlp, &mut self.reply, now)
+                        }
+                    };
+                    match offer {
+                        GateOffer::Pass => {}
+                        GateOffer::Held => {
+                            self.stats.tlps_held += 1;
+                            self.holding = None;
+                            self.gate = Some(gate);
+                            return;
+                        }
+                        GateOffer::Served(len) => {
+                            self.stats.vdi_served += 1;
+                            let reply = self.reply;
+                            self.emit(ingress, &reply[..len.min(reply.len())], now);
+                            self.gate = Some(gate);
+                            return;
+                        }
+                        GateOffer::Consumed => {
+                            self.stats.vdi_served += 1;
+                            self.gate = Some(gate);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        self.gate = Some(gate);
+        self.finish_one(ingress, action, tlp, now);
+    }
+
+    /// Control for the gate, and what it released: toward the function
+    /// straight out of its port, from the function through routing (with
+    /// the tables in force now).
+    fn poll_gate(&mut self, now: u64) {
+        let Some(gate) = self.gate.as_mut() else {
+            return;
+        };
+        gate.poll(now);
+        if gate.released.is_empty() && gate.upstream.is_empty() {
+            return;
+        }
+        let mut released = std::mem::take(&mut gate.released);
+        let upstream = std::mem::take(&mut gate.upstream);
+        let port = gate.port();
+        for (dir, mut held) in released.drain(..) {
+            self.holding = held.owner.take();
+            match dir {
+                Direction::Down => {
+                    if self.emit(port, held.bytes(), now) {
+                        self.stats.tlps_out += 1;
+                    }
+                }
+                Direction::Up => {
+                    let ingress = held.ingress;
+                    let mut bytes = held.into_bytes();
+                    let action = self.route_one(ingress, &mut bytes, now);
+                    self.finish_one(ingress, action, &bytes, now);
+                    if let Some(g) = self.gate.as_mut() {
+                        g.recycle(bytes);
+                    }
+                    self.return_holding();
+                    continue;
+                }
+            }
+            self.return_holding();
+            if let Some(g) = self.gate.as_mut() {
+                g.recycle(held.into_bytes());
+            }
+        }
+        for mut tlp in upstream {
+            let action = self.route_one(port, &mut tlp, now);
+            self.holding = None;
+            self.finish_one(port, action, &tlp, now);
+        }
+        if let Some(g) = self.gate.as_mut() {
+            g.released = released;
+        }
+    }
+
+    /// Returns the credits of the TLP just handled, unless a waiting queue
+    /// took them.
+    fn return_holding(&mut self) {
+        if let Some((ingress, cost)) = self.holding.take() {
+            if let Some(Some(r)) = self.links.get_mut(ingress as usize) {
+                r.link.release(cost);
+            }
+        }
     }
 
     /// Counts, checks, routes and translates one TLP in place.
@@ -633,6 +796,7 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
 
     fn poll(&mut self, now: u64) -> usize {
         self.tables.refresh();
+        self.poll_gate(now);
         let started = std::time::Instant::now();
         let mut done = 0;
         for p in 0..self.ports.len() {

@@ -4,6 +4,7 @@ use crate::edge::{allowed, Edge};
 use crate::stream::{self, Integrity, StreamCheck};
 use lcore::Task;
 use pmd::{FramePool, Port};
+use rings::spsc::{Consumer, Producer};
 use tlp::build::{memory_read, memory_write, MemAccess};
 use tlp::{Bdf, CplStatus, Kind, Tlp};
 
@@ -67,27 +68,111 @@ impl Default for HostConfig {
     }
 }
 
+/// One VM's traffic with its function: what moves with the VM when it
+/// migrates to another host (its stream positions, its reads in flight).
+#[derive(Debug, Clone)]
+pub struct Vm {
+    /// Its function, as the current host sees it.
+    pub target: HostTarget,
+    next_seq: u64,
+    dma: StreamCheck,
+    /// Per tag of its range: the write sequence number the read expects,
+    /// and when it was sent.
+    outstanding: Vec<Option<(u64, u64)>>,
+    in_flight: usize,
+    next_tag: u16,
+    /// Requests sent to its function (writes and reads), over its life.
+    pub requests_sent: u64,
+    /// TLPs from its function received (DMA writes and completions), over
+    /// its life.
+    pub received: u64,
+    detached: bool,
+}
+
+/// Tags each VM owns, so its reads in flight can move with it.
+const TAGS_PER_VM: usize = 32;
+const TAGS: usize = 1024;
+
+impl Vm {
+    fn new(target: HostTarget) -> Vm {
+        Vm {
+            target,
+            next_seq: 0,
+            dma: StreamCheck::default(),
+            outstanding: vec![None; TAGS_PER_VM],
+            in_flight: 0,
+            next_tag: 0,
+            requests_sent: 0,
+            received: 0,
+            detached: false,
+        }
+    }
+
+    /// Its first tag: VMs are numbered by their write stream (1, 3, 5, …).
+    fn tag_base(&self) -> usize {
+        (self.target.stream as usize / 2) * TAGS_PER_VM % TAGS
+    }
+
+    fn owns(&self, tag: usize) -> bool {
+        tag.wrapping_sub(self.tag_base()) < TAGS_PER_VM
+    }
+
+    /// Reads not yet completed.
+    pub fn reads_in_flight(&self) -> usize {
+        self.in_flight
+    }
+}
+
+/// Control of a host's VMs, from a migration orchestrator.
+#[derive(Debug)]
+pub enum HostCommand {
+    /// Stop the VM with this write stream issuing requests (the hypervisor
+    /// stops it); it keeps receiving.
+    Detach {
+        /// Its write stream.
+        stream: u32,
+    },
+    /// Hand the VM over once it has received this many TLPs from its
+    /// function over its life (all that passed the fabric's pause point).
+    Handover {
+        /// Its write stream.
+        stream: u32,
+        /// TLPs it must have received first.
+        after_received: u64,
+    },
+    /// Run this VM here, its function's BAR at `bar` in this host's domain.
+    Attach {
+        /// The VM.
+        vm: Box<Vm>,
+        /// Its function's BAR here.
+        bar: u64,
+    },
+    /// Let a detached VM issue requests again (a migration was abandoned).
+    Resume {
+        /// Its write stream.
+        stream: u32,
+    },
+}
+
 /// A host: sequence-numbered writes into its functions' BARs, reads of
 /// what it wrote, checks of the functions' DMA and of every completion.
+/// Each bound function is driven by a [`Vm`] that can migrate to another
+/// host model.
 pub struct HostModel<P> {
     config: HostConfig,
     port: P,
     edge: Edge,
     /// The time of the current poll.
     now: u64,
-    /// Writes sent in all, and per target.
+    /// Writes sent in all.
     writes: u64,
-    target_seq: Vec<u64>,
-    /// Per tag: the target, the write sequence number whose data the read
-    /// expects, and when it was sent.
-    outstanding: Vec<Option<(usize, u64, u64)>>,
-    in_flight: usize,
-    next_tag: u16,
-    /// Per target: the check of its DMA stream.
-    dma: Vec<StreamCheck>,
+    vms: Vec<Vm>,
     integrity: Integrity,
     interrupts: u64,
+    messages: u64,
     tlp: Vec<u8>,
+    control: Option<(Consumer<HostCommand>, Producer<Box<Vm>>)>,
+    handovers: Vec<(u32, u64)>,
 }
 
 impl<P> std::fmt::Debug for HostModel<P> {
@@ -99,26 +184,22 @@ impl<P> std::fmt::Debug for HostModel<P> {
     }
 }
 
-const TAGS: usize = 1024;
-
 impl<P: Port> HostModel<P> {
     /// A host on `port`, building frames in `pool`.
     pub fn new(config: HostConfig, port: P, pool: FramePool) -> HostModel<P> {
-        let n = config.targets.len();
         HostModel {
             tlp: vec![0u8; 16 + config.payload],
+            vms: config.targets.iter().map(|&t| Vm::new(t)).collect(),
             config,
             port,
             edge: Edge::new(pool),
             now: 0,
             writes: 0,
-            target_seq: vec![0; n],
-            outstanding: vec![None; TAGS],
-            in_flight: 0,
-            next_tag: 0,
-            dma: vec![StreamCheck::default(); n],
             integrity: Integrity::default(),
             interrupts: 0,
+            messages: 0,
+            control: None,
+            handovers: Vec::new(),
         }
     }
 
@@ -130,6 +211,11 @@ impl<P: Port> HostModel<P> {
         config: fabric::link::LinkConfig,
     ) -> Result<(), fabric::link::LinkConfigError> {
         self.edge.with_link(config)
+    }
+
+    /// Takes VM control from `commands` and hands VMs over on `handed`.
+    pub fn with_control(&mut self, commands: Consumer<HostCommand>, handed: Producer<Box<Vm>>) {
+        self.control = Some((commands, handed));
     }
 
     /// What it has seen.
@@ -144,7 +230,7 @@ impl<P: Port> HostModel<P> {
 
     /// Reads not yet completed.
     pub fn reads_in_flight(&self) -> usize {
-        self.in_flight
+        self.vms.iter().map(|v| v.in_flight).sum()
     }
 
     /// Memory writes that were not tracked DMA (interrupts).
@@ -152,15 +238,25 @@ impl<P: Port> HostModel<P> {
         self.interrupts
     }
 
+    /// Messages received (a VDI's completion indication among them).
+    pub fn messages(&self) -> u64 {
+        self.messages
+    }
+
+    /// The VMs it runs now.
+    pub fn vms(&self) -> &[Vm] {
+        &self.vms
+    }
+
     /// Whether it has sent everything and nothing is outstanding.
     pub fn done(&self) -> bool {
-        (self.writes >= self.config.total_writes || self.config.targets.is_empty())
-            && self.in_flight == 0
+        (self.writes >= self.config.total_writes || self.vms.is_empty())
+            && self.reads_in_flight() == 0
             && self.edge.backlog() == 0
     }
 
-    fn slot_address(&self, target: usize, seq: u64) -> u64 {
-        let t = &self.config.targets[target];
+    fn slot_address(&self, vm: &Vm, seq: u64) -> u64 {
+        let t = &vm.target;
         let slots = (t.region / self.config.payload as u64).max(1);
         t.bar + (seq % slots) * self.config.payload as u64
     }
@@ -173,12 +269,12 @@ impl<P: Port> HostModel<P> {
         match t.kind() {
             Some(Kind::MWr) => {
                 let stamp = stream::read(t.payload());
-                let target = stamp.and_then(|(s, _, _)| {
-                    self.config.targets.iter().position(|x| x.dma_stream == s)
-                });
-                match (stamp, target) {
-                    (Some((_, seq, intact)), Some(i)) => {
-                        self.dma[i].arrive(seq, &mut self.integrity);
+                let vm = stamp
+                    .and_then(|(s, _, _)| self.vms.iter_mut().find(|v| v.target.dma_stream == s));
+                match (stamp, vm) {
+                    (Some((_, seq, intact)), Some(vm)) => {
+                        vm.received += 1;
+                        vm.dma.arrive(seq, &mut self.integrity);
                         if !intact {
                             self.integrity.data_mismatches += 1;
                         }
@@ -189,45 +285,43 @@ impl<P: Port> HostModel<P> {
             Some(Kind::CplD | Kind::Cpl) => {
                 let tag = t.tag() as usize;
                 let mine = t.requester_id() == self.config.requester;
-                let entry = self
-                    .outstanding
-                    .get_mut(tag)
-                    .filter(|_| mine)
-                    .and_then(Option::take);
-                let Some((target, seq, _)) = entry else {
+                let Some(vm) = self.vms.iter_mut().find(|v| mine && v.owns(tag)) else {
                     self.integrity.unexpected_completions += 1;
                     return;
                 };
-                self.in_flight -= 1;
+                vm.received += 1;
+                let slot = tag - vm.tag_base();
+                let Some((seq, _)) = vm.outstanding[slot].take() else {
+                    self.integrity.unexpected_completions += 1;
+                    return;
+                };
+                vm.in_flight -= 1;
                 self.integrity.delivered += 1;
-                let stream = self.config.targets[target].stream;
+                let stream = vm.target.stream;
                 let ok = t.status() == CplStatus::Sc
                     && matches!(stream::read(t.payload()), Some((s, q, true)) if s == stream && q == seq);
                 if !ok {
                     self.integrity.data_mismatches += 1;
                 }
             }
+            Some(Kind::Msg | Kind::MsgD) => self.messages += 1,
             _ => {}
         }
     }
 
-    /// Sends the next write, to the next target in turn; returns the target
-    /// and the write's sequence number in its stream.
+    /// Sends the next write, for the next running VM in turn; returns the
+    /// VM and the write's sequence number in its stream.
     fn send_write(&mut self) -> Option<(usize, u64)> {
-        let n_targets = self.config.targets.len();
-        if n_targets == 0 {
-            return None;
-        }
-        let target = (self.writes % n_targets as u64) as usize;
-        let seq = self.target_seq[target];
+        let n = self.vms.len();
+        let i = (0..n)
+            .map(|k| (self.writes as usize + k) % n)
+            .find(|&i| !self.vms[i].detached)?;
+        let vm = &self.vms[i];
+        let seq = vm.next_seq;
         let payload = self.config.payload;
-        let access = MemAccess::dwords(self.slot_address(target, seq), (payload / 4) as u16);
+        let access = MemAccess::dwords(self.slot_address(vm, seq), (payload / 4) as u16);
         let mut data = [0u8; 4096];
-        stream::fill(
-            &mut data[..payload],
-            self.config.targets[target].stream,
-            seq,
-        );
+        stream::fill(&mut data[..payload], vm.target.stream, seq);
         let n = memory_write(
             &mut self.tlp,
             self.config.requester,
@@ -240,32 +334,80 @@ impl<P: Port> HostModel<P> {
             return None;
         }
         self.writes += 1;
-        self.target_seq[target] += 1;
+        let vm = &mut self.vms[i];
+        vm.next_seq += 1;
+        vm.requests_sent += 1;
         self.integrity.sent += 1;
-        Some((target, seq))
+        Some((i, seq))
     }
 
-    fn send_read(&mut self, target: usize, seq: u64, now: u64) -> bool {
-        if self.in_flight >= TAGS {
+    fn send_read(&mut self, i: usize, seq: u64, now: u64) -> bool {
+        let vm = &self.vms[i];
+        if vm.in_flight >= TAGS_PER_VM {
             return false;
         }
-        while self.outstanding[self.next_tag as usize].is_some() {
-            self.next_tag = (self.next_tag + 1) % TAGS as u16;
+        let mut slot = vm.next_tag as usize;
+        while vm.outstanding[slot].is_some() {
+            slot = (slot + 1) % TAGS_PER_VM;
         }
-        let tag = self.next_tag;
+        let tag = (vm.tag_base() + slot) as u16;
         let dws = (self.config.payload / 4) as u16;
-        let access = MemAccess::dwords(self.slot_address(target, seq), dws);
+        let access = MemAccess::dwords(self.slot_address(vm, seq), dws);
         let Ok(n) = memory_read(&mut self.tlp, self.config.requester, tag, access) else {
             return false;
         };
         if !self.edge.push(&self.tlp[..n], self.now) {
             return false;
         }
-        self.outstanding[tag as usize] = Some((target, seq, now));
-        self.in_flight += 1;
-        self.next_tag = (tag + 1) % TAGS as u16;
+        let vm = &mut self.vms[i];
+        vm.outstanding[slot] = Some((seq, now));
+        vm.in_flight += 1;
+        vm.requests_sent += 1;
+        vm.next_tag = ((slot + 1) % TAGS_PER_VM) as u16;
         self.integrity.sent += 1;
         true
+    }
+
+    /// Applies VM control and completes handovers that became possible.
+    fn control(&mut self) {
+        let Some((commands, handed)) = &mut self.control else {
+            return;
+        };
+        while let Some(command) = commands.pop() {
+            match command {
+                HostCommand::Detach { stream } => {
+                    if let Some(vm) = self.vms.iter_mut().find(|v| v.target.stream == stream) {
+                        vm.detached = true;
+                    }
+                }
+                HostCommand::Resume { stream } => {
+                    if let Some(vm) = self.vms.iter_mut().find(|v| v.target.stream == stream) {
+                        vm.detached = false;
+                    }
+                }
+                HostCommand::Handover {
+                    stream,
+                    after_received,
+                } => self.handovers.push((stream, after_received)),
+                HostCommand::Attach { mut vm, bar } => {
+                    vm.target.bar = bar;
+                    vm.detached = false;
+                    self.vms.push(*vm);
+                }
+            }
+        }
+        let vms = &mut self.vms;
+        self.handovers.retain(|&(stream, after)| {
+            let Some(i) = vms.iter().position(|v| v.target.stream == stream) else {
+                return false;
+            };
+            if vms[i].received < after {
+                return true;
+            }
+            let vm = vms.remove(i);
+            // The ring is sized for every VM at once: a push cannot fail.
+            handed.push(Box::new(vm)).is_err()
+        });
     }
 }
 
@@ -280,6 +422,9 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
 
     fn poll(&mut self, now: u64) -> usize {
         self.now = now;
+        // Control first: a VM attached here is in place before anything the
+        // fabric released toward it after the attach was sent can arrive.
+        self.control();
         let (tlps, bad) = self.edge.receive(&mut self.port, now);
         self.integrity.data_mismatches += bad;
         let mut done = tlps.len();
@@ -287,13 +432,17 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
             self.on_tlp(t);
         }
         self.edge.recycle(tlps);
+        self.control();
         // Reads that waited too long.
-        if self.in_flight > 0 {
-            for slot in self.outstanding.iter_mut() {
-                if let Some((_, _, at)) = *slot {
+        for vm in &mut self.vms {
+            if vm.in_flight == 0 {
+                continue;
+            }
+            for slot in vm.outstanding.iter_mut() {
+                if let Some((_, at)) = *slot {
                     if now.saturating_sub(at) > self.config.completion_timeout {
                         *slot = None;
-                        self.in_flight -= 1;
+                        vm.in_flight -= 1;
                         self.integrity.completion_timeouts += 1;
                     }
                 }
@@ -306,14 +455,14 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                 {
                     break;
                 }
-                let Some((target, seq)) = self.send_write() else {
+                let Some((vm, seq)) = self.send_write() else {
                     break;
                 };
                 done += 1;
                 let count = self.writes - 1;
                 if self.config.read_every > 0
                     && count.is_multiple_of(self.config.read_every)
-                    && self.send_read(target, seq, now)
+                    && self.send_read(vm, seq, now)
                 {
                     done += 1;
                 }

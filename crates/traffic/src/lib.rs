@@ -15,5 +15,5 @@ mod host;
 mod stream;
 
 pub use endpoint::{EndpointConfig, EndpointModel, FunctionConfig};
-pub use host::{HostConfig, HostModel, HostTarget};
+pub use host::{HostCommand, HostConfig, HostModel, HostTarget, Vm};
 pub use stream::{Integrity, StreamCheck};

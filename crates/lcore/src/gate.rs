@@ -1,0 +1,723 @@
+//! The pause stage of a node's pipeline: where an endpoint attaches, each
+//! function bound to a host gets a pause point (both directions) and a VDI.
+//!
+//! Traffic toward the function is offered after routing (it is already in
+//! fabric space and needs no re-routing later); traffic from the function is
+//! offered before routing, so what is held is routed by address with the
+//! tables in force when it is released: after a move, to the new domain.
+//! While a binding is paused its VDI completes the configuration requests
+//! it can, so they never black out (claim 18); everything else waits, and
+//! the senders only see the fabric's ordinary flow control, because a held
+//! TLP keeps the credits it consumed until it leaves (claims 11, 20).
+//!
+//! Control arrives on an SPSC ring and applies between bursts; what the
+//! orchestrator needs to see (state, counts) is published in atomics. The
+//! blackout histograms live here, on the node's core, and are read after
+//! the run.
+
+use hdrhistogram::Histogram;
+use rings::credits::Cost;
+use rings::pause::{Direction, IdMode, Offer, Pausable, PauseConfig, PausePoint, State, TlpInfo};
+use rings::spsc::Consumer;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tlp::{Bdf, FlowClass, Kind, Tlp};
+use vdi::{CompletionSignal, Mode, Vdi, Verdict};
+
+/// A function whose traffic passes the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatedFunction {
+    /// Its fabric ID.
+    pub function: Bdf,
+    /// Its BAR in fabric space: base and size.
+    pub bar: (u64, u64),
+}
+
+/// A control request for the gate, applied between bursts.
+#[derive(Debug)]
+pub enum GateCommand {
+    /// Start pausing binding `binding`: drain first with different IDs,
+    /// close at once with a common ID (claims 13, 14).
+    Pause {
+        /// Index of the binding at this gate.
+        binding: usize,
+        /// How origin and destination identify requests.
+        mode: IdMode,
+    },
+    /// The binding has moved and routes are re-pointed: release what is
+    /// held, in order. Held requests from `requester.0` leave as
+    /// `requester.1` (the destination host's fabric requester ID, when IDs
+    /// differ), so their completions reach the destination.
+    Release {
+        /// Index of the binding.
+        binding: usize,
+        /// Requester ID rewrite for held requests toward the function.
+        requester: Option<(Bdf, Bdf)>,
+    },
+    /// Abandon the pause: release everything to where it was going.
+    Abort {
+        /// Index of the binding.
+        binding: usize,
+    },
+    /// A second VDI of the function for the destination domain, restored
+    /// from a snapshot of the source's (claims 1–3); both operate until the
+    /// migration completes.
+    Prepare {
+        /// Index of the binding.
+        binding: usize,
+        /// The destination host's fabric requester bus: its configuration
+        /// requests are served by the destination VDI.
+        destination_bus: u8,
+    },
+    /// The migration is complete: the VDI signals the destination host and
+    /// elects pass-through again (claims 8, 9).
+    Complete {
+        /// Index of the binding.
+        binding: usize,
+        /// How completion is indicated.
+        signal: CompletionSignal,
+    },
+}
+
+/// The state of a binding's pause point, as published.
+pub const STATE_OPEN: u8 = 0;
+/// Draining completions (different IDs).
+pub const STATE_DRAINING: u8 = 1;
+/// Closed: everything for the binding is held.
+pub const STATE_CLOSED: u8 = 2;
+/// Releasing what was held.
+pub const STATE_RELEASING: u8 = 3;
+
+fn state_code(s: State) -> u8 {
+    match s {
+        State::Open => STATE_OPEN,
+        State::Draining => STATE_DRAINING,
+        State::Closed => STATE_CLOSED,
+        State::Releasing => STATE_RELEASING,
+    }
+}
+
+/// What one binding's gate publishes for the orchestrator.
+#[derive(Debug, Default)]
+pub struct BindingStatus {
+    /// `STATE_*`.
+    pub state: AtomicU8,
+    /// Requests toward the function seen at the gate (passed, held or served).
+    pub down_requests: AtomicU64,
+    /// TLPs from the function that passed the gate toward a host unheld.
+    pub up_passed: AtomicU64,
+    /// TLPs held now.
+    pub held: AtomicU64,
+    /// Pauses that ended (released or aborted).
+    pub reopened: AtomicU64,
+    /// Commands applied.
+    pub commands: AtomicU64,
+    /// The last drain ended by its budget, with requests still in flight
+    /// whose completions would return to the source's ID.
+    pub drain_expired: AtomicBool,
+}
+
+/// The published status of every binding at a gate.
+#[derive(Debug)]
+pub struct GateStatus {
+    bindings: Box<[BindingStatus]>,
+}
+
+impl GateStatus {
+    /// The status of binding `i`.
+    pub fn binding(&self, i: usize) -> Option<&BindingStatus> {
+        self.bindings.get(i)
+    }
+}
+
+/// Counters of a gate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GateStats {
+    /// TLPs held.
+    pub held: u64,
+    /// Held TLPs released.
+    pub released: u64,
+    /// TLPs dropped because a hold queue was full (sized beyond the
+    /// credits of the paths, so this stays zero).
+    pub overflow: u64,
+    /// Configuration reads completed by a VDI.
+    pub vdi_config_reads: u64,
+    /// Configuration writes completed by a VDI.
+    pub vdi_config_writes: u64,
+    /// TLPs a VDI generated (interrupts, messages).
+    pub vdi_upstream: u64,
+    /// Pauses that ended by release, and by abort.
+    pub migrations: u64,
+    /// Pauses abandoned.
+    pub aborted: u64,
+}
+
+/// A held TLP: its bytes, what the pause point needs, and the credits it
+/// still holds.
+#[derive(Debug)]
+pub struct HeldTlp {
+    bytes: Vec<u8>,
+    info: TlpInfo,
+    /// The reliable ingress port whose credits it holds, and their amount.
+    pub(crate) owner: Option<(u16, Cost)>,
+    /// Where it came in.
+    pub(crate) ingress: u16,
+}
+
+impl Pausable for HeldTlp {
+    fn info(&self) -> TlpInfo {
+        self.info
+    }
+}
+
+impl HeldTlp {
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Its buffer.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+struct Gated {
+    function: GatedFunction,
+    point: PausePoint<HeldTlp>,
+    vdi: Option<Vdi>,
+    /// The destination domain's VDI while a migration prepares and moves,
+    /// and the fabric bus of the destination host's requests.
+    destination: Option<(Vdi, u8)>,
+    /// When its point closed (or began draining), while paused.
+    paused_since: Option<Instant>,
+    aborting: bool,
+}
+
+/// Where an offered TLP came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// Toward the function, or from it.
+    pub dir: Direction,
+    /// The node port it came in on.
+    pub ingress: u16,
+    /// The reliable port whose credits it consumed, and their amount.
+    pub credits: Option<(u16, Cost)>,
+}
+
+/// What the gate did with an offered TLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateOffer {
+    /// Not the gate's business, or free to go on.
+    Pass,
+    /// Held; its credits stay with it.
+    Held,
+    /// A VDI completed it; its completion (this many bytes) is in the
+    /// reply buffer.
+    Served(usize),
+    /// Served without a completion (a posted write absorbed by a VDI), or
+    /// dropped because the hold was full.
+    Consumed,
+}
+
+/// Blackout histograms, in nanoseconds.
+#[derive(Debug, Clone)]
+pub struct Blackouts {
+    /// Per migration: pause closed (or drain began) to the last held TLP
+    /// released.
+    pub per_migration: Histogram<u64>,
+    /// Per held TLP: how long it was held.
+    pub per_tlp: Histogram<u64>,
+}
+
+impl Blackouts {
+    /// Empty histograms from 1 ns to 60 s at three significant digits.
+    pub fn new() -> Blackouts {
+        let h = || Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+        Blackouts {
+            per_migration: h(),
+            per_tlp: h(),
+        }
+    }
+
+    /// Adds another's records.
+    pub fn add(&mut self, other: &Blackouts) {
+        // Both have the same bounds: adding cannot fail.
+        let _ = self.per_migration.add(&other.per_migration);
+        let _ = self.per_tlp.add(&other.per_tlp);
+    }
+}
+
+impl Default for Blackouts {
+    fn default() -> Self {
+        Blackouts::new()
+    }
+}
+
+/// The pause stage at one endpoint port of a node.
+pub struct Gate {
+    port: u16,
+    bindings: Vec<Gated>,
+    commands: Consumer<GateCommand>,
+    status: Arc<GateStatus>,
+    base: Instant,
+    spare: Vec<Vec<u8>>,
+    /// Released TLPs for the node to send on, in order.
+    pub(crate) released: Vec<(Direction, HeldTlp)>,
+    /// TLPs a VDI generated, to be routed from the function's port.
+    pub(crate) upstream: Vec<Vec<u8>>,
+    blackouts: Blackouts,
+    stats: GateStats,
+    any_paused: bool,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("port", &self.port)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// TLPs each direction of a binding can hold: more than the header credits
+/// of every path into it, so flow control stops senders first.
+const HOLD_CAPACITY: usize = 8192;
+/// Spare TLP buffers kept for holding, so holding allocates nothing once
+/// warm.
+const SPARE: usize = 256;
+/// The largest TLP.
+const MAX_TLP: usize = 4096 + 16 + 16 + 4;
+
+impl Gate {
+    /// A gate at node port `port` over `functions` (index = binding index at
+    /// this gate), each with its VDI if it has one; control arrives on
+    /// `commands`.
+    pub fn new(
+        port: u16,
+        functions: Vec<(GatedFunction, Option<Vdi>)>,
+        commands: Consumer<GateCommand>,
+        drain_budget: Duration,
+    ) -> Gate {
+        let status = Arc::new(GateStatus {
+            bindings: functions.iter().map(|_| BindingStatus::default()).collect(),
+        });
+        let config = PauseConfig {
+            hold_capacity: HOLD_CAPACITY,
+            track_capacity: 4096,
+            drain_budget,
+        };
+        Gate {
+            port,
+            bindings: functions
+                .into_iter()
+                .map(|(function, vdi)| Gated {
+                    function,
+                    point: PausePoint::new(config),
+                    vdi,
+                    destination: None,
+                    paused_since: None,
+                    aborting: false,
+                })
+                .collect(),
+            commands,
+            status,
+            base: Instant::now(),
+            spare: (0..SPARE).map(|_| Vec::with_capacity(MAX_TLP)).collect(),
+            released: Vec::with_capacity(2 * HOLD_CAPACITY),
+            upstream: Vec::new(),
+            blackouts: Blackouts::new(),
+            stats: GateStats::default(),
+            any_paused: false,
+        }
+    }
+
+    /// The node port it guards.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What it publishes.
+    pub fn status(&self) -> Arc<GateStatus> {
+        self.status.clone()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &GateStats {
+        &self.stats
+    }
+
+    /// The blackout histograms so far.
+    pub fn blackouts(&self) -> &Blackouts {
+        &self.blackouts
+    }
+
+    /// The VDI of binding `i`.
+    pub fn vdi(&self, i: usize) -> Option<&Vdi> {
+        self.bindings.get(i)?.vdi.as_ref()
+    }
+
+    /// The destination VDI of binding `i`, while a migration prepares.
+    pub fn destination_vdi(&self, i: usize) -> Option<&Vdi> {
+        Some(&self.bindings.get(i)?.destination.as_ref()?.0)
+    }
+
+    fn instant(&self, now: u64) -> Instant {
+        self.base + Duration::from_nanos(now)
+    }
+
+    /// The binding a TLP from the function belongs to.
+    #[inline]
+    pub fn match_up(&self, tlp: &[u8]) -> Option<usize> {
+        let t = Tlp::new_checked(tlp).ok()?;
+        let source = if t.kind()?.is_completion() {
+            t.completer_id()
+        } else {
+            t.requester_id()
+        };
+        self.bindings
+            .iter()
+            .position(|b| b.function.function == source)
+    }
+
+    /// The binding a TLP toward the function belongs to.
+    #[inline]
+    pub fn match_down(&self, tlp: &[u8]) -> Option<usize> {
+        let t = Tlp::new_checked(tlp).ok()?;
+        let kind = t.kind()?;
+        if kind.is_memory() || kind.is_io() || kind.is_atomic() {
+            let a = t.address();
+            return self
+                .bindings
+                .iter()
+                .position(|b| a.wrapping_sub(b.function.bar.0) < b.function.bar.1);
+        }
+        let id = if kind.is_completion() {
+            t.requester_id()
+        } else if kind.is_config() {
+            t.target_id()
+        } else {
+            return None;
+        };
+        self.bindings.iter().position(|b| b.function.function == id)
+    }
+
+    /// Offers one TLP of binding `b` that came in on `arrival`. A held TLP
+    /// keeps the arrival's credits. A configuration request a VDI completes
+    /// while the binding is paused leaves its completion in `reply`.
+    pub fn offer(
+        &mut self,
+        b: usize,
+        arrival: Arrival,
+        tlp: &[u8],
+        reply: &mut [u8],
+        now: u64,
+    ) -> GateOffer {
+        let Arrival {
+            dir,
+            ingress,
+            credits: owner,
+        } = arrival;
+        let Ok(info) = TlpInfo::of(tlp) else {
+            // Malformed: routing refuses it.
+            return GateOffer::Pass;
+        };
+        let at = self.instant(now);
+        let Some(g) = self.bindings.get_mut(b) else {
+            return GateOffer::Pass;
+        };
+        let status = &self.status.bindings[b];
+        if dir == Direction::Down && info.flow != FlowClass::Completion {
+            status.down_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        if g.point.state() == State::Open {
+            // Open: nothing is held, but requests are tracked for a drain.
+            let probe = HeldTlp {
+                bytes: Vec::new(),
+                info,
+                owner: None,
+                ingress,
+            };
+            let _ = g.point.offer(dir, probe, at);
+            if dir == Direction::Up {
+                status.up_passed.fetch_add(1, Ordering::Relaxed);
+            }
+            return GateOffer::Pass;
+        }
+        if dir == Direction::Down {
+            if let Some(served) = serve_config(g, tlp, reply, &mut self.stats) {
+                return served;
+            }
+        }
+        let mut bytes = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(MAX_TLP));
+        bytes.clear();
+        bytes.extend_from_slice(tlp);
+        let item = HeldTlp {
+            bytes,
+            info,
+            owner,
+            ingress,
+        };
+        match g.point.offer(dir, item, at) {
+            Offer::Forward(item) => {
+                self.spare.push(item.bytes);
+                if dir == Direction::Up {
+                    status.up_passed.fetch_add(1, Ordering::Relaxed);
+                }
+                GateOffer::Pass
+            }
+            Offer::Held => {
+                self.stats.held += 1;
+                status.held.fetch_add(1, Ordering::Relaxed);
+                GateOffer::Held
+            }
+            Offer::Full(item) => {
+                self.spare.push(item.bytes);
+                self.stats.overflow += 1;
+                GateOffer::Consumed
+            }
+        }
+    }
+
+    /// Applies control requests, advances drains and releases; released
+    /// TLPs wait in `released` (and VDI-generated ones in `upstream`) for
+    /// the node. Cheap when nothing is paused.
+    pub fn poll(&mut self, now: u64) {
+        while let Some(command) = self.commands.pop() {
+            self.apply(command, now);
+        }
+        if !self.any_paused {
+            return;
+        }
+        let at = self.instant(now);
+        let mut any = false;
+        for (i, g) in self.bindings.iter_mut().enumerate() {
+            let status = &self.status.bindings[i];
+            if g.point.state() == State::Open && g.paused_since.is_none() {
+                continue;
+            }
+            if g.point.state() == State::Draining && g.point.poll(at) == State::Closed {
+                // The drain budget ran out with requests still in flight.
+                status.drain_expired.store(true, Ordering::Release);
+            }
+            if let Some(closed) = g.point.closed_at() {
+                g.paused_since = Some(closed);
+            }
+            for dir in [Direction::Down, Direction::Up] {
+                let blackouts = &mut self.blackouts;
+                let released = &mut self.released;
+                let n = g.point.drain(
+                    dir,
+                    at,
+                    usize::MAX,
+                    |_| true,
+                    |r| {
+                        let item = r.item;
+                        let _ = blackouts
+                            .per_tlp
+                            .record(r.held_for.as_nanos().max(1) as u64);
+                        if r.dir == Direction::Up {
+                            // Passes now: it counts toward what the host receives.
+                            status.up_passed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        released.push((r.dir, item));
+                    },
+                );
+                self.stats.released += n as u64;
+                status.held.fetch_sub(n as u64, Ordering::Relaxed);
+            }
+            if g.point.state() == State::Open {
+                if let Some(since) = g.paused_since.take() {
+                    if g.aborting {
+                        self.stats.aborted += 1;
+                    } else {
+                        let ns = at.saturating_duration_since(since).as_nanos().max(1) as u64;
+                        let _ = self.blackouts.per_migration.record(ns);
+                        self.stats.migrations += 1;
+                    }
+                    g.aborting = false;
+                    status.reopened.fetch_add(1, Ordering::Relaxed);
+                }
+            } else {
+                any = true;
+            }
+            status
+                .state
+                .store(state_code(g.point.state()), Ordering::Release);
+        }
+        for g in &mut self.bindings {
+            if let Some(vdi) = &mut g.vdi {
+                let mut out = [0u8; 64];
+                while let Some(n) = vdi.poll_upstream(&mut out) {
+                    self.upstream.push(out[..n].to_vec());
+                    self.stats.vdi_upstream += 1;
+                }
+            }
+        }
+        self.any_paused = any || !self.upstream.is_empty();
+    }
+
+    fn apply(&mut self, command: GateCommand, now: u64) {
+        let at = self.instant(now);
+        let b = match &command {
+            GateCommand::Pause { binding, .. }
+            | GateCommand::Release { binding, .. }
+            | GateCommand::Abort { binding }
+            | GateCommand::Prepare { binding, .. }
+            | GateCommand::Complete { binding, .. } => *binding,
+        };
+        let Some(g) = self.bindings.get_mut(b) else {
+            return;
+        };
+        let status = &self.status.bindings[b];
+        match command {
+            GateCommand::Pause { mode, .. } => {
+                status.drain_expired.store(false, Ordering::Release);
+                if g.point.pause(mode, at).is_ok() {
+                    g.paused_since = Some(at);
+                    if let Some(vdi) = &mut g.vdi {
+                        vdi.set_mode(Mode::Migrating);
+                    }
+                }
+            }
+            GateCommand::Release { requester, .. } => {
+                if let Some((from, to)) = requester {
+                    g.point.rewrite_held(Direction::Down, |held| {
+                        if rewrite_requester(&mut held.bytes, from, to) {
+                            held.info.requester = to;
+                        }
+                    });
+                }
+                let _ = g.point.release(at);
+            }
+            GateCommand::Abort { .. } => {
+                if g.point.state() != State::Open {
+                    g.aborting = true;
+                }
+                g.point.abort(at);
+                g.destination = None;
+                if let Some(vdi) = &mut g.vdi {
+                    vdi.set_mode(Mode::PassThrough);
+                }
+            }
+            GateCommand::Prepare {
+                destination_bus, ..
+            } => {
+                if let Some(vdi) = &g.vdi {
+                    let mut copy = vdi.clone();
+                    // The destination's copy comes from the source's state
+                    // as a snapshot would carry it between machines.
+                    if copy.restore(&vdi.snapshot()).is_ok() {
+                        copy.set_mode(Mode::Shadow);
+                        g.destination = Some((copy, destination_bus));
+                    }
+                }
+            }
+            GateCommand::Complete { signal, .. } => {
+                // The destination's VDI carries on as the function's.
+                if let Some((dest, _)) = g.destination.take() {
+                    g.vdi = Some(dest);
+                }
+                if let Some(vdi) = &mut g.vdi {
+                    vdi.complete_migration(signal);
+                }
+            }
+        }
+        status.commands.fetch_add(1, Ordering::Release);
+        status
+            .state
+            .store(state_code(g.point.state()), Ordering::Release);
+        self.any_paused = true;
+    }
+
+    /// Takes a buffer back after its TLP was sent on.
+    pub(crate) fn recycle(&mut self, mut bytes: Vec<u8>) {
+        if self.spare.len() < SPARE {
+            bytes.clear();
+            self.spare.push(bytes);
+        }
+    }
+}
+
+/// A configuration request toward a paused function: its VDI completes it
+/// (claim 18) — the destination's VDI for the destination host's requests.
+fn serve_config(
+    g: &mut Gated,
+    tlp: &[u8],
+    reply: &mut [u8],
+    stats: &mut GateStats,
+) -> Option<GateOffer> {
+    let t = Tlp::new_checked(tlp).ok()?;
+    let kind = t.kind()?;
+    if !matches!(kind, Kind::CfgRd0 | Kind::CfgWr0) {
+        return None;
+    }
+    let from_destination = g
+        .destination
+        .as_ref()
+        .is_some_and(|(_, bus)| t.requester_id().bus() == *bus);
+    let vdi = if from_destination {
+        &mut g.destination.as_mut()?.0
+    } else {
+        g.vdi.as_mut()?
+    };
+    match vdi.serve(tlp, reply) {
+        Verdict::Completed(n) => {
+            if kind == Kind::CfgRd0 {
+                stats.vdi_config_reads += 1;
+            } else {
+                stats.vdi_config_writes += 1;
+            }
+            Some(if n == 0 {
+                GateOffer::Consumed
+            } else {
+                GateOffer::Served(n)
+            })
+        }
+        Verdict::Hold | Verdict::PassThrough => None,
+    }
+}
+
+/// A held request re-pointed to the destination's requester ID; true if
+/// it was one of the source's.
+fn rewrite_requester(bytes: &mut [u8], from: Bdf, to: Bdf) -> bool {
+    let Ok(mut t) = Tlp::new_checked(&mut bytes[..]) else {
+        return false;
+    };
+    let request = t.kind().is_some_and(|k| !k.is_completion());
+    if !(request && t.requester_id() == from) {
+        return false;
+    }
+    t.set_requester_id(to);
+    if t.td() {
+        t.fill_ecrc();
+    }
+    true
+}
+
+/// Destination VDIs are served while a migration prepares, so a pause does
+/// not need to be closed to use them.
+impl Gate {
+    /// Serves a configuration request from the destination host while the
+    /// binding is still open (claims 2–4: the destination enumerates and
+    /// accesses its instantiation while the source operates its own).
+    pub fn serve_destination(
+        &mut self,
+        b: usize,
+        tlp: &[u8],
+        reply: &mut [u8],
+    ) -> Option<GateOffer> {
+        let g = self.bindings.get_mut(b)?;
+        g.destination.as_ref()?;
+        let t = Tlp::new_checked(tlp).ok()?;
+        let (_, bus) = g.destination.as_ref()?;
+        if t.requester_id().bus() != *bus {
+            return None;
+        }
+        serve_config(g, tlp, reply, &mut self.stats)
+    }
+}

@@ -1,0 +1,162 @@
+//! Runs a schedule of migrations, one at a time, as a task beside the
+//! traffic models.
+
+use crate::{FabricPlane, Migration, Outcome, Phase, Plan, Record};
+use lcore::Task;
+use rings::pause::IdMode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// When and how migrations run.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// VM migrations to perform, back and forth between hosts.
+    pub vm_migrations: u64,
+    /// The first starts at this time (nanoseconds).
+    pub start: u64,
+    /// Then one every this many nanoseconds (or as soon as the previous
+    /// one ends, if it takes longer).
+    pub interval: u64,
+    /// The blackout a migration may have; beyond it, it is abandoned at
+    /// the switch-over.
+    pub budget: u64,
+    /// Abandon migration `k` in phase `p` when `abort(k)` says so (fault
+    /// injection).
+    pub abort: Option<fn(u64) -> Option<Phase>>,
+    /// The ID mode of every migration (`None`: each binding's own).
+    pub id_mode: Option<IdMode>,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            vm_migrations: 0,
+            start: 0,
+            interval: 1_000_000,
+            budget: 50_000_000,
+            abort: None,
+            id_mode: None,
+        }
+    }
+}
+
+/// The orchestrator task: migrates the bindings in turn, each to the next
+/// host, and keeps the record of every migration.
+#[derive(Debug)]
+pub struct Orchestrator {
+    plane: FabricPlane,
+    schedule: Schedule,
+    current: Option<Migration>,
+    started: u64,
+    records: Vec<Record>,
+    progress: Arc<AtomicU64>,
+}
+
+impl Orchestrator {
+    /// An orchestrator over `plane`.
+    pub fn new(plane: FabricPlane, schedule: Schedule) -> Orchestrator {
+        Orchestrator {
+            plane,
+            schedule,
+            current: None,
+            started: 0,
+            records: Vec::new(),
+            progress: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Migrations finished so far, readable from another thread.
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        self.progress.clone()
+    }
+
+    /// The record of every finished migration.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Whether every scheduled migration has finished.
+    pub fn done(&self) -> bool {
+        self.current.is_none() && self.started >= self.schedule.vm_migrations
+    }
+
+    /// The plane (and the topology as the migrations left it).
+    pub fn plane(&self) -> &FabricPlane {
+        &self.plane
+    }
+
+    /// The migration in progress, if one is: its record and phase (`None`:
+    /// rolling back).
+    pub fn in_progress(&self) -> Option<(&Record, Option<Phase>)> {
+        self.current.as_ref().map(|m| (m.record(), m.phase()))
+    }
+
+    /// Completed and abandoned counts.
+    pub fn counts(&self) -> (u64, u64) {
+        let completed = self
+            .records
+            .iter()
+            .filter(|r| r.outcome == Some(Outcome::Completed))
+            .count() as u64;
+        (completed, self.records.len() as u64 - completed)
+    }
+
+    fn next_plan(&self) -> Option<Plan> {
+        let t = self.plane.topology();
+        if t.bindings.is_empty() || t.hosts.len() < 2 {
+            return None;
+        }
+        let binding = (self.started % t.bindings.len() as u64) as usize;
+        let b = &t.bindings[binding];
+        let id_mode = self.schedule.id_mode.unwrap_or(match b.id_mode {
+            fabric::IdMode::Different => IdMode::Different,
+            fabric::IdMode::Common => IdMode::Common,
+        });
+        Some(Plan {
+            binding,
+            from: b.host,
+            to: (b.host + 1) % t.hosts.len(),
+            id_mode,
+        })
+    }
+}
+
+impl Task for Orchestrator {
+    fn name(&self) -> &str {
+        "orchestrator"
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    fn poll(&mut self, now: u64) -> usize {
+        if self.current.is_none() && self.started < self.schedule.vm_migrations {
+            let due = self.schedule.start + self.started * self.schedule.interval;
+            if now >= due {
+                let Some(plan) = self.next_plan() else {
+                    self.started = self.schedule.vm_migrations;
+                    return 0;
+                };
+                let mut m = Migration::new(plan, self.schedule.budget);
+                if let Some(phase) = self.schedule.abort.and_then(|f| f(self.started)) {
+                    m = m.abort_in(phase);
+                }
+                self.started += 1;
+                self.current = Some(m);
+            }
+        }
+        let Some(m) = self.current.as_mut() else {
+            return 0;
+        };
+        m.step(&mut self.plane, now);
+        if m.finished() {
+            if let Some(m) = self.current.take() {
+                self.records.push(m.record().clone());
+            }
+            self.progress.fetch_add(1, Ordering::Relaxed);
+            return 1;
+        }
+        0
+    }
+}
