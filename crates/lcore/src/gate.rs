@@ -358,9 +358,49 @@ impl Gate {
         self.bindings.get(i)?.vdi.as_ref()
     }
 
+    /// The VDI of binding `i`, to change (programming it as its host would).
+    pub fn vdi_mut(&mut self, i: usize) -> Option<&mut Vdi> {
+        self.bindings.get_mut(i)?.vdi.as_mut()
+    }
+
+    /// Hands each released TLP (and each one a VDI generated, as
+    /// `Direction::Up`) to `f`, in order; for a gate used on its own, as a
+    /// node does between bursts.
+    pub fn drain_released(&mut self, mut f: impl FnMut(Direction, &[u8])) {
+        let mut released = std::mem::take(&mut self.released);
+        for (dir, held) in released.drain(..) {
+            f(dir, held.bytes());
+            self.recycle(held.into_bytes());
+        }
+        self.released = released;
+        for tlp in std::mem::take(&mut self.upstream) {
+            f(Direction::Up, &tlp);
+        }
+    }
+
     /// The destination VDI of binding `i`, while a migration prepares.
     pub fn destination_vdi(&self, i: usize) -> Option<&Vdi> {
         Some(&self.bindings.get(i)?.destination.as_ref()?.0)
+    }
+
+    /// The state of binding `i`'s pause point.
+    pub fn state(&self, i: usize) -> Option<State> {
+        Some(self.bindings.get(i)?.point.state())
+    }
+
+    /// TLPs binding `i` holds: toward the function, and from it.
+    pub fn held(&self, i: usize) -> (usize, usize) {
+        self.bindings.get(i).map_or((0, 0), |g| {
+            (g.point.held(Direction::Down), g.point.held(Direction::Up))
+        })
+    }
+
+    /// The recent state changes of binding `i`'s pause point.
+    pub fn events(&self, i: usize) -> Vec<rings::pause::Event> {
+        self.bindings
+            .get(i)
+            .map(|g| g.point.events().copied().collect())
+            .unwrap_or_default()
     }
 
     fn instant(&self, now: u64) -> Instant {

@@ -18,6 +18,7 @@
 
 mod orchestrator;
 mod plane;
+pub mod scenario;
 
 pub use orchestrator::{Orchestrator, Schedule};
 pub use plane::{vm_stream, FabricPlane, GateHandle, HostHandle, PlaneError};

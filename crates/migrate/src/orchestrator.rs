@@ -23,8 +23,6 @@ pub struct Schedule {
     /// Abandon migration `k` in phase `p` when `abort(k)` says so (fault
     /// injection).
     pub abort: Option<fn(u64) -> Option<Phase>>,
-    /// The ID mode of every migration (`None`: each binding's own).
-    pub id_mode: Option<IdMode>,
 }
 
 impl Default for Schedule {
@@ -35,7 +33,6 @@ impl Default for Schedule {
             interval: 1_000_000,
             budget: 50_000_000,
             abort: None,
-            id_mode: None,
         }
     }
 }
@@ -108,10 +105,12 @@ impl Orchestrator {
         }
         let binding = (self.started % t.bindings.len() as u64) as usize;
         let b = &t.bindings[binding];
-        let id_mode = self.schedule.id_mode.unwrap_or(match b.id_mode {
+        // The pause must match how the fabric identifies the binding's
+        // requests: a common ID follows the binding, different IDs do not.
+        let id_mode = match b.id_mode {
             fabric::IdMode::Different => IdMode::Different,
             fabric::IdMode::Common => IdMode::Common,
-        });
+        };
         Some(Plan {
             binding,
             from: b.host,

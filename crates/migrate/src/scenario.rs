@@ -1,0 +1,284 @@
+//! A whole fabric in one process, ready to run: node pipelines with their
+//! gates, host and device models, and the orchestrator, over in-memory ring
+//! ports with a reliable link on every link (and, if asked, faults on the
+//! links between nodes). `tlpfabric run` and the end-to-end tests build
+//! their fabrics here.
+
+use crate::{FabricPlane, GateHandle, HostHandle, Orchestrator, Schedule};
+use fabric::routing::epoch;
+use fabric::{FaultConfig, NodeTables, Topology};
+use lcore::{FrameSettings, Gate, GatedFunction, NodeTask, Task};
+use pmd::{ring_link, ClosedPort, FaultPort, FramePool, Port};
+use std::path::PathBuf;
+use std::time::Duration;
+use tlp::Bdf;
+use traffic::{EndpointConfig, EndpointModel, FunctionConfig, HostConfig, HostModel, HostTarget};
+
+/// The port type of node pipelines.
+pub type DynPort = Box<dyn Port + Send>;
+
+/// How to build a scenario.
+#[derive(Debug, Clone)]
+pub struct ScenarioConfig {
+    /// Writes per second each host offers (devices offer half that in DMA).
+    pub rate: f64,
+    /// Nanoseconds a read may wait for its completion.
+    pub completion_timeout: u64,
+    /// Nanoseconds traffic is offered for.
+    pub duration: u64,
+    /// The migrations.
+    pub schedule: Schedule,
+    /// Where endpoint templates are (`templates/NAME.toml` under it).
+    pub config_dir: PathBuf,
+    /// Faults on every link between nodes (each direction).
+    pub link_faults: Option<FaultConfig>,
+    /// How long a drain may last before its pause point closes anyway.
+    pub drain_budget: Duration,
+}
+
+impl Default for ScenarioConfig {
+    fn default() -> Self {
+        ScenarioConfig {
+            rate: 200_000.0,
+            completion_timeout: 50_000_000,
+            duration: 20_000_000,
+            schedule: Schedule::default(),
+            config_dir: PathBuf::from("configs"),
+            link_faults: None,
+            drain_budget: DRAIN_BUDGET,
+        }
+    }
+}
+
+/// Every task of the in-process fabric.
+pub struct Scenario {
+    /// Node pipelines, one per node.
+    pub nodes: Vec<Box<dyn Task>>,
+    /// Host models, device models, and the orchestrator last.
+    pub models: Vec<Box<dyn Task>>,
+    /// Problems worth a line in a report (a template not found).
+    pub notes: Vec<String>,
+}
+
+impl std::fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scenario")
+            .field("nodes", &self.nodes.len())
+            .field("models", &self.models.len())
+            .field("notes", &self.notes)
+            .finish()
+    }
+}
+
+/// How long a drain may go on before a pause point closes anyway.
+pub const DRAIN_BUDGET: Duration = Duration::from_millis(1);
+
+/// The vendor ID in the completion indication when no template gives one
+/// (a Vendor-Defined Type 1 message: receivers that do not know it discard
+/// it, §2.2.8.6).
+const SIGNAL_VENDOR: u16 = 0x1af4;
+
+/// The fabric of `t` as `c` asks.
+pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
+    let (rate, timeout, duration) = (c.rate, c.completion_timeout, c.duration);
+    let total = |rate: f64| (rate * duration as f64 / 1e9) as u64;
+    let pool = FramePool::new(32_768, 1600);
+    let mut notes = Vec::new();
+    let mut ports: Vec<Vec<Option<DynPort>>> = t
+        .nodes
+        .iter()
+        .map(|n| (0..n.ports).map(|_| None).collect())
+        .collect();
+    let mut reliable = Vec::new();
+    for (i, (a, b)) in t.links.iter().enumerate() {
+        let (pa, pb) = ring_link(&format!("link{i}"), 1024, 14 + t.link.mtu);
+        match c.link_faults {
+            Some(f) => {
+                let other = FaultConfig {
+                    seed: f.seed.wrapping_add(1 + 2 * i as u64),
+                    ..f
+                };
+                let f = FaultConfig {
+                    seed: f.seed.wrapping_add(2 * i as u64),
+                    ..f
+                };
+                ports[a.node][a.port as usize] =
+                    Some(Box::new(FaultPort::new(pa, f, pool.clone())));
+                ports[b.node][b.port as usize] =
+                    Some(Box::new(FaultPort::new(pb, other, pool.clone())));
+            }
+            None => {
+                ports[a.node][a.port as usize] = Some(Box::new(pa));
+                ports[b.node][b.port as usize] = Some(Box::new(pb));
+            }
+        }
+        reliable.push((a.node, a.port, t.link_config(i, true)));
+        reliable.push((b.node, b.port, t.link_config(i, false)));
+    }
+    // Hosts and devices run the reliable link with their switch too, so the
+    // fabric's credits pace them as a PCIe link paces a root port or device.
+    let edge_link = |node: usize| fabric::LinkConfig {
+        mtu: t.link.mtu,
+        ethertype: t.link.ethertype,
+        flush_deadline: t.link.flush_deadline_ns,
+        replay_timeout: t.link.replay_timeout_ns,
+        replay_slots: t.link.replay_slots,
+        local_node: node as u16,
+        remote_node: u16::MAX,
+        ..fabric::LinkConfig::default()
+    };
+    let mut models: Vec<Box<dyn Task>> = Vec::new();
+    let mut host_handles = Vec::new();
+    let binding_of = |e: usize, f: u8| {
+        t.bindings
+            .iter()
+            .position(|b| b.endpoint == e && b.function == f)
+    };
+    for (h, host) in t.hosts.iter().enumerate() {
+        let (edge, model) = ring_link(&host.name, 1024, 14 + t.link.mtu);
+        ports[host.attach.node][host.attach.port as usize] = Some(Box::new(edge));
+        let targets = t
+            .bindings
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.host == h)
+            .map(|(i, b)| HostTarget {
+                bar: b.bar.base,
+                region: b.bar.size.min(0x1_0000),
+                stream: crate::vm_stream(i),
+                dma_stream: crate::vm_stream(i).wrapping_add(1),
+            })
+            .collect();
+        let config = HostConfig {
+            requester: host.requesters[0],
+            targets,
+            rate: Some(rate),
+            total_writes: total(rate),
+            until: duration,
+            completion_timeout: timeout,
+            ..HostConfig::default()
+        };
+        let mut host_model = HostModel::new(config, model, pool.clone());
+        let link = edge_link(host.attach.node);
+        host_model
+            .with_link(link.peer())
+            .map_err(|e| e.to_string())?;
+        let (commands, commands_rx) = rings::spsc::ring(64);
+        let (handed_tx, handed) = rings::spsc::ring(64);
+        host_model.with_control(commands_rx, handed_tx);
+        host_handles.push(HostHandle { commands, handed });
+        reliable.push((host.attach.node, host.attach.port, Some(link)));
+        models.push(Box::new(host_model));
+    }
+    let mut gates: Vec<Option<Gate>> = t.nodes.iter().map(|_| None).collect();
+    let mut gate_handles = Vec::new();
+    let mut vendor = None;
+    for (e, end) in t.endpoints.iter().enumerate() {
+        let (edge, model) = ring_link(&end.name, 1024, 14 + t.link.mtu);
+        ports[end.attach.node][end.attach.port as usize] = Some(Box::new(edge));
+        let functions = (0..=end.vfs)
+            .map(|f| {
+                let binding = binding_of(e, f);
+                let dma =
+                    binding.and_then(|i| t.hosts[t.bindings[i].host].dma.first().map(|w| w.base));
+                let i = binding.unwrap_or(usize::MAX / 4);
+                FunctionConfig {
+                    function: Bdf(end.id.0.wrapping_add(f as u16)),
+                    bar: end.fabric_bar + f as u64 * end.bar_size,
+                    size: end.bar_size.min(0x1_0000) as usize,
+                    dma,
+                    stream: crate::vm_stream(i).wrapping_add(1),
+                    host_stream: crate::vm_stream(i),
+                }
+            })
+            .collect();
+        let config = EndpointConfig {
+            functions,
+            dma_per_poll: 2,
+            rate: Some(rate / 2.0),
+            total_dma: total(rate / 2.0),
+            until: duration,
+            ..EndpointConfig::default()
+        };
+        let mut device = EndpointModel::new(config, model, pool.clone());
+        let link = edge_link(end.attach.node);
+        device.with_link(link.peer()).map_err(|e| e.to_string())?;
+        reliable.push((end.attach.node, end.attach.port, Some(link)));
+        models.push(Box::new(device));
+        // The gate where it attaches: a pause point and a VDI per function.
+        if gates[end.attach.node].is_some() {
+            notes.push(format!(
+                "{}: a second endpoint on node {} has no pause point; its bindings do not migrate",
+                end.name, t.nodes[end.attach.node].name
+            ));
+            gate_handles.push(None);
+            continue;
+        }
+        let template = end.template.as_ref().and_then(|name| {
+            let path = c.config_dir.join("templates").join(format!("{name}.toml"));
+            match vdi::Template::load(&path) {
+                Ok(t) => Some(t),
+                Err(errors) => {
+                    let first = errors.first().map(|e| e.to_string()).unwrap_or_default();
+                    notes.push(format!("{}: no VDI ({first})", end.name));
+                    None
+                }
+            }
+        });
+        let functions = (0..=end.vfs)
+            .map(|f| {
+                let id = Bdf(end.id.0.wrapping_add(f as u16));
+                let vdi = template.as_ref().map(|tpl| vdi::Vdi::new(tpl, id));
+                if let Some(v) = &vdi {
+                    vendor.get_or_insert(v.ids().0);
+                }
+                let bar = (end.fabric_bar + f as u64 * end.bar_size, end.bar_size);
+                (GatedFunction { function: id, bar }, vdi)
+            })
+            .collect();
+        let (commands, commands_rx) = rings::spsc::ring(64);
+        let gate = Gate::new(end.attach.port, functions, commands_rx, c.drain_budget);
+        gate_handles.push(Some(GateHandle {
+            commands,
+            status: gate.status(),
+        }));
+        gates[end.attach.node] = Some(gate);
+    }
+    let mut nodes: Vec<Box<dyn Task>> = Vec::new();
+    let mut publishers = Vec::new();
+    for (n, node_ports) in ports.into_iter().enumerate() {
+        let node_ports: Vec<DynPort> = node_ports
+            .into_iter()
+            .map(|p| p.unwrap_or_else(|| Box::new(ClosedPort::default())))
+            .collect();
+        let (publisher, reader) = epoch::channel(NodeTables::build(t, n));
+        publishers.push(publisher);
+        let settings = FrameSettings {
+            ethertype: t.link.ethertype,
+            mtu: t.link.mtu,
+        };
+        let mut task = NodeTask::new(&t.nodes[n].name, reader, node_ports, pool.clone(), settings);
+        for (node, port, config) in &reliable {
+            if *node == n {
+                let config = config.ok_or("a link without a configuration")?;
+                task.with_reliable_link(*port, config)
+                    .map_err(|e| format!("link on {}:{port}: {e}", t.nodes[n].name))?;
+            }
+        }
+        if let Some(gate) = gates[n].take() {
+            task.with_gate(gate);
+        }
+        nodes.push(Box::new(task));
+    }
+    let signal = vdi::CompletionSignal::VendorMessage {
+        vendor_id: vendor.unwrap_or(SIGNAL_VENDOR),
+        word: 1,
+    };
+    let plane = FabricPlane::new(t.clone(), publishers, gate_handles, host_handles, signal);
+    models.push(Box::new(Orchestrator::new(plane, c.schedule.clone())));
+    Ok(Scenario {
+        nodes,
+        models,
+        notes,
+    })
+}

@@ -1,0 +1,950 @@
+//! One test (or more) per claim of the office action (`shared/seed`): each
+//! shows the behaviour the claim describes, either at a gate on its own
+//! (pause points and VDIs of an endpoint's functions, fed TLPs by hand) or
+//! in the whole default fabric run in the deterministic single-thread mode
+//! (a virtual clock, fixed task order), so every run is the same.
+
+use fabric::{FaultConfig, Topology};
+use lcore::gate::STATE_CLOSED;
+use lcore::{Arrival, Deterministic, Gate, GateCommand, GateOffer, GatedFunction, NodeTask};
+use migrate::scenario::{self, DynPort, ScenarioConfig};
+use migrate::{Orchestrator, Outcome, Phase, Schedule};
+use rings::pause::{Direction, EventKind, IdMode, State};
+use rings::spsc::{self, Producer};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tlp::build::{completion, memory_read, memory_write, CplFields, MemAccess};
+use tlp::{Bdf, Body, CplStatus, Kind, MsgRouting, Repr, Tlp};
+use traffic::{EndpointModel, HostModel, Integrity};
+use vdi::{CompletionSignal, Mode, Template, Vdi};
+
+// ---------------------------------------------------------------------------
+// A gate on its own: the endpoint of the default topology (PF 40:00.0 and
+// three VFs), hosts A and B on fabric buses ff and fe.
+
+const VF1: Bdf = Bdf(0x4001);
+const VF2: Bdf = Bdf(0x4002);
+const VF1_BAR: u64 = 0x8001_0000;
+const HOST_A: Bdf = Bdf(0xff00);
+const HOST_B: Bdf = Bdf(0xfe00);
+const DEST_BUS: u8 = 0xfe;
+/// Gate binding indices are function numbers.
+const B1: usize = 1;
+
+fn configs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
+}
+
+fn template() -> Template {
+    Template::load(&configs().join("templates/nic.toml")).expect("the nic template loads")
+}
+
+fn gate() -> (Gate, Producer<GateCommand>) {
+    let t = template();
+    let functions = (0..4u16)
+        .map(|f| {
+            let id = Bdf(0x4000 + f);
+            let bar = (0x8000_0000 + f as u64 * 0x1_0000, 0x1_0000);
+            (GatedFunction { function: id, bar }, Some(Vdi::new(&t, id)))
+        })
+        .collect();
+    let (tx, rx) = spsc::ring(64);
+    (Gate::new(1, functions, rx, Duration::from_millis(1)), tx)
+}
+
+fn command(gate: &mut Gate, tx: &mut Producer<GateCommand>, c: GateCommand, now: u64) {
+    tx.push(c).expect("room for a command");
+    gate.poll(now);
+}
+
+fn down() -> Arrival {
+    Arrival {
+        dir: Direction::Down,
+        ingress: 0,
+        credits: None,
+    }
+}
+
+fn up() -> Arrival {
+    Arrival {
+        dir: Direction::Up,
+        ingress: 1,
+        credits: None,
+    }
+}
+
+fn write(requester: Bdf, address: u64, fill: u8) -> Vec<u8> {
+    let mut b = vec![0u8; 64];
+    let n = memory_write(
+        &mut b,
+        requester,
+        0,
+        MemAccess::dwords(address, 4),
+        &[fill; 16],
+    )
+    .unwrap();
+    b.truncate(n);
+    b
+}
+
+fn read(requester: Bdf, tag: u16, address: u64) -> Vec<u8> {
+    let mut b = vec![0u8; 64];
+    let n = memory_read(&mut b, requester, tag, MemAccess::dwords(address, 4)).unwrap();
+    b.truncate(n);
+    b
+}
+
+fn read_completion(requester: Bdf, tag: u16) -> Vec<u8> {
+    let mut b = vec![0u8; 64];
+    let fields = CplFields {
+        completer: VF1,
+        requester,
+        tag,
+        status: CplStatus::Sc,
+        byte_count: 16,
+        lower_address: 0,
+    };
+    let n = completion(&mut b, fields, &[0u8; 16]).unwrap();
+    b.truncate(n);
+    b
+}
+
+fn config(kind: Kind, requester: Bdf, target: Bdf, register: u16, data: &[u8]) -> Vec<u8> {
+    let mut repr = Repr::new(kind, MsgRouting::Local, data);
+    repr.requester = requester;
+    if let Body::Config {
+        target: t,
+        register: r,
+        first_be,
+        ..
+    } = &mut repr.body
+    {
+        *t = target;
+        *r = register;
+        *first_be = 0xf;
+    }
+    let mut b = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut b).unwrap();
+    b
+}
+
+/// A configuration read of DW `register` through the gate; the DW read.
+fn cfg_read(gate: &mut Gate, requester: Bdf, register: u16) -> Option<u32> {
+    let tlp = config(Kind::CfgRd0, requester, VF1, register, &[]);
+    let mut reply = [0u8; 64];
+    let offer = match gate.serve_destination(B1, &tlp, &mut reply) {
+        Some(o) => o,
+        None => gate.offer(B1, down(), &tlp, &mut reply, 0),
+    };
+    let GateOffer::Served(n) = offer else {
+        return None;
+    };
+    let c = Tlp::new_checked(&reply[..n]).unwrap();
+    assert_eq!(
+        c.requester_id(),
+        requester,
+        "the completion returns to its requester"
+    );
+    Some(u32::from_le_bytes(c.payload()[..4].try_into().unwrap()))
+}
+
+fn cfg_write(gate: &mut Gate, requester: Bdf, register: u16, value: u32) -> GateOffer {
+    let tlp = config(Kind::CfgWr0, requester, VF1, register, &value.to_le_bytes());
+    let mut reply = [0u8; 64];
+    match gate.serve_destination(B1, &tlp, &mut reply) {
+        Some(o) => o,
+        None => gate.offer(B1, down(), &tlp, &mut reply, 0),
+    }
+}
+
+fn released(gate: &mut Gate) -> Vec<(Direction, Vec<u8>)> {
+    let mut out = Vec::new();
+    gate.drain_released(|dir, tlp| out.push((dir, tlp.to_vec())));
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The whole default fabric, deterministic.
+
+fn default_topology() -> Topology {
+    Topology::load(&configs().join("default.toml")).expect("the default topology")
+}
+
+/// The default topology with every binding in `mode`.
+fn topology_in(mode: IdMode) -> Topology {
+    let path = configs().join("default.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let name = match mode {
+        IdMode::Different => "different",
+        IdMode::Common => "common",
+    };
+    let text = text.replace(
+        "[[binding]]\n",
+        &format!("[[binding]]\nid_mode = \"{name}\"\n"),
+    );
+    let t = Topology::parse(&path, &text).expect("the default topology");
+    assert!(t.bindings.iter().all(|b| b.id_mode.name() == name));
+    t
+}
+
+fn scenario_config(rate: f64, duration_ms: u64, schedule: Schedule) -> ScenarioConfig {
+    ScenarioConfig {
+        rate,
+        duration: duration_ms * 1_000_000,
+        schedule,
+        config_dir: configs(),
+        ..ScenarioConfig::default()
+    }
+}
+
+fn fabric(t: &Topology, c: &ScenarioConfig) -> Deterministic {
+    let s = scenario::build(t, c).expect("the scenario builds");
+    assert!(s.notes.is_empty(), "{:?}", s.notes);
+    let mut d = Deterministic::new(1_000);
+    for task in s.models.into_iter().chain(s.nodes) {
+        d.add(task);
+    }
+    d
+}
+
+fn find<T: 'static>(d: &Deterministic) -> Vec<&T> {
+    d.tasks()
+        .iter()
+        .filter_map(|t| t.as_any()?.downcast_ref::<T>())
+        .collect()
+}
+
+fn orchestrator(d: &Deterministic) -> &Orchestrator {
+    find::<Orchestrator>(d)[0]
+}
+
+fn fabric_gate(d: &Deterministic) -> &Gate {
+    find::<NodeTask<DynPort>>(d)
+        .into_iter()
+        .find_map(|n| n.gate())
+        .expect("the endpoint's node has a gate")
+}
+
+fn hosts(d: &Deterministic) -> Vec<&HostModel<pmd::RingPort>> {
+    find::<HostModel<pmd::RingPort>>(d)
+}
+
+fn integrity(d: &Deterministic) -> Integrity {
+    let mut all = Integrity::default();
+    for h in hosts(d) {
+        all.add(h.integrity());
+    }
+    for e in find::<EndpointModel<pmd::RingPort>>(d) {
+        all.add(e.integrity());
+    }
+    all
+}
+
+/// Runs until the offered traffic is over and has drained.
+fn run_out(d: &mut Deterministic, c: &ScenarioConfig) {
+    let end = c.duration + 10_000_000;
+    d.run_until(u64::MAX, |d| d.now() >= end);
+}
+
+/// Runs until the migration in progress reaches `phase`.
+fn run_to_phase(d: &mut Deterministic, phase: Phase) {
+    d.run_until(u64::MAX, |d| {
+        orchestrator(d)
+            .in_progress()
+            .is_some_and(|(_, p)| p == Some(phase))
+            || d.now() > 1_000_000_000
+    });
+    assert!(d.now() < 1_000_000_000, "never reached {phase:?}");
+}
+
+fn one_migration() -> Schedule {
+    Schedule {
+        vm_migrations: 1,
+        start: 2_000_000,
+        ..Schedule::default()
+    }
+}
+
+fn assert_clean(i: &Integrity) {
+    assert!(i.clean(), "{i:?}");
+    assert_eq!(i.unexpected_completions, 0, "{i:?}");
+    assert!(i.delivered > 0);
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn claim_1_source_and_destination_vdis_operate_together_during_migration() {
+    let t = default_topology();
+    let c = scenario_config(1_000_000.0, 10, one_migration());
+    let mut d = fabric(&t, &c);
+    run_to_phase(&mut d, Phase::Move);
+    let g = fabric_gate(&d);
+    // Binding 0 is nic0.vf1: the source's VDI serves while paused, the
+    // destination's is up beside it.
+    assert_eq!(g.vdi(1).unwrap().mode(), Mode::Migrating);
+    assert_eq!(g.destination_vdi(1).unwrap().mode(), Mode::Shadow);
+    run_out(&mut d, &c);
+    let g = fabric_gate(&d);
+    assert!(
+        g.destination_vdi(1).is_none(),
+        "one instantiation once complete"
+    );
+    assert_eq!(orchestrator(&d).counts(), (1, 0));
+    assert_clean(&integrity(&d));
+}
+
+#[test]
+fn claim_2_destination_host_detects_the_source_instantiation() {
+    let (mut g, mut tx) = gate();
+    let source_ids = g.vdi(B1).unwrap().ids();
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Prepare {
+            binding: B1,
+            destination_bus: DEST_BUS,
+        },
+        0,
+    );
+    // The destination host enumerates: vendor and device ID are the source
+    // function's.
+    let id = cfg_read(&mut g, HOST_B, 0).expect("the destination's VDI answers");
+    assert_eq!((id as u16, (id >> 16) as u16), source_ids);
+    assert_eq!(g.stats().vdi_config_reads, 1);
+}
+
+#[test]
+fn claim_3_destination_host_accesses_the_source_instantiation_state() {
+    let (mut g, mut tx) = gate();
+    // The source host changes its function while it is paused (served by
+    // the source's VDI) …
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+        },
+        0,
+    );
+    assert!(matches!(
+        cfg_write(&mut g, HOST_A, 0x3c, 0x0000_000b),
+        GateOffer::Served(_)
+    ));
+    // … and the destination, made from the source's snapshot, reads it.
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Prepare {
+            binding: B1,
+            destination_bus: DEST_BUS,
+        },
+        1,
+    );
+    let line = cfg_read(&mut g, HOST_B, 0x3c).unwrap();
+    assert_eq!(line & 0xff, 0x0b, "the interrupt line the source wrote");
+}
+
+#[test]
+fn claim_4_destination_exchanges_tlps_while_the_source_operates() {
+    let (mut g, mut tx) = gate();
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Prepare {
+            binding: B1,
+            destination_bus: DEST_BUS,
+        },
+        0,
+    );
+    let mut reply = [0u8; 64];
+    // The source host's traffic goes on to the device …
+    let w = write(HOST_A, VF1_BAR + 0x100, 1);
+    assert_eq!(g.offer(B1, down(), &w, &mut reply, 0), GateOffer::Pass);
+    let r = config(Kind::CfgRd0, HOST_A, VF1, 0, &[]);
+    assert_eq!(g.offer(B1, down(), &r, &mut reply, 0), GateOffer::Pass);
+    // … while the destination host's is answered by its VDI.
+    assert!(cfg_read(&mut g, HOST_B, 0).is_some());
+    assert_eq!(g.state(B1), Some(State::Open));
+}
+
+#[test]
+fn claim_5_register_reads_and_writes_reach_the_vdi() {
+    let (mut g, mut tx) = gate();
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Prepare {
+            binding: B1,
+            destination_bus: DEST_BUS,
+        },
+        0,
+    );
+    let before = cfg_read(&mut g, HOST_B, 0x3c).unwrap();
+    cfg_write(&mut g, HOST_B, 0x3c, (before & !0xff) | 0x5a);
+    assert_eq!(cfg_read(&mut g, HOST_B, 0x3c).unwrap() & 0xff, 0x5a);
+    // The source's instantiation is its own.
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+        },
+        1,
+    );
+    assert_eq!(
+        cfg_read(&mut g, HOST_A, 0x3c).unwrap() & 0xff,
+        before & 0xff
+    );
+    assert_eq!(g.stats().vdi_config_writes, 1);
+}
+
+#[test]
+fn claim_6_interrupts_are_raised_by_the_vdi() {
+    let (mut g, mut tx) = gate();
+    let vdi = g.vdi_mut(B1).unwrap();
+    let info = vdi.config().msix().expect("the function has MSI-X");
+    // Its host programs vector 0 and enables MSI-X.
+    vdi.msix_mut()
+        .unwrap()
+        .set_entry(0, [0xfee0_0000, 0, 0x0000_0041, 0]);
+    // MSI-X Enable: bit 15 of Message Control, the upper half of the
+    // capability's first DW.
+    let mut dw = vdi.config().read(info.offset);
+    dw[3] |= 0x80;
+    vdi.config_mut().write(info.offset, 0b1000, dw);
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Complete {
+            binding: B1,
+            signal: CompletionSignal::Msix(0),
+        },
+        0,
+    );
+    let out = released(&mut g);
+    assert_eq!(out.len(), 1, "one interrupt");
+    let (dir, tlp) = &out[0];
+    let t = Tlp::new_checked(&tlp[..]).unwrap();
+    assert_eq!(
+        (*dir, t.kind(), t.address()),
+        (Direction::Up, Some(Kind::MWr), 0xfee0_0000)
+    );
+    assert_eq!(t.payload(), 0x41u32.to_le_bytes());
+    assert_eq!(t.requester_id(), VF1, "from the function");
+}
+
+#[test]
+fn claim_7_upstream_messages_leave_the_vdi() {
+    let (mut g, mut tx) = gate();
+    let signal = CompletionSignal::VendorMessage {
+        vendor_id: 0x8086,
+        word: 7,
+    };
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Complete {
+            binding: B1,
+            signal,
+        },
+        0,
+    );
+    let out = released(&mut g);
+    assert_eq!(out.len(), 1);
+    let view = Tlp::new_checked(&out[0].1[..]).unwrap();
+    let repr = Repr::parse(&view).unwrap();
+    assert_eq!(repr.kind(), Kind::Msg);
+    assert_eq!(repr.requester, VF1);
+    let Body::Message { code, fields, .. } = repr.body else {
+        panic!("{repr:?}");
+    };
+    assert_eq!(code.byte(), 0x7f, "Vendor-Defined Type 1");
+    assert_eq!(&fields[2..4], &0x8086u16.to_be_bytes());
+    assert_eq!(&fields[4..8], &7u32.to_be_bytes());
+}
+
+#[test]
+fn claim_8_completion_is_indicated_to_the_destination_host() {
+    let t = default_topology();
+    let c = scenario_config(200_000.0, 10, one_migration());
+    let mut d = fabric(&t, &c);
+    run_out(&mut d, &c);
+    let h = hosts(&d);
+    // Binding 0 moved from host-a to host-b: only host-b is told.
+    assert_eq!((h[0].messages(), h[1].messages()), (0, 1));
+    assert_eq!(h[0].vms().len(), 0);
+    assert_eq!(h[1].vms().len(), 2, "host-b runs both VMs now");
+    assert_eq!(orchestrator(&d).plane().topology().bindings[0].host, 1);
+    assert_clean(&integrity(&d));
+}
+
+#[test]
+fn claim_9_the_vdi_elects_pass_through_after_completion() {
+    let (mut g, mut tx) = gate();
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+        },
+        0,
+    );
+    assert_eq!(g.vdi(B1).unwrap().mode(), Mode::Migrating);
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Release {
+            binding: B1,
+            requester: None,
+        },
+        1,
+    );
+    let signal = CompletionSignal::VendorMessage {
+        vendor_id: 1,
+        word: 1,
+    };
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Complete {
+            binding: B1,
+            signal,
+        },
+        2,
+    );
+    assert_eq!(g.vdi(B1).unwrap().mode(), Mode::PassThrough);
+    // Configuration requests go to the physical function again.
+    let mut reply = [0u8; 64];
+    let r = config(Kind::CfgRd0, HOST_A, VF1, 0, &[]);
+    assert_eq!(g.offer(B1, down(), &r, &mut reply, 3), GateOffer::Pass);
+}
+
+#[test]
+fn claim_10_traffic_is_blocked_both_ways_during_migration() {
+    let (mut g, mut tx) = gate();
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+        },
+        0,
+    );
+    let mut reply = [0u8; 64];
+    let host_write = write(HOST_A, VF1_BAR, 1);
+    let dma = write(VF1, 0x1_0000_0000, 2);
+    assert_eq!(
+        g.offer(B1, down(), &host_write, &mut reply, 1),
+        GateOffer::Held
+    );
+    assert_eq!(g.offer(B1, up(), &dma, &mut reply, 1), GateOffer::Held);
+    assert_eq!(g.held(B1), (1, 1));
+}
+
+#[test]
+fn claim_11_hosts_and_functions_see_only_flow_control() {
+    let t = default_topology();
+    let schedule = Schedule {
+        vm_migrations: 20,
+        start: 1_000_000,
+        interval: 1_000_000,
+        ..Schedule::default()
+    };
+    let c = scenario_config(1_000_000.0, 25, schedule);
+    let mut d = fabric(&t, &c);
+    run_out(&mut d, &c);
+    assert_eq!(orchestrator(&d).counts(), (20, 0));
+    let g = fabric_gate(&d);
+    assert!(g.stats().held > 0, "traffic was held");
+    // Nobody saw an error, a stray TLP or a late completion: only the
+    // migration's own indication reached a host.
+    let i = integrity(&d);
+    assert_clean(&i);
+    let h = hosts(&d);
+    assert_eq!(h.iter().map(|h| h.interrupts()).sum::<u64>(), 0);
+    assert_eq!(h.iter().map(|h| h.messages()).sum::<u64>(), 20);
+    // Held TLPs kept their credits: the senders were held back by flow
+    // control, and nothing overflowed a pause point.
+    assert_eq!(g.stats().overflow, 0);
+}
+
+#[test]
+fn claim_12_held_traffic_is_released_in_order() {
+    let (mut g, mut tx) = gate();
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+        },
+        0,
+    );
+    let mut reply = [0u8; 64];
+    for k in 0..5u8 {
+        let w = write(HOST_A, VF1_BAR + 16 * k as u64, k);
+        assert_eq!(g.offer(B1, down(), &w, &mut reply, 1), GateOffer::Held);
+    }
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Release {
+            binding: B1,
+            requester: None,
+        },
+        2,
+    );
+    let out = released(&mut g);
+    let order: Vec<u8> = out
+        .iter()
+        .map(|(_, t)| Tlp::new_checked(&t[..]).unwrap().payload()[0])
+        .collect();
+    assert_eq!(order, [0, 1, 2, 3, 4]);
+    assert_eq!(
+        g.state(B1),
+        Some(State::Open),
+        "unblocked: traffic flows on"
+    );
+    assert_eq!(g.blackouts().per_migration.len(), 1);
+    assert_eq!(g.blackouts().per_tlp.len(), 5);
+}
+
+#[test]
+fn claim_13_completions_drain_before_close() {
+    let (mut g, mut tx) = gate();
+    let mut reply = [0u8; 64];
+    // A read in flight when the pause begins.
+    let r = read(HOST_A, 3, VF1_BAR);
+    assert_eq!(g.offer(B1, down(), &r, &mut reply, 0), GateOffer::Pass);
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Different,
+        },
+        1,
+    );
+    assert_eq!(g.state(B1), Some(State::Draining));
+    // While draining, posted writes flow, new reads wait …
+    let w = write(HOST_A, VF1_BAR, 1);
+    assert_eq!(g.offer(B1, down(), &w, &mut reply, 2), GateOffer::Pass);
+    let r2 = read(HOST_A, 4, VF1_BAR);
+    assert_eq!(g.offer(B1, down(), &r2, &mut reply, 2), GateOffer::Held);
+    // … and the completion in flight passes; then the point closes.
+    let cpl = read_completion(HOST_A, 3);
+    assert_eq!(g.offer(B1, up(), &cpl, &mut reply, 3), GateOffer::Pass);
+    assert_eq!(g.state(B1), Some(State::Closed));
+    let events = g.events(B1);
+    assert!(
+        matches!(events[0].kind, EventKind::Draining { outstanding: 1 }),
+        "{events:?}"
+    );
+    assert!(
+        matches!(
+            events[1].kind,
+            EventKind::Closed {
+                outstanding: 0,
+                budget_expired: false
+            }
+        ),
+        "{events:?}"
+    );
+    // Released after the move under the destination's requester ID, so its
+    // completion finds the VM where it went.
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Release {
+            binding: B1,
+            requester: Some((HOST_A, HOST_B)),
+        },
+        4,
+    );
+    let out = released(&mut g);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        Tlp::new_checked(&out[0].1[..]).unwrap().requester_id(),
+        HOST_B
+    );
+}
+
+#[test]
+fn claim_14_a_common_id_closes_at_once() {
+    let (mut g, mut tx) = gate();
+    let mut reply = [0u8; 64];
+    let r = read(HOST_A, 3, VF1_BAR);
+    assert_eq!(g.offer(B1, down(), &r, &mut reply, 0), GateOffer::Pass);
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+        },
+        1,
+    );
+    assert_eq!(
+        g.state(B1),
+        Some(State::Closed),
+        "no drain with a common ID"
+    );
+    // The completion in flight is held and follows the binding afterwards.
+    let cpl = read_completion(HOST_A, 3);
+    assert_eq!(g.offer(B1, up(), &cpl, &mut reply, 2), GateOffer::Held);
+}
+
+#[test]
+fn claim_15_pause_points_block_every_traffic_type_from_the_device() {
+    let (mut g, mut tx) = gate();
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+        },
+        0,
+    );
+    let mut reply = [0u8; 64];
+    let posted = write(HOST_A, VF1_BAR, 1);
+    let non_posted = read(HOST_A, 1, VF1_BAR);
+    // A completion toward the function (its own read of host memory).
+    let mut to_function = read_completion(HOST_A, 9);
+    Tlp::new_checked(&mut to_function[..])
+        .unwrap()
+        .set_requester_id(VF1);
+    for tlp in [&posted, &non_posted, &to_function] {
+        assert_eq!(g.offer(B1, down(), tlp, &mut reply, 1), GateOffer::Held);
+    }
+    assert_eq!(g.held(B1), (3, 0));
+}
+
+#[test]
+fn claim_16_the_fabric_is_a_pcie_switch_fabric() {
+    // Frames carry TLPs the switch checks as a PCIe switch does: a TLP
+    // whose length field disagrees with its size is refused as malformed,
+    // a well-formed one is routed.
+    let t = default_topology();
+    let tables = fabric::NodeTables::build(&t, 0);
+    let mut state = fabric::NodeState::new(4);
+    let mut reply = [0u8; 64];
+    let mut good = write(Bdf(0), 0xfe00_0000, 1);
+    let action = tables.forward(1, &mut good, &mut reply, &mut state, 0);
+    assert!(matches!(action, fabric::Action::Forward(0)), "{action:?}");
+    let mut bad = write(Bdf(0), 0xfe00_0000, 1);
+    bad.truncate(bad.len() - 4);
+    let action = tables.forward(1, &mut bad, &mut reply, &mut state, 0);
+    assert!(
+        matches!(action, fabric::Action::Drop(fabric::Refusal::Malformed)),
+        "{action:?}"
+    );
+}
+
+#[test]
+fn claim_17_hosts_are_servers_with_their_own_domains() {
+    // Both hosts use the same requester ID and the same BAR address for
+    // their own function; the fabric keeps their traffic apart.
+    let t = default_topology();
+    assert_eq!(t.hosts[0].requesters, t.hosts[1].requesters);
+    assert_eq!(t.bindings[0].bar, t.bindings[1].bar);
+    let c = scenario_config(200_000.0, 5, Schedule::default());
+    let mut d = fabric(&t, &c);
+    run_out(&mut d, &c);
+    let i = integrity(&d);
+    assert_clean(&i);
+    assert!(hosts(&d).iter().all(|h| h.writes() > 0));
+}
+
+#[test]
+fn claim_18_the_vdi_serves_supported_operations_during_the_move() {
+    let (mut g, mut tx) = gate();
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+        },
+        0,
+    );
+    // Configuration reads complete at once at the source …
+    assert!(cfg_read(&mut g, HOST_A, 0).is_some());
+    // … memory traffic waits for the device.
+    let mut reply = [0u8; 64];
+    let w = write(HOST_A, VF1_BAR, 1);
+    assert_eq!(g.offer(B1, down(), &w, &mut reply, 1), GateOffer::Held);
+    assert_eq!(g.held(B1), (1, 0));
+}
+
+#[test]
+fn claim_19_other_domains_keep_using_the_device_while_one_is_paused() {
+    let (mut g, mut tx) = gate();
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+        },
+        0,
+    );
+    let mut reply = [0u8; 64];
+    // Host B's function on the same device flows unheld.
+    let w = write(HOST_B, 0x8002_0000, 1);
+    let b2 = g.match_down(&w).unwrap();
+    assert_eq!(b2, 2);
+    assert_eq!(g.offer(b2, down(), &w, &mut reply, 1), GateOffer::Pass);
+    let dma = write(VF2, 0x1_0000_0000, 1);
+    assert_eq!(g.match_up(&dma), Some(2));
+    assert_eq!(g.offer(2, up(), &dma, &mut reply, 1), GateOffer::Pass);
+}
+
+#[test]
+fn claim_20_the_device_is_unaware_of_the_blocking() {
+    let t = default_topology();
+    let schedule = Schedule {
+        vm_migrations: 10,
+        start: 1_000_000,
+        interval: 1_000_000,
+        ..Schedule::default()
+    };
+    let c = scenario_config(1_000_000.0, 12, schedule);
+    let mut d = fabric(&t, &c);
+    run_out(&mut d, &c);
+    assert_eq!(orchestrator(&d).counts(), (10, 0));
+    // The device received every host write once, in order, and every read
+    // it answered was completed where its VM was.
+    let e = find::<EndpointModel<pmd::RingPort>>(&d);
+    assert_clean(e[0].integrity());
+    assert_clean(&integrity(&d));
+}
+
+// ---------------------------------------------------------------------------
+// Aborts, ID modes and faulty links.
+
+fn abort_by_phase(k: u64) -> Option<Phase> {
+    [
+        Some(Phase::Prepare),
+        Some(Phase::Quiesce),
+        Some(Phase::Move),
+        None,
+    ][(k % 4) as usize]
+}
+
+#[test]
+fn aborts_in_every_phase_leave_the_source_working_in_both_id_modes() {
+    for mode in [IdMode::Different, IdMode::Common] {
+        let t = topology_in(mode);
+        let schedule = Schedule {
+            vm_migrations: 24,
+            start: 1_000_000,
+            interval: 500_000,
+            abort: Some(abort_by_phase),
+            ..Schedule::default()
+        };
+        let c = scenario_config(1_000_000.0, 14, schedule);
+        let mut d = fabric(&t, &c);
+        run_out(&mut d, &c);
+        let o = orchestrator(&d);
+        assert!(o.in_progress().is_none(), "{mode:?}: {:?}", o.in_progress());
+        assert_eq!(o.counts(), (6, 18), "{mode:?}");
+        for (k, r) in o.records().iter().enumerate() {
+            match (abort_by_phase(k as u64), &r.outcome) {
+                (Some(p), Some(Outcome::Aborted { phase, .. })) => assert_eq!(*phase, p),
+                (None, Some(Outcome::Completed)) => {}
+                other => panic!("{mode:?} migration {k}: {other:?}"),
+            }
+        }
+        let g = fabric_gate(&d);
+        assert_eq!(g.stats().aborted, 12, "aborts after the pause began");
+        assert_eq!(g.state(1), Some(State::Open));
+        assert_eq!(g.state(2), Some(State::Open));
+        assert_clean(&integrity(&d));
+    }
+}
+
+#[test]
+fn the_budget_rolls_back_a_migration_that_would_black_out_too_long() {
+    let t = default_topology();
+    let schedule = Schedule {
+        vm_migrations: 4,
+        start: 1_000_000,
+        budget: 0,
+        ..Schedule::default()
+    };
+    let c = scenario_config(1_000_000.0, 8, schedule);
+    let mut d = fabric(&t, &c);
+    run_out(&mut d, &c);
+    let o = orchestrator(&d);
+    assert_eq!(o.counts(), (0, 4));
+    assert!(o.records().iter().all(|r| matches!(
+        r.outcome,
+        Some(Outcome::Aborted {
+            phase: Phase::Move,
+            reason: migrate::AbortReason::Budget { .. }
+        })
+    )));
+    // Every VM is still where it started.
+    assert_eq!(o.plane().topology().bindings[0].host, 0);
+    assert_eq!(o.plane().topology().bindings[1].host, 1);
+    assert_clean(&integrity(&d));
+}
+
+#[test]
+fn migrations_over_faulty_links_lose_nothing() {
+    let t = default_topology();
+    let schedule = Schedule {
+        vm_migrations: 20,
+        start: 1_000_000,
+        interval: 500_000,
+        ..Schedule::default()
+    };
+    let mut c = scenario_config(500_000.0, 12, schedule);
+    c.link_faults = Some(FaultConfig {
+        drop: 0.01,
+        duplicate: 0.01,
+        reorder: 0.01,
+        corrupt: 0.01,
+        delay: 0.01,
+        delay_ticks: 3,
+        seed: 7,
+    });
+    let mut d = fabric(&t, &c);
+    run_out(&mut d, &c);
+    let o = orchestrator(&d);
+    let (completed, aborted) = o.counts();
+    assert_eq!(completed + aborted, 20);
+    assert!(completed >= 10, "{completed} completed");
+    assert_clean(&integrity(&d));
+}
+
+#[test]
+fn the_gate_publishes_what_the_orchestrator_waits_for() {
+    let (mut g, mut tx) = gate();
+    let status = g.status();
+    let mut reply = [0u8; 64];
+    let w = write(HOST_A, VF1_BAR, 1);
+    g.offer(B1, down(), &w, &mut reply, 0);
+    let dma = write(VF1, 0x1_0000_0000, 1);
+    g.offer(B1, up(), &dma, &mut reply, 0);
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+        },
+        1,
+    );
+    let s = status.binding(B1).unwrap();
+    use std::sync::atomic::Ordering::Acquire;
+    assert_eq!(s.state.load(Acquire), STATE_CLOSED);
+    assert_eq!(s.down_requests.load(Acquire), 1);
+    assert_eq!(s.up_passed.load(Acquire), 1);
+}
