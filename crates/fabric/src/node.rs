@@ -252,6 +252,11 @@ impl RefusalLog {
         self.entries.push(entry);
     }
 
+    /// The entries logged so far, oldest first.
+    pub fn entries(&self) -> &[Refused] {
+        &self.entries
+    }
+
     /// Takes the entries logged so far.
     pub fn drain(&mut self) -> std::vec::Drain<'_, Refused> {
         self.entries.drain(..)

@@ -54,11 +54,31 @@ pub enum GateCommand {
         binding: usize,
         /// Requester ID rewrite for held requests toward the function.
         requester: Option<(Bdf, Bdf)>,
+        /// An endpoint migration: the function's state moved to this one;
+        /// what is held is re-pointed at it (addresses into its BAR, its
+        /// ID) and released at once, ahead of anything held for it, and
+        /// the binding's counts move to it.
+        retarget: Option<usize>,
     },
     /// Abandon the pause: release everything to where it was going.
     Abort {
         /// Index of the binding.
         binding: usize,
+    },
+    /// Close binding `binding`'s point at once, as a stand-by: an endpoint
+    /// migration's destination function, whose new traffic must wait
+    /// behind what the source held. Its reopening is not a migration.
+    Standby {
+        /// Index of the function.
+        binding: usize,
+    },
+    /// An endpoint migration prepares: function `to`'s VDI is restored
+    /// from a snapshot of function `binding`'s.
+    PrepareFunction {
+        /// Index of the source binding.
+        binding: usize,
+        /// Index of the destination function.
+        to: usize,
     },
     /// A second VDI of the function for the destination domain, restored
     /// from a snapshot of the source's (claims 1–3); both operate until the
@@ -105,8 +125,13 @@ pub struct BindingStatus {
     pub state: AtomicU8,
     /// Requests toward the function seen at the gate (passed, held or served).
     pub down_requests: AtomicU64,
-    /// TLPs from the function that passed the gate toward a host unheld.
+    /// TLPs from the function that passed the gate toward a host (unheld,
+    /// or released).
     pub up_passed: AtomicU64,
+    /// TLPs that passed the gate toward the function (unheld, or released).
+    pub down_passed: AtomicU64,
+    /// TLPs from the function that reached the gate.
+    pub up_offered: AtomicU64,
     /// TLPs held now.
     pub held: AtomicU64,
     /// Pauses that ended (released or aborted).
@@ -193,6 +218,12 @@ struct Gated {
     /// When its point closed (or began draining), while paused.
     paused_since: Option<Instant>,
     aborting: bool,
+    /// Paused only to keep a function's new traffic behind what another
+    /// function held for it: its reopening is not a migration of its own.
+    standby: bool,
+    /// Its state moved to this function: what still arrives for it (routed
+    /// before the switch-over) goes there.
+    redirect: Option<usize>,
 }
 
 /// Where an offered TLP came from.
@@ -319,6 +350,8 @@ impl Gate {
                     destination: None,
                     paused_since: None,
                     aborting: false,
+                    standby: false,
+                    redirect: None,
                 })
                 .collect(),
             commands,
@@ -421,6 +454,23 @@ impl Gate {
             .position(|b| b.function.function == source)
     }
 
+    /// For a TLP toward binding `b`'s function: if that function's state
+    /// has moved to another, the TLP is re-pointed there (it was routed
+    /// before the switch-over) and that binding is returned.
+    pub fn redirect_down(&self, b: usize, tlp: &mut [u8]) -> usize {
+        let Some(g) = self.bindings.get(b) else {
+            return b;
+        };
+        let Some(to) = g
+            .redirect
+            .and_then(|t| self.bindings.get(t).map(|d| (t, d.function)))
+        else {
+            return b;
+        };
+        retarget_tlp(tlp, Direction::Down, g.function, to.1);
+        to.0
+    }
+
     /// The binding a TLP toward the function belongs to.
     #[inline]
     pub fn match_down(&self, tlp: &[u8]) -> Option<usize> {
@@ -468,8 +518,14 @@ impl Gate {
             return GateOffer::Pass;
         };
         let status = &self.status.bindings[b];
-        if dir == Direction::Down && info.flow != FlowClass::Completion {
-            status.down_requests.fetch_add(1, Ordering::Relaxed);
+        match dir {
+            Direction::Down if info.flow != FlowClass::Completion => {
+                status.down_requests.fetch_add(1, Ordering::Relaxed);
+            }
+            Direction::Up => {
+                status.up_offered.fetch_add(1, Ordering::Relaxed);
+            }
+            Direction::Down => {}
         }
         if g.point.state() == State::Open {
             // Open: nothing is held, but requests are tracked for a drain.
@@ -480,9 +536,7 @@ impl Gate {
                 ingress,
             };
             let _ = g.point.offer(dir, probe, at);
-            if dir == Direction::Up {
-                status.up_passed.fetch_add(1, Ordering::Relaxed);
-            }
+            passed(status, dir);
             return GateOffer::Pass;
         }
         if dir == Direction::Down {
@@ -505,9 +559,7 @@ impl Gate {
         match g.point.offer(dir, item, at) {
             Offer::Forward(item) => {
                 self.spare.push(item.bytes);
-                if dir == Direction::Up {
-                    status.up_passed.fetch_add(1, Ordering::Relaxed);
-                }
+                passed(status, dir);
                 GateOffer::Pass
             }
             Offer::Held => {
@@ -547,32 +599,19 @@ impl Gate {
             if let Some(closed) = g.point.closed_at() {
                 g.paused_since = Some(closed);
             }
-            for dir in [Direction::Down, Direction::Up] {
-                let blackouts = &mut self.blackouts;
-                let released = &mut self.released;
-                let n = g.point.drain(
-                    dir,
-                    at,
-                    usize::MAX,
-                    |_| true,
-                    |r| {
-                        let item = r.item;
-                        let _ = blackouts
-                            .per_tlp
-                            .record(r.held_for.as_nanos().max(1) as u64);
-                        if r.dir == Direction::Up {
-                            // Passes now: it counts toward what the host receives.
-                            status.up_passed.fetch_add(1, Ordering::Relaxed);
-                        }
-                        released.push((r.dir, item));
-                    },
-                );
-                self.stats.released += n as u64;
-                status.held.fetch_sub(n as u64, Ordering::Relaxed);
-            }
+            release_held(
+                g,
+                status,
+                at,
+                &mut self.blackouts,
+                &mut self.released,
+                &mut self.stats,
+            );
             if g.point.state() == State::Open {
                 if let Some(since) = g.paused_since.take() {
-                    if g.aborting {
+                    if g.standby {
+                        // Reopened behind another function's release.
+                    } else if g.aborting {
                         self.stats.aborted += 1;
                     } else {
                         let ns = at.saturating_duration_since(since).as_nanos().max(1) as u64;
@@ -580,6 +619,7 @@ impl Gate {
                         self.stats.migrations += 1;
                     }
                     g.aborting = false;
+                    g.standby = false;
                     status.reopened.fetch_add(1, Ordering::Relaxed);
                 }
             } else {
@@ -608,8 +648,31 @@ impl Gate {
             | GateCommand::Release { binding, .. }
             | GateCommand::Abort { binding }
             | GateCommand::Prepare { binding, .. }
+            | GateCommand::PrepareFunction { binding, .. }
+            | GateCommand::Standby { binding }
             | GateCommand::Complete { binding, .. } => *binding,
         };
+        let dest = match &command {
+            GateCommand::Release {
+                retarget: Some(t), ..
+            } => self.bindings.get(*t).map(|d| (*t, d.function)),
+            _ => None,
+        };
+        if let GateCommand::PrepareFunction { to, .. } = command {
+            if let Some(d) = self.bindings.get_mut(to) {
+                d.redirect = None;
+            }
+            let snapshot = self
+                .bindings
+                .get(b)
+                .and_then(|g| g.vdi.as_ref().map(Vdi::snapshot));
+            let dest = self.bindings.get_mut(to).and_then(|d| d.vdi.as_mut());
+            if let (Some(snapshot), Some(dest)) = (snapshot, dest) {
+                if dest.restore(&snapshot).is_ok() {
+                    dest.set_mode(Mode::Shadow);
+                }
+            }
+        }
         let Some(g) = self.bindings.get_mut(b) else {
             return;
         };
@@ -633,6 +696,16 @@ impl Gate {
                     });
                 }
                 let _ = g.point.release(at);
+                if let Some(to) = dest {
+                    return self.retarget(b, to, at);
+                }
+            }
+            GateCommand::PrepareFunction { .. } => {}
+            GateCommand::Standby { .. } => {
+                if g.point.pause(IdMode::Common, at).is_ok() {
+                    g.paused_since = Some(at);
+                    g.standby = true;
+                }
             }
             GateCommand::Abort { .. } => {
                 if g.point.state() != State::Open {
@@ -674,12 +747,103 @@ impl Gate {
         self.any_paused = true;
     }
 
+    /// Releases binding `b`'s held TLPs re-pointed at function `to`, ahead of
+    /// everything else, and moves the binding's counts there.
+    fn retarget(&mut self, b: usize, (t, to): (usize, GatedFunction), at: Instant) {
+        let Some(g) = self.bindings.get_mut(b) else {
+            return;
+        };
+        let from = g.function;
+        for dir in [Direction::Down, Direction::Up] {
+            g.point.rewrite_held(dir, |held| {
+                retarget_tlp(&mut held.bytes, dir, from, to);
+            });
+        }
+        let status = &self.status.bindings[b];
+        let first = self.released.len();
+        release_held(
+            g,
+            status,
+            at,
+            &mut self.blackouts,
+            &mut self.released,
+            &mut self.stats,
+        );
+        // Requests in flight are the destination function's to track now,
+        // those just released among them.
+        g.point.forget_outstanding();
+        if let Some(vdi) = &mut g.vdi {
+            vdi.set_mode(Mode::PassThrough);
+        }
+        let state = state_code(g.point.state());
+        g.redirect = Some(t);
+        if let Some(d) = self.bindings.get_mut(t) {
+            for (dir, held) in &self.released[first..] {
+                if *dir == Direction::Down {
+                    d.point.track(&held.info);
+                }
+            }
+        }
+        let status = &self.status.bindings[b];
+        let dest = &self.status.bindings[t];
+        for (src, dst) in [
+            (&status.down_requests, &dest.down_requests),
+            (&status.up_passed, &dest.up_passed),
+            (&status.down_passed, &dest.down_passed),
+            (&status.up_offered, &dest.up_offered),
+        ] {
+            // What the destination counted since the switch-over adds on.
+            dst.fetch_add(src.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        }
+        status.commands.fetch_add(1, Ordering::Release);
+        status.state.store(state, Ordering::Release);
+        self.any_paused = true;
+    }
+
     /// Takes a buffer back after its TLP was sent on.
     pub(crate) fn recycle(&mut self, mut bytes: Vec<u8>) {
         if self.spare.len() < SPARE {
             bytes.clear();
             self.spare.push(bytes);
         }
+    }
+}
+
+/// Counts a TLP that passed the gate.
+fn passed(status: &BindingStatus, dir: Direction) {
+    let counter = match dir {
+        Direction::Up => &status.up_passed,
+        Direction::Down => &status.down_passed,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Moves what a releasing point lets go into `released`, in order,
+/// recording each TLP's blackout.
+fn release_held(
+    g: &mut Gated,
+    status: &BindingStatus,
+    at: Instant,
+    blackouts: &mut Blackouts,
+    released: &mut Vec<(Direction, HeldTlp)>,
+    stats: &mut GateStats,
+) {
+    for dir in [Direction::Down, Direction::Up] {
+        let n = g.point.drain(
+            dir,
+            at,
+            usize::MAX,
+            |_| true,
+            |r| {
+                let _ = blackouts
+                    .per_tlp
+                    .record(r.held_for.as_nanos().max(1) as u64);
+                passed(status, r.dir);
+                released.push((r.dir, r.item));
+            },
+        );
+        stats.released += n as u64;
+        status.held.fetch_sub(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -719,6 +883,36 @@ fn serve_config(
             })
         }
         Verdict::Hold | Verdict::PassThrough => None,
+    }
+}
+
+/// A held TLP of function `from` re-pointed at function `to`: toward the
+/// function, its address into `to`'s BAR (or its target or requester ID);
+/// from it, its requester or completer ID.
+fn retarget_tlp(bytes: &mut [u8], dir: Direction, from: GatedFunction, to: GatedFunction) {
+    let Ok(mut t) = Tlp::new_checked(&mut bytes[..]) else {
+        return;
+    };
+    let Some(kind) = t.kind() else {
+        return;
+    };
+    match dir {
+        Direction::Down if kind.is_memory() || kind.is_io() || kind.is_atomic() => {
+            let offset = t.address().wrapping_sub(from.bar.0);
+            t.set_address(to.bar.0.wrapping_add(offset));
+        }
+        Direction::Down if kind.is_completion() => t.set_requester_id(to.function),
+        Direction::Down if kind.is_config() => t.set_target_id(to.function),
+        Direction::Down => {}
+        Direction::Up if kind.is_completion() => t.set_completer_id(to.function),
+        Direction::Up => {
+            if t.requester_id() == from.function {
+                t.set_requester_id(to.function);
+            }
+        }
+    }
+    if t.td() {
+        t.fill_ecrc();
     }
 }
 

@@ -629,6 +629,7 @@ impl<P: Port> NodeTask<P> {
         if let Routed::Forward(egress) = action {
             if egress == gate.port() {
                 if let Some(b) = gate.match_down(tlp) {
+                    let b = gate.redirect_down(b, tlp);
                     let owner = self.holding;
                     let offer = match gate.serve_destination(b, tlp, &mut self.reply) {
                         Some(served) => served,

@@ -21,7 +21,7 @@ mod plane;
 pub mod scenario;
 
 pub use orchestrator::{Orchestrator, Schedule};
-pub use plane::{vm_stream, FabricPlane, GateHandle, HostHandle, PlaneError};
+pub use plane::{vm_stream, DeviceHandle, FabricPlane, GateHandle, HostHandle, PlaneError};
 
 pub use rings::pause::IdMode;
 
@@ -71,14 +71,27 @@ impl Phase {
     }
 }
 
+/// The two kinds of migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MigrationKind {
+    /// A VM's binding moves to another host's domain; the function stays.
+    Vm,
+    /// The function's state moves to another function of the device; the
+    /// host binding stays.
+    Endpoint,
+}
+
 /// What to migrate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
+    /// Which kind of migration.
+    pub kind: MigrationKind,
     /// The binding (index in the topology).
     pub binding: usize,
-    /// The host it leaves.
+    /// The host it leaves (VM migration), or the function (endpoint
+    /// migration: 0 for the PF, N for VF N).
     pub from: usize,
-    /// The host it goes to.
+    /// The host it goes to, or the function.
     pub to: usize,
     /// How origin and destination identify requests.
     pub id_mode: IdMode,
@@ -420,6 +433,7 @@ mod tests {
     }
 
     const PLAN: Plan = Plan {
+        kind: MigrationKind::Vm,
         binding: 0,
         from: 0,
         to: 1,

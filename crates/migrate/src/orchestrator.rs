@@ -1,7 +1,7 @@
 //! Runs a schedule of migrations, one at a time, as a task beside the
 //! traffic models.
 
-use crate::{FabricPlane, Migration, Outcome, Phase, Plan, Record};
+use crate::{FabricPlane, Migration, MigrationKind, Outcome, Phase, Plan, Record};
 use lcore::Task;
 use rings::pause::IdMode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,9 @@ use std::sync::Arc;
 pub struct Schedule {
     /// VM migrations to perform, back and forth between hosts.
     pub vm_migrations: u64,
+    /// Endpoint migrations to perform, each binding's function to a free
+    /// function of its device; they alternate with VM migrations.
+    pub endpoint_migrations: u64,
     /// The first starts at this time (nanoseconds).
     pub start: u64,
     /// Then one every this many nanoseconds (or as soon as the previous
@@ -29,6 +32,7 @@ impl Default for Schedule {
     fn default() -> Self {
         Schedule {
             vm_migrations: 0,
+            endpoint_migrations: 0,
             start: 0,
             interval: 1_000_000,
             budget: 50_000_000,
@@ -45,6 +49,9 @@ pub struct Orchestrator {
     schedule: Schedule,
     current: Option<Migration>,
     started: u64,
+    /// Started of each kind: VM, endpoint.
+    started_by_kind: [u64; 2],
+    skipped: u64,
     records: Vec<Record>,
     progress: Arc<AtomicU64>,
 }
@@ -57,6 +64,8 @@ impl Orchestrator {
             schedule,
             current: None,
             started: 0,
+            started_by_kind: [0; 2],
+            skipped: 0,
             records: Vec::new(),
             progress: Arc::new(AtomicU64::new(0)),
         }
@@ -74,7 +83,7 @@ impl Orchestrator {
 
     /// Whether every scheduled migration has finished.
     pub fn done(&self) -> bool {
-        self.current.is_none() && self.started >= self.schedule.vm_migrations
+        self.current.is_none() && self.started >= self.total()
     }
 
     /// The plane (and the topology as the migrations left it).
@@ -98,12 +107,46 @@ impl Orchestrator {
         (completed, self.records.len() as u64 - completed)
     }
 
+    fn total(&self) -> u64 {
+        self.schedule.vm_migrations + self.schedule.endpoint_migrations
+    }
+
+    /// Scheduled migrations there was nothing to do for (a single host, or
+    /// no free function to move to).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Counts of completed migrations: VM, endpoint.
+    pub fn completed_by_kind(&self) -> (u64, u64) {
+        let count = |kind| {
+            self.records
+                .iter()
+                .filter(|r| r.plan.kind == kind && r.outcome == Some(Outcome::Completed))
+                .count() as u64
+        };
+        (count(MigrationKind::Vm), count(MigrationKind::Endpoint))
+    }
+
+    fn next_kind(&self) -> MigrationKind {
+        let [vm, ep] = self.started_by_kind;
+        let vm_left = vm < self.schedule.vm_migrations;
+        let ep_left = ep < self.schedule.endpoint_migrations;
+        if vm_left && (!ep_left || vm <= ep) {
+            MigrationKind::Vm
+        } else {
+            MigrationKind::Endpoint
+        }
+    }
+
     fn next_plan(&self) -> Option<Plan> {
+        let kind = self.next_kind();
         let t = self.plane.topology();
-        if t.bindings.is_empty() || t.hosts.len() < 2 {
+        if t.bindings.is_empty() {
             return None;
         }
-        let binding = (self.started % t.bindings.len() as u64) as usize;
+        let n = self.started_by_kind[kind as usize];
+        let binding = (n % t.bindings.len() as u64) as usize;
         let b = &t.bindings[binding];
         // The pause must match how the fabric identifies the binding's
         // requests: a common ID follows the binding, different IDs do not.
@@ -111,7 +154,28 @@ impl Orchestrator {
             fabric::IdMode::Different => IdMode::Different,
             fabric::IdMode::Common => IdMode::Common,
         };
+        if kind == MigrationKind::Endpoint {
+            let end = &t.endpoints[b.endpoint];
+            let bound = |f: u8| {
+                t.bindings
+                    .iter()
+                    .any(|o| o.endpoint == b.endpoint && o.function == f)
+            };
+            // A free virtual function first, else the physical function.
+            let to = (1..=end.vfs).chain([0]).find(|&f| !bound(f))?;
+            return Some(Plan {
+                kind,
+                binding,
+                from: b.function as usize,
+                to: to as usize,
+                id_mode,
+            });
+        }
+        if t.hosts.len() < 2 {
+            return None;
+        }
         Some(Plan {
+            kind,
             binding,
             from: b.host,
             to: (b.host + 1) % t.hosts.len(),
@@ -130,11 +194,16 @@ impl Task for Orchestrator {
     }
 
     fn poll(&mut self, now: u64) -> usize {
-        if self.current.is_none() && self.started < self.schedule.vm_migrations {
+        if self.current.is_none() && self.started < self.total() {
             let due = self.schedule.start + self.started * self.schedule.interval;
             if now >= due {
                 let Some(plan) = self.next_plan() else {
-                    self.started = self.schedule.vm_migrations;
+                    // Nothing to move this way (no second host, no free
+                    // function): counted as skipped.
+                    let kind = self.next_kind();
+                    self.started += 1;
+                    self.started_by_kind[kind as usize] += 1;
+                    self.skipped += 1;
                     return 0;
                 };
                 let mut m = Migration::new(plan, self.schedule.budget);
@@ -142,6 +211,7 @@ impl Task for Orchestrator {
                     m = m.abort_in(phase);
                 }
                 self.started += 1;
+                self.started_by_kind[plan.kind as usize] += 1;
                 self.current = Some(m);
             }
         }

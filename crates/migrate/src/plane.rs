@@ -1,7 +1,7 @@
 //! The plane over the in-process fabric: the gates where endpoints attach,
 //! every node's route tables, and the host models that run the VMs.
 
-use crate::{Phase, Plan, Plane};
+use crate::{MigrationKind, Phase, Plan, Plane};
 use fabric::routing::epoch::Publisher;
 use fabric::topology::Window;
 use fabric::{NodeTables, Topology};
@@ -9,10 +9,10 @@ use lcore::gate::STATE_CLOSED;
 use lcore::{GateCommand, GateStatus};
 use rings::pause::IdMode;
 use rings::spsc::{Consumer, Producer};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tlp::Bdf;
-use traffic::{HostCommand, Vm};
+use traffic::{EndpointCommand, HostCommand, Moved, Vm};
 use vdi::CompletionSignal;
 
 /// Why the plane could not do what was asked.
@@ -45,6 +45,15 @@ pub struct HostHandle {
     pub handed: Consumer<Box<Vm>>,
 }
 
+/// The control side of one device model.
+#[derive(Debug)]
+pub struct DeviceHandle {
+    /// Commands to the device.
+    pub commands: Producer<EndpointCommand>,
+    /// Its reports of functions' state moved.
+    pub moved: Consumer<Moved>,
+}
+
 /// What a migration in progress has set up.
 #[derive(Debug)]
 struct Work {
@@ -55,6 +64,14 @@ struct Work {
     reopened: u64,
     bar: u64,
     released: bool,
+    /// Endpoint migration: the device's report of the state moved.
+    moved: Option<Moved>,
+    /// Endpoint migration: the destination function's count of finished
+    /// pauses when this one began.
+    standby: u64,
+    /// Endpoint migration rolled back from the move: the state is on its
+    /// way back to the source function.
+    returning: bool,
 }
 
 /// A [`Plane`] over the in-process fabric.
@@ -67,6 +84,10 @@ pub struct FabricPlane {
     gates: Vec<Option<GateHandle>>,
     /// Per host.
     hosts: Vec<HostHandle>,
+    /// Per endpoint.
+    devices: Vec<Option<DeviceHandle>>,
+    /// Per binding: what its VM has received, wherever it runs.
+    vm_received: Vec<Arc<AtomicU64>>,
     signal: CompletionSignal,
     work: Option<Work>,
 }
@@ -82,14 +103,17 @@ fn fabric_requester(bus: u8) -> Bdf {
 
 impl FabricPlane {
     /// A plane over `topology` (the routes the publishers' readers hold
-    /// now), one gate handle per endpoint (`None`: its functions do not
-    /// migrate) and one host handle per host. Completion is indicated with
-    /// `signal`.
+    /// now), one gate handle and one device handle per endpoint (`None`:
+    /// its functions do not migrate), one host handle per host, and per
+    /// binding its VM's published count of TLPs received. Completion is
+    /// indicated with `signal`.
     pub fn new(
         topology: Topology,
         publishers: Vec<Publisher<NodeTables>>,
         gates: Vec<Option<GateHandle>>,
         hosts: Vec<HostHandle>,
+        devices: Vec<Option<DeviceHandle>>,
+        vm_received: Vec<Arc<AtomicU64>>,
         signal: CompletionSignal,
     ) -> FabricPlane {
         FabricPlane {
@@ -98,6 +122,8 @@ impl FabricPlane {
             publishers,
             gates,
             hosts,
+            devices,
+            vm_received,
             signal,
             work: None,
         }
@@ -181,6 +207,9 @@ impl FabricPlane {
 
 impl Plane for FabricPlane {
     fn prepare(&mut self, plan: &Plan, _now: u64) -> Result<(), PlaneError> {
+        if plan.kind == MigrationKind::Endpoint {
+            return self.endpoint_prepare(plan);
+        }
         let Some(b) = self.topology.bindings.get(plan.binding) else {
             return Err(PlaneError(format!("no binding {}", plan.binding)));
         };
@@ -230,11 +259,17 @@ impl Plane for FabricPlane {
             reopened,
             bar: bar.base,
             released: false,
+            moved: None,
+            standby: 0,
+            returning: false,
         });
         Ok(())
     }
 
     fn quiesce(&mut self, plan: &Plan, _now: u64) {
+        if plan.kind == MigrationKind::Endpoint {
+            return self.endpoint_quiesce(plan);
+        }
         let stream = vm_stream(plan.binding);
         self.send_host(plan.from, HostCommand::Detach { stream });
         let mode = plan.id_mode;
@@ -242,6 +277,12 @@ impl Plane for FabricPlane {
     }
 
     fn closed(&mut self, plan: &Plan) -> bool {
+        // An endpoint migration's destination function stands by closed too.
+        let standing_by = plan.kind == MigrationKind::Vm
+            || self.function_state(plan, plan.to) == Some(STATE_CLOSED);
+        if !standing_by {
+            return false;
+        }
         self.gate(plan)
             .and_then(|(g, f)| g.status.binding(f))
             .is_some_and(|s| s.state.load(Ordering::Acquire) == STATE_CLOSED)
@@ -255,6 +296,9 @@ impl Plane for FabricPlane {
     }
 
     fn hand_over(&mut self, plan: &Plan, _now: u64) {
+        if plan.kind == MigrationKind::Endpoint {
+            return self.endpoint_hand_over(plan);
+        }
         // The point is closed: nothing more passes toward the source, so
         // this is all the source has to receive before its VM can leave.
         let after_received = self
@@ -272,6 +316,9 @@ impl Plane for FabricPlane {
     }
 
     fn handed(&mut self, plan: &Plan) -> bool {
+        if plan.kind == MigrationKind::Endpoint {
+            return self.endpoint_handed(plan);
+        }
         let Some(work) = self.work.as_mut() else {
             return false;
         };
@@ -301,6 +348,9 @@ impl Plane for FabricPlane {
     }
 
     fn released(&mut self, plan: &Plan) -> bool {
+        if plan.kind == MigrationKind::Endpoint {
+            return self.endpoint_released(plan);
+        }
         let Some(work) = self.work.as_ref() else {
             return false;
         };
@@ -321,7 +371,11 @@ impl Plane for FabricPlane {
                     fabric_requester(to.fabric_bus),
                 )
             });
-            self.send_gate(plan, |binding| GateCommand::Release { binding, requester });
+            self.send_gate(plan, |binding| GateCommand::Release {
+                binding,
+                requester,
+                retarget: None,
+            });
             if let Some(vm) = work.vm.take() {
                 let bar = work.bar;
                 self.send_host(plan.to, HostCommand::Attach { vm, bar });
@@ -341,6 +395,9 @@ impl Plane for FabricPlane {
     }
 
     fn roll_back(&mut self, plan: &Plan, phase: Phase, _now: u64) {
+        if plan.kind == MigrationKind::Endpoint {
+            return self.endpoint_roll_back(plan, phase);
+        }
         self.send_gate(plan, |binding| GateCommand::Abort { binding });
         let stream = vm_stream(plan.binding);
         match phase {
@@ -363,6 +420,9 @@ impl Plane for FabricPlane {
     }
 
     fn rolled_back(&mut self, plan: &Plan) -> bool {
+        if plan.kind == MigrationKind::Endpoint {
+            return self.endpoint_rolled_back(plan);
+        }
         let Some(work) = &self.work else {
             return true;
         };
@@ -391,5 +451,282 @@ impl FabricPlane {
             }
         }
         all
+    }
+}
+
+/// Endpoint migrations: the binding's function changes, its host does not.
+impl FabricPlane {
+    fn status_of(&self, plan: &Plan, function: usize) -> Option<&lcore::gate::BindingStatus> {
+        let b = self.topology.bindings.get(plan.binding)?;
+        self.gates
+            .get(b.endpoint)?
+            .as_ref()?
+            .status
+            .binding(function)
+    }
+
+    fn function_state(&self, plan: &Plan, function: usize) -> Option<u8> {
+        self.status_of(plan, function)
+            .map(|s| s.state.load(Ordering::Acquire))
+    }
+
+    fn function_reopened(&self, plan: &Plan, function: usize) -> u64 {
+        self.status_of(plan, function)
+            .map_or(0, |s| s.reopened.load(Ordering::Acquire))
+    }
+
+    fn send_function(&mut self, plan: &Plan, command: GateCommand) {
+        let Some(b) = self.topology.bindings.get(plan.binding) else {
+            return;
+        };
+        if let Some(Some(g)) = self.gates.get_mut(b.endpoint) {
+            let _ = g.commands.push(command);
+        }
+    }
+
+    fn send_device(&mut self, plan: &Plan, command: EndpointCommand) {
+        let Some(b) = self.topology.bindings.get(plan.binding) else {
+            return;
+        };
+        if let Some(Some(d)) = self.devices.get_mut(b.endpoint) {
+            let _ = d.commands.push(command);
+        }
+    }
+
+    fn endpoint_prepare(&mut self, plan: &Plan) -> Result<(), PlaneError> {
+        let Some(b) = self.topology.bindings.get(plan.binding) else {
+            return Err(PlaneError(format!("no binding {}", plan.binding)));
+        };
+        let endpoint = &self.topology.endpoints[b.endpoint];
+        let name = |f: usize| {
+            format!(
+                "{}.{}",
+                endpoint.name,
+                if f == 0 {
+                    "pf".into()
+                } else {
+                    format!("vf{f}")
+                }
+            )
+        };
+        if b.function as usize != plan.from {
+            return Err(PlaneError(format!(
+                "binding {} is on {}, not {}",
+                plan.binding,
+                name(b.function as usize),
+                name(plan.from)
+            )));
+        }
+        if plan.to > endpoint.vfs as usize || plan.to == plan.from {
+            return Err(PlaneError(format!(
+                "{} has no function {} to move to",
+                endpoint.name, plan.to
+            )));
+        }
+        if self
+            .topology
+            .bindings
+            .iter()
+            .any(|o| o.endpoint == b.endpoint && o.function as usize == plan.to)
+        {
+            return Err(PlaneError(format!("{} is bound already", name(plan.to))));
+        }
+        let (Some(Some(_)), Some(Some(_))) =
+            (self.gates.get(b.endpoint), self.devices.get(b.endpoint))
+        else {
+            return Err(PlaneError(format!("{} has no pause point", endpoint.name)));
+        };
+        let mut destination = self.topology.clone();
+        destination.bindings[plan.binding].function = plan.to as u8;
+        let tables = (0..destination.nodes.len())
+            .map(|n| Some(NodeTables::build(&destination, n)))
+            .collect();
+        let reopened = self.function_reopened(plan, plan.from);
+        let standby = self.function_reopened(plan, plan.to);
+        self.send_function(
+            plan,
+            GateCommand::PrepareFunction {
+                binding: plan.from,
+                to: plan.to,
+            },
+        );
+        self.work = Some(Work {
+            destination,
+            tables,
+            vm: None,
+            reopened,
+            bar: 0,
+            released: false,
+            moved: None,
+            standby,
+            returning: false,
+        });
+        Ok(())
+    }
+
+    fn endpoint_quiesce(&mut self, plan: &Plan) {
+        self.send_device(
+            plan,
+            EndpointCommand::Detach {
+                function: plan.from as u8,
+            },
+        );
+        let mode = plan.id_mode;
+        self.send_function(
+            plan,
+            GateCommand::Pause {
+                binding: plan.from,
+                mode,
+            },
+        );
+        self.send_function(plan, GateCommand::Standby { binding: plan.to });
+    }
+
+    fn endpoint_hand_over(&mut self, plan: &Plan) {
+        // Closed: nothing more passes toward the source function, so this is
+        // all it must have received before its state can leave.
+        let after_received = self
+            .status_of(plan, plan.from)
+            .map_or(0, |s| s.down_passed.load(Ordering::Acquire));
+        self.send_device(
+            plan,
+            EndpointCommand::Move {
+                from: plan.from as u8,
+                to: plan.to as u8,
+                after_received,
+            },
+        );
+    }
+
+    fn endpoint_handed(&mut self, plan: &Plan) -> bool {
+        let endpoint = self.topology.bindings[plan.binding].endpoint;
+        let Some(work) = self.work.as_mut() else {
+            return false;
+        };
+        if work.moved.is_none() {
+            if let Some(Some(d)) = self.devices.get_mut(endpoint) {
+                work.moved = d.moved.pop();
+            }
+        }
+        let Some(moved) = work.moved else {
+            return false;
+        };
+        // Everything the source function sent has reached the pause point,
+        // and what passed it has reached the VM: translated on its way with
+        // the source function's routes, it would find none after the
+        // switch-over.
+        let Some(s) = self.status_of(plan, plan.from) else {
+            return false;
+        };
+        let arrived = self
+            .vm_received
+            .get(plan.binding)
+            .is_none_or(|r| r.load(Ordering::Acquire) >= s.up_passed.load(Ordering::Acquire));
+        s.up_offered.load(Ordering::Acquire) >= moved.sent && arrived
+    }
+
+    fn endpoint_released(&mut self, plan: &Plan) -> bool {
+        let Some(work) = self.work.as_ref() else {
+            return false;
+        };
+        if !work.released {
+            if !self.publish() || !self.publishers.iter().all(Publisher::adopted) {
+                return false;
+            }
+            self.send_function(
+                plan,
+                GateCommand::Release {
+                    binding: plan.from,
+                    requester: None,
+                    retarget: Some(plan.to),
+                },
+            );
+            self.send_function(
+                plan,
+                GateCommand::Release {
+                    binding: plan.to,
+                    requester: None,
+                    retarget: None,
+                },
+            );
+            self.send_device(
+                plan,
+                EndpointCommand::Resume {
+                    function: plan.to as u8,
+                },
+            );
+            let Some(mut work) = self.work.take() else {
+                return false;
+            };
+            self.topology = std::mem::replace(&mut work.destination, self.original.clone());
+            work.released = true;
+            self.work = Some(work);
+        }
+        let Some(work) = self.work.as_ref() else {
+            return false;
+        };
+        self.function_reopened(plan, plan.from) > work.reopened
+            && self.function_reopened(plan, plan.to) > work.standby
+    }
+
+    fn endpoint_roll_back(&mut self, plan: &Plan, phase: Phase) {
+        self.send_function(plan, GateCommand::Abort { binding: plan.from });
+        self.send_function(plan, GateCommand::Abort { binding: plan.to });
+        match phase {
+            Phase::Prepare => self.work = None,
+            Phase::Quiesce => self.send_device(
+                plan,
+                EndpointCommand::Resume {
+                    function: plan.from as u8,
+                },
+            ),
+            _ => {
+                // The state moved to the destination function: back it goes.
+                self.send_device(
+                    plan,
+                    EndpointCommand::Move {
+                        from: plan.to as u8,
+                        to: plan.from as u8,
+                        after_received: 0,
+                    },
+                );
+                if let Some(w) = self.work.as_mut() {
+                    w.returning = true;
+                    w.moved = None;
+                }
+            }
+        }
+    }
+
+    fn endpoint_rolled_back(&mut self, plan: &Plan) -> bool {
+        let endpoint = self.topology.bindings[plan.binding].endpoint;
+        let Some(work) = self.work.as_mut() else {
+            return true;
+        };
+        if work.returning {
+            let back = match self.devices.get_mut(endpoint) {
+                Some(Some(d)) => d.moved.pop(),
+                _ => None,
+            };
+            if back.is_none() {
+                return false;
+            }
+            work.returning = false;
+            self.send_device(
+                plan,
+                EndpointCommand::Resume {
+                    function: plan.from as u8,
+                },
+            );
+        }
+        let Some(work) = self.work.as_ref() else {
+            return true;
+        };
+        let done = self.function_reopened(plan, plan.from) > work.reopened
+            && self.function_reopened(plan, plan.to) > work.standby;
+        if done {
+            self.work = None;
+        }
+        done
     }
 }

@@ -4,7 +4,7 @@
 //! links between nodes). `tlpfabric run` and the end-to-end tests build
 //! their fabrics here.
 
-use crate::{FabricPlane, GateHandle, HostHandle, Orchestrator, Schedule};
+use crate::{DeviceHandle, FabricPlane, GateHandle, HostHandle, Orchestrator, Schedule};
 use fabric::routing::epoch;
 use fabric::{FaultConfig, NodeTables, Topology};
 use lcore::{FrameSettings, Gate, GatedFunction, NodeTask, Task};
@@ -129,6 +129,11 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
     };
     let mut models: Vec<Box<dyn Task>> = Vec::new();
     let mut host_handles = Vec::new();
+    let mut vm_received: Vec<_> = t
+        .bindings
+        .iter()
+        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)))
+        .collect();
     let binding_of = |e: usize, f: u8| {
         t.bindings
             .iter()
@@ -159,6 +164,10 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             ..HostConfig::default()
         };
         let mut host_model = HostModel::new(config, model, pool.clone());
+        for vm in host_model.vms() {
+            let binding = (vm.target.stream / 2) as usize;
+            vm_received[binding] = vm.received_counter();
+        }
         let link = edge_link(host.attach.node);
         host_model
             .with_link(link.peer())
@@ -172,6 +181,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
     }
     let mut gates: Vec<Option<Gate>> = t.nodes.iter().map(|_| None).collect();
     let mut gate_handles = Vec::new();
+    let mut device_handles = Vec::new();
     let mut vendor = None;
     for (e, end) in t.endpoints.iter().enumerate() {
         let (edge, model) = ring_link(&end.name, 1024, 14 + t.link.mtu);
@@ -203,6 +213,10 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         let mut device = EndpointModel::new(config, model, pool.clone());
         let link = edge_link(end.attach.node);
         device.with_link(link.peer()).map_err(|e| e.to_string())?;
+        let (commands, commands_rx) = rings::spsc::ring(64);
+        let (moved_tx, moved) = rings::spsc::ring(64);
+        device.with_control(commands_rx, moved_tx);
+        device_handles.push(Some(DeviceHandle { commands, moved }));
         reliable.push((end.attach.node, end.attach.port, Some(link)));
         models.push(Box::new(device));
         // The gate where it attaches: a pause point and a VDI per function.
@@ -274,7 +288,15 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         vendor_id: vendor.unwrap_or(SIGNAL_VENDOR),
         word: 1,
     };
-    let plane = FabricPlane::new(t.clone(), publishers, gate_handles, host_handles, signal);
+    let plane = FabricPlane::new(
+        t.clone(),
+        publishers,
+        gate_handles,
+        host_handles,
+        device_handles,
+        vm_received,
+        signal,
+    );
     models.push(Box::new(Orchestrator::new(plane, c.schedule.clone())));
     Ok(Scenario {
         nodes,

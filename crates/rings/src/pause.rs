@@ -577,6 +577,22 @@ impl<T: Pausable> PausePoint<T> {
         Ok(())
     }
 
+    /// Forgets every request in flight: they are another point's to track
+    /// now (an endpoint migration moved the function's state).
+    pub fn forget_outstanding(&mut self) {
+        self.outstanding.slots.fill(EMPTY);
+        self.outstanding.len = 0;
+    }
+
+    /// Tracks a non-posted request that left through another point (it
+    /// was held there for this point's function), so a drain here waits
+    /// for its completion.
+    pub fn track(&mut self, info: &TlpInfo) {
+        if info.flow == FlowClass::NonPosted && !self.outstanding.insert(info) {
+            self.stats.untracked += 1;
+        }
+    }
+
     /// Lets `f` change what is held in `dir` (a request re-pointed to the
     /// destination's requester ID before release); each item's info is
     /// read again afterwards, so its completion is tracked under its new

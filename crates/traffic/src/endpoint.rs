@@ -4,6 +4,7 @@ use crate::edge::{allowed, Edge};
 use crate::stream::{self, Integrity, StreamCheck};
 use lcore::Task;
 use pmd::{FramePool, Port};
+use rings::spsc::{Consumer, Producer};
 use tlp::build::{
     completion, memory_write, read_byte_count, read_lower_address, CplFields, MemAccess,
 };
@@ -74,6 +75,48 @@ struct Function {
     memory: Vec<u8>,
     host: StreamCheck,
     dma_seq: u64,
+    /// Stopped for a migration of its state: no DMA.
+    paused: bool,
+    /// TLPs addressed to it that it received, over its state's life.
+    received: u64,
+    /// TLPs it sent (DMA writes, completions), over its state's life.
+    sent: u64,
+}
+
+/// Control of a device's functions, from a migration orchestrator
+/// (endpoint migration: a function's state moves to another function).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointCommand {
+    /// Stop function `function` (index) issuing DMA.
+    Detach {
+        /// Function index (0: PF, N: VF N).
+        function: u8,
+    },
+    /// Move function `from`'s state (memory, streams, counts) to function
+    /// `to` once `from` has received this many TLPs over its state's life;
+    /// `to` stays stopped until resumed. Reports on the moved ring.
+    Move {
+        /// Source function index.
+        from: u8,
+        /// Destination function index.
+        to: u8,
+        /// TLPs `from` must have received first.
+        after_received: u64,
+    },
+    /// Let a function issue DMA again.
+    Resume {
+        /// Function index.
+        function: u8,
+    },
+}
+
+/// A function's state moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    /// Where it went.
+    pub to: u8,
+    /// TLPs the state had sent over its life, when it moved.
+    pub sent: u64,
 }
 
 /// A device: per function, memory behind its BAR that answers reads with
@@ -89,6 +132,8 @@ pub struct EndpointModel<P> {
     next_dma: usize,
     integrity: Integrity,
     tlp: Vec<u8>,
+    control: Option<(Consumer<EndpointCommand>, Producer<Moved>)>,
+    moves: Vec<(u8, u8, u64)>,
 }
 
 impl<P> std::fmt::Debug for EndpointModel<P> {
@@ -112,6 +157,9 @@ impl<P: Port> EndpointModel<P> {
                     memory: vec![0; c.size],
                     host: StreamCheck::default(),
                     dma_seq: 0,
+                    paused: false,
+                    received: 0,
+                    sent: 0,
                 })
                 .collect(),
             tlp: vec![0; 16 + 4096],
@@ -122,7 +170,80 @@ impl<P: Port> EndpointModel<P> {
             dma_writes: 0,
             next_dma: 0,
             integrity: Integrity::default(),
+            control: None,
+            moves: Vec::new(),
         }
+    }
+
+    /// Takes function control from `commands` and reports moves on `moved`.
+    pub fn with_control(&mut self, commands: Consumer<EndpointCommand>, moved: Producer<Moved>) {
+        self.control = Some((commands, moved));
+    }
+
+    /// Applies function control and completes moves that became possible.
+    fn control(&mut self) {
+        let Some((commands, moved)) = &mut self.control else {
+            return;
+        };
+        while let Some(command) = commands.pop() {
+            match command {
+                EndpointCommand::Detach { function } | EndpointCommand::Resume { function } => {
+                    if let Some(f) = self.functions.get_mut(function as usize) {
+                        f.paused = matches!(command, EndpointCommand::Detach { .. });
+                    }
+                }
+                EndpointCommand::Move {
+                    from,
+                    to,
+                    after_received,
+                } => self.moves.push((from, to, after_received)),
+            }
+        }
+        let functions = &mut self.functions;
+        self.moves.retain(|&(from, to, after)| {
+            let (from, to) = (from as usize, to as usize);
+            if from == to || from.max(to) >= functions.len() {
+                return false;
+            }
+            if functions[from].received < after {
+                return true;
+            }
+            // The device-specific part of an endpoint migration: the state
+            // behind one function is carried over to another.
+            let emptied = Function {
+                config: FunctionConfig {
+                    dma: None,
+                    stream: u32::MAX,
+                    host_stream: u32::MAX,
+                    ..functions[from].config
+                },
+                memory: vec![0; functions[from].memory.len()],
+                host: StreamCheck::default(),
+                dma_seq: 0,
+                paused: false,
+                received: 0,
+                sent: 0,
+            };
+            let state = std::mem::replace(&mut functions[from], emptied);
+            let target = &mut functions[to];
+            let size = target.memory.len().min(state.memory.len());
+            target.memory[..size].copy_from_slice(&state.memory[..size]);
+            target.config.dma = state.config.dma;
+            target.config.stream = state.config.stream;
+            target.config.host_stream = state.config.host_stream;
+            target.host = state.host;
+            target.dma_seq = state.dma_seq;
+            target.received = state.received;
+            target.sent = state.sent;
+            target.paused = true;
+            // The ring is sized for every function at once.
+            moved
+                .push(Moved {
+                    to: to as u8,
+                    sent: state.sent,
+                })
+                .is_err()
+        });
     }
 
     /// Runs a reliable link over its port, as a PCIe link runs between a
@@ -171,6 +292,7 @@ impl<P: Port> EndpointModel<P> {
                     return;
                 };
                 let f = &mut self.functions[i];
+                f.received += 1;
                 f.memory[off..off + payload.len()].copy_from_slice(payload);
                 if let Some((s, seq, intact)) = stream::read(payload) {
                     if s == f.config.host_stream {
@@ -186,7 +308,9 @@ impl<P: Port> EndpointModel<P> {
                 let found = self.find(t.address(), len);
                 let (status, completer, data) = match found {
                     Some((i, off)) => {
-                        let f = &self.functions[i];
+                        let f = &mut self.functions[i];
+                        f.received += 1;
+                        f.sent += 1;
                         (CplStatus::Sc, f.config.function, &f.memory[off..off + len])
                     }
                     None => (CplStatus::Ur, Bdf(0), &[][..]),
@@ -216,7 +340,7 @@ impl<P: Port> EndpointModel<P> {
         // The next function that does DMA, in turn.
         let Some(i) = (0..n)
             .map(|k| (self.next_dma + k) % n)
-            .find(|&i| self.functions[i].config.dma.is_some())
+            .find(|&i| self.functions[i].config.dma.is_some() && !self.functions[i].paused)
         else {
             return false;
         };
@@ -241,6 +365,7 @@ impl<P: Port> EndpointModel<P> {
             return false;
         }
         self.functions[i].dma_seq += 1;
+        self.functions[i].sent += 1;
         self.next_dma = (i + 1) % n;
         self.dma_writes += 1;
         self.integrity.sent += 1;
@@ -259,6 +384,7 @@ impl<P: Port + Send + 'static> Task for EndpointModel<P> {
 
     fn poll(&mut self, now: u64) -> usize {
         self.now = now;
+        self.control();
         let (tlps, bad) = self.edge.receive(&mut self.port, now);
         self.integrity.data_mismatches += bad;
         let mut done = tlps.len();
@@ -266,6 +392,7 @@ impl<P: Port + Send + 'static> Task for EndpointModel<P> {
             self.on_tlp(t);
         }
         self.edge.recycle(tlps);
+        self.control();
         if self.edge.ready() {
             let allowed = allowed(self.config.rate, now);
             for _ in 0..self.config.dma_per_poll {

@@ -5,6 +5,8 @@ use crate::stream::{self, Integrity, StreamCheck};
 use lcore::Task;
 use pmd::{FramePool, Port};
 use rings::spsc::{Consumer, Producer};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tlp::build::{memory_read, memory_write, MemAccess};
 use tlp::{Bdf, CplStatus, Kind, Tlp};
 
@@ -86,6 +88,8 @@ pub struct Vm {
     /// TLPs from its function received (DMA writes and completions), over
     /// its life.
     pub received: u64,
+    /// `received`, published for an orchestrator on another core.
+    published: Arc<AtomicU64>,
     detached: bool,
 }
 
@@ -104,6 +108,7 @@ impl Vm {
             next_tag: 0,
             requests_sent: 0,
             received: 0,
+            published: Arc::new(AtomicU64::new(0)),
             detached: false,
         }
     }
@@ -120,6 +125,17 @@ impl Vm {
     /// Reads not yet completed.
     pub fn reads_in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Its count of TLPs received, as it is published (it follows the VM
+    /// from host to host).
+    pub fn received_counter(&self) -> Arc<AtomicU64> {
+        self.published.clone()
+    }
+
+    fn count_received(&mut self) {
+        self.received += 1;
+        self.published.store(self.received, Ordering::Release);
     }
 }
 
@@ -273,7 +289,7 @@ impl<P: Port> HostModel<P> {
                     .and_then(|(s, _, _)| self.vms.iter_mut().find(|v| v.target.dma_stream == s));
                 match (stamp, vm) {
                     (Some((_, seq, intact)), Some(vm)) => {
-                        vm.received += 1;
+                        vm.count_received();
                         vm.dma.arrive(seq, &mut self.integrity);
                         if !intact {
                             self.integrity.data_mismatches += 1;
@@ -289,7 +305,7 @@ impl<P: Port> HostModel<P> {
                     self.integrity.unexpected_completions += 1;
                     return;
                 };
-                vm.received += 1;
+                vm.count_received();
                 let slot = tag - vm.tag_base();
                 let Some((seq, _)) = vm.outstanding[slot].take() else {
                     self.integrity.unexpected_completions += 1;

@@ -14,6 +14,6 @@ mod endpoint;
 mod host;
 mod stream;
 
-pub use endpoint::{EndpointConfig, EndpointModel, FunctionConfig};
+pub use endpoint::{EndpointCommand, EndpointConfig, EndpointModel, FunctionConfig, Moved};
 pub use host::{HostCommand, HostConfig, HostModel, HostTarget, Vm};
 pub use stream::{Integrity, StreamCheck};

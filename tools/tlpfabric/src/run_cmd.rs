@@ -13,7 +13,7 @@ use crate::{EXIT_REJECTED, EXIT_USAGE};
 use clap::Args;
 use fabric::Topology;
 use lcore::{Blackouts, CoreSpec, Cores, Deterministic, GateStats, NodeTask, Task};
-use migrate::{Orchestrator, Outcome, Phase, Record, Schedule};
+use migrate::{MigrationKind, Orchestrator, Outcome, Phase, Record, Schedule};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,11 @@ pub(crate) struct RunArgs {
     /// duration, each binding in turn to the next host.
     #[arg(long, default_value_t = 100)]
     vm_migrations: u64,
+    /// Endpoint migrations to perform, alternating with the VM migrations:
+    /// each binding's function state moves to a free function of its
+    /// device.
+    #[arg(long, default_value_t = 100)]
+    endpoint_migrations: u64,
     /// Identify migrating requests with `different` IDs (drain completions,
     /// then close) or a `common` ID (close at once); default: each
     /// binding's `id_mode`.
@@ -85,6 +90,10 @@ struct Totals {
     unfinished: Option<String>,
     /// TLPs nodes refused, by reason (`Refusal::ALL` order).
     refused: [u64; 7],
+    /// Scheduled migrations with nothing to do.
+    skipped: u64,
+    /// The first refusals the nodes logged.
+    refusal_log: Vec<String>,
 }
 
 fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
@@ -104,6 +113,19 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
                 *sum += c;
             }
             totals.no_buffer += n.stats().no_buffer;
+            for r in n.node_state().log.entries().iter().take(4) {
+                if totals.refusal_log.len() < 8 {
+                    totals.refusal_log.push(format!(
+                        "{} port {}: {:?} {} from {}{}",
+                        n.name(),
+                        r.port,
+                        r.refusal,
+                        r.kind.map_or("?", |k| k.name()),
+                        r.source,
+                        r.address.map(|a| format!(" to {a:#x}")).unwrap_or_default()
+                    ));
+                }
+            }
             for c in &n.node_state().counters {
                 for (sum, r) in totals.refused.iter_mut().zip(fabric::node::Refusal::ALL) {
                     *sum += c.refused(r);
@@ -124,6 +146,7 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
             }
         } else if let Some(o) = any.downcast_ref::<Orchestrator>() {
             totals.records.extend_from_slice(o.records());
+            totals.skipped += o.skipped();
             if let Some((r, phase)) = o.in_progress() {
                 totals.unfinished = Some(format!(
                     "binding {} from host {} to host {}, {}",
@@ -194,10 +217,11 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
     }
     let timeout = args.completion_timeout.as_nanos() as u64;
     let duration = args.duration.as_nanos() as u64;
-    let n = args.vm_migrations;
+    let n = args.vm_migrations + args.endpoint_migrations;
     let interval = duration.checked_div(n).unwrap_or(duration);
     let schedule = Schedule {
-        vm_migrations: n,
+        vm_migrations: args.vm_migrations,
+        endpoint_migrations: args.endpoint_migrations,
         start: interval / 2,
         interval: interval.max(1),
         budget: args.budget.as_nanos() as u64,
@@ -351,11 +375,29 @@ fn report(
         .filter(|r| r.outcome == Some(Outcome::Completed))
         .count();
     let aborted = totals.records.len() - completed;
+    let of_kind = |kind| {
+        totals
+            .records
+            .iter()
+            .filter(|r| r.plan.kind == kind && r.outcome == Some(Outcome::Completed))
+            .count()
+    };
+    let (vm, endpoint) = (of_kind(MigrationKind::Vm), of_kind(MigrationKind::Endpoint));
     let g = &totals.gates;
     let _ = writeln!(
         out,
-        "  migrations: {completed} VM completed, {aborted} aborted of {} scheduled; {} TLPs held and released; VDI served {} config reads, {} config writes; {} completion indications received",
-        args.vm_migrations, g.released, g.vdi_config_reads, g.vdi_config_writes, totals.messages
+        "  migrations: {vm} VM and {endpoint} endpoint completed, {aborted} aborted, of {} scheduled{}",
+        args.vm_migrations + args.endpoint_migrations,
+        if totals.skipped > 0 {
+            format!(" ({} with nothing to move)", totals.skipped)
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  pause points: {} TLPs held and released; VDIs served {} config reads, {} config writes; {} completion indications received",
+        g.released, g.vdi_config_reads, g.vdi_config_writes, totals.messages
     );
     if totals.refused.iter().any(|&n| n > 0) {
         let text: Vec<String> = fabric::node::Refusal::ALL
@@ -365,6 +407,9 @@ fn report(
             .map(|(r, n)| format!("{r:?} {n}"))
             .collect();
         let _ = writeln!(out, "  refused at nodes: {}", text.join(", "));
+        for line in &totals.refusal_log {
+            let _ = writeln!(out, "    {line}");
+        }
     }
     if let Some(m) = &totals.unfinished {
         let _ = writeln!(
@@ -461,10 +506,11 @@ fn report(
             },
             "cores": {"busy_fraction": busy},
             "migrations": {
-                "vm": completed,
-                "endpoint": 0,
+                "vm": vm,
+                "endpoint": endpoint,
                 "aborted": aborted,
-                "scheduled": args.vm_migrations,
+                "skipped": totals.skipped,
+                "scheduled": args.vm_migrations + args.endpoint_migrations,
                 "held_tlps": g.released,
                 "completion_indications": totals.messages,
             },
