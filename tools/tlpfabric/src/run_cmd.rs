@@ -548,6 +548,8 @@ mod tests {
             "20ms",
             "--vm-migrations",
             "0",
+            "--endpoint-migrations",
+            "0",
             "--json",
             path.to_str().unwrap(),
         ];
@@ -596,6 +598,8 @@ mod tests {
                 "1000000",
                 "--vm-migrations",
                 "40",
+                "--endpoint-migrations",
+                "20",
                 "--id-mode",
                 mode,
                 "--json",
@@ -611,12 +615,12 @@ mod tests {
                 serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
             assert_eq!(v["migrations"]["vm"], 40, "{mode}: {out}");
             assert_eq!(v["migrations"]["aborted"], 0);
-            assert_eq!(v["migrations"]["endpoint"], 0);
+            assert_eq!(v["migrations"]["endpoint"], 20);
             // Each migration ended with the completion indication at its
             // destination host.
-            assert_eq!(v["migrations"]["completion_indications"], 40);
+            assert_eq!(v["migrations"]["completion_indications"], 60);
             let per_migration = &v["blackout"]["per_migration_us"];
-            assert_eq!(per_migration["count"], 40);
+            assert_eq!(per_migration["count"], 60);
             for key in ["p50", "p90", "p99", "p999", "max"] {
                 let x = per_migration[key].as_f64().unwrap();
                 assert!(x > 0.0, "{key}");
