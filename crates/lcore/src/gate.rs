@@ -315,6 +315,13 @@ impl std::fmt::Debug for Gate {
 /// TLPs each direction of a binding can hold: more than the header credits
 /// of every path into it, so flow control stops senders first.
 const HOLD_CAPACITY: usize = 8192;
+/// TLPs a binding holds in one direction before held TLPs keep their
+/// credits. Below it the
+/// fabric's own buffers absorb a pause, so links shared with other bindings
+/// keep flowing (claim 19) and the sources still to be heard from can reach
+/// the pause point; beyond it, held TLPs keep the credits they consumed and
+/// senders see the fabric's ordinary flow control (claims 11, 20).
+pub const HOLD_BEFORE_BACK_PRESSURE: usize = 512;
 /// Spare TLP buffers kept for holding, so holding allocates nothing once
 /// warm.
 const SPARE: usize = 256;
@@ -426,6 +433,17 @@ impl Gate {
         self.bindings.get(i).map_or((0, 0), |g| {
             (g.point.held(Direction::Down), g.point.held(Direction::Up))
         })
+    }
+
+    /// Whether a TLP binding `i` holds now in `dir` should keep its
+    /// credits: it holds many that way already. (Per direction: a device
+    /// whose completions could not reach the pause point because held host
+    /// writes had used up its credits would never let a move finish.)
+    #[inline]
+    pub fn back_pressure(&self, i: usize, dir: Direction) -> bool {
+        self.bindings
+            .get(i)
+            .is_some_and(|g| g.point.held(dir) >= HOLD_BEFORE_BACK_PRESSURE)
     }
 
     /// The recent state changes of binding `i`'s pause point.

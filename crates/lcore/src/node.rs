@@ -610,16 +610,17 @@ impl<P: Port> NodeTask<P> {
                     .ok()
                     .filter(|_| reliable)
                     .map(|c| (ingress, Cost::of(&c)));
+                let keeps = gate.back_pressure(b, Direction::Up);
                 let arrival = Arrival {
                     dir: Direction::Up,
                     ingress,
-                    credits: owner,
+                    credits: owner.filter(|_| keeps),
                 };
                 let offer = gate.offer(b, arrival, tlp, &mut self.reply, now);
                 if offer != GateOffer::Pass {
                     self.stats.tlps_held += u64::from(offer == GateOffer::Held);
-                    // Held: the credits stay with it (none to return now).
-                    self.holding = None;
+                    // Held with its credits, or they go back now.
+                    self.holding = if keeps { None } else { owner };
                     self.gate = Some(gate);
                     return;
                 }
@@ -630,7 +631,8 @@ impl<P: Port> NodeTask<P> {
             if egress == gate.port() {
                 if let Some(b) = gate.match_down(tlp) {
                     let b = gate.redirect_down(b, tlp);
-                    let owner = self.holding;
+                    let keeps = gate.back_pressure(b, Direction::Down);
+                    let owner = self.holding.filter(|_| keeps);
                     let offer = match gate.serve_destination(b, tlp, &mut self.reply) {
                         Some(served) => served,
                         None => {
@@ -646,7 +648,10 @@ impl<P: Port> NodeTask<P> {
                         GateOffer::Pass => {}
                         GateOffer::Held => {
                             self.stats.tlps_held += 1;
-                            self.holding = None;
+                            if keeps {
+                                // The held TLP returns them when it leaves.
+                                self.holding = None;
+                            }
                             self.gate = Some(gate);
                             return;
                         }

@@ -730,3 +730,47 @@ impl FabricPlane {
         done
     }
 }
+
+impl FabricPlane {
+    /// What a migration in progress is waiting for, in words (for a report
+    /// of one that did not finish).
+    pub fn waiting_for(&self, plan: &Plan) -> String {
+        let f = self
+            .topology
+            .bindings
+            .get(plan.binding)
+            .map_or(0, |b| b.function as usize);
+        let counts = |f: usize| {
+            self.status_of(plan, f).map_or("no gate".to_string(), |s| {
+                format!(
+                    "function {f}: state {}, {} requests in, {} passed down, {} offered up, {} passed up, {} held",
+                    s.state.load(Ordering::Acquire),
+                    s.down_requests.load(Ordering::Acquire),
+                    s.down_passed.load(Ordering::Acquire),
+                    s.up_offered.load(Ordering::Acquire),
+                    s.up_passed.load(Ordering::Acquire),
+                    s.held.load(Ordering::Acquire),
+                )
+            })
+        };
+        let received = self
+            .vm_received
+            .get(plan.binding)
+            .map_or(0, |r| r.load(Ordering::Acquire));
+        let work = self.work.as_ref();
+        let vm = work
+            .and_then(|w| w.vm.as_ref())
+            .map_or("not handed over".to_string(), |vm| {
+                format!("handed over, {} requests sent", vm.requests_sent)
+            });
+        let moved = work
+            .and_then(|w| w.moved)
+            .map_or("not moved".to_string(), |m| {
+                format!("moved, {} sent", m.sent)
+            });
+        format!(
+            "{}; VM {vm}, {received} received; device state {moved}",
+            counts(f)
+        )
+    }
+}

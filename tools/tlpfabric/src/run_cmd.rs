@@ -148,12 +148,17 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
             totals.records.extend_from_slice(o.records());
             totals.skipped += o.skipped();
             if let Some((r, phase)) = o.in_progress() {
+                let what = match r.plan.kind {
+                    MigrationKind::Vm => "host",
+                    MigrationKind::Endpoint => "function",
+                };
                 totals.unfinished = Some(format!(
-                    "binding {} from host {} to host {}, {}",
+                    "binding {} from {what} {} to {what} {}, {} ({})",
                     r.plan.binding,
                     r.plan.from,
                     r.plan.to,
-                    phase.map_or("rolling back", |p| p.name())
+                    phase.map_or("rolling back", |p| p.name()),
+                    o.plane().waiting_for(&r.plan)
                 ));
             }
         }
