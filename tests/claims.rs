@@ -325,6 +325,7 @@ fn claim_3_destination_host_accesses_the_source_instantiation_state() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Common,
+            stopped: None,
         },
         0,
     );
@@ -391,6 +392,7 @@ fn claim_5_register_reads_and_writes_reach_the_vdi() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Common,
+            stopped: None,
         },
         1,
     );
@@ -490,6 +492,7 @@ fn claim_9_the_vdi_elects_pass_through_after_completion() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Common,
+            stopped: None,
         },
         0,
     );
@@ -533,6 +536,7 @@ fn claim_10_traffic_is_blocked_both_ways_during_migration() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Common,
+            stopped: None,
         },
         0,
     );
@@ -583,6 +587,7 @@ fn claim_12_held_traffic_is_released_in_order() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Common,
+            stopped: None,
         },
         0,
     );
@@ -629,6 +634,7 @@ fn claim_13_completions_drain_before_close() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Different,
+            stopped: None,
         },
         1,
     );
@@ -689,6 +695,7 @@ fn claim_14_a_common_id_closes_at_once() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Common,
+            stopped: None,
         },
         1,
     );
@@ -711,6 +718,7 @@ fn claim_15_pause_points_block_every_traffic_type_from_the_device() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Common,
+            stopped: None,
         },
         0,
     );
@@ -773,6 +781,7 @@ fn claim_18_the_vdi_serves_supported_operations_during_the_move() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Common,
+            stopped: None,
         },
         0,
     );
@@ -794,6 +803,7 @@ fn claim_19_other_domains_keep_using_the_device_while_one_is_paused() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Common,
+            stopped: None,
         },
         0,
     );
@@ -942,6 +952,7 @@ fn the_gate_publishes_what_the_orchestrator_waits_for() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Common,
+            stopped: None,
         },
         1,
     );
@@ -978,6 +989,7 @@ fn an_endpoint_migration_re_points_what_was_held_at_the_new_function() {
         GateCommand::Pause {
             binding: B1,
             mode: IdMode::Common,
+            stopped: None,
         },
         1,
     );

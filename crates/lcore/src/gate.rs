@@ -44,6 +44,12 @@ pub enum GateCommand {
         binding: usize,
         /// How origin and destination identify requests.
         mode: IdMode,
+        /// The direction whose source the migration has stopped (the VM,
+        /// toward the function; the function, from it): what is still in
+        /// flight from it is bounded, so the fabric holds it without
+        /// withholding credits, and links it shares keep flowing. The other
+        /// direction's source keeps sending and is flow-controlled.
+        stopped: Option<Direction>,
     },
     /// The binding has moved and routes are re-pointed: release what is
     /// held, in order. Held requests from `requester.0` leave as
@@ -224,6 +230,8 @@ struct Gated {
     /// Its state moved to this function: what still arrives for it (routed
     /// before the switch-over) goes there.
     redirect: Option<usize>,
+    /// While paused: the direction whose source is stopped.
+    stopped: Option<Direction>,
 }
 
 /// Where an offered TLP came from.
@@ -315,12 +323,12 @@ impl std::fmt::Debug for Gate {
 /// TLPs each direction of a binding can hold: more than the header credits
 /// of every path into it, so flow control stops senders first.
 const HOLD_CAPACITY: usize = 8192;
-/// TLPs a binding holds in one direction before held TLPs keep their
-/// credits. Below it the
-/// fabric's own buffers absorb a pause, so links shared with other bindings
-/// keep flowing (claim 19) and the sources still to be heard from can reach
-/// the pause point; beyond it, held TLPs keep the credits they consumed and
-/// senders see the fabric's ordinary flow control (claims 11, 20).
+/// TLPs a binding holds from a stopped source before held TLPs keep their
+/// credits anyway. Up to it the fabric's own buffers absorb what the
+/// stopped source still had in flight, so it all reaches the pause point
+/// (which the hand-over waits for) and links shared with other bindings
+/// keep flowing (claim 19). Everything else held keeps the credits it
+/// consumed: senders see the fabric's ordinary flow control (claims 11, 20).
 pub const HOLD_BEFORE_BACK_PRESSURE: usize = 512;
 /// Spare TLP buffers kept for holding, so holding allocates nothing once
 /// warm.
@@ -359,6 +367,7 @@ impl Gate {
                     aborting: false,
                     standby: false,
                     redirect: None,
+                    stopped: None,
                 })
                 .collect(),
             commands,
@@ -441,9 +450,9 @@ impl Gate {
     /// writes had used up its credits would never let a move finish.)
     #[inline]
     pub fn back_pressure(&self, i: usize, dir: Direction) -> bool {
-        self.bindings
-            .get(i)
-            .is_some_and(|g| g.point.held(dir) >= HOLD_BEFORE_BACK_PRESSURE)
+        self.bindings.get(i).is_none_or(|g| {
+            g.stopped != Some(dir) || g.point.held(dir) >= HOLD_BEFORE_BACK_PRESSURE
+        })
     }
 
     /// The recent state changes of binding `i`'s pause point.
@@ -638,6 +647,7 @@ impl Gate {
                     }
                     g.aborting = false;
                     g.standby = false;
+                    g.stopped = None;
                     status.reopened.fetch_add(1, Ordering::Relaxed);
                 }
             } else {
@@ -696,7 +706,8 @@ impl Gate {
         };
         let status = &self.status.bindings[b];
         match command {
-            GateCommand::Pause { mode, .. } => {
+            GateCommand::Pause { mode, stopped, .. } => {
+                g.stopped = stopped;
                 status.drain_expired.store(false, Ordering::Release);
                 if g.point.pause(mode, at).is_ok() {
                     g.paused_since = Some(at);

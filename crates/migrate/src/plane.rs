@@ -7,7 +7,7 @@ use fabric::topology::Window;
 use fabric::{NodeTables, Topology};
 use lcore::gate::STATE_CLOSED;
 use lcore::{GateCommand, GateStatus};
-use rings::pause::IdMode;
+use rings::pause::{Direction, IdMode};
 use rings::spsc::{Consumer, Producer};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -273,7 +273,12 @@ impl Plane for FabricPlane {
         let stream = vm_stream(plan.binding);
         self.send_host(plan.from, HostCommand::Detach { stream });
         let mode = plan.id_mode;
-        self.send_gate(plan, |binding| GateCommand::Pause { binding, mode });
+        // The VM is stopped: its requests in flight are all that comes.
+        self.send_gate(plan, |binding| GateCommand::Pause {
+            binding,
+            mode,
+            stopped: Some(Direction::Down),
+        });
     }
 
     fn closed(&mut self, plan: &Plan) -> bool {
@@ -577,6 +582,9 @@ impl FabricPlane {
             GateCommand::Pause {
                 binding: plan.from,
                 mode,
+                // The function is stopped: its TLPs in flight are all that
+                // comes from it.
+                stopped: Some(Direction::Up),
             },
         );
         self.send_function(plan, GateCommand::Standby { binding: plan.to });
