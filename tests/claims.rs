@@ -240,6 +240,15 @@ fn integrity(d: &Deterministic) -> Integrity {
     all
 }
 
+/// The fabric of `t` run deterministically through `schedule` with hosts
+/// offering `rate` writes per second for `ms` milliseconds, and drained.
+fn migrate(t: &Topology, rate: f64, ms: u64, schedule: Schedule) -> Deterministic {
+    let c = scenario_config(rate, ms, schedule);
+    let mut d = fabric(t, &c);
+    run_out(&mut d, &c);
+    d
+}
+
 /// Runs until the offered traffic is over and has drained.
 fn run_out(d: &mut Deterministic, c: &ScenarioConfig) {
     let end = c.duration + 10_000_000;
@@ -560,9 +569,7 @@ fn claim_11_hosts_and_functions_see_only_flow_control() {
         interval: 1_000_000,
         ..Schedule::default()
     };
-    let c = scenario_config(1_000_000.0, 25, schedule);
-    let mut d = fabric(&t, &c);
-    run_out(&mut d, &c);
+    let d = migrate(&t, 1_000_000.0, 25, schedule);
     assert_eq!(orchestrator(&d).counts(), (20, 0));
     let g = fabric_gate(&d);
     assert!(g.stats().held > 0, "traffic was held");
@@ -827,9 +834,7 @@ fn claim_20_the_device_is_unaware_of_the_blocking() {
         interval: 1_000_000,
         ..Schedule::default()
     };
-    let c = scenario_config(1_000_000.0, 12, schedule);
-    let mut d = fabric(&t, &c);
-    run_out(&mut d, &c);
+    let d = migrate(&t, 1_000_000.0, 12, schedule);
     assert_eq!(orchestrator(&d).counts(), (10, 0));
     // The device received every host write once, in order, and every read
     // it answered was completed where its VM was.
@@ -861,9 +866,7 @@ fn aborts_in_every_phase_leave_the_source_working_in_both_id_modes() {
             abort: Some(abort_by_phase),
             ..Schedule::default()
         };
-        let c = scenario_config(1_000_000.0, 14, schedule);
-        let mut d = fabric(&t, &c);
-        run_out(&mut d, &c);
+        let d = migrate(&t, 1_000_000.0, 14, schedule);
         let o = orchestrator(&d);
         assert!(o.in_progress().is_none(), "{mode:?}: {:?}", o.in_progress());
         assert_eq!(o.counts(), (6, 18), "{mode:?}");
@@ -891,9 +894,7 @@ fn the_budget_rolls_back_a_migration_that_would_black_out_too_long() {
         budget: 0,
         ..Schedule::default()
     };
-    let c = scenario_config(1_000_000.0, 8, schedule);
-    let mut d = fabric(&t, &c);
-    run_out(&mut d, &c);
+    let d = migrate(&t, 1_000_000.0, 8, schedule);
     let o = orchestrator(&d);
     assert_eq!(o.counts(), (0, 4));
     assert!(o.records().iter().all(|r| matches!(
@@ -1070,9 +1071,7 @@ fn endpoint_migrations_move_function_state_in_both_id_modes() {
             interval: 500_000,
             ..Schedule::default()
         };
-        let c = scenario_config(1_000_000.0, 12, schedule);
-        let mut d = fabric(&t, &c);
-        run_out(&mut d, &c);
+        let d = migrate(&t, 1_000_000.0, 12, schedule);
         let o = orchestrator(&d);
         assert_eq!(o.completed_by_kind(), (0, 20), "{mode:?}");
         // Each binding moved ten times among the three VFs: vf1 → vf3 →
@@ -1111,9 +1110,7 @@ fn vm_and_endpoint_migrations_mix_with_aborts_in_every_phase() {
             abort: Some(abort_in_three_of_five),
             ..Schedule::default()
         };
-        let c = scenario_config(1_000_000.0, 14, schedule);
-        let mut d = fabric(&t, &c);
-        run_out(&mut d, &c);
+        let d = migrate(&t, 1_000_000.0, 14, schedule);
         let o = orchestrator(&d);
         assert!(o.in_progress().is_none());
         assert_eq!(o.counts(), (12, 20), "{mode:?}");

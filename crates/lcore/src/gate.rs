@@ -184,6 +184,20 @@ pub struct GateStats {
     pub aborted: u64,
 }
 
+impl GateStats {
+    /// Adds another gate's counters.
+    pub fn add(&mut self, o: &GateStats) {
+        self.held += o.held;
+        self.released += o.released;
+        self.overflow += o.overflow;
+        self.vdi_config_reads += o.vdi_config_reads;
+        self.vdi_config_writes += o.vdi_config_writes;
+        self.vdi_upstream += o.vdi_upstream;
+        self.migrations += o.migrations;
+        self.aborted += o.aborted;
+    }
+}
+
 /// A held TLP: its bytes, what the pause point needs, and the credits it
 /// still holds.
 #[derive(Debug)]

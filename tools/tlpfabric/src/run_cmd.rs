@@ -132,16 +132,7 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
                 }
             }
             if let Some(g) = n.gate() {
-                let s = g.stats();
-                let t = &mut totals.gates;
-                t.held += s.held;
-                t.released += s.released;
-                t.overflow += s.overflow;
-                t.vdi_config_reads += s.vdi_config_reads;
-                t.vdi_config_writes += s.vdi_config_writes;
-                t.vdi_upstream += s.vdi_upstream;
-                t.migrations += s.migrations;
-                t.aborted += s.aborted;
+                totals.gates.add(g.stats());
                 totals.blackouts.add(g.blackouts());
             }
         } else if let Some(o) = any.downcast_ref::<Orchestrator>() {
