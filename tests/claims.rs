@@ -578,7 +578,10 @@ fn claim_11_hosts_and_functions_see_only_flow_control() {
     let i = integrity(&d);
     assert_clean(&i);
     let h = hosts(&d);
-    assert_eq!(h.iter().map(|h| h.interrupts()).sum::<u64>(), 0);
+    // The device's MSI-X interrupts all reached the host its VM was on.
+    let raised = find::<EndpointModel<pmd::RingPort>>(&d)[0].interrupts();
+    assert!(raised > 0);
+    assert_eq!(h.iter().map(|h| h.interrupts()).sum::<u64>(), raised);
     assert_eq!(h.iter().map(|h| h.messages()).sum::<u64>(), 20);
     // Held TLPs kept their credits: the senders were held back by flow
     // control, and nothing overflowed a pause point.

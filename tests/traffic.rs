@@ -77,6 +77,7 @@ fn run(faults: Option<FaultConfig>, writes: u64, dma: u64) -> (Integrity, Integr
                     dma: Some(0x1_0000_0000),
                     stream: 2,
                     host_stream: 1,
+                    msi: Some(0xfee0_0000),
                 }],
                 total_dma: dma,
                 ..EndpointConfig::default()
@@ -131,17 +132,19 @@ fn check(host: Integrity, device: Integrity, writes: u64, dma: u64) {
     let mut all = host;
     all.add(&device);
     assert!(all.clean(), "host {host:?} device {device:?}");
-    // Writes and their read-backs (one per 8 writes) from the host; DMA from the device.
+    // Writes and their read-backs (one per 8 writes) from the host; DMA
+    // from the device, and an MSI-X interrupt after every 32 DMA writes.
+    let interrupts = dma / 32;
     assert_eq!(host.sent, writes + writes.div_ceil(8));
-    assert_eq!(device.sent, dma);
+    assert_eq!(device.sent, dma + interrupts);
     assert_eq!(
         device.delivered, writes,
         "every host write reached the device"
     );
     assert_eq!(
         host.delivered,
-        dma + writes.div_ceil(8),
-        "every DMA write and read completion reached the host"
+        dma + interrupts + writes.div_ceil(8),
+        "every DMA write, interrupt and read completion reached the host"
     );
 }
 

@@ -582,6 +582,10 @@ impl Gate {
         }
         if dir == Direction::Down {
             if let Some(served) = serve_config(g, tlp, reply, &mut self.stats) {
+                if let GateOffer::Served(_) = served {
+                    // Its answer goes toward the host as if it had passed.
+                    status.up_passed.fetch_add(1, Ordering::Relaxed);
+                }
                 return served;
             }
         }

@@ -9,10 +9,10 @@ use lcore::gate::STATE_CLOSED;
 use lcore::{GateCommand, GateStatus};
 use rings::pause::{Direction, IdMode};
 use rings::spsc::{Consumer, Producer};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tlp::Bdf;
-use traffic::{EndpointCommand, HostCommand, Moved, Vm};
+use traffic::{EndpointCommand, HostCommand, Moved, Vm, VmCounters};
 use vdi::CompletionSignal;
 
 /// Why the plane could not do what was asked.
@@ -72,6 +72,8 @@ struct Work {
     /// Endpoint migration rolled back from the move: the state is on its
     /// way back to the source function.
     returning: bool,
+    /// VM migration: the source host has been asked for the VM.
+    handover_asked: bool,
 }
 
 /// A [`Plane`] over the in-process fabric.
@@ -87,7 +89,7 @@ pub struct FabricPlane {
     /// Per endpoint.
     devices: Vec<Option<DeviceHandle>>,
     /// Per binding: what its VM has received, wherever it runs.
-    vm_received: Vec<Arc<AtomicU64>>,
+    vm_counters: Vec<Arc<VmCounters>>,
     signal: CompletionSignal,
     work: Option<Work>,
 }
@@ -113,7 +115,7 @@ impl FabricPlane {
         gates: Vec<Option<GateHandle>>,
         hosts: Vec<HostHandle>,
         devices: Vec<Option<DeviceHandle>>,
-        vm_received: Vec<Arc<AtomicU64>>,
+        vm_counters: Vec<Arc<VmCounters>>,
         signal: CompletionSignal,
     ) -> FabricPlane {
         FabricPlane {
@@ -123,7 +125,7 @@ impl FabricPlane {
             gates,
             hosts,
             devices,
-            vm_received,
+            vm_counters,
             signal,
             work: None,
         }
@@ -262,6 +264,7 @@ impl Plane for FabricPlane {
             moved: None,
             standby: 0,
             returning: false,
+            handover_asked: true,
         });
         Ok(())
     }
@@ -304,25 +307,24 @@ impl Plane for FabricPlane {
         if plan.kind == MigrationKind::Endpoint {
             return self.endpoint_hand_over(plan);
         }
-        // The point is closed: nothing more passes toward the source, so
-        // this is all the source has to receive before its VM can leave.
-        let after_received = self
-            .gate(plan)
-            .and_then(|(g, f)| g.status.binding(f))
-            .map_or(0, |s| s.up_passed.load(Ordering::Acquire));
-        let stream = vm_stream(plan.binding);
-        self.send_host(
-            plan.from,
-            HostCommand::Handover {
-                stream,
-                after_received,
-            },
-        );
+        // Asked for once the VM has stopped and its requests have all
+        // reached the pause point (see `handed`).
+        if let Some(w) = self.work.as_mut() {
+            w.handover_asked = false;
+        }
     }
 
     fn handed(&mut self, plan: &Plan) -> bool {
         if plan.kind == MigrationKind::Endpoint {
             return self.endpoint_handed(plan);
+        }
+        if self.work.as_ref().is_some_and(|w| !w.handover_asked) {
+            if !self.ask_for_vm(plan) {
+                return false;
+            }
+            if let Some(w) = self.work.as_mut() {
+                w.handover_asked = true;
+            }
         }
         let Some(work) = self.work.as_mut() else {
             return false;
@@ -383,7 +385,8 @@ impl Plane for FabricPlane {
             });
             if let Some(vm) = work.vm.take() {
                 let bar = work.bar;
-                self.send_host(plan.to, HostCommand::Attach { vm, bar });
+                let id = work.destination.bindings[plan.binding].host_id;
+                self.send_host(plan.to, HostCommand::Attach { vm, bar, id });
             }
             self.topology = std::mem::replace(&mut work.destination, self.original.clone());
             work.released = true;
@@ -412,8 +415,9 @@ impl Plane for FabricPlane {
                 let vm = self.work.as_mut().and_then(|w| w.vm.take());
                 match vm {
                     Some(vm) => {
-                        let bar = self.topology.bindings[plan.binding].bar.base;
-                        self.send_host(plan.from, HostCommand::Attach { vm, bar });
+                        let b = &self.topology.bindings[plan.binding];
+                        let (bar, id) = (b.bar.base, b.host_id);
+                        self.send_host(plan.from, HostCommand::Attach { vm, bar, id });
                     }
                     None => self.send_host(plan.from, HostCommand::Resume { stream }),
                 }
@@ -565,6 +569,7 @@ impl FabricPlane {
             moved: None,
             standby,
             returning: false,
+            handover_asked: true,
         });
         Ok(())
     }
@@ -626,10 +631,9 @@ impl FabricPlane {
         let Some(s) = self.status_of(plan, plan.from) else {
             return false;
         };
-        let arrived = self
-            .vm_received
-            .get(plan.binding)
-            .is_none_or(|r| r.load(Ordering::Acquire) >= s.up_passed.load(Ordering::Acquire));
+        let arrived = self.vm_counters.get(plan.binding).is_none_or(|c| {
+            c.received.load(Ordering::Acquire) >= s.up_passed.load(Ordering::Acquire)
+        });
         s.up_offered.load(Ordering::Acquire) >= moved.sent && arrived
     }
 
@@ -762,9 +766,9 @@ impl FabricPlane {
             })
         };
         let received = self
-            .vm_received
+            .vm_counters
             .get(plan.binding)
-            .map_or(0, |r| r.load(Ordering::Acquire));
+            .map_or(0, |c| c.received.load(Ordering::Acquire));
         let work = self.work.as_ref();
         let vm = work
             .and_then(|w| w.vm.as_ref())
@@ -780,5 +784,37 @@ impl FabricPlane {
             "{}; VM {vm}, {received} received; device state {moved}",
             counts(f)
         )
+    }
+}
+
+impl FabricPlane {
+    /// Asks the source host for the VM once it has stopped and every
+    /// request it sent has reached the closed pause point: then nothing
+    /// more passes toward the source (the VDI's answers to its
+    /// configuration reads included), and that count is all the VM must
+    /// receive before it leaves.
+    fn ask_for_vm(&mut self, plan: &Plan) -> bool {
+        let Some(c) = self.vm_counters.get(plan.binding) else {
+            return false;
+        };
+        let Some(s) = self.status_of(plan, self.topology.bindings[plan.binding].function as usize)
+        else {
+            return false;
+        };
+        let stopped = c.detached.load(Ordering::Acquire);
+        let sent = c.sent.load(Ordering::Acquire);
+        if !stopped || s.down_requests.load(Ordering::Acquire) < sent {
+            return false;
+        }
+        let after_received = s.up_passed.load(Ordering::Acquire);
+        let stream = vm_stream(plan.binding);
+        self.send_host(
+            plan.from,
+            HostCommand::Handover {
+                stream,
+                after_received,
+            },
+        );
+        true
     }
 }

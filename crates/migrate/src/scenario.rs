@@ -129,10 +129,10 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
     };
     let mut models: Vec<Box<dyn Task>> = Vec::new();
     let mut host_handles = Vec::new();
-    let mut vm_received: Vec<_> = t
+    let mut vm_counters: Vec<_> = t
         .bindings
         .iter()
-        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)))
+        .map(|_| std::sync::Arc::new(traffic::VmCounters::default()))
         .collect();
     let binding_of = |e: usize, f: u8| {
         t.bindings
@@ -152,6 +152,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
                 region: b.bar.size.min(0x1_0000),
                 stream: crate::vm_stream(i),
                 dma_stream: crate::vm_stream(i).wrapping_add(1),
+                id: b.host_id,
             })
             .collect();
         let config = HostConfig {
@@ -166,7 +167,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         let mut host_model = HostModel::new(config, model, pool.clone());
         for vm in host_model.vms() {
             let binding = (vm.target.stream / 2) as usize;
-            vm_received[binding] = vm.received_counter();
+            vm_counters[binding] = vm.counters();
         }
         let link = edge_link(host.attach.node);
         host_model
@@ -191,6 +192,8 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
                 let binding = binding_of(e, f);
                 let dma =
                     binding.and_then(|i| t.hosts[t.bindings[i].host].dma.first().map(|w| w.base));
+                let msi =
+                    binding.and_then(|i| t.hosts[t.bindings[i].host].dma.get(1).map(|w| w.base));
                 let i = binding.unwrap_or(usize::MAX / 4);
                 FunctionConfig {
                     function: Bdf(end.id.0.wrapping_add(f as u16)),
@@ -199,6 +202,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
                     dma,
                     stream: crate::vm_stream(i).wrapping_add(1),
                     host_stream: crate::vm_stream(i),
+                    msi,
                 }
             })
             .collect();
@@ -294,7 +298,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         gate_handles,
         host_handles,
         device_handles,
-        vm_received,
+        vm_counters,
         signal,
     );
     models.push(Box::new(Orchestrator::new(plane, c.schedule.clone())));

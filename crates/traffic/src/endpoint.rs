@@ -26,6 +26,9 @@ pub struct FunctionConfig {
     pub stream: u32,
     /// The stream number of the host's writes it expects.
     pub host_stream: u32,
+    /// Where its MSI-X interrupts go (an address of its host's MSI window,
+    /// as the host programmed it); `None`: it raises none.
+    pub msi: Option<u64>,
 }
 
 /// How an endpoint model behaves.
@@ -47,6 +50,11 @@ pub struct EndpointConfig {
     pub rate: Option<f64>,
     /// No new DMA from this time on (nanoseconds, as `now`).
     pub until: u64,
+    /// An MSI-X interrupt after every this many DMA writes of a function
+    /// (0: none); its data is the function's DMA stream number.
+    pub interrupt_every: u64,
+    /// Its configuration space's first DW (device ID << 16 | vendor ID).
+    pub ids: u32,
 }
 
 impl Default for EndpointConfig {
@@ -59,6 +67,7 @@ impl Default for EndpointConfig {
                 dma: Some(0x1_0000_0000),
                 stream: 2,
                 host_stream: 1,
+                msi: Some(0xfee0_0000),
             }],
             dma_region: 0x1_0000,
             payload: 64,
@@ -66,6 +75,8 @@ impl Default for EndpointConfig {
             total_dma: u64::MAX,
             rate: None,
             until: u64::MAX,
+            interrupt_every: 32,
+            ids: 0x10c9_8086,
         }
     }
 }
@@ -134,6 +145,7 @@ pub struct EndpointModel<P> {
     tlp: Vec<u8>,
     control: Option<(Consumer<EndpointCommand>, Producer<Moved>)>,
     moves: Vec<(u8, u8, u64)>,
+    interrupts: u64,
 }
 
 impl<P> std::fmt::Debug for EndpointModel<P> {
@@ -172,6 +184,7 @@ impl<P: Port> EndpointModel<P> {
             integrity: Integrity::default(),
             control: None,
             moves: Vec::new(),
+            interrupts: 0,
         }
     }
 
@@ -213,6 +226,7 @@ impl<P: Port> EndpointModel<P> {
             let emptied = Function {
                 config: FunctionConfig {
                     dma: None,
+                    msi: None,
                     stream: u32::MAX,
                     host_stream: u32::MAX,
                     ..functions[from].config
@@ -229,6 +243,7 @@ impl<P: Port> EndpointModel<P> {
             let size = target.memory.len().min(state.memory.len());
             target.memory[..size].copy_from_slice(&state.memory[..size]);
             target.config.dma = state.config.dma;
+            target.config.msi = state.config.msi;
             target.config.stream = state.config.stream;
             target.config.host_stream = state.config.host_stream;
             target.host = state.host;
@@ -259,6 +274,11 @@ impl<P: Port> EndpointModel<P> {
     /// What it has seen.
     pub fn integrity(&self) -> &Integrity {
         &self.integrity
+    }
+
+    /// MSI-X interrupts raised.
+    pub fn interrupts(&self) -> u64 {
+        self.interrupts
     }
 
     /// DMA writes sent.
@@ -301,6 +321,35 @@ impl<P: Port> EndpointModel<P> {
                             self.integrity.data_mismatches += 1;
                         }
                     }
+                }
+            }
+            Some(kind @ (Kind::CfgRd0 | Kind::CfgWr0)) => {
+                let target = t.target_id();
+                let Some(f) = self
+                    .functions
+                    .iter_mut()
+                    .find(|f| f.config.function == target)
+                else {
+                    return;
+                };
+                f.received += 1;
+                f.sent += 1;
+                let ids = self.config.ids.to_le_bytes();
+                let data: &[u8] = match kind {
+                    Kind::CfgRd0 if t.register() == 0 => &ids,
+                    Kind::CfgRd0 => &[0; 4],
+                    _ => &[],
+                };
+                let fields = CplFields {
+                    completer: target,
+                    requester: t.requester_id(),
+                    tag: t.tag(),
+                    status: CplStatus::Sc,
+                    byte_count: 4,
+                    lower_address: 0,
+                };
+                if let Ok(n) = completion(&mut self.tlp, fields, data) {
+                    let _ = self.edge.push(&self.tlp[..n], self.now);
                 }
             }
             Some(Kind::MRd) => {
@@ -366,6 +415,25 @@ impl<P: Port> EndpointModel<P> {
         }
         self.functions[i].dma_seq += 1;
         self.functions[i].sent += 1;
+        let every = self.config.interrupt_every;
+        let f = &self.functions[i];
+        if let Some(msi) = f
+            .config
+            .msi
+            .filter(|_| every > 0 && f.dma_seq.is_multiple_of(every))
+        {
+            let data = f.config.stream.to_le_bytes();
+            let function = f.config.function;
+            if let Ok(len) =
+                memory_write(&mut self.tlp, function, 0, MemAccess::dwords(msi, 1), &data)
+            {
+                if self.edge.push(&self.tlp[..len], self.now) {
+                    self.functions[i].sent += 1;
+                    self.integrity.sent += 1;
+                    self.interrupts += 1;
+                }
+            }
+        }
         self.next_dma = (i + 1) % n;
         self.dma_writes += 1;
         self.integrity.sent += 1;

@@ -5,10 +5,10 @@ use crate::stream::{self, Integrity, StreamCheck};
 use lcore::Task;
 use pmd::{FramePool, Port};
 use rings::spsc::{Consumer, Producer};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tlp::build::{memory_read, memory_write, MemAccess};
-use tlp::{Bdf, CplStatus, Kind, Tlp};
+use tlp::{Bdf, Body, CplStatus, Kind, MsgRouting, Repr, Tlp};
 
 /// One function the host writes to and reads from (one binding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct HostTarget {
     pub stream: u32,
     /// The stream number of the function's DMA it expects.
     pub dma_stream: u32,
+    /// The function's ID, as the host sees it (for configuration requests).
+    pub id: Bdf,
 }
 
 /// How a host model behaves.
@@ -36,6 +38,13 @@ pub struct HostConfig {
     pub writes_per_poll: usize,
     /// A read-back after every this many writes (0: no reads).
     pub read_every: u64,
+    /// A configuration read of the function's vendor and device ID after
+    /// every this many writes (0, the default: none; with migrations on
+    /// pinned cores these reads still lose completions, see
+    /// docs/migration.md).
+    pub config_every: u64,
+    /// The first configuration DW it expects (device ID << 16 | vendor ID).
+    pub expect_ids: u32,
     /// Nanoseconds a read may wait for its completion (the PCIe
     /// specification allows 50 µs to 50 ms; 50 ms is the usual default).
     pub completion_timeout: u64,
@@ -58,10 +67,13 @@ impl Default for HostConfig {
                 region: 0x1_0000,
                 stream: 1,
                 dma_stream: 2,
+                id: Bdf(0x0100),
             }],
             payload: 64,
             writes_per_poll: 4,
             read_every: 8,
+            config_every: 0,
+            expect_ids: 0x10c9_8086,
             completion_timeout: 50_000_000,
             total_writes: u64::MAX,
             rate: None,
@@ -88,13 +100,15 @@ pub struct Vm {
     /// TLPs from its function received (DMA writes and completions), over
     /// its life.
     pub received: u64,
-    /// `received`, published for an orchestrator on another core.
-    published: Arc<AtomicU64>,
+    /// Its counts, published for an orchestrator on another core.
+    published: Arc<VmCounters>,
     detached: bool,
 }
 
 /// Tags each VM owns, so its reads in flight can move with it.
 const TAGS_PER_VM: usize = 32;
+/// The sequence number an outstanding configuration read is kept under.
+const CONFIG_READ: u64 = u64::MAX;
 const TAGS: usize = 1024;
 
 impl Vm {
@@ -108,7 +122,7 @@ impl Vm {
             next_tag: 0,
             requests_sent: 0,
             received: 0,
-            published: Arc::new(AtomicU64::new(0)),
+            published: Arc::new(VmCounters::default()),
             detached: false,
         }
     }
@@ -127,16 +141,41 @@ impl Vm {
         self.in_flight
     }
 
-    /// Its count of TLPs received, as it is published (it follows the VM
-    /// from host to host).
-    pub fn received_counter(&self) -> Arc<AtomicU64> {
+    /// Its counts as they are published (they follow the VM from host to
+    /// host).
+    pub fn counters(&self) -> Arc<VmCounters> {
         self.published.clone()
     }
 
     fn count_received(&mut self) {
         self.received += 1;
-        self.published.store(self.received, Ordering::Release);
+        self.published
+            .received
+            .store(self.received, Ordering::Release);
     }
+
+    fn count_sent(&mut self) {
+        self.requests_sent += 1;
+        self.published
+            .sent
+            .store(self.requests_sent, Ordering::Release);
+    }
+
+    fn set_detached(&mut self, detached: bool) {
+        self.detached = detached;
+        self.published.detached.store(detached, Ordering::Release);
+    }
+}
+
+/// A VM's counts, readable from any thread.
+#[derive(Debug, Default)]
+pub struct VmCounters {
+    /// TLPs received from its function.
+    pub received: AtomicU64,
+    /// Requests sent to its function.
+    pub sent: AtomicU64,
+    /// Whether it is stopped (sends nothing more until resumed).
+    pub detached: AtomicBool,
 }
 
 /// Control of a host's VMs, from a migration orchestrator.
@@ -156,12 +195,15 @@ pub enum HostCommand {
         /// TLPs it must have received first.
         after_received: u64,
     },
-    /// Run this VM here, its function's BAR at `bar` in this host's domain.
+    /// Run this VM here, its function's BAR at `bar` and its ID `id` in
+    /// this host's domain.
     Attach {
         /// The VM.
         vm: Box<Vm>,
         /// Its function's BAR here.
         bar: u64,
+        /// Its function's ID here.
+        id: Bdf,
     },
     /// Let a detached VM issue requests again (a migration was abandoned).
     Resume {
@@ -186,6 +228,7 @@ pub struct HostModel<P> {
     integrity: Integrity,
     interrupts: u64,
     messages: u64,
+    config_reads: u64,
     tlp: Vec<u8>,
     control: Option<(Consumer<HostCommand>, Producer<Box<Vm>>)>,
     handovers: Vec<(u32, u64)>,
@@ -214,6 +257,7 @@ impl<P: Port> HostModel<P> {
             integrity: Integrity::default(),
             interrupts: 0,
             messages: 0,
+            config_reads: 0,
             control: None,
             handovers: Vec::new(),
         }
@@ -254,6 +298,12 @@ impl<P: Port> HostModel<P> {
         self.interrupts
     }
 
+    /// Configuration reads completed (by the function, or by a VDI while
+    /// the function moved).
+    pub fn config_reads(&self) -> u64 {
+        self.config_reads
+    }
+
     /// Messages received (a VDI's completion indication among them).
     pub fn messages(&self) -> u64 {
         self.messages
@@ -283,6 +333,16 @@ impl<P: Port> HostModel<P> {
             return;
         };
         match t.kind() {
+            Some(Kind::MWr) if t.payload().len() == 4 => {
+                // An MSI-X interrupt; its data names the function's DMA
+                // stream, so it counts toward the VM it is for.
+                let data = u32::from_le_bytes(t.payload().try_into().unwrap_or_default());
+                if let Some(vm) = self.vms.iter_mut().find(|v| v.target.dma_stream == data) {
+                    vm.count_received();
+                    self.integrity.delivered += 1;
+                }
+                self.interrupts += 1;
+            }
             Some(Kind::MWr) => {
                 let stamp = stream::read(t.payload());
                 let vm = stamp
@@ -313,6 +373,17 @@ impl<P: Port> HostModel<P> {
                 };
                 vm.in_flight -= 1;
                 self.integrity.delivered += 1;
+                if seq == CONFIG_READ {
+                    self.config_reads += 1;
+                    let dw = t
+                        .payload()
+                        .get(..4)
+                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                    if t.status() != CplStatus::Sc || dw != Some(self.config.expect_ids) {
+                        self.integrity.data_mismatches += 1;
+                    }
+                    return;
+                }
                 let stream = vm.target.stream;
                 let ok = t.status() == CplStatus::Sc
                     && matches!(stream::read(t.payload()), Some((s, q, true)) if s == stream && q == seq);
@@ -352,7 +423,7 @@ impl<P: Port> HostModel<P> {
         self.writes += 1;
         let vm = &mut self.vms[i];
         vm.next_seq += 1;
-        vm.requests_sent += 1;
+        vm.count_sent();
         self.integrity.sent += 1;
         Some((i, seq))
     }
@@ -367,9 +438,14 @@ impl<P: Port> HostModel<P> {
             slot = (slot + 1) % TAGS_PER_VM;
         }
         let tag = (vm.tag_base() + slot) as u16;
-        let dws = (self.config.payload / 4) as u16;
-        let access = MemAccess::dwords(self.slot_address(vm, seq), dws);
-        let Ok(n) = memory_read(&mut self.tlp, self.config.requester, tag, access) else {
+        let built = if seq == CONFIG_READ {
+            config_read(&mut self.tlp, self.config.requester, tag, vm.target.id)
+        } else {
+            let dws = (self.config.payload / 4) as u16;
+            let access = MemAccess::dwords(self.slot_address(vm, seq), dws);
+            memory_read(&mut self.tlp, self.config.requester, tag, access).ok()
+        };
+        let Some(n) = built else {
             return false;
         };
         if !self.edge.push(&self.tlp[..n], self.now) {
@@ -378,7 +454,7 @@ impl<P: Port> HostModel<P> {
         let vm = &mut self.vms[i];
         vm.outstanding[slot] = Some((seq, now));
         vm.in_flight += 1;
-        vm.requests_sent += 1;
+        vm.count_sent();
         vm.next_tag = ((slot + 1) % TAGS_PER_VM) as u16;
         self.integrity.sent += 1;
         true
@@ -393,21 +469,22 @@ impl<P: Port> HostModel<P> {
             match command {
                 HostCommand::Detach { stream } => {
                     if let Some(vm) = self.vms.iter_mut().find(|v| v.target.stream == stream) {
-                        vm.detached = true;
+                        vm.set_detached(true);
                     }
                 }
                 HostCommand::Resume { stream } => {
                     if let Some(vm) = self.vms.iter_mut().find(|v| v.target.stream == stream) {
-                        vm.detached = false;
+                        vm.set_detached(false);
                     }
                 }
                 HostCommand::Handover {
                     stream,
                     after_received,
                 } => self.handovers.push((stream, after_received)),
-                HostCommand::Attach { mut vm, bar } => {
+                HostCommand::Attach { mut vm, bar, id } => {
                     vm.target.bar = bar;
-                    vm.detached = false;
+                    vm.target.id = id;
+                    vm.set_detached(false);
                     self.vms.push(*vm);
                 }
             }
@@ -417,7 +494,14 @@ impl<P: Port> HostModel<P> {
             let Some(i) = vms.iter().position(|v| v.target.stream == stream) else {
                 return false;
             };
-            if vms[i].received < after {
+            // Its configuration reads are answered (by the VDI while the
+            // function is paused) before it leaves: they are not held, so
+            // nothing would carry them to where it goes.
+            let config_reads = vms[i]
+                .outstanding
+                .iter()
+                .any(|o| matches!(o, Some((CONFIG_READ, _))));
+            if vms[i].received < after || config_reads {
                 return true;
             }
             let vm = vms.remove(i);
@@ -482,9 +566,34 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                 {
                     done += 1;
                 }
+                if self.config.config_every > 0
+                    && count.is_multiple_of(self.config.config_every)
+                    && self.send_read(vm, CONFIG_READ, now)
+                {
+                    done += 1;
+                }
             }
         }
         self.edge.flush(&mut self.port, now);
         done
     }
+}
+
+/// A configuration read of DW 0 (vendor and device ID) of `target`.
+fn config_read(buf: &mut [u8], requester: Bdf, tag: u16, target: Bdf) -> Option<usize> {
+    let mut repr = Repr::new(Kind::CfgRd0, MsgRouting::Local, &[]);
+    repr.requester = requester;
+    repr.tag = tag;
+    if let Body::Config {
+        target: t,
+        register,
+        first_be,
+        ..
+    } = &mut repr.body
+    {
+        *t = target;
+        *register = 0;
+        *first_be = 0xf;
+    }
+    repr.emit(buf).ok()
 }

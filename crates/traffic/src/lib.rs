@@ -15,5 +15,5 @@ mod host;
 mod stream;
 
 pub use endpoint::{EndpointCommand, EndpointConfig, EndpointModel, FunctionConfig, Moved};
-pub use host::{HostCommand, HostConfig, HostModel, HostTarget, Vm};
+pub use host::{HostCommand, HostConfig, HostModel, HostTarget, Vm, VmCounters};
 pub use stream::{Integrity, StreamCheck};
