@@ -699,8 +699,12 @@ impl<P: Port> NodeTask<P> {
                 }
                 Direction::Up => {
                     let ingress = held.ingress;
+                    let owner = self.holding.take();
                     let mut bytes = held.into_bytes();
                     let action = self.route_one(ingress, &mut bytes, now);
+                    // Routing notes the credits a TLP from this port
+                    // consumed; a held one may have given them back already.
+                    self.holding = owner;
                     self.finish_one(ingress, action, &bytes, now);
                     if let Some(g) = self.gate.as_mut() {
                         g.recycle(bytes);
