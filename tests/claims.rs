@@ -14,7 +14,7 @@ use rings::spsc::{self, Producer};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tlp::build::{completion, memory_read, memory_write, CplFields, MemAccess};
-use tlp::{Bdf, Body, CplStatus, Kind, MsgRouting, Repr, Tlp};
+use tlp::{Bdf, Body, CplStatus, Kind, Repr, Tlp};
 use traffic::{EndpointModel, HostModel, Integrity};
 use vdi::{CompletionSignal, Mode, Template, Vdi};
 
@@ -110,21 +110,9 @@ fn read_completion(requester: Bdf, tag: u16) -> Vec<u8> {
 }
 
 fn config(kind: Kind, requester: Bdf, target: Bdf, register: u16, data: &[u8]) -> Vec<u8> {
-    let mut repr = Repr::new(kind, MsgRouting::Local, data);
-    repr.requester = requester;
-    if let Body::Config {
-        target: t,
-        register: r,
-        first_be,
-        ..
-    } = &mut repr.body
-    {
-        *t = target;
-        *r = register;
-        *first_be = 0xf;
-    }
-    let mut b = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut b).unwrap();
+    let mut b = vec![0u8; 16];
+    let n = tlp::build::config_request(&mut b, kind, requester, 0, target, register, data).unwrap();
+    b.truncate(n);
     b
 }
 

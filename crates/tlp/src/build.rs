@@ -9,7 +9,8 @@
 
 use crate::bdf::Bdf;
 use crate::error::EmitError;
-use crate::kind::CplStatus;
+use crate::kind::{CplStatus, Kind, MsgRouting};
+use crate::repr::{Body, Repr};
 
 /// A memory request's addressing: where, how many DW, which bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +134,36 @@ pub fn memory_write(
     memory(buf, true, requester, tag, access, payload)
 }
 
+/// Writes a configuration request of one DW into `buf`: `kind` one of
+/// CfgRd0/CfgWr0/CfgRd1/CfgWr1, DW-aligned `register` (a byte offset) of
+/// `target`, every byte enabled, `data` the DW written (empty for a read).
+/// Returns its length.
+pub fn config_request(
+    buf: &mut [u8],
+    kind: Kind,
+    requester: Bdf,
+    tag: u16,
+    target: Bdf,
+    register: u16,
+    data: &[u8],
+) -> Result<usize, EmitError> {
+    let mut repr = Repr::new(kind, MsgRouting::Local, data);
+    repr.requester = requester;
+    repr.tag = tag;
+    if let Body::Config {
+        target: t,
+        register: r,
+        first_be,
+        ..
+    } = &mut repr.body
+    {
+        *t = target;
+        *r = register;
+        *first_be = 0xf;
+    }
+    repr.emit(buf)
+}
+
 /// What a completion says about the request it completes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CplFields {
@@ -231,6 +262,38 @@ pub fn completion(buf: &mut [u8], fields: CplFields, payload: &[u8]) -> Result<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_requests_carry_target_register_and_data() {
+        let mut b = [0u8; 32];
+        let n = config_request(
+            &mut b,
+            Kind::CfgWr0,
+            Bdf(0x0100),
+            7,
+            Bdf(0x4001),
+            0x3c,
+            &[1, 2, 3, 4],
+        )
+        .unwrap();
+        let t = crate::Tlp::new_checked(&b[..n]).unwrap();
+        assert_eq!(t.kind(), Some(Kind::CfgWr0));
+        assert_eq!(
+            (t.requester_id(), t.tag(), t.target_id()),
+            (Bdf(0x0100), 7, Bdf(0x4001))
+        );
+        assert_eq!((t.register(), t.first_be()), (0x3c, 0xf));
+        assert_eq!(t.payload(), [1, 2, 3, 4]);
+        let n = config_request(&mut b, Kind::CfgRd1, Bdf(0x0100), 8, Bdf(0x0500), 0, &[]).unwrap();
+        assert_eq!(n, 12);
+        // Not a configuration kind: refused, not mis-built.
+        assert!(
+            config_request(&mut b, Kind::MRd, Bdf(0), 0, Bdf(0), 0, &[]).is_err() || {
+                let t = crate::Tlp::new_checked(&b[..12]).unwrap();
+                t.kind() != Some(Kind::CfgRd0)
+            }
+        );
+    }
 
     #[test]
     fn read_byte_counts_follow_the_byte_enables() {

@@ -8,7 +8,7 @@ use rings::spsc::{Consumer, Producer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tlp::build::{memory_read, memory_write, MemAccess};
-use tlp::{Bdf, Body, CplStatus, Kind, MsgRouting, Repr, Tlp};
+use tlp::{Bdf, CplStatus, Kind, Tlp};
 
 /// One function the host writes to and reads from (one binding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -581,19 +581,5 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
 
 /// A configuration read of DW 0 (vendor and device ID) of `target`.
 fn config_read(buf: &mut [u8], requester: Bdf, tag: u16, target: Bdf) -> Option<usize> {
-    let mut repr = Repr::new(Kind::CfgRd0, MsgRouting::Local, &[]);
-    repr.requester = requester;
-    repr.tag = tag;
-    if let Body::Config {
-        target: t,
-        register,
-        first_be,
-        ..
-    } = &mut repr.body
-    {
-        *t = target;
-        *register = 0;
-        *first_be = 0xf;
-    }
-    repr.emit(buf).ok()
+    tlp::build::config_request(buf, Kind::CfgRd0, requester, tag, target, 0, &[]).ok()
 }

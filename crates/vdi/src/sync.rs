@@ -14,7 +14,7 @@
 use crate::registers::Access;
 use crate::Vdi;
 use tlp::build::{memory_read, memory_write, MemAccess};
-use tlp::{Bdf, Body, Kind, MsgRouting, Repr, Tlp};
+use tlp::{Bdf, Kind, Tlp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
@@ -39,23 +39,12 @@ fn config_request(
     register: u16,
     data: &[u8],
 ) -> Vec<u8> {
-    let mut repr = Repr::new(kind, MsgRouting::Local, data);
-    repr.requester = requester;
-    repr.tag = tag;
-    if let Body::Config {
-        target: t,
-        register: r,
-        first_be,
-        ..
-    } = &mut repr.body
-    {
-        *t = target;
-        *r = register;
-        *first_be = 0xf;
+    let mut b = [0u8; 16];
+    // A configuration request of one DW always fits 16 bytes.
+    match tlp::build::config_request(&mut b, kind, requester, tag, target, register, data) {
+        Ok(n) => b[..n].to_vec(),
+        Err(_) => Vec::new(),
     }
-    let mut b = vec![0u8; repr.buffer_len()];
-    // A configuration request of one DW always fits its own length.
-    repr.emit(&mut b).map(|_| b).unwrap_or_default()
 }
 
 /// The DW offsets of configuration space software can change.
