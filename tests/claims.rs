@@ -1110,3 +1110,117 @@ fn vm_and_endpoint_migrations_mix_with_aborts_in_every_phase() {
         assert_clean(&integrity(&d));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Credits across a pause, at one node.
+
+/// One end of a reliable link held by the test, over a ring port.
+struct LinkEnd {
+    link: fabric::Link,
+    port: pmd::RingPort,
+    pool: pmd::FramePool,
+    /// TLPs it received.
+    got: usize,
+}
+
+impl LinkEnd {
+    /// Moves frames both ways; what arrives is taken and its credits given back.
+    fn pump(&mut self, now: u64) {
+        let mut rx = Vec::new();
+        pmd::Port::rx_burst(&mut self.port, 0, &mut rx, 64);
+        for frame in rx {
+            let mut costs = Vec::new();
+            let _ = self.link.receive(&frame, now, |tlp| {
+                costs.push(rings::Cost::of(&tlp::classify(tlp).unwrap()));
+            });
+            self.got += costs.len();
+            for c in costs {
+                self.link.release(c);
+            }
+        }
+        let mut buf = [0u8; 2048];
+        while let Some(n) = self.link.poll_transmit(now, &mut buf) {
+            let mut tx = vec![self.pool.alloc_from(&buf[..n]).unwrap()];
+            pmd::Port::tx_burst(&mut self.port, 0, &mut tx);
+            assert!(tx.is_empty(), "the ring took the frame");
+        }
+    }
+}
+
+#[test]
+fn held_tlps_give_their_credits_back_once() {
+    use fabric::routing::epoch;
+    use lcore::{FrameSettings, Task};
+    use tlp::CreditType;
+    let t = default_topology();
+    let pool = pmd::FramePool::new(1024, 1600);
+    let (link_node, link_test) = pmd::ring_link("sw0-sw1", 256, 1514);
+    let (dev_node, dev_test) = pmd::ring_link("nic0", 256, 1514);
+    let ports: Vec<DynPort> = vec![
+        Box::new(link_node),
+        Box::new(dev_node),
+        Box::new(pmd::ClosedPort::default()),
+        Box::new(pmd::ClosedPort::default()),
+    ];
+    let (_publisher, reader) = epoch::channel(fabric::NodeTables::build(&t, 1));
+    let mut node = NodeTask::new("sw1", reader, ports, pool.clone(), FrameSettings::default());
+    let to_sw0 = t.link_config(0, false).unwrap();
+    node.with_reliable_link(0, to_sw0).unwrap();
+    let edge = fabric::LinkConfig {
+        local_node: 1,
+        remote_node: u16::MAX,
+        ..fabric::LinkConfig::default()
+    };
+    node.with_reliable_link(1, edge).unwrap();
+    let (mut g, mut tx) = gate();
+    tx.push(GateCommand::Pause {
+        binding: B1,
+        mode: IdMode::Common,
+        stopped: Some(Direction::Up),
+    })
+    .unwrap();
+    g.poll(0);
+    node.with_gate(g);
+    let mut sw0 = LinkEnd {
+        link: fabric::Link::new(to_sw0.peer()).unwrap(),
+        port: link_test,
+        pool: pool.clone(),
+        got: 0,
+    };
+    let mut device = LinkEnd {
+        link: fabric::Link::new(edge.peer()).unwrap(),
+        port: dev_test,
+        pool: pool.clone(),
+        got: 0,
+    };
+    let initial = device.link.credits_available(CreditType::PH);
+    // The function's DMA while its binding is paused: held at the node.
+    for k in 0..20u8 {
+        let dma = write(VF1, 0x1_0000_0000 + 16 * k as u64, k);
+        device.link.try_send(&dma, 0).unwrap();
+    }
+    let mut now = 0;
+    let mut round = |node: &mut NodeTask<DynPort>, sw0: &mut LinkEnd, device: &mut LinkEnd| {
+        for _ in 0..50 {
+            now += 2_000;
+            device.pump(now);
+            node.poll(now);
+            sw0.pump(now);
+        }
+    };
+    round(&mut node, &mut sw0, &mut device);
+    assert_eq!(node.gate().unwrap().held(B1), (0, 20), "held while paused");
+    assert_eq!(sw0.got, 0);
+    // The stopped side's TLPs gave their credits back at once.
+    assert_eq!(device.link.credits_available(CreditType::PH), initial);
+    tx.push(GateCommand::Release {
+        binding: B1,
+        requester: None,
+        retarget: None,
+    })
+    .unwrap();
+    round(&mut node, &mut sw0, &mut device);
+    assert_eq!(sw0.got, 20, "released toward the host");
+    // And not a second time when they left.
+    assert_eq!(device.link.credits_available(CreditType::PH), initial);
+}
