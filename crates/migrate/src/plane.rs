@@ -765,10 +765,16 @@ impl FabricPlane {
                 )
             })
         };
-        let received = self
-            .vm_counters
-            .get(plan.binding)
-            .map_or(0, |c| c.received.load(Ordering::Acquire));
+        let (received, sent, stopped) =
+            self.vm_counters
+                .get(plan.binding)
+                .map_or((0, 0, false), |c| {
+                    (
+                        c.received.load(Ordering::Acquire),
+                        c.sent.load(Ordering::Acquire),
+                        c.detached.load(Ordering::Acquire),
+                    )
+                });
         let work = self.work.as_ref();
         let vm = work
             .and_then(|w| w.vm.as_ref())
@@ -781,8 +787,9 @@ impl FabricPlane {
                 format!("moved, {} sent", m.sent)
             });
         format!(
-            "{}; VM {vm}, {received} received; device state {moved}",
-            counts(f)
+            "{}; VM {vm}, {received} received, {sent} sent{}; device state {moved}",
+            counts(f),
+            if stopped { ", stopped" } else { "" }
         )
     }
 }

@@ -494,14 +494,10 @@ impl<P: Port> HostModel<P> {
             let Some(i) = vms.iter().position(|v| v.target.stream == stream) else {
                 return false;
             };
-            // Its configuration reads are answered (by the VDI while the
-            // function is paused) before it leaves: they are not held, so
-            // nothing would carry them to where it goes.
-            let config_reads = vms[i]
-                .outstanding
-                .iter()
-                .any(|o| matches!(o, Some((CONFIG_READ, _))));
-            if vms[i].received < after || config_reads {
+            // What passed the pause point toward it (the VDI's answers to
+            // its configuration reads included) has all arrived; reads still
+            // in flight move with it.
+            if vms[i].received < after {
                 return true;
             }
             let vm = vms.remove(i);
