@@ -550,6 +550,21 @@ impl Gate {
             ingress,
             credits: owner,
         } = arrival;
+        let open = self
+            .bindings
+            .get(b)
+            .is_some_and(|g| g.point.state() == State::Open);
+        if open && dir == Direction::Down {
+            // Routing checked it already, and an open point tracks only
+            // non-posted requests and completions: a posted request toward
+            // the function (most of the traffic) is only counted.
+            if tlp::classify(tlp).is_ok_and(|c| c.flow == FlowClass::Posted) {
+                let status = &self.status.bindings[b];
+                status.down_requests.fetch_add(1, Ordering::Relaxed);
+                status.down_passed.fetch_add(1, Ordering::Relaxed);
+                return GateOffer::Pass;
+            }
+        }
         let Ok(info) = TlpInfo::of(tlp) else {
             // Malformed: routing refuses it.
             return GateOffer::Pass;

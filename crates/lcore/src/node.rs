@@ -15,7 +15,7 @@ use fabric::routing::epoch;
 use fabric::{Action, NodeState, NodeTables, PortKind};
 use pmd::{Frame, FramePool, Port};
 use rings::credits::Cost;
-use rings::pause::Direction;
+use rings::pause::{Direction, State};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -606,9 +606,11 @@ impl<P: Port> NodeTask<P> {
             .is_some_and(Option::is_some);
         if ingress == gate.port() {
             if let Some(b) = gate.match_up(tlp) {
-                let owner = tlp::classify(tlp)
-                    .ok()
-                    .filter(|_| reliable)
+                // Credits matter only if it may be held: not at an open point.
+                let open = gate.state(b) == Some(State::Open);
+                let owner = (reliable && !open)
+                    .then(|| tlp::classify(tlp).ok())
+                    .flatten()
                     .map(|c| (ingress, Cost::of(&c)));
                 let keeps = gate.back_pressure(b, Direction::Up);
                 let arrival = Arrival {

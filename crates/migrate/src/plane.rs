@@ -136,22 +136,23 @@ impl FabricPlane {
         &self.topology
     }
 
-    fn gate(&self, plan: &Plan) -> Option<(&GateHandle, usize)> {
-        let b = self.topology.bindings.get(plan.binding)?;
-        let gate = self.gates.get(b.endpoint)?.as_ref()?;
-        Some((gate, b.function as usize))
+    /// The function the binding is on now (its index at the gate).
+    fn function(&self, plan: &Plan) -> usize {
+        self.topology
+            .bindings
+            .get(plan.binding)
+            .map_or(0, |b| b.function as usize)
     }
 
+    /// The published status of the binding's function now.
+    fn status(&self, plan: &Plan) -> Option<&lcore::gate::BindingStatus> {
+        self.status_of(plan, self.function(plan))
+    }
+
+    /// Sends the gate a command for the binding's function now.
     fn send_gate(&mut self, plan: &Plan, command: impl FnOnce(usize) -> GateCommand) {
-        let Some(b) = self.topology.bindings.get(plan.binding) else {
-            return;
-        };
-        let f = b.function as usize;
-        if let Some(Some(g)) = self.gates.get_mut(b.endpoint) {
-            // The ring holds far more than the few commands of one
-            // migration; a full ring would mean the node core is gone.
-            let _ = g.commands.push(command(f));
-        }
+        let command = command(self.function(plan));
+        self.send_function(plan, command);
     }
 
     fn send_host(&mut self, host: usize, command: HostCommand) {
@@ -161,13 +162,7 @@ impl FabricPlane {
     }
 
     fn reopened(&self, plan: &Plan) -> u64 {
-        self.gate(plan)
-            .and_then(|(g, f)| {
-                g.status
-                    .binding(f)
-                    .map(|s| s.reopened.load(Ordering::Acquire))
-            })
-            .unwrap_or(0)
+        self.function_reopened(plan, self.function(plan))
     }
 
     /// A window for the function in `host`'s domain: where the binding sat
@@ -221,7 +216,7 @@ impl Plane for FabricPlane {
                 plan.binding, b.host, plan.from, plan.to
             )));
         }
-        if self.gate(plan).is_none() {
+        if self.status(plan).is_none() {
             return Err(PlaneError(format!(
                 "binding {}'s endpoint has no pause point",
                 plan.binding
@@ -291,15 +286,13 @@ impl Plane for FabricPlane {
         if !standing_by {
             return false;
         }
-        self.gate(plan)
-            .and_then(|(g, f)| g.status.binding(f))
+        self.status(plan)
             .is_some_and(|s| s.state.load(Ordering::Acquire) == STATE_CLOSED)
     }
 
     fn drained(&mut self, plan: &Plan) -> bool {
         !self
-            .gate(plan)
-            .and_then(|(g, f)| g.status.binding(f))
+            .status(plan)
             .is_some_and(|s| s.drain_expired.load(Ordering::Acquire))
     }
 
@@ -341,12 +334,7 @@ impl Plane for FabricPlane {
         // Every request the source sent has reached the pause point, so
         // none can arrive after the destination's.
         let sent = vm.requests_sent;
-        let f = self.topology.bindings[plan.binding].function as usize;
-        let endpoint = self.topology.bindings[plan.binding].endpoint;
-        self.gates
-            .get(endpoint)
-            .and_then(Option::as_ref)
-            .and_then(|g| g.status.binding(f))
+        self.status(plan)
             .is_some_and(|s| s.down_requests.load(Ordering::Acquire) >= sent)
     }
 
@@ -362,14 +350,9 @@ impl Plane for FabricPlane {
             return false;
         };
         if !work.released {
-            // Every node routes with the destination's tables before
-            // anything is released or the VM starts there.
-            if !self.publish() || !self.publishers.iter().all(Publisher::adopted) {
+            if !self.routes_switched() {
                 return false;
             }
-            let Some(mut work) = self.work.take() else {
-                return false;
-            };
             let from = &self.topology.hosts[plan.from];
             let to = &self.topology.hosts[plan.to];
             let requester = (plan.id_mode == IdMode::Different).then(|| {
@@ -383,14 +366,14 @@ impl Plane for FabricPlane {
                 requester,
                 retarget: None,
             });
-            if let Some(vm) = work.vm.take() {
-                let bar = work.bar;
-                let id = work.destination.bindings[plan.binding].host_id;
+            let attach = self.work.as_mut().and_then(|w| {
+                let id = w.destination.bindings[plan.binding].host_id;
+                Some((w.vm.take()?, w.bar, id))
+            });
+            if let Some((vm, bar, id)) = attach {
                 self.send_host(plan.to, HostCommand::Attach { vm, bar, id });
             }
-            self.topology = std::mem::replace(&mut work.destination, self.original.clone());
-            work.released = true;
-            self.work = Some(work);
+            self.commit_destination();
         }
         let baseline = self.work.as_ref().map_or(0, |w| w.reopened);
         self.reopened(plan) > baseline
@@ -444,6 +427,20 @@ impl Plane for FabricPlane {
 }
 
 impl FabricPlane {
+    /// Whether every node routes with the destination's tables (published
+    /// and taken), so that anything may be released or start there.
+    fn routes_switched(&mut self) -> bool {
+        self.publish() && self.publishers.iter().all(Publisher::adopted)
+    }
+
+    /// The destination's topology is the plane's from now on.
+    fn commit_destination(&mut self) {
+        if let Some(work) = self.work.as_mut() {
+            self.topology = std::mem::replace(&mut work.destination, self.original.clone());
+            work.released = true;
+        }
+    }
+
     /// Publishes the tables the migration built to the nodes that have not
     /// taken them yet; true once every node has been sent its set.
     fn publish(&mut self) -> bool {
@@ -642,7 +639,7 @@ impl FabricPlane {
             return false;
         };
         if !work.released {
-            if !self.publish() || !self.publishers.iter().all(Publisher::adopted) {
+            if !self.routes_switched() {
                 return false;
             }
             self.send_function(
@@ -667,12 +664,7 @@ impl FabricPlane {
                     function: plan.to as u8,
                 },
             );
-            let Some(mut work) = self.work.take() else {
-                return false;
-            };
-            self.topology = std::mem::replace(&mut work.destination, self.original.clone());
-            work.released = true;
-            self.work = Some(work);
+            self.commit_destination();
         }
         let Some(work) = self.work.as_ref() else {
             return false;
@@ -747,11 +739,7 @@ impl FabricPlane {
     /// What a migration in progress is waiting for, in words (for a report
     /// of one that did not finish).
     pub fn waiting_for(&self, plan: &Plan) -> String {
-        let f = self
-            .topology
-            .bindings
-            .get(plan.binding)
-            .map_or(0, |b| b.function as usize);
+        let f = self.function(plan);
         let counts = |f: usize| {
             self.status_of(plan, f).map_or("no gate".to_string(), |s| {
                 format!(
@@ -804,8 +792,7 @@ impl FabricPlane {
         let Some(c) = self.vm_counters.get(plan.binding) else {
             return false;
         };
-        let Some(s) = self.status_of(plan, self.topology.bindings[plan.binding].function as usize)
-        else {
+        let Some(s) = self.status(plan) else {
             return false;
         };
         let stopped = c.detached.load(Ordering::Acquire);

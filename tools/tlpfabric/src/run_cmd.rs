@@ -318,6 +318,17 @@ fn phase_summaries(records: &[Record]) -> Vec<(Phase, Summary)> {
         .collect()
 }
 
+/// Writes what was made for `path`, or says on `err` why not.
+fn write_out(path: &Path, bytes: Result<Vec<u8>, String>, err: &mut dyn Write) -> bool {
+    match bytes.and_then(|b| std::fs::write(path, b).map_err(|e| e.to_string())) {
+        Ok(()) => true,
+        Err(e) => {
+            let _ = writeln!(err, "error: {}: cannot write: {e}", path.display());
+            false
+        }
+    }
+}
+
 fn summary_json(s: &Summary) -> serde_json::Value {
     json!({"p50": s.p50, "p90": s.p90, "p99": s.p99, "p999": s.p999, "max": s.max, "mean": s.mean, "count": s.count})
 }
@@ -457,9 +468,7 @@ fn report(
             Duration::ZERO,
             Duration::from_secs_f64(secs),
         );
-        if let Err(e) = log.and_then(|bytes| std::fs::write(path, bytes).map_err(|e| e.to_string()))
-        {
-            let _ = writeln!(err, "error: {}: cannot write: {e}", path.display());
+        if !write_out(path, log, err) {
             return EXIT_REJECTED;
         }
     }
@@ -471,8 +480,7 @@ fn report(
                 ("per held TLP", &totals.blackouts.per_tlp),
             ],
         );
-        if let Err(e) = std::fs::write(path, svg) {
-            let _ = writeln!(err, "error: {}: cannot write: {e}", path.display());
+        if !write_out(path, Ok(svg.into_bytes()), err) {
             return EXIT_REJECTED;
         }
     }
@@ -517,8 +525,7 @@ fn report(
                 "phases_us": phases_json,
             },
         });
-        if let Err(e) = std::fs::write(path, format!("{doc:#}\n")) {
-            let _ = writeln!(err, "error: {}: cannot write: {e}", path.display());
+        if !write_out(path, Ok(format!("{doc:#}\n").into_bytes()), err) {
             return EXIT_REJECTED;
         }
     }
