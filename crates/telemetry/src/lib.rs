@@ -9,7 +9,6 @@
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 /// The percentiles of a histogram of nanoseconds, in microseconds.
@@ -89,17 +88,16 @@ pub fn interval_log(
 
 /// The percentile distribution of each histogram (nanoseconds), plotted in
 /// microseconds against percentile on the customary 1/(1−p) axis, as an SVG
-/// document.
-pub fn percentile_svg(title: &str, series: &[(&str, &Histogram<u64>)]) -> String {
-    const W: f64 = 720.0;
-    const H: f64 = 420.0;
-    const LEFT: f64 = 70.0;
-    const RIGHT: f64 = 20.0;
-    const TOP: f64 = 40.0;
-    const BOTTOM: f64 = 60.0;
-    const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+/// document. An empty histogram keeps its legend entry but draws no line.
+pub fn percentile_svg(title: &str, series: &[(&str, &Histogram<u64>)]) -> Result<String, String> {
+    use plotters::prelude::*;
+    const COLOURS: [RGBColor; 4] = [
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0xd6, 0x27, 0x28),
+        RGBColor(0x2c, 0xa0, 0x2c),
+        RGBColor(0x94, 0x67, 0xbd),
+    ];
     // Percentiles from 0 to 99.999: x = log10(1 / (1 - p)), 0..=5.
-    let points: Vec<f64> = (0..=100).map(|i| i as f64 * 0.05).collect();
     let quantile = |x: f64| 1.0 - 10f64.powf(-x);
     let top_us = series
         .iter()
@@ -107,97 +105,60 @@ pub fn percentile_svg(title: &str, series: &[(&str, &Histogram<u64>)]) -> String
         .map(|(_, h)| h.max() as f64 / 1000.0)
         .fold(1.0, f64::max)
         * 1.1;
-    let px = |x: f64| LEFT + x / 5.0 * (W - LEFT - RIGHT);
-    let py = |us: f64| H - BOTTOM - us / top_us * (H - TOP - BOTTOM);
+    let percentile_label = |x: &f64| match x.round() as u32 {
+        0 => "0%".to_string(),
+        1 => "90%".to_string(),
+        2 => "99%".to_string(),
+        n => format!("99.{}%", "9".repeat(n as usize - 2)),
+    };
+    let failed = |e: DrawingAreaErrorKind<std::io::Error>| format!("plot: {e}");
     let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
-        W / 2.0,
-        escape(title)
-    );
-    // Axes, grid and labels.
-    let _ = writeln!(
-        svg,
-        r#"<path d="M{LEFT},{TOP} V{} H{}" stroke="black" fill="none"/>"#,
-        H - BOTTOM,
-        W - RIGHT
-    );
-    for (i, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
-        .iter()
-        .enumerate()
     {
-        let x = px(i as f64);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{x}" y1="{TOP}" x2="{x}" y2="{}" stroke="#ddd"/><text x="{x}" y="{}" text-anchor="middle">{label}</text>"##,
-            H - BOTTOM,
-            H - BOTTOM + 16.0
-        );
-    }
-    for i in 0..=5 {
-        let us = top_us * i as f64 / 5.0;
-        let y = py(us);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{us:.1}</text>"##,
-            W - RIGHT,
-            LEFT - 6.0,
-            y + 4.0
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">percentile</text>"#,
-        W / 2.0,
-        H - 20.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text transform="translate(18,{}) rotate(-90)" text-anchor="middle">blackout (µs)</text>"#,
-        H / 2.0
-    );
-    for (k, (name, h)) in series.iter().enumerate() {
-        let colour = COLOURS[k % COLOURS.len()];
-        if !h.is_empty() {
-            let path: Vec<String> = points
-                .iter()
-                .map(|&x| {
-                    let us = h.value_at_quantile(quantile(x)) as f64 / 1000.0;
-                    format!("{:.1},{:.1}", px(x), py(us))
-                })
-                .collect();
-            let _ = writeln!(
-                svg,
-                r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#,
-                path.join(" ")
-            );
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(failed)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(14)
+            .margin_right(34)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..5f64, 0f64..top_us)
+            .map_err(failed)?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .label_style(("sans-serif", 15))
+            .x_label_formatter(&percentile_label)
+            .y_label_formatter(&|us| format!("{us:.1}"))
+            .x_desc("percentile")
+            .y_desc("blackout (µs)")
+            .draw()
+            .map_err(failed)?;
+        for (k, (name, h)) in series.iter().enumerate() {
+            let colour = COLOURS[k % COLOURS.len()];
+            let points = (0..=100)
+                .map(|i| i as f64 * 0.05)
+                .filter(|_| !h.is_empty())
+                .map(|x| (x, h.value_at_quantile(quantile(x)) as f64 / 1000.0));
+            chart
+                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                .map_err(failed)?
+                .label(format!("{name} ({} samples)", h.len()))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(2))
+                });
         }
-        let y = TOP + 8.0 + 18.0 * k as f64;
-        let _ = writeln!(
-            svg,
-            r#"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{colour}" stroke-width="2"/><text x="{}" y="{}">{} ({} samples)</text>"#,
-            LEFT + 12.0,
-            LEFT + 36.0,
-            LEFT + 42.0,
-            y + 4.0,
-            escape(name),
-            h.len()
-        );
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()
+            .map_err(failed)?;
+        root.present().map_err(failed)?;
     }
-    svg.push_str("</svg>\n");
-    svg
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    Ok(svg)
 }
 
 #[cfg(test)]
@@ -284,17 +245,17 @@ mod tests {
     fn the_plot_has_a_line_per_series_scaled_to_the_largest() {
         let a = histogram((1..=100).map(|i| i * 100));
         let b = histogram([]);
-        let svg = percentile_svg("blackout <test>", &[("per migration", &a), ("per TLP", &b)]);
+        let svg =
+            percentile_svg("blackout <test>", &[("per migration", &a), ("per TLP", &b)]).unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.trim_end().ends_with("</svg>"));
-        assert_eq!(
-            svg.matches("<polyline").count(),
-            1,
-            "empty series draw no line"
-        );
-        assert!(svg.contains("blackout &lt;test&gt;"));
+        // Each series has a legend entry; only the non-empty one a line too.
+        let drawn = |colour: &str| svg.matches(&format!("stroke=\"{colour}\"")).count();
+        assert_eq!(drawn("#1F77B4"), 2, "{svg}");
+        assert_eq!(drawn("#D62728"), 1, "empty series draw no line: {svg}");
+        assert!(svg.contains("blackout &lt;test&gt;"), "{svg}");
         assert!(svg.contains("per TLP (0 samples)"));
-        // The y axis tops out 10% above the largest value (10 µs).
-        assert!(svg.contains(">11.0</text>"), "{svg}");
+        assert!(svg.contains("per migration (100 samples)"));
+        assert!(svg.contains("\n99.99%\n"), "{svg}");
     }
 }

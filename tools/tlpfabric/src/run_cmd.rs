@@ -480,7 +480,7 @@ fn report(
                 ("per held TLP", &totals.blackouts.per_tlp),
             ],
         );
-        if !write_out(path, Ok(svg.into_bytes()), err) {
+        if !write_out(path, svg.map(String::into_bytes), err) {
             return EXIT_REJECTED;
         }
     }
