@@ -344,6 +344,142 @@ fn claim_3_destination_host_accesses_the_source_instantiation_state() {
     assert_eq!(line & 0xff, 0x0b, "the interrupt line the source wrote");
 }
 
+/// From the switch-over on, the destination host owns the function: its
+/// configuration requests pass to the function and are counted as the
+/// binding's (a VDI answering them would answer the migrated VM out of the
+/// binding's sight, and the next hand-over would wait for a request that
+/// never arrived). The function's VDI carries on with every write the VM
+/// made, and a write its VDI completed while paused is made to the function
+/// before what was held.
+#[test]
+fn after_the_switch_over_the_destination_host_reaches_the_function() {
+    use std::sync::atomic::Ordering;
+    let (mut g, mut tx) = gate();
+    let status = g.status();
+    let counts = |s: &lcore::GateStatus| {
+        let b = s.binding(B1).unwrap();
+        (
+            b.down_requests.load(Ordering::Acquire),
+            b.up_passed.load(Ordering::Acquire),
+        )
+    };
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Prepare {
+            binding: B1,
+            destination_bus: DEST_BUS,
+        },
+        0,
+    );
+    // The destination host writes its own instantiation …
+    assert!(matches!(
+        cfg_write(&mut g, HOST_B, 0x3c, 0x0000_000c),
+        GateOffer::Served(_)
+    ));
+    // … while the source's write passes to the function, seen by its VDI.
+    let mut reply = [0u8; 64];
+    let w = config(Kind::CfgWr0, HOST_A, VF1, 0x3c, &[0x0d, 0, 0, 0]);
+    assert_eq!(g.offer(B1, down(), &w, &mut reply, 0), GateOffer::Pass);
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+            stopped: Some(Direction::Down),
+        },
+        1,
+    );
+    assert_eq!(cfg_read(&mut g, HOST_A, 0x3c).map(|d| d & 0xff), Some(0x0d));
+    // While paused the VDI answers the VM, and its answer is counted as
+    // passed toward it together with the request.
+    let before = counts(&status);
+    assert!(matches!(
+        cfg_write(&mut g, HOST_A, 0x3c, 0x0000_000e),
+        GateOffer::Served(_)
+    ));
+    assert_eq!(counts(&status), (before.0 + 1, before.1 + 1));
+    let held = write(HOST_A, VF1_BAR, 7);
+    assert_eq!(g.offer(B1, down(), &held, &mut reply, 1), GateOffer::Held);
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Release {
+            binding: B1,
+            requester: None,
+            retarget: None,
+        },
+        2,
+    );
+    assert_eq!(g.state(B1), Some(State::Open));
+    assert!(
+        g.destination_vdi(B1).is_none(),
+        "no second VDI after the switch-over"
+    );
+    // The served write goes to the function first, as the gate's own
+    // request, then what was held.
+    let out = released(&mut g);
+    assert_eq!(out.len(), 2, "{out:?}");
+    let replay = Tlp::new_checked(&out[0].1[..]).unwrap();
+    assert_eq!(replay.kind(), Some(Kind::CfgWr0));
+    assert_eq!(replay.requester_id(), lcore::gate::REPLAY_REQUESTER);
+    assert_eq!((replay.register(), replay.payload()[0]), (0x3c, 0x0e));
+    assert_eq!(out[1].1, held);
+    // The function's completion of it ends at the gate.
+    let mut done = vec![0u8; 64];
+    let fields = CplFields {
+        completer: VF1,
+        requester: lcore::gate::REPLAY_REQUESTER,
+        tag: replay.tag(),
+        status: CplStatus::Sc,
+        byte_count: 4,
+        lower_address: 0,
+    };
+    let n = completion(&mut done, fields, &[]).unwrap();
+    assert_eq!(
+        g.offer(B1, up(), &done[..n], &mut reply, 3),
+        GateOffer::Consumed
+    );
+    // The destination host's requests now reach the function.
+    let before = counts(&status);
+    let r = config(Kind::CfgRd0, HOST_B, VF1, 0x3c, &[]);
+    assert!(g.serve_destination(B1, &r, &mut reply).is_none());
+    assert_eq!(g.offer(B1, down(), &r, &mut reply, 3), GateOffer::Pass);
+    assert_eq!(counts(&status), (before.0 + 1, before.1));
+    // The function's VDI holds what the VM wrote, not the destination's
+    // own instantiation's write.
+    let mut probe = g.vdi(B1).unwrap().clone();
+    probe.set_mode(Mode::Migrating);
+    let mut out = [0u8; 64];
+    let vdi::Verdict::Completed(n) = probe.serve(&r, &mut out) else {
+        panic!("a migrating VDI answers a configuration read");
+    };
+    let c = Tlp::new_checked(&out[..n]).unwrap();
+    assert_eq!(c.payload()[0], 0x0e, "the interrupt line the VM wrote last");
+}
+
+/// A function standing by for another's state (an endpoint migration's
+/// destination) holds configuration requests rather than answer them from
+/// a VDI that does not have that state yet.
+#[test]
+fn a_standby_function_holds_configuration_requests() {
+    let (mut g, mut tx) = gate();
+    let vf2 = Bdf(0x4002);
+    command(&mut g, &mut tx, GateCommand::Standby { binding: 2 }, 0);
+    let mut reply = [0u8; 64];
+    for kind in [Kind::CfgWr0, Kind::CfgRd0] {
+        let data: &[u8] = if kind == Kind::CfgWr0 {
+            &[9, 0, 0, 0]
+        } else {
+            &[]
+        };
+        let r = config(kind, HOST_A, vf2, 0x3c, data);
+        assert_eq!(g.offer(2, down(), &r, &mut reply, 1), GateOffer::Held);
+    }
+    assert_eq!(g.stats().vdi_config_reads + g.stats().vdi_config_writes, 0);
+}
+
 #[test]
 fn claim_4_destination_exchanges_tlps_while_the_source_operates() {
     let (mut g, mut tx) = gate();

@@ -172,6 +172,11 @@ pub struct GateStats {
     /// TLPs dropped because a hold queue was full (sized beyond the
     /// credits of the paths, so this stays zero).
     pub overflow: u64,
+    /// Configuration writes a VDI completed, made to its function when the
+    /// function was in reach again.
+    pub replays: u64,
+    /// Completions of those writes, which end at the gate.
+    pub replays_completed: u64,
     /// Configuration reads completed by a VDI.
     pub vdi_config_reads: u64,
     /// Configuration writes completed by a VDI.
@@ -190,6 +195,8 @@ impl GateStats {
         self.held += o.held;
         self.released += o.released;
         self.overflow += o.overflow;
+        self.replays += o.replays;
+        self.replays_completed += o.replays_completed;
         self.vdi_config_reads += o.vdi_config_reads;
         self.vdi_config_writes += o.vdi_config_writes;
         self.vdi_upstream += o.vdi_upstream;
@@ -246,6 +253,9 @@ struct Gated {
     redirect: Option<usize>,
     /// While paused: the direction whose source is stopped.
     stopped: Option<Direction>,
+    /// Configuration writes its VDI completed while the function was out of
+    /// reach, to be made to the function before held traffic is released.
+    replay: Vec<Vec<u8>>,
 }
 
 /// Where an offered TLP came from.
@@ -347,6 +357,10 @@ pub const HOLD_BEFORE_BACK_PRESSURE: usize = 512;
 /// Spare TLP buffers kept for holding, so holding allocates nothing once
 /// warm.
 const SPARE: usize = 256;
+/// The requester ID of the configuration writes a gate makes to a function
+/// on its VDI's behalf; their completions end at the gate. Bus 0xff,
+/// device 31, function 7 — the last ID, which no domain hands out.
+pub const REPLAY_REQUESTER: Bdf = Bdf(0xffff);
 /// The largest TLP.
 const MAX_TLP: usize = 4096 + 16 + 16 + 4;
 
@@ -382,6 +396,7 @@ impl Gate {
                     standby: false,
                     redirect: None,
                     stopped: None,
+                    replay: Vec::new(),
                 })
                 .collect(),
             commands,
@@ -574,16 +589,22 @@ impl Gate {
             return GateOffer::Pass;
         };
         let status = &self.status.bindings[b];
-        match dir {
-            Direction::Down if info.flow != FlowClass::Completion => {
-                status.down_requests.fetch_add(1, Ordering::Relaxed);
+        let request = dir == Direction::Down && info.flow != FlowClass::Completion;
+        if dir == Direction::Up {
+            status.up_offered.fetch_add(1, Ordering::Relaxed);
+            if info.flow == FlowClass::Completion && info.requester == REPLAY_REQUESTER {
+                // The function completed a write the gate made for its VDI.
+                self.stats.replays_completed += 1;
+                return GateOffer::Consumed;
             }
-            Direction::Up => {
-                status.up_offered.fetch_add(1, Ordering::Relaxed);
-            }
-            Direction::Down => {}
         }
         if g.point.state() == State::Open {
+            if request {
+                status.down_requests.fetch_add(1, Ordering::Relaxed);
+                if let Some(vdi) = &mut g.vdi {
+                    vdi.observe(tlp);
+                }
+            }
             // Open: nothing is held, but requests are tracked for a drain.
             let probe = HeldTlp {
                 bytes: Vec::new(),
@@ -595,14 +616,25 @@ impl Gate {
             passed(status, dir);
             return GateOffer::Pass;
         }
-        if dir == Direction::Down {
-            if let Some(served) = serve_config(g, tlp, reply, &mut self.stats) {
-                if let GateOffer::Served(_) = served {
-                    // Its answer goes toward the host as if it had passed.
-                    status.up_passed.fetch_add(1, Ordering::Relaxed);
+        // A function standing by for another's state has a VDI that is not
+        // yet that state: what reaches it waits for the state to arrive.
+        if dir == Direction::Down && !g.standby {
+            if let Some(served) = serve_config(g, tlp, reply, &mut self.stats, false) {
+                if let Some(write) = replayed_write(tlp) {
+                    g.replay.push(write);
                 }
+                if let GateOffer::Served(_) = served {
+                    // Its answer goes toward the host as if it had passed,
+                    // counted before the request: whoever sees the request
+                    // arrived sees its answer on its way.
+                    status.up_passed.fetch_add(1, Ordering::Release);
+                }
+                status.down_requests.fetch_add(1, Ordering::Release);
                 return served;
             }
+        }
+        if request {
+            status.down_requests.fetch_add(1, Ordering::Relaxed);
         }
         let mut bytes = self
             .spare
@@ -750,6 +782,12 @@ impl Gate {
                 }
             }
             GateCommand::Release { requester, .. } => {
+                let to = dest.map(|(_, f)| f);
+                let n = queue_replays(g, to, self.port, &mut self.released);
+                // They pass toward the function (its state's count of what
+                // it received includes them).
+                status.down_passed.fetch_add(n, Ordering::Relaxed);
+                self.stats.replays += n;
                 if let Some((from, to)) = requester {
                     g.point.rewrite_held(Direction::Down, |held| {
                         if rewrite_requester(&mut held.bytes, from, to) {
@@ -758,6 +796,12 @@ impl Gate {
                     });
                 }
                 let _ = g.point.release(at);
+                // From the switch-over on the destination host owns the
+                // function and its requests pass to it (serving them from the
+                // destination's VDI still would answer the VM out of the
+                // binding's sight). The function's VDI, which saw every write
+                // the source made, carries on.
+                g.destination = None;
                 if let Some(to) = dest {
                     return self.retarget(b, to, at);
                 }
@@ -770,6 +814,9 @@ impl Gate {
                 }
             }
             GateCommand::Abort { .. } => {
+                let n = queue_replays(g, None, self.port, &mut self.released);
+                status.down_passed.fetch_add(n, Ordering::Relaxed);
+                self.stats.replays += n;
                 if g.point.state() != State::Open {
                     g.aborting = true;
                 }
@@ -793,10 +840,6 @@ impl Gate {
                 }
             }
             GateCommand::Complete { signal, .. } => {
-                // The destination's VDI carries on as the function's.
-                if let Some((dest, _)) = g.destination.take() {
-                    g.vdi = Some(dest);
-                }
                 if let Some(vdi) = &mut g.vdi {
                     vdi.complete_migration(signal);
                 }
@@ -837,9 +880,22 @@ impl Gate {
         if let Some(vdi) = &mut g.vdi {
             vdi.set_mode(Mode::PassThrough);
         }
+        // The state moves: the destination's VDI takes the source's as it is
+        // now, with every write made while it was prepared.
+        let snapshot = g.vdi.as_ref().map(Vdi::snapshot);
         let state = state_code(g.point.state());
         g.redirect = Some(t);
         if let Some(d) = self.bindings.get_mut(t) {
+            if let (Some(snapshot), Some(vdi)) = (snapshot, d.vdi.as_mut()) {
+                let mode = vdi.mode();
+                if vdi.restore(&snapshot).is_ok() {
+                    vdi.set_mode(mode);
+                }
+                // Writes it served since the routes switched came later.
+                for write in &d.replay {
+                    vdi.observe(write);
+                }
+            }
             for (dir, held) in &self.released[first..] {
                 if *dir == Direction::Down {
                     d.point.track(&held.info);
@@ -910,22 +966,26 @@ fn release_held(
 }
 
 /// A configuration request toward a paused function: its VDI completes it
-/// (claim 18) — the destination's VDI for the destination host's requests.
+/// (claim 18). With `destination`, the destination host's requests are
+/// completed by the destination's VDI (while a migration prepares); once
+/// the function is paused, whoever asks is the VM, before or after its
+/// hand-over, and the function's VDI answers.
 fn serve_config(
     g: &mut Gated,
     tlp: &[u8],
     reply: &mut [u8],
     stats: &mut GateStats,
+    destination: bool,
 ) -> Option<GateOffer> {
     let t = Tlp::new_checked(tlp).ok()?;
     let kind = t.kind()?;
     if !matches!(kind, Kind::CfgRd0 | Kind::CfgWr0) {
         return None;
     }
-    let from_destination = g
-        .destination
-        .as_ref()
-        .is_some_and(|(_, bus)| t.requester_id().bus() == *bus);
+    let from_destination = destination
+        && g.destination
+            .as_ref()
+            .is_some_and(|(_, bus)| t.requester_id().bus() == *bus);
     let vdi = if from_destination {
         &mut g.destination.as_mut()?.0
     } else {
@@ -978,6 +1038,52 @@ fn retarget_tlp(bytes: &mut [u8], dir: Direction, from: GatedFunction, to: Gated
     }
 }
 
+/// The configuration write the function's VDI just completed, as the gate
+/// makes it to the function when the function is in reach again.
+fn replayed_write(tlp: &[u8]) -> Option<Vec<u8>> {
+    let t = Tlp::new_checked(tlp).ok()?;
+    if t.kind()? != Kind::CfgWr0 {
+        return None;
+    }
+    let mut bytes = tlp.to_vec();
+    let mut w = Tlp::new_unchecked(&mut bytes[..]);
+    w.set_requester_id(REPLAY_REQUESTER);
+    if w.td() {
+        w.fill_ecrc();
+    }
+    Some(bytes)
+}
+
+/// Queues `g`'s replayed writes toward its function (re-pointed at `to`
+/// when its state moved there), ahead of what it held.
+fn queue_replays(
+    g: &mut Gated,
+    to: Option<GatedFunction>,
+    port: u16,
+    released: &mut Vec<(Direction, HeldTlp)>,
+) -> u64 {
+    let mut n = 0;
+    for mut bytes in g.replay.drain(..) {
+        if let Some(to) = to {
+            retarget_tlp(&mut bytes, Direction::Down, g.function, to);
+        }
+        let Ok(info) = TlpInfo::of(&bytes) else {
+            continue;
+        };
+        released.push((
+            Direction::Down,
+            HeldTlp {
+                bytes,
+                info,
+                owner: None,
+                ingress: port,
+            },
+        ));
+        n += 1;
+    }
+    n
+}
+
 /// A held request re-pointed to the destination's requester ID; true if
 /// it was one of the source's.
 fn rewrite_requester(bytes: &mut [u8], from: Bdf, to: Bdf) -> bool {
@@ -1009,11 +1115,15 @@ impl Gate {
     ) -> Option<GateOffer> {
         let g = self.bindings.get_mut(b)?;
         g.destination.as_ref()?;
+        // Once paused, the function's VDI answers whoever asks (`offer`).
+        if g.point.state() != State::Open {
+            return None;
+        }
         let t = Tlp::new_checked(tlp).ok()?;
         let (_, bus) = g.destination.as_ref()?;
         if t.requester_id().bus() != *bus {
             return None;
         }
-        serve_config(g, tlp, reply, &mut self.stats)
+        serve_config(g, tlp, reply, &mut self.stats, true)
     }
 }

@@ -622,7 +622,16 @@ impl<P: Port> NodeTask<P> {
                 if offer != GateOffer::Pass {
                     self.stats.tlps_held += u64::from(offer == GateOffer::Held);
                     // Held with its credits, or they go back now.
-                    self.holding = if keeps { None } else { owner };
+                    let held = offer == GateOffer::Held;
+                    // One the gate consumed at an open point (a completion
+                    // that ends there) gives its credits back too.
+                    let owner = owner.or_else(|| {
+                        reliable
+                            .then(|| tlp::classify(tlp).ok())
+                            .flatten()
+                            .map(|c| (ingress, Cost::of(&c)))
+                    });
+                    self.holding = if keeps && held { None } else { owner };
                     self.gate = Some(gate);
                     return;
                 }

@@ -628,10 +628,15 @@ impl FabricPlane {
         let Some(s) = self.status_of(plan, plan.from) else {
             return false;
         };
-        let arrived = self.vm_counters.get(plan.binding).is_none_or(|c| {
-            c.received.load(Ordering::Acquire) >= s.up_passed.load(Ordering::Acquire)
-        });
-        s.up_offered.load(Ordering::Acquire) >= moved.sent && arrived
+        // Read in the order the gate counts: offered, then passed, then
+        // what the VM received of it.
+        if s.up_offered.load(Ordering::Acquire) < moved.sent {
+            return false;
+        }
+        let passed = s.up_passed.load(Ordering::Acquire);
+        self.vm_counters
+            .get(plan.binding)
+            .is_none_or(|c| c.received.load(Ordering::Acquire) >= passed)
     }
 
     fn endpoint_released(&mut self, plan: &Plan) -> bool {

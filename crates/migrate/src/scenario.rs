@@ -34,6 +34,11 @@ pub struct ScenarioConfig {
     pub link_faults: Option<FaultConfig>,
     /// How long a drain may last before its pause point closes anyway.
     pub drain_budget: Duration,
+    /// A read-back after every this many writes of a host (0: none).
+    pub read_every: u64,
+    /// A configuration request after every this many writes of a host
+    /// (0: none).
+    pub config_every: u64,
 }
 
 impl Default for ScenarioConfig {
@@ -46,6 +51,8 @@ impl Default for ScenarioConfig {
             config_dir: PathBuf::from("configs"),
             link_faults: None,
             drain_budget: DRAIN_BUDGET,
+            read_every: HostConfig::default().read_every,
+            config_every: HostConfig::default().config_every,
         }
     }
 }
@@ -162,6 +169,8 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             total_writes: total(rate),
             until: duration,
             completion_timeout: timeout,
+            read_every: c.read_every,
+            config_every: c.config_every,
             ..HostConfig::default()
         };
         let mut host_model = HostModel::new(config, model, pool.clone());

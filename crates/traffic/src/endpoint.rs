@@ -10,6 +10,9 @@ use tlp::build::{
 };
 use tlp::{Bdf, CplStatus, Kind, Tlp};
 
+/// The Interrupt Line register's configuration offset.
+const INTERRUPT_LINE: u16 = 0x3c;
+
 /// One function of the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FunctionConfig {
@@ -92,6 +95,8 @@ struct Function {
     received: u64,
     /// TLPs it sent (DMA writes, completions), over its state's life.
     sent: u64,
+    /// Its Interrupt Line register (configuration space 0x3c, byte 0).
+    line: u8,
 }
 
 /// Control of a device's functions, from a migration orchestrator
@@ -172,6 +177,7 @@ impl<P: Port> EndpointModel<P> {
                     paused: false,
                     received: 0,
                     sent: 0,
+                    line: 0,
                 })
                 .collect(),
             tlp: vec![0; 16 + 4096],
@@ -237,6 +243,7 @@ impl<P: Port> EndpointModel<P> {
                 paused: false,
                 received: 0,
                 sent: 0,
+                line: 0,
             };
             let state = std::mem::replace(&mut functions[from], emptied);
             let target = &mut functions[to];
@@ -250,6 +257,7 @@ impl<P: Port> EndpointModel<P> {
             target.dma_seq = state.dma_seq;
             target.received = state.received;
             target.sent = state.sent;
+            target.line = state.line;
             target.paused = true;
             // The ring is sized for every function at once.
             moved
@@ -335,9 +343,17 @@ impl<P: Port> EndpointModel<P> {
                 f.received += 1;
                 f.sent += 1;
                 let ids = self.config.ids.to_le_bytes();
-                let data: &[u8] = match kind {
-                    Kind::CfgRd0 if t.register() == 0 => &ids,
-                    Kind::CfgRd0 => &[0; 4],
+                let line = [f.line, 0, 0, 0];
+                let data: &[u8] = match (kind, t.register()) {
+                    (Kind::CfgRd0, 0) => &ids,
+                    (Kind::CfgRd0, INTERRUPT_LINE) => &line,
+                    (Kind::CfgRd0, _) => &[0; 4],
+                    (_, INTERRUPT_LINE) => {
+                        if let (true, Some(&v)) = (t.first_be() & 1 != 0, t.payload().first()) {
+                            f.line = v;
+                        }
+                        &[]
+                    }
                     _ => &[],
                 };
                 let fields = CplFields {

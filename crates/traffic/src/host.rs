@@ -38,10 +38,10 @@ pub struct HostConfig {
     pub writes_per_poll: usize,
     /// A read-back after every this many writes (0: no reads).
     pub read_every: u64,
-    /// A configuration read of the function's vendor and device ID after
-    /// every this many writes (0, the default: none; with migrations on
-    /// pinned cores these reads still lose completions, see
-    /// docs/migration.md).
+    /// A configuration request after every this many writes (0: none), one
+    /// at a time per VM, in turn: a write of the Interrupt Line register, a
+    /// read of it back, a read of the vendor and device ID. While its
+    /// function migrates, a VDI answers them.
     pub config_every: u64,
     /// The first configuration DW it expects (device ID << 16 | vendor ID).
     pub expect_ids: u32,
@@ -72,7 +72,7 @@ impl Default for HostConfig {
             payload: 64,
             writes_per_poll: 4,
             read_every: 8,
-            config_every: 0,
+            config_every: 32,
             expect_ids: 0x10c9_8086,
             completion_timeout: 50_000_000,
             total_writes: u64::MAX,
@@ -103,12 +103,24 @@ pub struct Vm {
     /// Its counts, published for an orchestrator on another core.
     published: Arc<VmCounters>,
     detached: bool,
+    /// The Interrupt Line value it wrote last.
+    line: u8,
+    /// Its next configuration request (an index into the cycle), and
+    /// whether one is in flight.
+    config_step: u8,
+    config_in_flight: bool,
 }
 
 /// Tags each VM owns, so its reads in flight can move with it.
 const TAGS_PER_VM: usize = 32;
-/// The sequence number an outstanding configuration read is kept under.
-const CONFIG_READ: u64 = u64::MAX;
+/// The sequence numbers outstanding configuration requests are kept under:
+/// a read of the IDs, a read of the Interrupt Line, a write of it.
+const CONFIG_IDS: u64 = u64::MAX;
+const CONFIG_LINE: u64 = u64::MAX - 1;
+const CONFIG_WRITE: u64 = u64::MAX - 2;
+/// The Interrupt Line register (byte 0 of the DW at 0x3c, PCIe Base
+/// Specification §7.5.1.1.13): read-write, no effect on the function.
+const INTERRUPT_LINE: u16 = 0x3c;
 const TAGS: usize = 1024;
 
 impl Vm {
@@ -124,6 +136,9 @@ impl Vm {
             received: 0,
             published: Arc::new(VmCounters::default()),
             detached: false,
+            line: 0,
+            config_step: 0,
+            config_in_flight: false,
         }
     }
 
@@ -229,6 +244,7 @@ pub struct HostModel<P> {
     interrupts: u64,
     messages: u64,
     config_reads: u64,
+    config_writes: u64,
     tlp: Vec<u8>,
     control: Option<(Consumer<HostCommand>, Producer<Box<Vm>>)>,
     handovers: Vec<(u32, u64)>,
@@ -258,6 +274,7 @@ impl<P: Port> HostModel<P> {
             interrupts: 0,
             messages: 0,
             config_reads: 0,
+            config_writes: 0,
             control: None,
             handovers: Vec::new(),
         }
@@ -302,6 +319,11 @@ impl<P: Port> HostModel<P> {
     /// the function moved).
     pub fn config_reads(&self) -> u64 {
         self.config_reads
+    }
+
+    /// Configuration writes completed.
+    pub fn config_writes(&self) -> u64 {
+        self.config_writes
     }
 
     /// Messages received (a VDI's completion indication among them).
@@ -373,13 +395,24 @@ impl<P: Port> HostModel<P> {
                 };
                 vm.in_flight -= 1;
                 self.integrity.delivered += 1;
-                if seq == CONFIG_READ {
-                    self.config_reads += 1;
+                if seq >= CONFIG_WRITE {
+                    vm.config_in_flight = false;
                     let dw = t
                         .payload()
                         .get(..4)
                         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                    if t.status() != CplStatus::Sc || dw != Some(self.config.expect_ids) {
+                    let ok = t.status() == CplStatus::Sc
+                        && match seq {
+                            CONFIG_IDS => dw == Some(self.config.expect_ids),
+                            CONFIG_LINE => dw.map(|d| d as u8) == Some(vm.line),
+                            _ => t.payload().is_empty(),
+                        };
+                    if seq == CONFIG_WRITE {
+                        self.config_writes += 1;
+                    } else {
+                        self.config_reads += 1;
+                    }
+                    if !ok {
                         self.integrity.data_mismatches += 1;
                     }
                     return;
@@ -428,7 +461,7 @@ impl<P: Port> HostModel<P> {
         Some((i, seq))
     }
 
-    fn send_read(&mut self, i: usize, seq: u64, now: u64) -> bool {
+    fn send_request(&mut self, i: usize, seq: u64, now: u64) -> bool {
         let vm = &self.vms[i];
         if vm.in_flight >= TAGS_PER_VM {
             return false;
@@ -438,8 +471,26 @@ impl<P: Port> HostModel<P> {
             slot = (slot + 1) % TAGS_PER_VM;
         }
         let tag = (vm.tag_base() + slot) as u16;
-        let built = if seq == CONFIG_READ {
-            config_read(&mut self.tlp, self.config.requester, tag, vm.target.id)
+        let built = if seq >= CONFIG_WRITE {
+            let (kind, register, data) = match seq {
+                CONFIG_IDS => (Kind::CfgRd0, 0, &[][..]),
+                CONFIG_LINE => (Kind::CfgRd0, INTERRUPT_LINE, &[][..]),
+                _ => (
+                    Kind::CfgWr0,
+                    INTERRUPT_LINE,
+                    &[vm.line.wrapping_add(1), 0, 0, 0][..],
+                ),
+            };
+            tlp::build::config_request(
+                &mut self.tlp,
+                kind,
+                self.config.requester,
+                tag,
+                vm.target.id,
+                register,
+                data,
+            )
+            .ok()
         } else {
             let dws = (self.config.payload / 4) as u16;
             let access = MemAccess::dwords(self.slot_address(vm, seq), dws);
@@ -452,6 +503,13 @@ impl<P: Port> HostModel<P> {
             return false;
         }
         let vm = &mut self.vms[i];
+        if seq >= CONFIG_WRITE {
+            vm.config_in_flight = true;
+            vm.config_step = (vm.config_step + 1) % 3;
+            if seq == CONFIG_WRITE {
+                vm.line = vm.line.wrapping_add(1);
+            }
+        }
         vm.outstanding[slot] = Some((seq, now));
         vm.in_flight += 1;
         vm.count_sent();
@@ -535,10 +593,11 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                 continue;
             }
             for slot in vm.outstanding.iter_mut() {
-                if let Some((_, at)) = *slot {
+                if let Some((seq, at)) = *slot {
                     if now.saturating_sub(at) > self.config.completion_timeout {
                         *slot = None;
                         vm.in_flight -= 1;
+                        vm.config_in_flight &= seq < CONFIG_WRITE;
                         self.integrity.completion_timeouts += 1;
                     }
                 }
@@ -558,24 +617,23 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                 let count = self.writes - 1;
                 if self.config.read_every > 0
                     && count.is_multiple_of(self.config.read_every)
-                    && self.send_read(vm, seq, now)
+                    && self.send_request(vm, seq, now)
                 {
                     done += 1;
                 }
                 if self.config.config_every > 0
                     && count.is_multiple_of(self.config.config_every)
-                    && self.send_read(vm, CONFIG_READ, now)
+                    && !self.vms[vm].config_in_flight
                 {
-                    done += 1;
+                    let request = [CONFIG_WRITE, CONFIG_LINE, CONFIG_IDS]
+                        [self.vms[vm].config_step as usize % 3];
+                    if self.send_request(vm, request, now) {
+                        done += 1;
+                    }
                 }
             }
         }
         self.edge.flush(&mut self.port, now);
         done
     }
-}
-
-/// A configuration read of DW 0 (vendor and device ID) of `target`.
-fn config_read(buf: &mut [u8], requester: Bdf, tag: u16, target: Bdf) -> Option<usize> {
-    tlp::build::config_request(buf, Kind::CfgRd0, requester, tag, target, 0, &[]).ok()
 }

@@ -73,6 +73,8 @@ pub struct VdiStats {
     pub interrupts: u64,
     /// Messages generated.
     pub messages: u64,
+    /// Configuration writes seen passing to the function.
+    pub observed_writes: u64,
 }
 
 /// The longest memory read the VDI serves itself; longer ones go to the device.
@@ -237,6 +239,23 @@ impl Vdi {
                 self.stats.passed_through += 1;
                 Verdict::PassThrough
             }
+        }
+    }
+
+    /// Notes a configuration write that passes to the function while the
+    /// VDI is out of the path, so that its configuration space stays the
+    /// function's: a VDI that takes over later answers with what the
+    /// function holds.
+    pub fn observe(&mut self, bytes: &[u8]) {
+        let Ok(t) = Tlp::new_checked(bytes) else {
+            return;
+        };
+        if t.kind() != Some(Kind::CfgWr0) || t.target_id() != self.function {
+            return;
+        }
+        if let [a, b, c, d, ..] = *t.payload() {
+            self.config.write(t.register(), t.first_be(), [a, b, c, d]);
+            self.stats.observed_writes += 1;
         }
     }
 

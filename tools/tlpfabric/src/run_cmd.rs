@@ -33,6 +33,13 @@ pub(crate) struct RunArgs {
     /// come on top).
     #[arg(long, default_value_t = 200_000.0)]
     rate: f64,
+    /// A read-back after every this many writes of a host (0: none).
+    #[arg(long, default_value_t = 8)]
+    read_every: u64,
+    /// A configuration request after every this many writes of a host
+    /// (0: none).
+    #[arg(long, default_value_t = 32)]
+    config_every: u64,
     /// Nanoseconds, or `50us`/`50ms`, a read may wait for its completion.
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     completion_timeout: Duration,
@@ -86,6 +93,8 @@ struct Totals {
     records: Vec<Record>,
     /// Completion indications the hosts received.
     messages: u64,
+    /// Configuration reads and writes the hosts completed.
+    config: [u64; 2],
     /// A migration still in progress when the run ended.
     unfinished: Option<String>,
     /// TLPs nodes refused, by reason (`Refusal::ALL` order).
@@ -105,6 +114,8 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
             totals.integrity.add(h.integrity());
             totals.writes += h.writes();
             totals.messages += h.messages();
+            totals.config[0] += h.config_reads();
+            totals.config[1] += h.config_writes();
         } else if let Some(d) = any.downcast_ref::<EndpointModel<pmd::RingPort>>() {
             totals.integrity.add(d.integrity());
             totals.dma += d.dma_writes();
@@ -238,6 +249,8 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         duration,
         schedule,
         config_dir: dir,
+        read_every: args.read_every,
+        config_every: args.config_every,
         ..ScenarioConfig::default()
     };
     let assembly = match scenario::build(&t, &config) {
@@ -403,8 +416,13 @@ fn report(
     );
     let _ = writeln!(
         out,
-        "  pause points: {} TLPs held and released; VDIs served {} config reads, {} config writes; {} completion indications received",
-        g.released, g.vdi_config_reads, g.vdi_config_writes, totals.messages
+        "  pause points: {} TLPs held and released; VDIs served {} config reads, {} config writes ({} made to the function after); {} completion indications received",
+        g.released, g.vdi_config_reads, g.vdi_config_writes, g.replays, totals.messages
+    );
+    let _ = writeln!(
+        out,
+        "  configuration: hosts completed {} reads and {} writes",
+        totals.config[0], totals.config[1]
     );
     if totals.refused.iter().any(|&n| n > 0) {
         let text: Vec<String> = fabric::node::Refusal::ALL
@@ -518,7 +536,8 @@ fn report(
                 "held_tlps": g.released,
                 "completion_indications": totals.messages,
             },
-            "vdi": {"config_reads": g.vdi_config_reads, "config_writes": g.vdi_config_writes, "upstream": g.vdi_upstream},
+            "vdi": {"config_reads": g.vdi_config_reads, "config_writes": g.vdi_config_writes, "replayed_writes": g.replays, "upstream": g.vdi_upstream},
+            "configuration": {"reads": totals.config[0], "writes": totals.config[1]},
             "blackout": {
                 "per_migration_us": summary_json(&per_migration),
                 "per_tlp_us": summary_json(&per_tlp),
@@ -571,13 +590,24 @@ mod tests {
             assert_eq!(v["integrity"][key], 0, "{key}");
         }
         // 200,000 writes/s per host for 20 ms: 4,000 from each of two hosts,
-        // a read-back per 8, and 100,000 DMA writes/s from the device (1,000
-        // per function, an MSI-X interrupt after every 32); the last of
-        // each falls on the deadline itself and is not offered.
+        // a read-back per 8 and a configuration request per 32, and 100,000
+        // DMA writes/s from the device (1,000 per function, an MSI-X
+        // interrupt after every 32); the last of each falls on the deadline
+        // itself and is not offered.
         let sent = v["integrity"]["sent"].as_u64().unwrap();
-        let offered = 2 * 4000 + 2 * 500 + 2000 + 2 * 31;
+        let offered = 2 * 4000 + 2 * 500 + 2 * 125 + 2000 + 2 * 31;
         assert!((offered - 5..=offered).contains(&sent), "{sent}");
         assert_eq!(v["integrity"]["sent"], v["integrity"]["delivered"]);
+        // Every configuration request completed: a write, its read-back
+        // and an ID read in turn.
+        let (reads, writes) = (
+            v["configuration"]["reads"].as_u64().unwrap(),
+            v["configuration"]["writes"].as_u64().unwrap(),
+        );
+        assert!(
+            writes > 0 && (2 * writes - 2..=2 * writes).contains(&reads),
+            "{reads} {writes}"
+        );
         assert!(v["throughput"]["tlps_per_s"].as_f64().unwrap() > 0.0);
         assert_eq!(v["migrations"]["vm"], 0);
         let (_, again, _) = run_captured(&args, "");
@@ -645,7 +675,8 @@ mod tests {
             assert!(log.contains("Tag=per_migration,"), "{log}");
             assert!(log.contains("Tag=per_tlp,"), "{log}");
             let plot = std::fs::read_to_string(&svg).unwrap();
-            assert_eq!(plot.matches("<polyline").count(), 2);
+            // A line per histogram and one per legend entry.
+            assert_eq!(plot.matches("stroke-width=\"2\"").count(), 4, "{plot}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
