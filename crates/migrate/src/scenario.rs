@@ -12,6 +12,7 @@ use pmd::{ring_link, ClosedPort, FaultPort, FramePool, Port};
 use std::path::PathBuf;
 use std::time::Duration;
 use tlp::Bdf;
+use traffic::MSIX_TABLE_BYTES;
 use traffic::{EndpointConfig, EndpointModel, FunctionConfig, HostConfig, HostModel, HostTarget};
 
 /// The port type of node pipelines.
@@ -156,10 +157,12 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             .filter(|(_, b)| b.host == h)
             .map(|(i, b)| HostTarget {
                 bar: b.bar.base,
-                region: b.bar.size.min(0x1_0000),
+                // The function's MSI-X table follows what the VM writes.
+                region: b.bar.size.min(0x1_0000) - MSIX_TABLE_BYTES as u64,
                 stream: crate::vm_stream(i),
                 dma_stream: crate::vm_stream(i).wrapping_add(1),
                 id: b.host_id,
+                msi: host.dma.get(1).map(|w| w.base),
             })
             .collect();
         let config = HostConfig {
@@ -201,8 +204,6 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
                 let binding = binding_of(e, f);
                 let dma =
                     binding.and_then(|i| t.hosts[t.bindings[i].host].dma.first().map(|w| w.base));
-                let msi =
-                    binding.and_then(|i| t.hosts[t.bindings[i].host].dma.get(1).map(|w| w.base));
                 let i = binding.unwrap_or(usize::MAX / 4);
                 FunctionConfig {
                     function: Bdf(end.id.0.wrapping_add(f as u16)),
@@ -211,7 +212,8 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
                     dma,
                     stream: crate::vm_stream(i).wrapping_add(1),
                     host_stream: crate::vm_stream(i),
-                    msi,
+                    // Until its VM programs its MSI-X table.
+                    msi: None,
                 }
             })
             .collect();

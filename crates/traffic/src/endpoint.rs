@@ -13,6 +13,12 @@ use tlp::{Bdf, CplStatus, Kind, Tlp};
 /// The Interrupt Line register's configuration offset.
 const INTERRUPT_LINE: u16 = 0x3c;
 
+/// Bytes at the end of each function's BAR that hold its MSI-X table
+/// (entries of 16 bytes: message address low and high, message data, vector
+/// control with the mask in bit 0 — PCIe Base Specification §7.7.2). The
+/// models use entry 0.
+pub const MSIX_TABLE_BYTES: usize = 0x1000;
+
 /// One function of the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FunctionConfig {
@@ -29,8 +35,9 @@ pub struct FunctionConfig {
     pub stream: u32,
     /// The stream number of the host's writes it expects.
     pub host_stream: u32,
-    /// Where its MSI-X interrupts go (an address of its host's MSI window,
-    /// as the host programmed it); `None`: it raises none.
+    /// Where its MSI-X interrupts go before its host programs its MSI-X
+    /// table (an address of its host's MSI window); `None`: it raises none
+    /// until programmed.
     pub msi: Option<u64>,
 }
 
@@ -97,6 +104,27 @@ struct Function {
     sent: u64,
     /// Its Interrupt Line register (configuration space 0x3c, byte 0).
     line: u8,
+    /// The data of its MSI-X message (entry 0).
+    msi_data: u32,
+}
+
+impl Function {
+    /// Reads MSI-X table entry 0 after a write to it: unmasked with an
+    /// address, it is where interrupts go.
+    fn reprogram(&mut self) {
+        let Some(at) = self.memory.len().checked_sub(MSIX_TABLE_BYTES) else {
+            return;
+        };
+        let Some(entry) = self.memory.get(at..at + 16) else {
+            return;
+        };
+        let dw =
+            |i: usize| u32::from_le_bytes([entry[i], entry[i + 1], entry[i + 2], entry[i + 3]]);
+        let address = u64::from(dw(0)) | u64::from(dw(4)) << 32;
+        let masked = dw(12) & 1 != 0;
+        self.config.msi = (!masked && address != 0).then_some(address);
+        self.msi_data = dw(8);
+    }
 }
 
 /// Control of a device's functions, from a migration orchestrator
@@ -178,6 +206,7 @@ impl<P: Port> EndpointModel<P> {
                     received: 0,
                     sent: 0,
                     line: 0,
+                    msi_data: c.stream,
                 })
                 .collect(),
             tlp: vec![0; 16 + 4096],
@@ -244,6 +273,7 @@ impl<P: Port> EndpointModel<P> {
                 received: 0,
                 sent: 0,
                 line: 0,
+                msi_data: 0,
             };
             let state = std::mem::replace(&mut functions[from], emptied);
             let target = &mut functions[to];
@@ -258,6 +288,7 @@ impl<P: Port> EndpointModel<P> {
             target.received = state.received;
             target.sent = state.sent;
             target.line = state.line;
+            target.msi_data = state.msi_data;
             target.paused = true;
             // The ring is sized for every function at once.
             moved
@@ -322,6 +353,11 @@ impl<P: Port> EndpointModel<P> {
                 let f = &mut self.functions[i];
                 f.received += 1;
                 f.memory[off..off + payload.len()].copy_from_slice(payload);
+                let table = f.memory.len().saturating_sub(MSIX_TABLE_BYTES);
+                if off < table + 16 && off + payload.len() > table {
+                    f.reprogram();
+                    return;
+                }
                 if let Some((s, seq, intact)) = stream::read(payload) {
                     if s == f.config.host_stream {
                         f.host.arrive(seq, &mut self.integrity);
@@ -438,7 +474,7 @@ impl<P: Port> EndpointModel<P> {
             .msi
             .filter(|_| every > 0 && f.dma_seq.is_multiple_of(every))
         {
-            let data = f.config.stream.to_le_bytes();
+            let data = f.msi_data.to_le_bytes();
             let function = f.config.function;
             if let Ok(len) =
                 memory_write(&mut self.tlp, function, 0, MemAccess::dwords(msi, 1), &data)

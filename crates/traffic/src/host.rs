@@ -23,6 +23,10 @@ pub struct HostTarget {
     pub dma_stream: u32,
     /// The function's ID, as the host sees it (for configuration requests).
     pub id: Bdf,
+    /// The address of the host's MSI window its interrupts should go to:
+    /// the VM programs entry 0 of the function's MSI-X table (just past
+    /// `region`) with it and its DMA stream as data (`None`: it does not).
+    pub msi: Option<u64>,
 }
 
 /// How a host model behaves.
@@ -64,10 +68,11 @@ impl Default for HostConfig {
             requester: Bdf(0),
             targets: vec![HostTarget {
                 bar: 0xfe00_0000,
-                region: 0x1_0000,
+                region: 0x1_0000 - crate::MSIX_TABLE_BYTES as u64,
                 stream: 1,
                 dma_stream: 2,
                 id: Bdf(0x0100),
+                msi: None,
             }],
             payload: 64,
             writes_per_poll: 4,
@@ -105,6 +110,8 @@ pub struct Vm {
     detached: bool,
     /// The Interrupt Line value it wrote last.
     line: u8,
+    /// Whether it programmed its function's MSI-X table on this host.
+    msix_programmed: bool,
     /// Its next configuration request (an index into the cycle), and
     /// whether one is in flight.
     config_step: u8,
@@ -137,6 +144,7 @@ impl Vm {
             published: Arc::new(VmCounters::default()),
             detached: false,
             line: 0,
+            msix_programmed: false,
             config_step: 0,
             config_in_flight: false,
         }
@@ -429,6 +437,43 @@ impl<P: Port> HostModel<P> {
         }
     }
 
+    /// Programs MSI-X table entry 0 of each running VM's function that is
+    /// not programmed from this host yet: message address, data (the VM's
+    /// DMA stream), vector control unmasked, in one write.
+    fn program_msix(&mut self) {
+        for i in 0..self.vms.len() {
+            let vm = &self.vms[i];
+            let Some(address) = vm
+                .target
+                .msi
+                .filter(|_| !vm.msix_programmed && !vm.detached)
+            else {
+                continue;
+            };
+            let mut entry = [0u8; 16];
+            entry[..8].copy_from_slice(&address.to_le_bytes());
+            entry[8..12].copy_from_slice(&vm.target.dma_stream.to_le_bytes());
+            let table = vm.target.bar + vm.target.region;
+            let Ok(n) = memory_write(
+                &mut self.tlp,
+                self.config.requester,
+                0,
+                MemAccess::dwords(table, 4),
+                &entry,
+            ) else {
+                continue;
+            };
+            if !self.edge.push(&self.tlp[..n], self.now) {
+                return;
+            }
+            let vm = &mut self.vms[i];
+            vm.msix_programmed = true;
+            // A request to its function like any other (hand-overs count
+            // them), though not a tracked one.
+            vm.count_sent();
+        }
+    }
+
     /// Sends the next write, for the next running VM in turn; returns the
     /// VM and the write's sequence number in its stream.
     fn send_write(&mut self) -> Option<(usize, u64)> {
@@ -542,6 +587,8 @@ impl<P: Port> HostModel<P> {
                 HostCommand::Attach { mut vm, bar, id } => {
                     vm.target.bar = bar;
                     vm.target.id = id;
+                    // Its interrupts are to reach it here.
+                    vm.msix_programmed = false;
                     vm.set_detached(false);
                     self.vms.push(*vm);
                 }
@@ -604,6 +651,7 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
             }
         }
         if self.edge.ready() {
+            self.program_msix();
             let allowed = allowed(self.config.rate, now);
             for _ in 0..self.config.writes_per_poll {
                 if self.writes >= self.config.total_writes.min(allowed) || now >= self.config.until

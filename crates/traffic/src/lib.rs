@@ -14,6 +14,8 @@ mod endpoint;
 mod host;
 mod stream;
 
-pub use endpoint::{EndpointCommand, EndpointConfig, EndpointModel, FunctionConfig, Moved};
+pub use endpoint::{
+    EndpointCommand, EndpointConfig, EndpointModel, FunctionConfig, Moved, MSIX_TABLE_BYTES,
+};
 pub use host::{HostCommand, HostConfig, HostModel, HostTarget, Vm, VmCounters};
 pub use stream::{Integrity, StreamCheck};

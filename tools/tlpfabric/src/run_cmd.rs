@@ -95,6 +95,8 @@ struct Totals {
     messages: u64,
     /// Configuration reads and writes the hosts completed.
     config: [u64; 2],
+    /// MSI-X interrupts the hosts received.
+    interrupts: u64,
     /// A migration still in progress when the run ended.
     unfinished: Option<String>,
     /// TLPs nodes refused, by reason (`Refusal::ALL` order).
@@ -116,6 +118,7 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
             totals.messages += h.messages();
             totals.config[0] += h.config_reads();
             totals.config[1] += h.config_writes();
+            totals.interrupts += h.interrupts();
         } else if let Some(d) = any.downcast_ref::<EndpointModel<pmd::RingPort>>() {
             totals.integrity.add(d.integrity());
             totals.dma += d.dma_writes();
@@ -421,8 +424,8 @@ fn report(
     );
     let _ = writeln!(
         out,
-        "  configuration: hosts completed {} reads and {} writes",
-        totals.config[0], totals.config[1]
+        "  configuration: hosts completed {} reads and {} writes; {} MSI-X interrupts received",
+        totals.config[0], totals.config[1], totals.interrupts
     );
     if totals.refused.iter().any(|&n| n > 0) {
         let text: Vec<String> = fabric::node::Refusal::ALL
@@ -537,7 +540,7 @@ fn report(
                 "completion_indications": totals.messages,
             },
             "vdi": {"config_reads": g.vdi_config_reads, "config_writes": g.vdi_config_writes, "replayed_writes": g.replays, "upstream": g.vdi_upstream},
-            "configuration": {"reads": totals.config[0], "writes": totals.config[1]},
+            "configuration": {"reads": totals.config[0], "writes": totals.config[1], "interrupts": totals.interrupts},
             "blackout": {
                 "per_migration_us": summary_json(&per_migration),
                 "per_tlp_us": summary_json(&per_tlp),
@@ -608,6 +611,10 @@ mod tests {
             writes > 0 && (2 * writes - 2..=2 * writes).contains(&reads),
             "{reads} {writes}"
         );
+        // Devices raise interrupts only once their VM programmed the MSI-X
+        // table: one per 32 DMA writes of each function, less the few before.
+        let interrupts = v["configuration"]["interrupts"].as_u64().unwrap();
+        assert!((2 * 31 - 4..=2 * 31).contains(&interrupts), "{interrupts}");
         assert!(v["throughput"]["tlps_per_s"].as_f64().unwrap() > 0.0);
         assert_eq!(v["migrations"]["vm"], 0);
         let (_, again, _) = run_captured(&args, "");
