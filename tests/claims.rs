@@ -57,6 +57,16 @@ fn command(gate: &mut Gate, tx: &mut Producer<GateCommand>, c: GateCommand, now:
     gate.poll(now);
 }
 
+/// Releases `binding` at once (no requester remap, no retarget).
+fn release(gate: &mut Gate, tx: &mut Producer<GateCommand>, binding: usize, now: u64) {
+    let c = GateCommand::Release {
+        binding,
+        requester: None,
+        retarget: None,
+    };
+    command(gate, tx, c, now);
+}
+
 fn down() -> Arrival {
     Arrival {
         dir: Direction::Down,
@@ -402,16 +412,7 @@ fn after_the_switch_over_the_destination_host_reaches_the_function() {
     assert_eq!(counts(&status), (before.0 + 1, before.1 + 1));
     let held = write(HOST_A, VF1_BAR, 7);
     assert_eq!(g.offer(B1, down(), &held, &mut reply, 1), GateOffer::Held);
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Release {
-            binding: B1,
-            requester: None,
-            retarget: None,
-        },
-        2,
-    );
+    release(&mut g, &mut tx, B1, 2);
     assert_eq!(g.state(B1), Some(State::Open));
     assert!(
         g.destination_vdi(B1).is_none(),
@@ -630,16 +631,7 @@ fn claim_9_the_vdi_elects_pass_through_after_completion() {
         0,
     );
     assert_eq!(g.vdi(B1).unwrap().mode(), Mode::Migrating);
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Release {
-            binding: B1,
-            requester: None,
-            retarget: None,
-        },
-        1,
-    );
+    release(&mut g, &mut tx, B1, 1);
     let signal = CompletionSignal::VendorMessage {
         vendor_id: 1,
         word: 1,
@@ -730,16 +722,7 @@ fn claim_12_held_traffic_is_released_in_order() {
         let w = write(HOST_A, VF1_BAR + 16 * k as u64, k);
         assert_eq!(g.offer(B1, down(), &w, &mut reply, 1), GateOffer::Held);
     }
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Release {
-            binding: B1,
-            requester: None,
-            retarget: None,
-        },
-        2,
-    );
+    release(&mut g, &mut tx, B1, 2);
     let out = released(&mut g);
     let order: Vec<u8> = out
         .iter()
@@ -1146,16 +1129,7 @@ fn an_endpoint_migration_re_points_what_was_held_at_the_new_function() {
         },
         4,
     );
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Release {
-            binding: 3,
-            requester: None,
-            retarget: None,
-        },
-        4,
-    );
+    release(&mut g, &mut tx, 3, 4);
     let out = released(&mut g);
     let view: Vec<(Direction, u64, Bdf)> = out
         .iter()

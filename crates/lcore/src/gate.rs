@@ -783,11 +783,14 @@ impl Gate {
             }
             GateCommand::Release { requester, .. } => {
                 let to = dest.map(|(_, f)| f);
-                let n = queue_replays(g, to, self.port, &mut self.released);
-                // They pass toward the function (its state's count of what
-                // it received includes them).
-                status.down_passed.fetch_add(n, Ordering::Relaxed);
-                self.stats.replays += n;
+                queue_replays(
+                    g,
+                    to,
+                    self.port,
+                    &mut self.released,
+                    status,
+                    &mut self.stats,
+                );
                 if let Some((from, to)) = requester {
                     g.point.rewrite_held(Direction::Down, |held| {
                         if rewrite_requester(&mut held.bytes, from, to) {
@@ -814,9 +817,14 @@ impl Gate {
                 }
             }
             GateCommand::Abort { .. } => {
-                let n = queue_replays(g, None, self.port, &mut self.released);
-                status.down_passed.fetch_add(n, Ordering::Relaxed);
-                self.stats.replays += n;
+                queue_replays(
+                    g,
+                    None,
+                    self.port,
+                    &mut self.released,
+                    status,
+                    &mut self.stats,
+                );
                 if g.point.state() != State::Open {
                     g.aborting = true;
                 }
@@ -1055,14 +1063,16 @@ fn replayed_write(tlp: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Queues `g`'s replayed writes toward its function (re-pointed at `to`
-/// when its state moved there), ahead of what it held.
+/// when its state moved there), ahead of what it held. They count as passed
+/// toward the function: its state's count of what it received includes them.
 fn queue_replays(
     g: &mut Gated,
     to: Option<GatedFunction>,
     port: u16,
     released: &mut Vec<(Direction, HeldTlp)>,
-) -> u64 {
-    let mut n = 0;
+    status: &BindingStatus,
+    stats: &mut GateStats,
+) {
     for mut bytes in g.replay.drain(..) {
         if let Some(to) = to {
             retarget_tlp(&mut bytes, Direction::Down, g.function, to);
@@ -1079,9 +1089,9 @@ fn queue_replays(
                 ingress: port,
             },
         ));
-        n += 1;
+        passed(status, Direction::Down);
+        stats.replays += 1;
     }
-    n
 }
 
 /// A held request re-pointed to the destination's requester ID; true if

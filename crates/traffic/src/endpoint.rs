@@ -109,6 +109,21 @@ struct Function {
 }
 
 impl Function {
+    /// A function fresh from reset.
+    fn new(config: FunctionConfig) -> Function {
+        Function {
+            config,
+            memory: vec![0; config.size],
+            host: StreamCheck::default(),
+            dma_seq: 0,
+            paused: false,
+            received: 0,
+            sent: 0,
+            line: 0,
+            msi_data: config.stream,
+        }
+    }
+
     /// Reads MSI-X table entry 0 after a write to it: unmasked with an
     /// address, it is where interrupts go.
     fn reprogram(&mut self) {
@@ -194,21 +209,7 @@ impl<P: Port> EndpointModel<P> {
     /// A device on `port`, building frames in `pool`.
     pub fn new(config: EndpointConfig, port: P, pool: FramePool) -> EndpointModel<P> {
         EndpointModel {
-            functions: config
-                .functions
-                .iter()
-                .map(|&c| Function {
-                    config: c,
-                    memory: vec![0; c.size],
-                    host: StreamCheck::default(),
-                    dma_seq: 0,
-                    paused: false,
-                    received: 0,
-                    sent: 0,
-                    line: 0,
-                    msi_data: c.stream,
-                })
-                .collect(),
+            functions: config.functions.iter().map(|&c| Function::new(c)).collect(),
             tlp: vec![0; 16 + 4096],
             config,
             port,
@@ -258,23 +259,13 @@ impl<P: Port> EndpointModel<P> {
             }
             // The device-specific part of an endpoint migration: the state
             // behind one function is carried over to another.
-            let emptied = Function {
-                config: FunctionConfig {
-                    dma: None,
-                    msi: None,
-                    stream: u32::MAX,
-                    host_stream: u32::MAX,
-                    ..functions[from].config
-                },
-                memory: vec![0; functions[from].memory.len()],
-                host: StreamCheck::default(),
-                dma_seq: 0,
-                paused: false,
-                received: 0,
-                sent: 0,
-                line: 0,
-                msi_data: 0,
-            };
+            let emptied = Function::new(FunctionConfig {
+                dma: None,
+                msi: None,
+                stream: u32::MAX,
+                host_stream: u32::MAX,
+                ..functions[from].config
+            });
             let state = std::mem::replace(&mut functions[from], emptied);
             let target = &mut functions[to];
             let size = target.memory.len().min(state.memory.len());
