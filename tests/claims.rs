@@ -223,8 +223,8 @@ fn fabric_gate(d: &Deterministic) -> &Gate {
         .expect("the endpoint's node has a gate")
 }
 
-fn hosts(d: &Deterministic) -> Vec<&HostModel<pmd::RingPort>> {
-    find::<HostModel<pmd::RingPort>>(d)
+fn hosts(d: &Deterministic) -> Vec<&HostModel<DynPort>> {
+    find::<HostModel<DynPort>>(d)
 }
 
 fn integrity(d: &Deterministic) -> Integrity {
@@ -232,7 +232,7 @@ fn integrity(d: &Deterministic) -> Integrity {
     for h in hosts(d) {
         all.add(h.integrity());
     }
-    for e in find::<EndpointModel<pmd::RingPort>>(d) {
+    for e in find::<EndpointModel<DynPort>>(d) {
         all.add(e.integrity());
     }
     all
@@ -695,7 +695,7 @@ fn claim_11_hosts_and_functions_see_only_flow_control() {
     assert_clean(&i);
     let h = hosts(&d);
     // The device's MSI-X interrupts all reached the host its VM was on.
-    let raised = find::<EndpointModel<pmd::RingPort>>(&d)[0].interrupts();
+    let raised = find::<EndpointModel<DynPort>>(&d)[0].interrupts();
     assert!(raised > 0);
     assert_eq!(h.iter().map(|h| h.interrupts()).sum::<u64>(), raised);
     assert_eq!(h.iter().map(|h| h.messages()).sum::<u64>(), 20);
@@ -948,7 +948,7 @@ fn claim_20_the_device_is_unaware_of_the_blocking() {
     assert_eq!(orchestrator(&d).counts(), (10, 0));
     // The device received every host write once, in order, and every read
     // it answered was completed where its VM was.
-    let e = find::<EndpointModel<pmd::RingPort>>(&d);
+    let e = find::<EndpointModel<DynPort>>(&d);
     assert_clean(e[0].integrity());
     assert_clean(&integrity(&d));
 }

@@ -31,6 +31,11 @@ fn main() {
             )
         });
     let flags = cflags();
+    // `rte_eth_from_rings` (ethdev links in one process) lives in the
+    // net_ring driver, which pkg-config's shared link line leaves to EAL's
+    // plugin loading; linking it is harmless since EAL's dlopen of the same
+    // file finds it loaded.
+    println!("cargo:rustc-link-lib=dylib=rte_net_ring");
 
     let mut build = cc::Build::new();
     build.file("shim.c").warnings(false);
@@ -57,6 +62,7 @@ fn main() {
         .allowlist_type("rte_eth_stats")
         .allowlist_type("rte_eth_link")
         .allowlist_var("RTE_.*")
+        .allowlist_var("RING_F_.*")
         .derive_default(true)
         .layout_tests(true)
         .generate_comments(false)

@@ -10,13 +10,47 @@ use fabric::{FaultConfig, NodeTables, Topology};
 use lcore::{FrameSettings, Gate, GatedFunction, NodeTask, Task};
 use pmd::{ring_link, ClosedPort, FaultPort, FramePool, Port};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tlp::Bdf;
 use traffic::MSIX_TABLE_BYTES;
 use traffic::{EndpointConfig, EndpointModel, FunctionConfig, HostConfig, HostModel, HostTarget};
 
-/// The port type of node pipelines.
+/// The port type of node pipelines and models.
 pub type DynPort = Box<dyn Port + Send>;
+
+/// Makes both ends of a link: its name, the frames it holds each way, the
+/// largest frame.
+pub type LinkMaker = dyn Fn(&str, usize, usize) -> Result<(DynPort, DynPort), String> + Send + Sync;
+
+/// The ports a scenario runs on: where frames come from and how links are
+/// made.
+#[derive(Clone)]
+pub struct Ports {
+    /// Every frame's buffer.
+    pub pool: FramePool,
+    /// Makes each link (between nodes, and from a node to a host or device).
+    pub link: Arc<LinkMaker>,
+}
+
+impl Ports {
+    /// The embedded default: in-memory rings, frames moving without copies.
+    pub fn ring() -> Ports {
+        Ports {
+            pool: FramePool::new(32_768, 1600),
+            link: Arc::new(|name, capacity, max_frame| {
+                let (a, b) = ring_link(name, capacity, max_frame);
+                Ok((Box::new(a) as DynPort, Box::new(b) as DynPort))
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").field("pool", &self.pool).finish()
+    }
+}
 
 /// How to build a scenario.
 #[derive(Debug, Clone)]
@@ -40,6 +74,8 @@ pub struct ScenarioConfig {
     /// A configuration request after every this many writes of a host
     /// (0: none).
     pub config_every: u64,
+    /// The ports to run on.
+    pub ports: Ports,
 }
 
 impl Default for ScenarioConfig {
@@ -54,6 +90,7 @@ impl Default for ScenarioConfig {
             drain_budget: DRAIN_BUDGET,
             read_every: HostConfig::default().read_every,
             config_every: HostConfig::default().config_every,
+            ports: Ports::ring(),
         }
     }
 }
@@ -90,7 +127,8 @@ const SIGNAL_VENDOR: u16 = 0x1af4;
 pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
     let (rate, timeout, duration) = (c.rate, c.completion_timeout, c.duration);
     let total = |rate: f64| (rate * duration as f64 / 1e9) as u64;
-    let pool = FramePool::new(32_768, 1600);
+    let pool = c.ports.pool.clone();
+    let link = |name: &str| (c.ports.link)(name, 1024, 14 + t.link.mtu);
     let mut notes = Vec::new();
     let mut ports: Vec<Vec<Option<DynPort>>> = t
         .nodes
@@ -99,7 +137,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         .collect();
     let mut reliable = Vec::new();
     for (i, (a, b)) in t.links.iter().enumerate() {
-        let (pa, pb) = ring_link(&format!("link{i}"), 1024, 14 + t.link.mtu);
+        let (pa, pb) = link(&format!("link{i}"))?;
         match c.link_faults {
             Some(f) => {
                 let other = FaultConfig {
@@ -116,8 +154,8 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
                     Some(Box::new(FaultPort::new(pb, other, pool.clone())));
             }
             None => {
-                ports[a.node][a.port as usize] = Some(Box::new(pa));
-                ports[b.node][b.port as usize] = Some(Box::new(pb));
+                ports[a.node][a.port as usize] = Some(pa);
+                ports[b.node][b.port as usize] = Some(pb);
             }
         }
         reliable.push((a.node, a.port, t.link_config(i, true)));
@@ -148,8 +186,8 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             .position(|b| b.endpoint == e && b.function == f)
     };
     for (h, host) in t.hosts.iter().enumerate() {
-        let (edge, model) = ring_link(&host.name, 1024, 14 + t.link.mtu);
-        ports[host.attach.node][host.attach.port as usize] = Some(Box::new(edge));
+        let (edge, model) = link(&host.name)?;
+        ports[host.attach.node][host.attach.port as usize] = Some(edge);
         let targets = t
             .bindings
             .iter()
@@ -197,8 +235,8 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
     let mut device_handles = Vec::new();
     let mut vendor = None;
     for (e, end) in t.endpoints.iter().enumerate() {
-        let (edge, model) = ring_link(&end.name, 1024, 14 + t.link.mtu);
-        ports[end.attach.node][end.attach.port as usize] = Some(Box::new(edge));
+        let (edge, model) = link(&end.name)?;
+        ports[end.attach.node][end.attach.port as usize] = Some(edge);
         let functions = (0..=end.vfs)
             .map(|f| {
                 let binding = binding_of(e, f);

@@ -13,6 +13,7 @@ use dpdk_sys as sys;
 use std::ffi::{c_char, CStr, CString};
 use std::fmt;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 /// A DPDK call that failed: what was attempted and DPDK's error.
@@ -73,10 +74,26 @@ pub fn init(args: &[&str]) -> Result<(), DpdkError> {
         // living as long as the process, as EAL expects.
         let mut argv: Vec<*mut c_char> = owned.into_iter().map(|c| c.into_raw()).collect();
         let argc = argv.len() as i32;
+        // EAL pins the calling thread to its main lcore's CPU. Our poll-mode
+        // cores pin themselves, and threads spawned later inherit the
+        // caller's set, so the caller gets its set back afterwards.
+        // SAFETY: a zeroed cpu_set_t is a valid empty set, and both calls
+        // get its true size; 0 names the calling thread.
+        let affinity = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            (libc::sched_getaffinity(0, size, &mut set) == 0).then_some(set)
+        };
         // SAFETY: argv holds `argc` valid NUL-terminated strings that are
         // never freed; the vector itself is leaked below for the same reason.
         let rc = unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) };
         std::mem::forget(argv);
+        if let Some(set) = affinity {
+            // SAFETY: `set` was filled by sched_getaffinity above.
+            unsafe {
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            }
+        }
         if rc < 0 {
             return Err(last_error(format!("rte_eal_init {args:?}")));
         }
@@ -270,6 +287,17 @@ impl DpdkPort {
                 rc,
             ));
         }
+        Self::start(id, device, pool, mempool, rx_descriptors, tx_descriptors)
+    }
+
+    fn start(
+        id: u16,
+        device: &str,
+        pool: &FramePool,
+        mempool: &Mempool,
+        rx_descriptors: u16,
+        tx_descriptors: u16,
+    ) -> Result<DpdkPort, DpdkError> {
         let conf = sys::rte_eth_conf::default();
         // SAFETY: the port exists; `conf` is a zeroed (default) configuration
         // that lives across the call; the queue setups take the default queue
@@ -315,6 +343,59 @@ impl DpdkPort {
     /// The ethdev port ID.
     pub fn id(&self) -> u16 {
         self.id
+    }
+
+    /// Two ethdevs joined back to back in this process (DPDK's `net_ring`
+    /// driver over two rte_rings of `capacity` mbufs, one per direction):
+    /// what one sends, the other receives, mbufs moving without copies. The
+    /// ethdevs are named `NAME-a` and `NAME-b` after `name` and a number
+    /// unique in the process. `pool` must be a DPDK pool.
+    pub fn pair(
+        name: &str,
+        capacity: u32,
+        pool: &FramePool,
+    ) -> Result<(DpdkPort, DpdkPort), DpdkError> {
+        static PAIRS: AtomicU32 = AtomicU32::new(0);
+        let mempool = pool
+            .mempool()
+            .ok_or_else(|| error(format!("{name}: the pool is not a DPDK mbuf pool"), 22))?;
+        let n = PAIRS.fetch_add(1, Ordering::Relaxed);
+        // Ring names share DPDK's 32-byte memzone names with a prefix.
+        let rings = [0, 1].map(|d| CString::new(format!("tlpf{n}.{d}")));
+        let [Ok(ab), Ok(ba)] = rings else {
+            return Err(error("ring name", 22));
+        };
+        let capacity = capacity.max(2).next_power_of_two();
+        let flags = sys::RING_F_SP_ENQ | sys::RING_F_SC_DEQ;
+        // SAFETY: the names are valid C strings (DPDK copies them);
+        // rte_socket_id has no preconditions. Each ring has one producer
+        // and one consumer (the port ends that send and receive on it).
+        let (ab, ba) = unsafe {
+            let socket = sys::rte_socket_id() as i32;
+            (
+                sys::rte_ring_create(ab.as_ptr(), capacity, socket, flags),
+                sys::rte_ring_create(ba.as_ptr(), capacity, socket, flags),
+            )
+        };
+        if ab.is_null() || ba.is_null() {
+            return Err(last_error(format!("{name}: rte_ring_create")));
+        }
+        let open_end = |end: &str, rx: *mut sys::rte_ring, tx: *mut sys::rte_ring| {
+            let device = format!("{name}-{n}{end}");
+            let cname = CString::new(device.as_str()).map_err(|_| error("device name", 22))?;
+            // SAFETY: `cname` is a valid C string; the ring arrays hold one
+            // live ring each, kept for the life of the process (the ethdev
+            // uses them until it is closed, and it is never closed).
+            let id = unsafe {
+                sys::rte_eth_from_rings(cname.as_ptr(), &rx, 1, &tx, 1, sys::rte_socket_id())
+            };
+            let id = u16::try_from(id)
+                .map_err(|_| last_error(format!("{device}: rte_eth_from_rings")))?;
+            Self::start(id, &device, pool, mempool, 1024, 1024)
+        };
+        let a = open_end("a", ba, ab)?;
+        let b = open_end("b", ab, ba)?;
+        Ok((a, b))
     }
 }
 

@@ -75,6 +75,46 @@ pub(crate) struct RunArgs {
     /// Write an SVG percentile plot of both blackout histograms.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Ports: `ring` (in-memory rings, the embedded default) or `dpdk`
+    /// (every link a pair of DPDK ethdevs joined by the net_ring driver,
+    /// frames in DPDK mbufs; needs a build with `--features dpdk`).
+    #[arg(long, default_value = "ring", value_parser = ["ring", "dpdk"])]
+    pmd: String,
+    /// EAL arguments for `--pmd dpdk` (default: no hugepages, no PCI,
+    /// 1 GiB, a file prefix of this process's own).
+    #[arg(long, allow_hyphen_values = true)]
+    eal: Option<String>,
+}
+
+/// Every link a pair of DPDK ethdevs over net_ring, every frame an mbuf.
+#[cfg(feature = "dpdk")]
+fn dpdk_ports(args: &RunArgs, t: &Topology) -> Result<scenario::Ports, String> {
+    use pmd::dpdk::{self, DpdkPort, Mempool};
+    let default = format!(
+        "--no-huge --no-pci -m 1024 --file-prefix=tlpfabric-run-{} --log-level=lib.eal:error --no-telemetry",
+        std::process::id()
+    );
+    let eal = args.eal.clone().unwrap_or(default);
+    let eal_args: Vec<&str> = eal.split_whitespace().collect();
+    dpdk::init(&eal_args).map_err(|e| format!("--eal: {e}"))?;
+    // As many buffers as the in-memory default has, each room for a frame.
+    let room = (14 + t.link.mtu).max(2048) as u16;
+    let mempool = Mempool::new("run", 32_767, 0, room).map_err(|e| e.to_string())?;
+    let pool = pmd::FramePool::dpdk(mempool);
+    let link_pool = pool.clone();
+    Ok(scenario::Ports {
+        pool,
+        link: std::sync::Arc::new(move |name, capacity, _| {
+            let (a, b) = DpdkPort::pair(name, capacity as u32, &link_pool)
+                .map_err(|e| format!("--pmd dpdk: {e}"))?;
+            Ok((Box::new(a) as DynPort, Box::new(b) as DynPort))
+        }),
+    })
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn dpdk_ports(_: &RunArgs, _: &Topology) -> Result<scenario::Ports, String> {
+    Err("--pmd dpdk: this build has no DPDK support (build with --features dpdk)".into())
 }
 
 use migrate::scenario::{self, DynPort, ScenarioConfig};
@@ -112,14 +152,14 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
         let Some(any) = task.as_any() else {
             continue;
         };
-        if let Some(h) = any.downcast_ref::<HostModel<pmd::RingPort>>() {
+        if let Some(h) = any.downcast_ref::<HostModel<DynPort>>() {
             totals.integrity.add(h.integrity());
             totals.writes += h.writes();
             totals.messages += h.messages();
             totals.config[0] += h.config_reads();
             totals.config[1] += h.config_writes();
             totals.interrupts += h.interrupts();
-        } else if let Some(d) = any.downcast_ref::<EndpointModel<pmd::RingPort>>() {
+        } else if let Some(d) = any.downcast_ref::<EndpointModel<DynPort>>() {
             totals.integrity.add(d.integrity());
             totals.dma += d.dma_writes();
         } else if let Some(n) = any.downcast_ref::<NodeTask<DynPort>>() {
@@ -246,7 +286,19 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         // templates are where this program was built from, if still there.
         dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
     }
+    let ports = if args.pmd == "dpdk" {
+        match dpdk_ports(&args, &t) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                return EXIT_REJECTED;
+            }
+        }
+    } else {
+        scenario::Ports::ring()
+    };
     let config = ScenarioConfig {
+        ports,
         rate: args.rate,
         completion_timeout: timeout,
         duration,
@@ -362,7 +414,7 @@ fn report(
     let tracked = i.delivered as f64 / secs;
     let _ = writeln!(
         out,
-        "run: {} nodes, {} hosts, {} bindings, {:.2} s{}",
+        "run: {} nodes, {} hosts, {} bindings, {:.2} s{}, {}",
         t.nodes.len(),
         t.hosts.len(),
         t.bindings.len(),
@@ -371,6 +423,11 @@ fn report(
             " (deterministic, virtual time)"
         } else {
             ""
+        },
+        if args.pmd == "dpdk" {
+            "DPDK ethdevs (net_ring pairs)"
+        } else {
+            "in-memory ring ports"
         }
     );
     let _ = writeln!(
@@ -514,6 +571,7 @@ fn report(
             "config": args.config.as_ref().map_or("configs/default.toml".to_string(), |p| p.display().to_string()),
             "duration_s": secs,
             "deterministic": args.deterministic,
+            "pmd": args.pmd,
             "integrity": {
                 "lost": i.lost(),
                 "duplicated": i.duplicated,

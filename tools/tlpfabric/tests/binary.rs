@@ -62,3 +62,53 @@ fn exit_statuses() {
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("tlp"));
 }
+
+/// The same deterministic run over in-memory rings and over DPDK ethdevs:
+/// the ports differ, nothing else may.
+#[cfg(feature = "dpdk")]
+#[test]
+fn a_deterministic_run_over_dpdk_ethdevs_matches_the_ring_run() {
+    let dir = std::env::temp_dir().join(format!("tlpf-run-dpdk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut docs = Vec::new();
+    for pmd in ["ring", "dpdk"] {
+        let json = dir.join(format!("{pmd}.json"));
+        let out = bin()
+            .args(["run", "--deterministic", "--duration", "100ms"])
+            .args(["--vm-migrations", "10", "--endpoint-migrations", "10"])
+            .args(["--pmd", pmd, "--json", json.to_str().unwrap()])
+            .args([
+                "--eal",
+                &format!(
+                    "--no-huge --no-pci -m 512 --file-prefix=tlpf-run-test-{} --log-level=lib.eal:error",
+                    std::process::id()
+                ),
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{pmd}: {text}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(v["pmd"], pmd);
+        assert_eq!(v["migrations"]["vm"], 10, "{pmd}: {text}");
+        assert_eq!(v["migrations"]["endpoint"], 10, "{pmd}: {text}");
+        assert_eq!(v["integrity"]["lost"], 0, "{pmd}");
+        docs.push(v);
+    }
+    assert!(docs[0]["integrity"]["delivered"].as_u64().unwrap() > 10_000);
+    assert_eq!(docs[0]["integrity"], docs[1]["integrity"]);
+    assert_eq!(docs[0]["throughput"], docs[1]["throughput"]);
+    assert_eq!(docs[0]["blackout"], docs[1]["blackout"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(not(feature = "dpdk"))]
+#[test]
+fn run_over_dpdk_needs_the_feature() {
+    let out = bin().args(["run", "--pmd", "dpdk"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features dpdk"), "{err}");
+}
