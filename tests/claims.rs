@@ -911,6 +911,97 @@ fn claim_18_the_vdi_serves_supported_operations_during_the_move() {
     assert_eq!(g.held(B1), (1, 0));
 }
 
+/// VF1's BAR when BARs are the template's 128 KiB.
+const VF1_BAR_128K: u64 = 0x8002_0000;
+
+/// A 1-DW register access in VF1's 128 KiB BAR.
+fn register(kind: Kind, tag: u16, offset: u64, value: u32) -> Vec<u8> {
+    let mut b = vec![0u8; 32];
+    let access = MemAccess::dwords(VF1_BAR_128K + offset, 1);
+    let n = match kind {
+        Kind::MWr => memory_write(&mut b, HOST_A, 0, access, &value.to_le_bytes()),
+        _ => memory_read(&mut b, HOST_A, tag, access),
+    }
+    .unwrap();
+    b.truncate(n);
+    b
+}
+
+#[test]
+fn claim_18_the_vdi_answers_register_reads_by_access_class() {
+    // VDIs placed where the fabric put their functions.
+    let t = template();
+    let functions = (0..4u16)
+        .map(|f| {
+            let id = Bdf(0x4000 + f);
+            let bar = (0x8000_0000 + f as u64 * 0x2_0000, 0x2_0000);
+            let mut vdi = Vdi::new(&t, id);
+            vdi.place_bar(0, bar.0);
+            (GatedFunction { function: id, bar }, Some(vdi))
+        })
+        .collect();
+    let (mut tx, rx) = spsc::ring(64);
+    let mut g = Gate::new(1, functions, rx, Duration::from_millis(1));
+    let mut reply = [0u8; 64];
+    // Open: writes pass to the function, and its VDI notes them.
+    for (offset, value) in [(0x18, 0xabcd), (0xe018, 5), (0x5810, 0b0011)] {
+        let w = register(Kind::MWr, 0, offset, value);
+        assert_eq!(g.offer(B1, down(), &w, &mut reply, 0), GateOffer::Pass);
+    }
+    command(
+        &mut g,
+        &mut tx,
+        GateCommand::Pause {
+            binding: B1,
+            mode: IdMode::Common,
+            stopped: None,
+        },
+        0,
+    );
+    // A write while paused is held for the function, and the VDI's
+    // registers already hold it.
+    let w = register(Kind::MWr, 0, 0xe018, 6);
+    assert_eq!(g.offer(B1, down(), &w, &mut reply, 1), GateOffer::Held);
+    let mut read = |g: &mut Gate, tag: u16, offset: u64| {
+        let r = register(Kind::MRd, tag, offset, 0);
+        match g.offer(B1, down(), &r, &mut reply, 2) {
+            GateOffer::Served(n) => {
+                let c = Tlp::new_checked(&reply[..n]).unwrap();
+                assert_eq!((c.tag(), c.status()), (tag, CplStatus::Sc));
+                Some(u32::from_le_bytes(c.payload()[..4].try_into().unwrap()))
+            }
+            GateOffer::Held => None,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(read(&mut g, 1, 0x18), Some(0xabcd), "plain storage");
+    assert_eq!(read(&mut g, 2, 0xe018), Some(6), "a doorbell reads back");
+    assert_eq!(read(&mut g, 3, 0x5810), Some(0b1100), "write 1 to clear");
+    assert_eq!(read(&mut g, 4, 0x8), Some(0x0008_0783), "read-only");
+    assert_eq!(
+        read(&mut g, 5, 0x1500),
+        None,
+        "clearing on read: the device's"
+    );
+    assert_eq!(read(&mut g, 6, 0x2_0000), None, "past the VDI's BARs");
+    assert_eq!(g.stats().vdi_register_reads, 4);
+    // The held write and reads reach the function at release, in order.
+    release(&mut g, &mut tx, B1, 3);
+    let mut released = Vec::new();
+    g.drain_released(|dir, tlp| {
+        let t = Tlp::new_checked(tlp).unwrap();
+        released.push((dir, t.kind(), t.tag()));
+    });
+    assert_eq!(
+        released,
+        [
+            (Direction::Down, Some(Kind::MWr), 0),
+            (Direction::Down, Some(Kind::MRd), 5),
+            (Direction::Down, Some(Kind::MRd), 6),
+        ]
+    );
+}
+
 #[test]
 fn claim_19_other_domains_keep_using_the_device_while_one_is_paused() {
     let (mut g, mut tx) = gate();

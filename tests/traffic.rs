@@ -78,6 +78,7 @@ fn run(faults: Option<FaultConfig>, writes: u64, dma: u64) -> (Integrity, Integr
                     stream: 2,
                     host_stream: 1,
                     msi: Some(0xfee0_0000),
+                    registers: false,
                 }],
                 total_dma: dma,
                 ..EndpointConfig::default()
@@ -171,4 +172,34 @@ fn tracked_traffic_crosses_a_faulty_link_intact() {
     };
     let (host, device, writes) = run(Some(faults), 5_000, 3_000);
     check(host, device, writes, 3_000);
+}
+
+/// The registers the models use are the nic template's: the same offsets,
+/// reset values and access classes, so the VDI standing in for a paused
+/// function answers as the device model would.
+#[test]
+fn the_models_registers_are_the_nic_templates() {
+    use traffic::registers::*;
+    use vdi::registers::Access;
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/templates/nic.toml");
+    let template = vdi::Template::load(&path).unwrap();
+    let file = &template.registers;
+    for (name, offset, access, reset) in [
+        ("CTRL_EXT", CTRL_EXT, Access::Shadowable, 0),
+        ("STATUS", STATUS, Access::ReadOnly, STATUS_VALUE),
+        ("ICR", ICR, Access::ReadSideEffect, 0),
+        ("ICS", ICS, Access::WriteSideEffect, 0),
+        ("WUS", WUS, Access::WriteOneToClear, WUS_RESET),
+        ("TDT0", TDT0, Access::WriteSideEffect, 0),
+    ] {
+        let hit = file.find(0, offset).unwrap_or_else(|| panic!("{name}"));
+        let r = &file.registers()[hit.index];
+        assert_eq!(
+            (r.name.as_str(), r.offset, r.access),
+            (name, offset, access)
+        );
+        assert_eq!(r.reset, reset as u64, "{name}");
+    }
+    assert!(file.span(0) as u64 <= REGISTER_BLOCK);
 }

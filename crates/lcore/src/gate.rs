@@ -181,6 +181,8 @@ pub struct GateStats {
     pub vdi_config_reads: u64,
     /// Configuration writes completed by a VDI.
     pub vdi_config_writes: u64,
+    /// Register reads completed by a VDI.
+    pub vdi_register_reads: u64,
     /// TLPs a VDI generated (interrupts, messages).
     pub vdi_upstream: u64,
     /// Pauses that ended by release, and by abort.
@@ -199,6 +201,7 @@ impl GateStats {
         self.replays_completed += o.replays_completed;
         self.vdi_config_reads += o.vdi_config_reads;
         self.vdi_config_writes += o.vdi_config_writes;
+        self.vdi_register_reads += o.vdi_register_reads;
         self.vdi_upstream += o.vdi_upstream;
         self.migrations += o.migrations;
         self.aborted += o.aborted;
@@ -256,6 +259,34 @@ struct Gated {
     /// Configuration writes its VDI completed while the function was out of
     /// reach, to be made to the function before held traffic is released.
     replay: Vec<Vec<u8>>,
+    /// The bytes at the start of its BAR where its VDI has registers (0:
+    /// none): posted writes there are shown to the VDI.
+    register_span: u64,
+}
+
+impl Gated {
+    /// Whether a memory write toward the function may change a register
+    /// its VDI keeps.
+    #[inline]
+    fn writes_register(&self, tlp: &[u8], class: &tlp::Class) -> bool {
+        self.register_span > 0
+            && class.kind == Kind::MWr
+            && write_address(tlp, class.header_offset)
+                .is_some_and(|a| a.wrapping_sub(self.function.bar.0) < self.register_span)
+    }
+}
+
+/// The address of a memory request whose header starts at `at` (Fmt bit 5:
+/// a 4-DW header with a 64-bit address).
+#[inline]
+fn write_address(tlp: &[u8], at: usize) -> Option<u64> {
+    if tlp.get(at)? & 0x20 != 0 {
+        let a: [u8; 8] = tlp.get(at + 8..at + 16)?.try_into().ok()?;
+        Some(u64::from_be_bytes(a) & !0x3)
+    } else {
+        let a: [u8; 4] = tlp.get(at + 8..at + 12)?.try_into().ok()?;
+        Some(u64::from(u32::from_be_bytes(a) & !0x3))
+    }
 }
 
 /// Where an offered TLP came from.
@@ -389,6 +420,7 @@ impl Gate {
                 .map(|(function, vdi)| Gated {
                     function,
                     point: PausePoint::new(config),
+                    register_span: vdi.as_ref().map_or(0, |v| v.register_span(0)),
                     vdi,
                     destination: None,
                     paused_since: None,
@@ -573,7 +605,18 @@ impl Gate {
             // Routing checked it already, and an open point tracks only
             // non-posted requests and completions: a posted request toward
             // the function (most of the traffic) is only counted.
-            if tlp::classify(tlp).is_ok_and(|c| c.flow == FlowClass::Posted) {
+            if let Some(class) = tlp::classify(tlp)
+                .ok()
+                .filter(|c| c.flow == FlowClass::Posted)
+            {
+                let g = &mut self.bindings[b];
+                if g.writes_register(tlp, &class) {
+                    // The VDI keeps what the device will hold, so that it
+                    // can answer for it during a pause.
+                    if let Some(vdi) = &mut g.vdi {
+                        vdi.observe(tlp);
+                    }
+                }
                 let status = &self.status.bindings[b];
                 status.down_requests.fetch_add(1, Ordering::Relaxed);
                 status.down_passed.fetch_add(1, Ordering::Relaxed);
@@ -619,7 +662,7 @@ impl Gate {
         // A function standing by for another's state has a VDI that is not
         // yet that state: what reaches it waits for the state to arrive.
         if dir == Direction::Down && !g.standby {
-            if let Some(served) = serve_config(g, tlp, reply, &mut self.stats, false) {
+            if let Some(served) = serve_request(g, tlp, reply, &mut self.stats, false) {
                 if let Some(write) = replayed_write(tlp) {
                     g.replay.push(write);
                 }
@@ -635,6 +678,16 @@ impl Gate {
         }
         if request {
             status.down_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        if request && info.flow == FlowClass::Posted {
+            // Held, and already in the VDI's registers: what it answers
+            // meanwhile reflects every write before the read, which is what
+            // reads not passing posted writes protects (§2.4.1).
+            if tlp::classify(tlp).is_ok_and(|c| g.writes_register(tlp, &c)) {
+                if let Some(vdi) = &mut g.vdi {
+                    vdi.observe(tlp);
+                }
+            }
         }
         let mut bytes = self
             .spare
@@ -761,7 +814,7 @@ impl Gate {
                 .and_then(|g| g.vdi.as_ref().map(Vdi::snapshot));
             let dest = self.bindings.get_mut(to).and_then(|d| d.vdi.as_mut());
             if let (Some(snapshot), Some(dest)) = (snapshot, dest) {
-                if dest.restore(&snapshot).is_ok() {
+                if dest.restore_moved(&snapshot).is_ok() {
                     dest.set_mode(Mode::Shadow);
                 }
             }
@@ -896,13 +949,16 @@ impl Gate {
         if let Some(d) = self.bindings.get_mut(t) {
             if let (Some(snapshot), Some(vdi)) = (snapshot, d.vdi.as_mut()) {
                 let mode = vdi.mode();
-                if vdi.restore(&snapshot).is_ok() {
+                if vdi.restore_moved(&snapshot).is_ok() {
                     vdi.set_mode(mode);
                 }
-                // Writes it served since the routes switched came later.
+                // Writes it served since the routes switched came later, and
+                // so did the register writes it holds.
                 for write in &d.replay {
                     vdi.observe(write);
                 }
+                d.point
+                    .rewrite_held(Direction::Down, |held| vdi.observe(&held.bytes));
             }
             for (dir, held) in &self.released[first..] {
                 if *dir == Direction::Down {
@@ -978,7 +1034,7 @@ fn release_held(
 /// completed by the destination's VDI (while a migration prepares); once
 /// the function is paused, whoever asks is the VM, before or after its
 /// hand-over, and the function's VDI answers.
-fn serve_config(
+fn serve_request(
     g: &mut Gated,
     tlp: &[u8],
     reply: &mut [u8],
@@ -987,7 +1043,14 @@ fn serve_config(
 ) -> Option<GateOffer> {
     let t = Tlp::new_checked(tlp).ok()?;
     let kind = t.kind()?;
-    if !matches!(kind, Kind::CfgRd0 | Kind::CfgWr0) {
+    // Register reads too, from the function's own VDI (the destination's
+    // host does not reach the function's BAR before the switch-over).
+    let served = match kind {
+        Kind::CfgRd0 | Kind::CfgWr0 => true,
+        Kind::MRd => !destination,
+        _ => false,
+    };
+    if !served {
         return None;
     }
     let from_destination = destination
@@ -999,12 +1062,17 @@ fn serve_config(
     } else {
         g.vdi.as_mut()?
     };
+    if kind == Kind::MRd && !vdi.decodes(t.address()) {
+        // Routed here by the fabric, but not where the VDI's BARs are: the
+        // function answers, not an Unsupported Request from its stand-in.
+        return None;
+    }
     match vdi.serve(tlp, reply) {
         Verdict::Completed(n) => {
-            if kind == Kind::CfgRd0 {
-                stats.vdi_config_reads += 1;
-            } else {
-                stats.vdi_config_writes += 1;
+            match kind {
+                Kind::CfgRd0 => stats.vdi_config_reads += 1,
+                Kind::CfgWr0 => stats.vdi_config_writes += 1,
+                _ => stats.vdi_register_reads += 1,
             }
             Some(if n == 0 {
                 GateOffer::Consumed
@@ -1134,6 +1202,6 @@ impl Gate {
         if t.requester_id().bus() != *bus {
             return None;
         }
-        serve_config(g, tlp, reply, &mut self.stats, true)
+        serve_request(g, tlp, reply, &mut self.stats, true)
     }
 }

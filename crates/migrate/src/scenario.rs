@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tlp::Bdf;
-use traffic::MSIX_TABLE_BYTES;
 use traffic::{EndpointConfig, EndpointModel, FunctionConfig, HostConfig, HostModel, HostTarget};
+use traffic::{MSIX_TABLE_BYTES, REGISTER_BLOCK};
 
 /// The port type of node pipelines and models.
 pub type DynPort = Box<dyn Port + Send>;
@@ -74,6 +74,8 @@ pub struct ScenarioConfig {
     /// A configuration request after every this many writes of a host
     /// (0: none).
     pub config_every: u64,
+    /// A register access after every this many writes of a host (0: none).
+    pub register_every: u64,
     /// The ports to run on.
     pub ports: Ports,
 }
@@ -90,6 +92,7 @@ impl Default for ScenarioConfig {
             drain_budget: DRAIN_BUDGET,
             read_every: HostConfig::default().read_every,
             config_every: HostConfig::default().config_every,
+            register_every: HostConfig::default().register_every,
             ports: Ports::ring(),
         }
     }
@@ -122,6 +125,31 @@ pub const DRAIN_BUDGET: Duration = Duration::from_millis(1);
 /// (a Vendor-Defined Type 1 message: receivers that do not know it discard
 /// it, §2.2.8.6).
 const SIGNAL_VENDOR: u16 = 0x1af4;
+
+/// How a function's BAR is used: the register block first (when the BAR
+/// has room for it and data), then the data the host writes and reads back,
+/// then the MSI-X table in the last 4 KiB.
+struct Layout {
+    /// Bytes of the BAR the models use.
+    size: u64,
+    registers: bool,
+    data: u64,
+    region: u64,
+}
+
+impl Layout {
+    fn of(bar_size: u64) -> Layout {
+        let size = bar_size.min(2 * REGISTER_BLOCK);
+        let registers = size >= 2 * REGISTER_BLOCK;
+        let data = if registers { REGISTER_BLOCK } else { 0 };
+        Layout {
+            size,
+            registers,
+            data,
+            region: size.saturating_sub(data + MSIX_TABLE_BYTES as u64),
+        }
+    }
+}
 
 /// The fabric of `t` as `c` asks.
 pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
@@ -193,14 +221,19 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             .iter()
             .enumerate()
             .filter(|(_, b)| b.host == h)
-            .map(|(i, b)| HostTarget {
-                bar: b.bar.base,
-                // The function's MSI-X table follows what the VM writes.
-                region: b.bar.size.min(0x1_0000) - MSIX_TABLE_BYTES as u64,
-                stream: crate::vm_stream(i),
-                dma_stream: crate::vm_stream(i).wrapping_add(1),
-                id: b.host_id,
-                msi: host.dma.get(1).map(|w| w.base),
+            .map(|(i, b)| {
+                let layout = Layout::of(b.bar.size);
+                HostTarget {
+                    bar: b.bar.base,
+                    data: layout.data,
+                    registers: layout.registers,
+                    // The function's MSI-X table follows what the VM writes.
+                    region: layout.region,
+                    stream: crate::vm_stream(i),
+                    dma_stream: crate::vm_stream(i).wrapping_add(1),
+                    id: b.host_id,
+                    msi: host.dma.get(1).map(|w| w.base),
+                }
             })
             .collect();
         let config = HostConfig {
@@ -212,6 +245,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             completion_timeout: timeout,
             read_every: c.read_every,
             config_every: c.config_every,
+            register_every: c.register_every,
             ..HostConfig::default()
         };
         let mut host_model = HostModel::new(config, model, pool.clone());
@@ -243,10 +277,12 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
                 let dma =
                     binding.and_then(|i| t.hosts[t.bindings[i].host].dma.first().map(|w| w.base));
                 let i = binding.unwrap_or(usize::MAX / 4);
+                let layout = Layout::of(end.bar_size);
                 FunctionConfig {
                     function: Bdf(end.id.0.wrapping_add(f as u16)),
                     bar: end.fabric_bar + f as u64 * end.bar_size,
-                    size: end.bar_size.min(0x1_0000) as usize,
+                    size: layout.size as usize,
+                    registers: layout.registers,
                     dma,
                     stream: crate::vm_stream(i).wrapping_add(1),
                     host_stream: crate::vm_stream(i),
@@ -295,11 +331,17 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         let functions = (0..=end.vfs)
             .map(|f| {
                 let id = Bdf(end.id.0.wrapping_add(f as u16));
-                let vdi = template.as_ref().map(|tpl| vdi::Vdi::new(tpl, id));
+                let bar = (end.fabric_bar + f as u64 * end.bar_size, end.bar_size);
+                let vdi = template.as_ref().map(|tpl| {
+                    let mut vdi = vdi::Vdi::new(tpl, id);
+                    // Where the fabric put the function, as enumeration
+                    // would have programmed it.
+                    vdi.place_bar(0, bar.0);
+                    vdi
+                });
                 if let Some(v) = &vdi {
                     vendor.get_or_insert(v.ids().0);
                 }
-                let bar = (end.fabric_bar + f as u64 * end.bar_size, end.bar_size);
                 (GatedFunction { function: id, bar }, vdi)
             })
             .collect();

@@ -1,6 +1,7 @@
 //! The endpoint model.
 
 use crate::edge::{allowed, Edge};
+use crate::registers::{Registers, REGISTER_BLOCK};
 use crate::stream::{self, Integrity, StreamCheck};
 use lcore::Task;
 use pmd::{FramePool, Port};
@@ -39,6 +40,9 @@ pub struct FunctionConfig {
     /// table (an address of its host's MSI window); `None`: it raises none
     /// until programmed.
     pub msi: Option<u64>,
+    /// Whether the first [`crate::REGISTER_BLOCK`] bytes of its BAR are
+    /// registers (`crate::registers`) rather than memory.
+    pub registers: bool,
 }
 
 /// How an endpoint model behaves.
@@ -78,6 +82,7 @@ impl Default for EndpointConfig {
                 stream: 2,
                 host_stream: 1,
                 msi: Some(0xfee0_0000),
+                registers: false,
             }],
             dma_region: 0x1_0000,
             payload: 64,
@@ -106,6 +111,8 @@ struct Function {
     line: u8,
     /// The data of its MSI-X message (entry 0).
     msi_data: u32,
+    /// Its BAR registers, if it has them.
+    registers: Registers,
 }
 
 impl Function {
@@ -121,6 +128,7 @@ impl Function {
             sent: 0,
             line: 0,
             msi_data: config.stream,
+            registers: Registers::default(),
         }
     }
 
@@ -280,6 +288,7 @@ impl<P: Port> EndpointModel<P> {
             target.sent = state.sent;
             target.line = state.line;
             target.msi_data = state.msi_data;
+            target.registers = state.registers;
             target.paused = true;
             // The ring is sized for every function at once.
             moved
@@ -316,6 +325,12 @@ impl<P: Port> EndpointModel<P> {
         self.dma_writes
     }
 
+    /// Doorbell writes its functions acted on (register writes that must
+    /// reach the device).
+    pub fn doorbells(&self) -> u64 {
+        self.functions.iter().map(|f| f.registers.doorbells).sum()
+    }
+
     /// Whether it has sent all its DMA.
     pub fn done(&self) -> bool {
         let dma = self.functions.iter().any(|f| f.config.dma.is_some());
@@ -343,6 +358,13 @@ impl<P: Port> EndpointModel<P> {
                 };
                 let f = &mut self.functions[i];
                 f.received += 1;
+                if f.config.registers && (off as u64) < REGISTER_BLOCK {
+                    for (k, dw) in payload.chunks_exact(4).enumerate() {
+                        let value = u32::from_le_bytes([dw[0], dw[1], dw[2], dw[3]]);
+                        f.registers.write((off + 4 * k) as u32, value);
+                    }
+                    return;
+                }
                 f.memory[off..off + payload.len()].copy_from_slice(payload);
                 let table = f.memory.len().saturating_sub(MSIX_TABLE_BYTES);
                 if off < table + 16 && off + payload.len() > table {
@@ -398,12 +420,24 @@ impl<P: Port> EndpointModel<P> {
             Some(Kind::MRd) => {
                 let len = t.length_dw() as usize * 4;
                 let found = self.find(t.address(), len);
+                let mut read = [0u8; 64];
                 let (status, completer, data) = match found {
                     Some((i, off)) => {
                         let f = &mut self.functions[i];
                         f.received += 1;
                         f.sent += 1;
-                        (CplStatus::Sc, f.config.function, &f.memory[off..off + len])
+                        let data = if f.config.registers && (off as u64) < REGISTER_BLOCK {
+                            // Reads of registers act on them (ICR clears).
+                            let dws = (len / 4).min(read.len() / 4);
+                            for k in 0..dws {
+                                let v = f.registers.read((off + 4 * k) as u32);
+                                read[4 * k..4 * k + 4].copy_from_slice(&v.to_le_bytes());
+                            }
+                            &read[..4 * dws]
+                        } else {
+                            &f.memory[off..off + len]
+                        };
+                        (CplStatus::Sc, f.config.function, data)
                     }
                     None => (CplStatus::Ur, Bdf(0), &[][..]),
                 };

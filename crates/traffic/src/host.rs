@@ -1,6 +1,7 @@
 //! The host model.
 
 use crate::edge::{allowed, Edge};
+use crate::registers;
 use crate::stream::{self, Integrity, StreamCheck};
 use lcore::Task;
 use pmd::{FramePool, Port};
@@ -15,6 +16,9 @@ use tlp::{Bdf, CplStatus, Kind, Tlp};
 pub struct HostTarget {
     /// The function's BAR, as the host sees it.
     pub bar: u64,
+    /// Where in the BAR the data it writes and reads back starts (past the
+    /// registers, if the function has them).
+    pub data: u64,
     /// Bytes of the BAR it writes and reads back, a multiple of the payload.
     pub region: u64,
     /// The stream number of its writes to this function.
@@ -27,6 +31,9 @@ pub struct HostTarget {
     /// the VM programs entry 0 of the function's MSI-X table (just past
     /// `region`) with it and its DMA stream as data (`None`: it does not).
     pub msi: Option<u64>,
+    /// Whether the function has the registers of [`crate::registers`] at
+    /// the start of its BAR.
+    pub registers: bool,
 }
 
 /// How a host model behaves.
@@ -47,6 +54,12 @@ pub struct HostConfig {
     /// read of it back, a read of the vendor and device ID. While its
     /// function migrates, a VDI answers them.
     pub config_every: u64,
+    /// A register access after every this many writes (0: none), one read
+    /// at a time per VM, in turn: write and read back CTRL_EXT (plain
+    /// storage) and TDT0 (a doorbell), set a cause in ICS and read it from
+    /// ICR (which clears on read, so only the device may answer), read
+    /// STATUS (read-only), clear a bit of WUS (write 1 to clear) and read it.
+    pub register_every: u64,
     /// The first configuration DW it expects (device ID << 16 | vendor ID).
     pub expect_ids: u32,
     /// Nanoseconds a read may wait for its completion (the PCIe
@@ -68,16 +81,19 @@ impl Default for HostConfig {
             requester: Bdf(0),
             targets: vec![HostTarget {
                 bar: 0xfe00_0000,
+                data: 0,
                 region: 0x1_0000 - crate::MSIX_TABLE_BYTES as u64,
                 stream: 1,
                 dma_stream: 2,
                 id: Bdf(0x0100),
                 msi: None,
+                registers: false,
             }],
             payload: 64,
             writes_per_poll: 4,
             read_every: 8,
             config_every: 32,
+            register_every: 16,
             expect_ids: 0x10c9_8086,
             completion_timeout: 50_000_000,
             total_writes: u64::MAX,
@@ -116,6 +132,14 @@ pub struct Vm {
     /// whether one is in flight.
     config_step: u8,
     config_in_flight: bool,
+    /// Its register accesses: the next step of the cycle, the last value
+    /// written, what it expects WUS to hold, the read to send next (offset,
+    /// expected value), and the expected value of the one in flight.
+    register_step: u8,
+    register_value: u32,
+    wus: u32,
+    register_read: Option<(u32, u32)>,
+    register_expect: Option<u32>,
 }
 
 /// Tags each VM owns, so its reads in flight can move with it.
@@ -125,6 +149,8 @@ const TAGS_PER_VM: usize = 32;
 const CONFIG_IDS: u64 = u64::MAX;
 const CONFIG_LINE: u64 = u64::MAX - 1;
 const CONFIG_WRITE: u64 = u64::MAX - 2;
+/// The sequence number a register read is kept under.
+const REGISTER: u64 = u64::MAX - 3;
 /// The Interrupt Line register (byte 0 of the DW at 0x3c, PCIe Base
 /// Specification §7.5.1.1.13): read-write, no effect on the function.
 const INTERRUPT_LINE: u16 = 0x3c;
@@ -147,6 +173,11 @@ impl Vm {
             msix_programmed: false,
             config_step: 0,
             config_in_flight: false,
+            register_step: 0,
+            register_value: 0,
+            wus: registers::WUS_RESET,
+            register_read: None,
+            register_expect: None,
         }
     }
 
@@ -253,6 +284,7 @@ pub struct HostModel<P> {
     messages: u64,
     config_reads: u64,
     config_writes: u64,
+    register_reads: u64,
     tlp: Vec<u8>,
     control: Option<(Consumer<HostCommand>, Producer<Box<Vm>>)>,
     handovers: Vec<(u32, u64)>,
@@ -283,6 +315,7 @@ impl<P: Port> HostModel<P> {
             messages: 0,
             config_reads: 0,
             config_writes: 0,
+            register_reads: 0,
             control: None,
             handovers: Vec::new(),
         }
@@ -334,6 +367,11 @@ impl<P: Port> HostModel<P> {
         self.config_writes
     }
 
+    /// Register reads completed (each checked).
+    pub fn register_reads(&self) -> u64 {
+        self.register_reads
+    }
+
     /// Messages received (a VDI's completion indication among them).
     pub fn messages(&self) -> u64 {
         self.messages
@@ -354,7 +392,7 @@ impl<P: Port> HostModel<P> {
     fn slot_address(&self, vm: &Vm, seq: u64) -> u64 {
         let t = &vm.target;
         let slots = (t.region / self.config.payload as u64).max(1);
-        t.bar + (seq % slots) * self.config.payload as u64
+        t.bar + t.data + (seq % slots) * self.config.payload as u64
     }
 
     fn on_tlp(&mut self, bytes: &[u8]) {
@@ -403,6 +441,18 @@ impl<P: Port> HostModel<P> {
                 };
                 vm.in_flight -= 1;
                 self.integrity.delivered += 1;
+                if seq == REGISTER {
+                    let dw = t
+                        .payload()
+                        .get(..4)
+                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                    let expected = vm.register_expect.take();
+                    if t.status() != CplStatus::Sc || dw.is_none() || dw != expected {
+                        self.integrity.data_mismatches += 1;
+                    }
+                    self.register_reads += 1;
+                    return;
+                }
                 if seq >= CONFIG_WRITE {
                     vm.config_in_flight = false;
                     let dw = t
@@ -453,7 +503,7 @@ impl<P: Port> HostModel<P> {
             let mut entry = [0u8; 16];
             entry[..8].copy_from_slice(&address.to_le_bytes());
             entry[8..12].copy_from_slice(&vm.target.dma_stream.to_le_bytes());
-            let table = vm.target.bar + vm.target.region;
+            let table = vm.target.bar + vm.target.data + vm.target.region;
             let Ok(n) = memory_write(
                 &mut self.tlp,
                 self.config.requester,
@@ -516,7 +566,12 @@ impl<P: Port> HostModel<P> {
             slot = (slot + 1) % TAGS_PER_VM;
         }
         let tag = (vm.tag_base() + slot) as u16;
-        let built = if seq >= CONFIG_WRITE {
+        let built = if seq == REGISTER {
+            vm.register_read.and_then(|(offset, _)| {
+                let access = MemAccess::dwords(vm.target.bar + offset as u64, 1);
+                memory_read(&mut self.tlp, self.config.requester, tag, access).ok()
+            })
+        } else if seq >= CONFIG_WRITE {
             let (kind, register, data) = match seq {
                 CONFIG_IDS => (Kind::CfgRd0, 0, &[][..]),
                 CONFIG_LINE => (Kind::CfgRd0, INTERRUPT_LINE, &[][..]),
@@ -548,7 +603,9 @@ impl<P: Port> HostModel<P> {
             return false;
         }
         let vm = &mut self.vms[i];
-        if seq >= CONFIG_WRITE {
+        if seq == REGISTER {
+            vm.register_expect = vm.register_read.take().map(|(_, expect)| expect);
+        } else if seq >= CONFIG_WRITE {
             vm.config_in_flight = true;
             vm.config_step = (vm.config_step + 1) % 3;
             if seq == CONFIG_WRITE {
@@ -561,6 +618,48 @@ impl<P: Port> HostModel<P> {
         vm.next_tag = ((slot + 1) % TAGS_PER_VM) as u16;
         self.integrity.sent += 1;
         true
+    }
+
+    /// Starts VM `i`'s next register access: its write, if the step has
+    /// one, goes now; its read waits in `register_read` for a tag.
+    fn start_register_step(&mut self, i: usize) {
+        use registers::{CTRL_EXT, ICR, ICS, STATUS, STATUS_VALUE, TDT0, WUS};
+        let vm = &self.vms[i];
+        let v = vm.register_value.wrapping_add(1);
+        let (write, read) = match vm.register_step % 5 {
+            0 => (Some((CTRL_EXT, v)), (CTRL_EXT, v)),
+            1 => (Some((TDT0, v)), (TDT0, v)),
+            2 => (Some((ICS, 1 << (v % 16))), (ICR, 1 << (v % 16))),
+            3 => (None, (STATUS, STATUS_VALUE)),
+            _ => (Some((WUS, 1 << (v % 4))), (WUS, vm.wus & !(1 << (v % 4)))),
+        };
+        if let Some((offset, value)) = write {
+            let access = MemAccess::dwords(vm.target.bar + offset as u64, 1);
+            let Ok(n) = memory_write(
+                &mut self.tlp,
+                self.config.requester,
+                0,
+                access,
+                &value.to_le_bytes(),
+            ) else {
+                return;
+            };
+            if !self.edge.push(&self.tlp[..n], self.now) {
+                return;
+            }
+        }
+        let vm = &mut self.vms[i];
+        if write.is_some() {
+            // A request to its function (hand-overs count it), checked
+            // through the read that follows.
+            vm.count_sent();
+            vm.register_value = v;
+        }
+        if read.0 == WUS {
+            vm.wus = read.1;
+        }
+        vm.register_step = (vm.register_step + 1) % 5;
+        vm.register_read = Some(read);
     }
 
     /// Applies VM control and completes handovers that became possible.
@@ -645,6 +744,9 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                         *slot = None;
                         vm.in_flight -= 1;
                         vm.config_in_flight &= seq < CONFIG_WRITE;
+                        if seq == REGISTER {
+                            vm.register_expect = None;
+                        }
                         self.integrity.completion_timeouts += 1;
                     }
                 }
@@ -678,6 +780,22 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                     if self.send_request(vm, request, now) {
                         done += 1;
                     }
+                }
+                let v = &self.vms[vm];
+                if self.config.register_every > 0
+                    && count.is_multiple_of(self.config.register_every)
+                    && v.target.registers
+                    && v.register_read.is_none()
+                    && v.register_expect.is_none()
+                {
+                    self.start_register_step(vm);
+                }
+                let v = &self.vms[vm];
+                if v.register_read.is_some()
+                    && v.register_expect.is_none()
+                    && self.send_request(vm, REGISTER, now)
+                {
+                    done += 1;
                 }
             }
         }

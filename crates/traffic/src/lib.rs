@@ -12,10 +12,12 @@
 mod edge;
 mod endpoint;
 mod host;
+pub mod registers;
 mod stream;
 
 pub use endpoint::{
     EndpointCommand, EndpointConfig, EndpointModel, FunctionConfig, Moved, MSIX_TABLE_BYTES,
 };
 pub use host::{HostCommand, HostConfig, HostModel, HostTarget, Vm, VmCounters};
+pub use registers::REGISTER_BLOCK;
 pub use stream::{Integrity, StreamCheck};

@@ -219,15 +219,39 @@ impl RegisterFile {
     /// registers are the caller's to route to the device, not written here).
     #[inline]
     pub fn write_byte(&mut self, hit: Hit, value: u8) {
+        self.apply_byte(hit, value, false);
+    }
+
+    /// Notes one byte of a write on its way to the device, as the device
+    /// will hold it: as [`RegisterFile::write_byte`], and a doorbell keeps
+    /// what was written (it reads back as a tail pointer does).
+    #[inline]
+    pub fn observe_byte(&mut self, hit: Hit, value: u8) {
+        self.apply_byte(hit, value, true);
+    }
+
+    fn apply_byte(&mut self, hit: Hit, value: u8, reaches_device: bool) {
         let shift = 8 * hit.byte;
         let old = self.values[hit.index];
         let byte = (old >> shift) as u8;
         let new = match hit.access {
             Access::Shadowable => value,
             Access::WriteOneToClear => byte & !value,
+            Access::WriteSideEffect if reaches_device => value,
             _ => return,
         };
         self.values[hit.index] = (old & !(0xff << shift)) | (new as u64) << shift;
+    }
+
+    /// The end of the last register of `bar` (0: it has none): the bytes
+    /// before it are where writes may change a register.
+    pub fn span(&self, bar: u8) -> u32 {
+        self.registers
+            .iter()
+            .filter(|r| r.bar == bar)
+            .map(|r| r.offset + r.width as u32)
+            .max()
+            .unwrap_or(0)
     }
 }
 

@@ -75,6 +75,8 @@ pub struct VdiStats {
     pub messages: u64,
     /// Configuration writes seen passing to the function.
     pub observed_writes: u64,
+    /// Register writes seen passing to the function (or held for it).
+    pub observed_register_writes: u64,
 }
 
 /// The longest memory read the VDI serves itself; longer ones go to the device.
@@ -246,17 +248,92 @@ impl Vdi {
     /// VDI is out of the path, so that its configuration space stays the
     /// function's: a VDI that takes over later answers with what the
     /// function holds.
+    ///
+    /// Memory writes to its BAR registers are noted the same way, as the
+    /// device will hold them once they arrive (a doorbell keeps what was
+    /// written): reads the VDI serves later agree with the device.
     pub fn observe(&mut self, bytes: &[u8]) {
         let Ok(t) = Tlp::new_checked(bytes) else {
             return;
         };
-        if t.kind() != Some(Kind::CfgWr0) || t.target_id() != self.function {
+        match t.kind() {
+            Some(Kind::CfgWr0) if t.target_id() == self.function => {
+                if let [a, b, c, d, ..] = *t.payload() {
+                    self.config.write(t.register(), t.first_be(), [a, b, c, d]);
+                    self.stats.observed_writes += 1;
+                }
+            }
+            Some(Kind::MWr) => self.observe_memory_write(&t),
+            _ => {}
+        }
+    }
+
+    fn observe_memory_write(&mut self, t: &Tlp<&[u8]>) {
+        if !self.config.memory_enabled() {
             return;
         }
-        if let [a, b, c, d, ..] = *t.payload() {
-            self.config.write(t.register(), t.first_be(), [a, b, c, d]);
-            self.stats.observed_writes += 1;
+        let Some((bar, start)) = self.decode(t.address()) else {
+            return;
+        };
+        let payload = t.payload();
+        let dws = payload.len() / 4;
+        let mut touched = false;
+        for k in 0..dws {
+            let be = if k == 0 {
+                t.first_be()
+            } else if k + 1 == dws {
+                t.last_be()
+            } else {
+                0xf
+            };
+            let at = start + 4 * k as u32;
+            if self.msix.as_ref().is_some_and(|m| m.claims(bar, at)) {
+                let p = &payload[4 * k..4 * k + 4];
+                let value = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+                if let Some(m) = self.msix.as_mut() {
+                    m.write_dword(bar, at, be, value);
+                }
+                continue;
+            }
+            for b in (0..4).filter(|b| be & (1 << b) != 0) {
+                if let Some(hit) = self.registers.find(bar, at + b) {
+                    self.registers
+                        .observe_byte(hit, payload[4 * k + b as usize]);
+                    touched = true;
+                }
+            }
         }
+        if touched {
+            self.stats.observed_register_writes += 1;
+        }
+    }
+
+    /// Whether `address` is in one of its memory BARs with memory decoding
+    /// on: a memory request elsewhere is not one it can answer.
+    pub fn decodes(&self, address: u64) -> bool {
+        self.config.memory_enabled() && self.decode(address).is_some()
+    }
+
+    /// The bytes at the start of BAR `bar` where its registers lie (0:
+    /// none): writes beyond them cannot change a register.
+    pub fn register_span(&self, bar: u8) -> u64 {
+        self.registers.span(bar) as u64
+    }
+
+    /// Places BAR `index` at `address` as a host's enumeration would (the
+    /// size's alignment applies; a 64-bit BAR takes the next register too)
+    /// and enables memory decoding.
+    pub fn place_bar(&mut self, index: usize, address: u64) {
+        let at = 0x10 + 4 * index as u16;
+        let low = self.config.dword(at);
+        self.config
+            .write(at, 0xf, (address as u32 | (low & 0xf)).to_le_bytes());
+        if (low >> 1) & 0x3 == 0x2 {
+            self.config
+                .write(at + 4, 0xf, ((address >> 32) as u32).to_le_bytes());
+        }
+        let command = self.config.word(0x04) | 0x2;
+        self.config.write(0x04, 0x3, (command as u32).to_le_bytes());
     }
 
     /// Serves one TLP addressed to this function; a completion goes to
@@ -665,6 +742,18 @@ impl Vdi {
         let crc = crc32(&s);
         s.extend_from_slice(&crc.to_le_bytes());
         s
+    }
+
+    /// Restores the state of another function of the same kind moved to
+    /// this one (an endpoint migration): everything but where this
+    /// function's BARs are placed, which is its own in the fabric.
+    pub fn restore_moved(&mut self, snapshot: &[u8]) -> Result<(), SnapshotError> {
+        const BARS: std::ops::Range<usize> = 0x10..0x28;
+        let mut placed = [0u8; BARS.end - BARS.start];
+        placed.copy_from_slice(&self.config.bytes()[BARS]);
+        self.restore(snapshot)?;
+        self.config.set_raw(BARS.start as u16, &placed);
+        Ok(())
     }
 
     /// Restores a snapshot taken from a VDI of the same kind of device.

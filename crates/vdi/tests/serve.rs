@@ -505,3 +505,71 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn writes_seen_on_their_way_to_the_device_keep_the_registers_the_devices() {
+    let mut v = Vdi::new(&template(), FUNCTION);
+    // Placed as the fabric places it, 32-bit, memory decoding on.
+    v.place_bar(0, BAR0);
+    assert_eq!(v.config().bar_address(0), Some(BAR0));
+    assert!(v.config().memory_enabled());
+    assert_eq!(v.register_span(0), 0xe01c, "TDT0 ends the register block");
+    assert_eq!(v.register_span(4), 0);
+    // In pass-through, writes reach the device; the VDI notes each as the
+    // device will hold it.
+    let seen = [
+        (0x00018u64, 0x1234_5678u32), // CTRL_EXT, shadowable
+        (0x0e018, 77),                // TDT0, a doorbell: keeps the tail
+        (0x05810, 0b0101),            // WUS, write 1 to clear
+        (0x00008, 0),                 // STATUS, read-only: no change
+        (0x01504, 0x4),               // ICS, a doorbell too
+    ];
+    for (offset, value) in seen {
+        v.observe(&mwr(BAR0 + offset, &value.to_le_bytes()));
+    }
+    v.observe(&mwr(BAR0 + 0x10000, &[9; 4])); // no register there
+    assert_eq!(v.stats().observed_register_writes, 5);
+    v.set_mode(Mode::Migrating);
+    let mut read = |offset: u64| {
+        let t = mrd(BAR0 + offset, 1);
+        let mut out = [0u8; 64];
+        match v.serve(&t, &mut out) {
+            Verdict::Completed(n) => {
+                let c = Tlp::new_checked(&out[..n]).unwrap();
+                assert_eq!(c.status(), CplStatus::Sc);
+                Some(u32::from_le_bytes(c.payload()[..4].try_into().unwrap()))
+            }
+            _ => None,
+        }
+    };
+    assert_eq!(read(0x18), Some(0x1234_5678));
+    assert_eq!(read(0xe018), Some(77));
+    assert_eq!(
+        read(0x5810),
+        Some(0b1010),
+        "reset 0xf, bits 0 and 2 cleared"
+    );
+    assert_eq!(read(0x8), Some(0x0008_0783), "the template's reset value");
+    assert_eq!(read(0x1500), None, "ICR clears on read: the device's");
+}
+
+#[test]
+fn state_moved_from_another_function_keeps_this_ones_bars() {
+    let mut source = Vdi::new(&template(), FUNCTION);
+    source.place_bar(0, BAR0);
+    source.observe(&mwr(BAR0 + 0x18, &0x55u32.to_le_bytes()));
+    let mut dest = Vdi::new(&template(), Bdf::new(0x40, 0, 3));
+    dest.place_bar(0, BAR0 + 0x4_0000);
+    dest.restore_moved(&source.snapshot()).unwrap();
+    assert_eq!(dest.config().bar_address(0), Some(BAR0 + 0x4_0000));
+    assert!(dest.decodes(BAR0 + 0x4_0018) && !dest.decodes(BAR0 + 0x18));
+    let ctrl_ext = dest
+        .registers()
+        .registers()
+        .iter()
+        .position(|r| r.name == "CTRL_EXT");
+    assert_eq!(dest.registers().value(ctrl_ext.unwrap()), Some(0x55));
+    // A plain restore (the same function elsewhere) takes the BARs too.
+    dest.restore(&source.snapshot()).unwrap();
+    assert_eq!(dest.config().bar_address(0), Some(BAR0));
+}

@@ -140,7 +140,7 @@ mod tests {
         assert!(out.contains("routes per node: sw0 "), "{out}");
         let (_, out, _) = run_captured(&["config", "check", &shipped("default.toml")], "");
         assert!(
-            out.contains("nic0.vf1 -> host-a as 01:00.0, BAR 0xfe000000 (fabric 40:00.1, BAR 0x80010000), id_mode different"),
+            out.contains("nic0.vf1 -> host-a as 01:00.0, BAR 0xfe000000 (fabric 40:00.1, BAR 0x80020000), id_mode different"),
             "{out}"
         );
         assert!(out.contains("host-b: requesters on fabric bus fe"), "{out}");

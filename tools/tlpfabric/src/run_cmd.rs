@@ -40,6 +40,11 @@ pub(crate) struct RunArgs {
     /// (0: none).
     #[arg(long, default_value_t = 32)]
     config_every: u64,
+    /// A register access after every this many writes of a host (0:
+    /// none): plain, read-only, write-1-to-clear, doorbell and
+    /// clear-on-read registers in turn, each read checked.
+    #[arg(long, default_value_t = 16)]
+    register_every: u64,
     /// Nanoseconds, or `50us`/`50ms`, a read may wait for its completion.
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     completion_timeout: Duration,
@@ -137,6 +142,9 @@ struct Totals {
     config: [u64; 2],
     /// MSI-X interrupts the hosts received.
     interrupts: u64,
+    /// Register reads the hosts completed, and doorbell writes the devices
+    /// acted on.
+    registers: [u64; 2],
     /// A migration still in progress when the run ended.
     unfinished: Option<String>,
     /// TLPs nodes refused, by reason (`Refusal::ALL` order).
@@ -159,9 +167,11 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
             totals.config[0] += h.config_reads();
             totals.config[1] += h.config_writes();
             totals.interrupts += h.interrupts();
+            totals.registers[0] += h.register_reads();
         } else if let Some(d) = any.downcast_ref::<EndpointModel<DynPort>>() {
             totals.integrity.add(d.integrity());
             totals.dma += d.dma_writes();
+            totals.registers[1] += d.doorbells();
         } else if let Some(n) = any.downcast_ref::<NodeTask<DynPort>>() {
             for (sum, c) in totals.by_class.iter_mut().zip(n.stats().tlps_in_by_class) {
                 *sum += c;
@@ -306,6 +316,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         config_dir: dir,
         read_every: args.read_every,
         config_every: args.config_every,
+        register_every: args.register_every,
         ..ScenarioConfig::default()
     };
     let assembly = match scenario::build(&t, &config) {
@@ -476,13 +487,18 @@ fn report(
     );
     let _ = writeln!(
         out,
-        "  pause points: {} TLPs held and released; VDIs served {} config reads, {} config writes ({} made to the function after); {} completion indications received",
-        g.released, g.vdi_config_reads, g.vdi_config_writes, g.replays, totals.messages
+        "  pause points: {} TLPs held and released; VDIs served {} config reads, {} config writes ({} made to the function after), {} register reads; {} completion indications received",
+        g.released, g.vdi_config_reads, g.vdi_config_writes, g.replays, g.vdi_register_reads, totals.messages
     );
     let _ = writeln!(
         out,
         "  configuration: hosts completed {} reads and {} writes; {} MSI-X interrupts received",
         totals.config[0], totals.config[1], totals.interrupts
+    );
+    let _ = writeln!(
+        out,
+        "  registers: hosts completed {} register reads (each checked); devices acted on {} doorbell writes",
+        totals.registers[0], totals.registers[1]
     );
     if totals.refused.iter().any(|&n| n > 0) {
         let text: Vec<String> = fabric::node::Refusal::ALL
@@ -597,8 +613,9 @@ fn report(
                 "held_tlps": g.released,
                 "completion_indications": totals.messages,
             },
-            "vdi": {"config_reads": g.vdi_config_reads, "config_writes": g.vdi_config_writes, "replayed_writes": g.replays, "upstream": g.vdi_upstream},
+            "vdi": {"config_reads": g.vdi_config_reads, "config_writes": g.vdi_config_writes, "replayed_writes": g.replays, "register_reads": g.vdi_register_reads, "upstream": g.vdi_upstream},
             "configuration": {"reads": totals.config[0], "writes": totals.config[1], "interrupts": totals.interrupts},
+            "registers": {"reads": totals.registers[0], "doorbells": totals.registers[1]},
             "blackout": {
                 "per_migration_us": summary_json(&per_migration),
                 "per_tlp_us": summary_json(&per_tlp),
@@ -651,12 +668,13 @@ mod tests {
             assert_eq!(v["integrity"][key], 0, "{key}");
         }
         // 200,000 writes/s per host for 20 ms: 4,000 from each of two hosts,
-        // a read-back per 8 and a configuration request per 32, and 100,000
+        // a read-back per 8, a configuration request per 32 and a register
+        // read per 16, and 100,000
         // DMA writes/s from the device (1,000 per function, an MSI-X
         // interrupt after every 32); the last of each falls on the deadline
         // itself and is not offered.
         let sent = v["integrity"]["sent"].as_u64().unwrap();
-        let offered = 2 * 4000 + 2 * 500 + 2 * 125 + 2000 + 2 * 31;
+        let offered = 2 * 4000 + 2 * 500 + 2 * 125 + 2 * 250 + 2000 + 2 * 31;
         assert!((offered - 5..=offered).contains(&sent), "{sent}");
         assert_eq!(v["integrity"]["sent"], v["integrity"]["delivered"]);
         // Every configuration request completed: a write, its read-back
@@ -668,6 +686,15 @@ mod tests {
         assert!(
             writes > 0 && (2 * writes - 2..=2 * writes).contains(&reads),
             "{reads} {writes}"
+        );
+        // Every register read checked; two steps of five ring a doorbell
+        // (TDT0, ICS), and each reached the device.
+        let reads = v["registers"]["reads"].as_u64().unwrap();
+        assert!((2 * 250 - 4..=2 * 250).contains(&reads), "{reads}");
+        let doorbells = v["registers"]["doorbells"].as_u64().unwrap();
+        assert!(
+            (2 * reads / 5).abs_diff(doorbells) <= 2,
+            "{reads} {doorbells}"
         );
         // Devices raise interrupts only once their VM programmed the MSI-X
         // table: one per 32 DMA writes of each function, less the few before.
