@@ -339,7 +339,10 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         }
         d.run_until(u64::MAX, |d| d.now() >= duration + drain);
         collect(d.tasks(), &mut totals);
-        (duration as f64 / 1e9, vec![d.stats().busy_fraction()])
+        (
+            duration as f64 / 1e9,
+            vec![(d.stats().busy_fraction(), None)],
+        )
     } else {
         let progress = assembly.models.iter().find_map(|task| {
             task.as_any()?
@@ -361,7 +364,20 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         ]);
         let total = args.duration + Duration::from_nanos(drain);
         crate::progress::wait(total, n, progress.as_deref());
-        let busy = cores.stats().iter().map(|s| s.busy_fraction()).collect();
+        // Busy share, and the mean time a round of the core's tasks takes
+        // (how long a command from the other core waits, on average).
+        let wall = cores.elapsed().as_secs_f64();
+        let busy = cores
+            .stats()
+            .iter()
+            .map(|s| {
+                let rounds = s.busy_polls + s.idle_polls;
+                (
+                    s.busy_fraction(),
+                    (rounds > 0).then(|| wall * 1e6 / rounds as f64),
+                )
+            })
+            .collect();
         match cores.stop(Duration::from_secs(5)) {
             Ok(all) => {
                 for tasks in &all {
@@ -417,7 +433,7 @@ fn report(
     t: &Topology,
     totals: &Totals,
     secs: f64,
-    busy: &[f64],
+    busy: &[(f64, Option<f64>)],
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
@@ -451,7 +467,13 @@ fn report(
         "  TLPs in at nodes by class: posted {}, non-posted {}, completion {}",
         totals.by_class[0], totals.by_class[1], totals.by_class[2]
     );
-    let busy_text: Vec<String> = busy.iter().map(|b| format!("{:.0}%", b * 100.0)).collect();
+    let busy_text: Vec<String> = busy
+        .iter()
+        .map(|(b, round)| match round {
+            Some(us) => format!("{:.0}% (a round every {us:.2} µs)", b * 100.0),
+            None => format!("{:.0}%", b * 100.0),
+        })
+        .collect();
     let _ = writeln!(out, "  busy polls per core: {}", busy_text.join(", "));
     if totals.no_buffer > 0 {
         let _ = writeln!(
@@ -603,7 +625,10 @@ fn report(
                 "tlps_per_s": tracked,
                 "by_class": {"posted": totals.by_class[0], "non_posted": totals.by_class[1], "completion": totals.by_class[2]},
             },
-            "cores": {"busy_fraction": busy},
+            "cores": {
+                "busy_fraction": busy.iter().map(|b| b.0).collect::<Vec<_>>(),
+                "round_us": busy.iter().map(|b| b.1).collect::<Vec<_>>(),
+            },
             "migrations": {
                 "vm": vm,
                 "endpoint": endpoint,
