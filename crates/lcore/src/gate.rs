@@ -720,6 +720,14 @@ impl Gate {
         }
     }
 
+    /// Whether a control request is waiting: the node polls the gate
+    /// between port bursts too, so a pause or release does not wait for a
+    /// whole round of the core.
+    #[inline]
+    pub fn commands_waiting(&mut self) -> bool {
+        !self.commands.is_empty()
+    }
+
     /// Applies control requests, advances drains and releases; released
     /// TLPs wait in `released` (and VDI-generated ones in `upstream`) for
     /// the node. Cheap when nothing is paused.
@@ -808,14 +816,11 @@ impl Gate {
             if let Some(d) = self.bindings.get_mut(to) {
                 d.redirect = None;
             }
-            let snapshot = self
-                .bindings
-                .get(b)
-                .and_then(|g| g.vdi.as_ref().map(Vdi::snapshot));
-            let dest = self.bindings.get_mut(to).and_then(|d| d.vdi.as_mut());
-            if let (Some(snapshot), Some(dest)) = (snapshot, dest) {
-                if dest.restore_moved(&snapshot).is_ok() {
-                    dest.set_mode(Mode::Shadow);
+            if let Some((source, dest)) = pair_mut(&mut self.bindings, b, to) {
+                if let (Some(state), Some(dest)) = (&source.vdi, &mut dest.vdi) {
+                    if dest.take_state_of(state).is_ok() {
+                        dest.set_mode(Mode::Shadow);
+                    }
                 }
             }
         }
@@ -891,13 +896,12 @@ impl Gate {
                 destination_bus, ..
             } => {
                 if let Some(vdi) = &g.vdi {
+                    // The destination's instantiation starts as the source's
+                    // state (within one process a copy; a snapshot carries
+                    // it between machines).
                     let mut copy = vdi.clone();
-                    // The destination's copy comes from the source's state
-                    // as a snapshot would carry it between machines.
-                    if copy.restore(&vdi.snapshot()).is_ok() {
-                        copy.set_mode(Mode::Shadow);
-                        g.destination = Some((copy, destination_bus));
-                    }
+                    copy.set_mode(Mode::Shadow);
+                    g.destination = Some((copy, destination_bus));
                 }
             }
             GateCommand::Complete { signal, .. } => {
@@ -941,15 +945,14 @@ impl Gate {
         if let Some(vdi) = &mut g.vdi {
             vdi.set_mode(Mode::PassThrough);
         }
-        // The state moves: the destination's VDI takes the source's as it is
-        // now, with every write made while it was prepared.
-        let snapshot = g.vdi.as_ref().map(Vdi::snapshot);
         let state = state_code(g.point.state());
         g.redirect = Some(t);
-        if let Some(d) = self.bindings.get_mut(t) {
-            if let (Some(snapshot), Some(vdi)) = (snapshot, d.vdi.as_mut()) {
+        // The state moves: the destination's VDI takes the source's as it is
+        // now, with every write made while it was prepared.
+        if let Some((g, d)) = pair_mut(&mut self.bindings, b, t) {
+            if let (Some(source), Some(vdi)) = (&g.vdi, d.vdi.as_mut()) {
                 let mode = vdi.mode();
-                if vdi.restore_moved(&snapshot).is_ok() {
+                if vdi.take_state_of(source).is_ok() {
                     vdi.set_mode(mode);
                 }
                 // Writes it served since the routes switched came later, and
@@ -1081,6 +1084,20 @@ fn serve_request(
             })
         }
         Verdict::Hold | Verdict::PassThrough => None,
+    }
+}
+
+/// Bindings `a` and `b` (different ones) at once.
+fn pair_mut(bindings: &mut [Gated], a: usize, b: usize) -> Option<(&mut Gated, &mut Gated)> {
+    if a == b || a.max(b) >= bindings.len() {
+        return None;
+    }
+    if a < b {
+        let (low, high) = bindings.split_at_mut(b);
+        Some((&mut low[a], &mut high[0]))
+    } else {
+        let (low, high) = bindings.split_at_mut(a);
+        Some((&mut high[0], &mut low[b]))
     }
 }
 

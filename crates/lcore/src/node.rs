@@ -840,6 +840,9 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
                 self.process(p as u16, frame, now);
             }
             self.rx = rx;
+            if self.gate.as_mut().is_some_and(Gate::commands_waiting) {
+                self.poll_gate(now);
+            }
         }
         self.flush(now);
         if done > 0 {

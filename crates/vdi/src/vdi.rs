@@ -159,6 +159,9 @@ const MAGIC: &[u8; 8] = b"TLPF-VDI";
 /// The snapshot format version written and read.
 pub const SNAPSHOT_VERSION: u16 = 1;
 
+/// The six BAR registers of a type 0 configuration header.
+const BARS: std::ops::Range<usize> = 0x10..0x28;
+
 static CRC_TABLE: [u32; 256] = tlp::ecrc::reflected_table(0xedb8_8320);
 
 fn crc32(bytes: &[u8]) -> u32 {
@@ -748,12 +751,54 @@ impl Vdi {
     /// this one (an endpoint migration): everything but where this
     /// function's BARs are placed, which is its own in the fabric.
     pub fn restore_moved(&mut self, snapshot: &[u8]) -> Result<(), SnapshotError> {
-        const BARS: std::ops::Range<usize> = 0x10..0x28;
-        let mut placed = [0u8; BARS.end - BARS.start];
-        placed.copy_from_slice(&self.config.bytes()[BARS]);
+        let placed = self.placed_bars();
         self.restore(snapshot)?;
         self.config.set_raw(BARS.start as u16, &placed);
         Ok(())
+    }
+
+    /// Takes the state of `other`, another function of the same kind in
+    /// this process, as [`Vdi::restore_moved`] takes a snapshot of it:
+    /// without the snapshot's copy and checksums, and without allocating,
+    /// which matters while the function is paused.
+    pub fn take_state_of(&mut self, other: &Vdi) -> Result<(), SnapshotError> {
+        if other.ids() != self.ids() {
+            return Err(SnapshotError::Device {
+                found: other.ids(),
+                expected: self.ids(),
+            });
+        }
+        if other.config.len() != self.config.len() {
+            return Err(SnapshotError::Layout("configuration space size"));
+        }
+        if other.registers.values().len() != self.registers.values().len() {
+            return Err(SnapshotError::Layout("register count"));
+        }
+        let fits = match (&self.msix, &other.msix) {
+            (Some(m), Some(o)) => {
+                m.table().len() == o.table().len()
+                    && m.pending_words().len() == o.pending_words().len()
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        if !fits {
+            return Err(SnapshotError::Layout("MSI-X vectors"));
+        }
+        let placed = self.placed_bars();
+        self.config.set_raw(0, other.config.bytes());
+        self.config.set_raw(BARS.start as u16, &placed);
+        self.registers.set_values(other.registers.values());
+        if let (Some(m), Some(o)) = (&mut self.msix, &other.msix) {
+            m.restore(o.table(), o.pending_words());
+        }
+        Ok(())
+    }
+
+    fn placed_bars(&self) -> [u8; BARS.end - BARS.start] {
+        let mut placed = [0u8; BARS.end - BARS.start];
+        placed.copy_from_slice(&self.config.bytes()[BARS]);
+        placed
     }
 
     /// Restores a snapshot taken from a VDI of the same kind of device.

@@ -569,6 +569,18 @@ fn state_moved_from_another_function_keeps_this_ones_bars() {
         .iter()
         .position(|r| r.name == "CTRL_EXT");
     assert_eq!(dest.registers().value(ctrl_ext.unwrap()), Some(0x55));
+    // Within one process the state is taken without a snapshot, the same.
+    let mut direct = Vdi::new(&template(), Bdf::new(0x40, 0, 3));
+    direct.place_bar(0, BAR0 + 0x4_0000);
+    direct.take_state_of(&source).unwrap();
+    assert_eq!(direct.snapshot(), dest.snapshot());
+    let mut another_device = template();
+    another_device.config.set_raw(0, &[0xf4, 0x1a, 0x41, 0x10]);
+    let other = Vdi::new(&another_device, FUNCTION);
+    assert!(matches!(
+        direct.take_state_of(&other),
+        Err(SnapshotError::Device { .. })
+    ));
     // A plain restore (the same function elsewhere) takes the BARs too.
     dest.restore(&source.snapshot()).unwrap();
     assert_eq!(dest.config().bar_address(0), Some(BAR0));
