@@ -72,6 +72,7 @@ fn down() -> Arrival {
         dir: Direction::Down,
         ingress: 0,
         credits: None,
+        redirected: false,
     }
 }
 
@@ -80,6 +81,7 @@ fn up() -> Arrival {
         dir: Direction::Up,
         ingress: 1,
         credits: None,
+        redirected: false,
     }
 }
 
@@ -1251,6 +1253,36 @@ fn an_endpoint_migration_re_points_what_was_held_at_the_new_function() {
         Tlp::new_checked(&late[..]).unwrap().address(),
         VF3_BAR + 0xc0
     );
+    // Until a request by the new routes shows nothing more can come the old
+    // way, the old function cannot take another binding's state.
+    let pending = |g: &Gate| {
+        g.status()
+            .binding(B1)
+            .unwrap()
+            .redirect_pending
+            .load(Acquire)
+    };
+    assert!(pending(&g));
+    let redirected = Arrival {
+        redirected: true,
+        ..down()
+    };
+    let late_read = read(HOST_A, 7, VF1_BAR);
+    let mut moved_read = late_read.clone();
+    assert_eq!(g.redirect_down(B1, &mut moved_read), 3);
+    assert_eq!(
+        g.offer(3, redirected, &moved_read, &mut reply, 5),
+        GateOffer::Pass
+    );
+    assert!(pending(&g), "a redirected request proves nothing");
+    let posted = write(HOST_A, VF3_BAR + 0x100, 5);
+    assert_eq!(g.offer(3, down(), &posted, &mut reply, 5), GateOffer::Pass);
+    assert!(pending(&g), "a write may pass requests routed before it");
+    let fence = read(HOST_A, 8, VF3_BAR);
+    assert_eq!(g.offer(3, down(), &fence, &mut reply, 5), GateOffer::Pass);
+    assert!(!pending(&g));
+    let mut stale = write(HOST_A, VF1_BAR, 6);
+    assert_eq!(g.redirect_down(B1, &mut stale), B1, "the redirect ended");
 }
 
 #[test]

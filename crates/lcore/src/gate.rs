@@ -147,6 +147,10 @@ pub struct BindingStatus {
     /// The last drain ended by its budget, with requests still in flight
     /// whose completions would return to the source's ID.
     pub drain_expired: AtomicBool,
+    /// Its state moved to another function, and TLPs routed here before
+    /// the switch-over may still be on their way: they are sent on there,
+    /// so this function cannot take another binding's state yet.
+    pub redirect_pending: AtomicBool,
 }
 
 /// The published status of every binding at a gate.
@@ -254,6 +258,9 @@ struct Gated {
     /// Its state moved to this function: what still arrives for it (routed
     /// before the switch-over) goes there.
     redirect: Option<usize>,
+    /// The function whose state moved here and which redirects to it, until
+    /// a request reaches this function by the new routes.
+    redirected_from: Option<usize>,
     /// While paused: the direction whose source is stopped.
     stopped: Option<Direction>,
     /// Configuration writes its VDI completed while the function was out of
@@ -298,6 +305,9 @@ pub struct Arrival {
     pub ingress: u16,
     /// The reliable port whose credits it consumed, and their amount.
     pub credits: Option<(u16, Cost)>,
+    /// It was routed to another function whose state moved here
+    /// ([`Gate::redirect_down`]).
+    pub redirected: bool,
 }
 
 /// What the gate did with an offered TLP.
@@ -427,6 +437,7 @@ impl Gate {
                     aborting: false,
                     standby: false,
                     redirect: None,
+                    redirected_from: None,
                     stopped: None,
                     replay: Vec::new(),
                 })
@@ -596,6 +607,7 @@ impl Gate {
             dir,
             ingress,
             credits: owner,
+            redirected,
         } = arrival;
         let open = self
             .bindings
@@ -627,6 +639,9 @@ impl Gate {
             // Malformed: routing refuses it.
             return GateOffer::Pass;
         };
+        if dir == Direction::Down && !redirected && info.flow == FlowClass::NonPosted {
+            self.fence(b);
+        }
         let at = self.instant(now);
         let Some(g) = self.bindings.get_mut(b) else {
             return GateOffer::Pass;
@@ -917,6 +932,30 @@ impl Gate {
         self.any_paused = true;
     }
 
+    /// A non-posted request reached binding `b`'s function by the routes in
+    /// force now. It left the host after everything routed to the function
+    /// `b`'s state came from, and on one path through the fabric a request
+    /// does not pass posted writes or earlier requests (PCIe Base
+    /// Specification §2.4.1): nothing more can arrive there for `b`, whose
+    /// redirect ends.
+    fn fence(&mut self, b: usize) {
+        let Some(from) = self
+            .bindings
+            .get_mut(b)
+            .and_then(|g| g.redirected_from.take())
+        else {
+            return;
+        };
+        if let Some(f) = self.bindings.get_mut(from) {
+            if f.redirect == Some(b) {
+                f.redirect = None;
+            }
+        }
+        if let Some(s) = self.status.bindings.get(from) {
+            s.redirect_pending.store(false, Ordering::Release);
+        }
+    }
+
     /// Releases binding `b`'s held TLPs re-pointed at function `to`, ahead of
     /// everything else, and moves the binding's counts there.
     fn retarget(&mut self, b: usize, (t, to): (usize, GatedFunction), at: Instant) {
@@ -947,9 +986,13 @@ impl Gate {
         }
         let state = state_code(g.point.state());
         g.redirect = Some(t);
+        self.status.bindings[b]
+            .redirect_pending
+            .store(true, Ordering::Release);
         // The state moves: the destination's VDI takes the source's as it is
         // now, with every write made while it was prepared.
         if let Some((g, d)) = pair_mut(&mut self.bindings, b, t) {
+            d.redirected_from = Some(b);
             if let (Some(source), Some(vdi)) = (&g.vdi, d.vdi.as_mut()) {
                 let mode = vdi.mode();
                 if vdi.take_state_of(source).is_ok() {

@@ -617,6 +617,7 @@ impl<P: Port> NodeTask<P> {
                     dir: Direction::Up,
                     ingress,
                     credits: owner.filter(|_| keeps),
+                    redirected: false,
                 };
                 let offer = gate.offer(b, arrival, tlp, &mut self.reply, now);
                 if offer != GateOffer::Pass {
@@ -641,7 +642,8 @@ impl<P: Port> NodeTask<P> {
         if let Routed::Forward(egress) = action {
             if egress == gate.port() {
                 if let Some(b) = gate.match_down(tlp) {
-                    let b = gate.redirect_down(b, tlp);
+                    let to = gate.redirect_down(b, tlp);
+                    let (b, redirected) = (to, to != b);
                     let keeps = gate.back_pressure(b, Direction::Down);
                     let owner = self.holding.filter(|_| keeps);
                     let offer = match gate.serve_destination(b, tlp, &mut self.reply) {
@@ -651,6 +653,7 @@ impl<P: Port> NodeTask<P> {
                                 dir: Direction::Down,
                                 ingress,
                                 credits: owner,
+                                redirected,
                             };
                             gate.offer(b, arrival, tlp, &mut self.reply, now)
                         }

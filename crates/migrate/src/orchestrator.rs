@@ -56,6 +56,15 @@ pub struct Orchestrator {
     progress: Arc<AtomicU64>,
 }
 
+/// What the orchestrator can start next.
+enum Next {
+    Plan(Plan),
+    /// Not now: wait for the fabric.
+    Later,
+    /// Nothing, ever: counted as skipped.
+    Nothing,
+}
+
 impl Orchestrator {
     /// An orchestrator over `plane`.
     pub fn new(plane: FabricPlane, schedule: Schedule) -> Orchestrator {
@@ -139,11 +148,11 @@ impl Orchestrator {
         }
     }
 
-    fn next_plan(&self) -> Option<Plan> {
+    fn next_plan(&self) -> Next {
         let kind = self.next_kind();
         let t = self.plane.topology();
         if t.bindings.is_empty() {
-            return None;
+            return Next::Nothing;
         }
         let n = self.started_by_kind[kind as usize];
         let binding = (n % t.bindings.len() as u64) as usize;
@@ -161,9 +170,19 @@ impl Orchestrator {
                     .iter()
                     .any(|o| o.endpoint == b.endpoint && o.function == f)
             };
-            // A free virtual function first, else the physical function.
-            let to = (1..=end.vfs).chain([0]).find(|&f| !bound(f))?;
-            return Some(Plan {
+            // A free virtual function first, else the physical function; a
+            // function just left may still be receiving what was routed to
+            // it, and waits until the fabric has none of that left.
+            let free = |f: &u8| !bound(*f);
+            let settled = |f: &u8| self.plane.function_settled(b.endpoint, *f as usize);
+            let to = match (1..=end.vfs).chain([0]).filter(free).find(settled) {
+                Some(to) => to,
+                None if (1..=end.vfs).chain([0]).any(|f| free(&f)) => {
+                    return Next::Later;
+                }
+                None => return Next::Nothing,
+            };
+            return Next::Plan(Plan {
                 kind,
                 binding,
                 from: b.function as usize,
@@ -172,9 +191,9 @@ impl Orchestrator {
             });
         }
         if t.hosts.len() < 2 {
-            return None;
+            return Next::Nothing;
         }
-        Some(Plan {
+        Next::Plan(Plan {
             kind,
             binding,
             from: b.host,
@@ -197,14 +216,18 @@ impl Task for Orchestrator {
         if self.current.is_none() && self.started < self.total() {
             let due = self.schedule.start + self.started * self.schedule.interval;
             if now >= due {
-                let Some(plan) = self.next_plan() else {
-                    // Nothing to move this way (no second host, no free
-                    // function): counted as skipped.
-                    let kind = self.next_kind();
-                    self.started += 1;
-                    self.started_by_kind[kind as usize] += 1;
-                    self.skipped += 1;
-                    return 0;
+                let plan = match self.next_plan() {
+                    Next::Plan(plan) => plan,
+                    Next::Later => return 0,
+                    Next::Nothing => {
+                        // Nothing to move this way (no second host, no free
+                        // function): counted as skipped.
+                        let kind = self.next_kind();
+                        self.started += 1;
+                        self.started_by_kind[kind as usize] += 1;
+                        self.skipped += 1;
+                        return 0;
+                    }
                 };
                 let mut m = Migration::new(plan, self.schedule.budget);
                 if let Some(phase) = self.schedule.abort.and_then(|f| f(self.started)) {

@@ -131,6 +131,18 @@ impl FabricPlane {
         }
     }
 
+    /// Whether function `function` of endpoint `endpoint` can take a
+    /// binding's state: none of a previous binding's TLPs, routed to it
+    /// before that binding moved on, can still arrive.
+    pub fn function_settled(&self, endpoint: usize, function: usize) -> bool {
+        let status = self
+            .gates
+            .get(endpoint)
+            .and_then(Option::as_ref)
+            .and_then(|g| g.status.binding(function));
+        !status.is_some_and(|s| s.redirect_pending.load(Ordering::Acquire))
+    }
+
     /// The topology as it is now (bindings where migrations left them).
     pub fn topology(&self) -> &Topology {
         &self.topology
@@ -669,6 +681,10 @@ impl FabricPlane {
                     function: plan.to as u8,
                 },
             );
+            // A request by the new routes ends the source's redirect.
+            let host = self.topology.bindings[plan.binding].host;
+            let stream = vm_stream(plan.binding);
+            self.send_host(host, HostCommand::Probe { stream });
             self.commit_destination();
         }
         let Some(work) = self.work.as_ref() else {

@@ -140,6 +140,8 @@ pub struct Vm {
     wus: u32,
     register_read: Option<(u32, u32)>,
     register_expect: Option<u32>,
+    /// A read of its function's IDs is asked for.
+    probe: bool,
 }
 
 /// Tags each VM owns, so its reads in flight can move with it.
@@ -178,6 +180,7 @@ impl Vm {
             wus: registers::WUS_RESET,
             register_read: None,
             register_expect: None,
+            probe: false,
         }
     }
 
@@ -261,6 +264,13 @@ pub enum HostCommand {
     },
     /// Let a detached VM issue requests again (a migration was abandoned).
     Resume {
+        /// Its write stream.
+        stream: u32,
+    },
+    /// Have the VM read its function's IDs soon: a request by the routes
+    /// in force now, behind everything it sent before (the fabric learns
+    /// from it that nothing routed the old way is still on its way).
+    Probe {
         /// Its write stream.
         stream: u32,
     },
@@ -620,6 +630,23 @@ impl<P: Port> HostModel<P> {
         true
     }
 
+    /// Sends the ID reads asked for, one per VM whose configuration
+    /// request slot is free (its cycle is left where it was).
+    fn send_probes(&mut self, now: u64) {
+        for i in 0..self.vms.len() {
+            let vm = &self.vms[i];
+            if !vm.probe || vm.detached || vm.config_in_flight {
+                continue;
+            }
+            let step = vm.config_step;
+            if self.send_request(i, CONFIG_IDS, now) {
+                let vm = &mut self.vms[i];
+                vm.config_step = step;
+                vm.probe = false;
+            }
+        }
+    }
+
     /// Starts VM `i`'s next register access: its write, if the step has
     /// one, goes now; its read waits in `register_read` for a tag.
     fn start_register_step(&mut self, i: usize) {
@@ -672,6 +699,11 @@ impl<P: Port> HostModel<P> {
                 HostCommand::Detach { stream } => {
                     if let Some(vm) = self.vms.iter_mut().find(|v| v.target.stream == stream) {
                         vm.set_detached(true);
+                    }
+                }
+                HostCommand::Probe { stream } => {
+                    if let Some(vm) = self.vms.iter_mut().find(|v| v.target.stream == stream) {
+                        vm.probe = true;
                     }
                 }
                 HostCommand::Resume { stream } => {
@@ -754,6 +786,7 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
         }
         if self.edge.ready() {
             self.program_msix();
+            self.send_probes(now);
             let allowed = allowed(self.config.rate, now);
             for _ in 0..self.config.writes_per_poll {
                 if self.writes >= self.config.total_writes.min(allowed) || now >= self.config.until
