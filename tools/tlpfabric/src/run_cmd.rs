@@ -13,7 +13,7 @@ use crate::{EXIT_REJECTED, EXIT_USAGE};
 use clap::Args;
 use fabric::Topology;
 use lcore::{Blackouts, CoreSpec, Cores, Deterministic, GateStats, NodeTask, Task};
-use migrate::{MigrationKind, Orchestrator, Outcome, Phase, Record, Schedule};
+use migrate::{AbortReason, MigrationKind, Orchestrator, Outcome, Phase, Record, Schedule};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -507,6 +507,30 @@ fn report(
             String::new()
         }
     );
+    if aborted > 0 {
+        // Why, by phase and reason, most frequent first.
+        let mut why: Vec<(String, usize)> = Vec::new();
+        for r in &totals.records {
+            if let Some(Outcome::Aborted { phase, reason }) = &r.outcome {
+                let text = match reason {
+                    AbortReason::Budget { .. } => "over the blackout budget".to_string(),
+                    AbortReason::Requested => "asked for".to_string(),
+                    AbortReason::DrainTimeout => {
+                        "completions not drained within the drain budget".to_string()
+                    }
+                    AbortReason::Plane(e) => e.clone(),
+                };
+                let key = format!("{}: {text}", phase.name());
+                match why.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, n)) => *n += 1,
+                    None => why.push((key, 1)),
+                }
+            }
+        }
+        why.sort_by_key(|w| std::cmp::Reverse(w.1));
+        let text: Vec<String> = why.iter().map(|(k, n)| format!("{n} in {k}")).collect();
+        let _ = writeln!(out, "  aborted: {}", text.join("; "));
+    }
     let _ = writeln!(
         out,
         "  pause points: {} TLPs held and released; VDIs served {} config reads, {} config writes ({} made to the function after), {} register reads; {} completion indications received",
