@@ -57,6 +57,23 @@ fn command(gate: &mut Gate, tx: &mut Producer<GateCommand>, c: GateCommand, now:
     gate.poll(now);
 }
 
+/// Pauses `binding` in `mode`, `stopped` naming the side that stopped.
+fn pause(
+    gate: &mut Gate,
+    tx: &mut Producer<GateCommand>,
+    binding: usize,
+    mode: IdMode,
+    stopped: Option<Direction>,
+    now: u64,
+) {
+    let c = GateCommand::Pause {
+        binding,
+        mode,
+        stopped,
+    };
+    command(gate, tx, c, now);
+}
+
 /// Releases `binding` at once (no requester remap, no retarget).
 fn release(gate: &mut Gate, tx: &mut Producer<GateCommand>, binding: usize, now: u64) {
     let c = GateCommand::Release {
@@ -328,16 +345,7 @@ fn claim_3_destination_host_accesses_the_source_instantiation_state() {
     let (mut g, mut tx) = gate();
     // The source host changes its function while it is paused (served by
     // the source's VDI) …
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        0,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 0);
     assert!(matches!(
         cfg_write(&mut g, HOST_A, 0x3c, 0x0000_000b),
         GateOffer::Served(_)
@@ -393,14 +401,12 @@ fn after_the_switch_over_the_destination_host_reaches_the_function() {
     let mut reply = [0u8; 64];
     let w = config(Kind::CfgWr0, HOST_A, VF1, 0x3c, &[0x0d, 0, 0, 0]);
     assert_eq!(g.offer(B1, down(), &w, &mut reply, 0), GateOffer::Pass);
-    command(
+    pause(
         &mut g,
         &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: Some(Direction::Down),
-        },
+        B1,
+        IdMode::Common,
+        Some(Direction::Down),
         1,
     );
     assert_eq!(cfg_read(&mut g, HOST_A, 0x3c).map(|d| d & 0xff), Some(0x0d));
@@ -522,16 +528,7 @@ fn claim_5_register_reads_and_writes_reach_the_vdi() {
     cfg_write(&mut g, HOST_B, 0x3c, (before & !0xff) | 0x5a);
     assert_eq!(cfg_read(&mut g, HOST_B, 0x3c).unwrap() & 0xff, 0x5a);
     // The source's instantiation is its own.
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        1,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 1);
     assert_eq!(
         cfg_read(&mut g, HOST_A, 0x3c).unwrap() & 0xff,
         before & 0xff
@@ -622,16 +619,7 @@ fn claim_8_completion_is_indicated_to_the_destination_host() {
 #[test]
 fn claim_9_the_vdi_elects_pass_through_after_completion() {
     let (mut g, mut tx) = gate();
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        0,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 0);
     assert_eq!(g.vdi(B1).unwrap().mode(), Mode::Migrating);
     release(&mut g, &mut tx, B1, 1);
     let signal = CompletionSignal::VendorMessage {
@@ -657,16 +645,7 @@ fn claim_9_the_vdi_elects_pass_through_after_completion() {
 #[test]
 fn claim_10_traffic_is_blocked_both_ways_during_migration() {
     let (mut g, mut tx) = gate();
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        0,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 0);
     let mut reply = [0u8; 64];
     let host_write = write(HOST_A, VF1_BAR, 1);
     let dma = write(VF1, 0x1_0000_0000, 2);
@@ -709,16 +688,7 @@ fn claim_11_hosts_and_functions_see_only_flow_control() {
 #[test]
 fn claim_12_held_traffic_is_released_in_order() {
     let (mut g, mut tx) = gate();
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        0,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 0);
     let mut reply = [0u8; 64];
     for k in 0..5u8 {
         let w = write(HOST_A, VF1_BAR + 16 * k as u64, k);
@@ -747,16 +717,7 @@ fn claim_13_completions_drain_before_close() {
     // A read in flight when the pause begins.
     let r = read(HOST_A, 3, VF1_BAR);
     assert_eq!(g.offer(B1, down(), &r, &mut reply, 0), GateOffer::Pass);
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Different,
-            stopped: None,
-        },
-        1,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Different, None, 1);
     assert_eq!(g.state(B1), Some(State::Draining));
     // While draining, posted writes flow, new reads wait …
     let w = write(HOST_A, VF1_BAR, 1);
@@ -808,16 +769,7 @@ fn claim_14_a_common_id_closes_at_once() {
     let mut reply = [0u8; 64];
     let r = read(HOST_A, 3, VF1_BAR);
     assert_eq!(g.offer(B1, down(), &r, &mut reply, 0), GateOffer::Pass);
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        1,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 1);
     assert_eq!(
         g.state(B1),
         Some(State::Closed),
@@ -831,16 +783,7 @@ fn claim_14_a_common_id_closes_at_once() {
 #[test]
 fn claim_15_pause_points_block_every_traffic_type_from_the_device() {
     let (mut g, mut tx) = gate();
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        0,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 0);
     let mut reply = [0u8; 64];
     let posted = write(HOST_A, VF1_BAR, 1);
     let non_posted = read(HOST_A, 1, VF1_BAR);
@@ -894,16 +837,7 @@ fn claim_17_hosts_are_servers_with_their_own_domains() {
 #[test]
 fn claim_18_the_vdi_serves_supported_operations_during_the_move() {
     let (mut g, mut tx) = gate();
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        0,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 0);
     // Configuration reads complete at once at the source …
     assert!(cfg_read(&mut g, HOST_A, 0).is_some());
     // … memory traffic waits for the device.
@@ -950,16 +884,7 @@ fn claim_18_the_vdi_answers_register_reads_by_access_class() {
         let w = register(Kind::MWr, 0, offset, value);
         assert_eq!(g.offer(B1, down(), &w, &mut reply, 0), GateOffer::Pass);
     }
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        0,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 0);
     // A write while paused is held for the function, and the VDI's
     // registers already hold it.
     let w = register(Kind::MWr, 0, 0xe018, 6);
@@ -1007,16 +932,7 @@ fn claim_18_the_vdi_answers_register_reads_by_access_class() {
 #[test]
 fn claim_19_other_domains_keep_using_the_device_while_one_is_paused() {
     let (mut g, mut tx) = gate();
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        0,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 0);
     let mut reply = [0u8; 64];
     // Host B's function on the same device flows unheld.
     let w = write(HOST_B, 0x8002_0000, 1);
@@ -1150,16 +1066,7 @@ fn the_gate_publishes_what_the_orchestrator_waits_for() {
     g.offer(B1, down(), &w, &mut reply, 0);
     let dma = write(VF1, 0x1_0000_0000, 1);
     g.offer(B1, up(), &dma, &mut reply, 0);
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        1,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 1);
     let s = status.binding(B1).unwrap();
     use std::sync::atomic::Ordering::Acquire;
     assert_eq!(s.state.load(Acquire), STATE_CLOSED);
@@ -1187,16 +1094,7 @@ fn an_endpoint_migration_re_points_what_was_held_at_the_new_function() {
         Mode::Shadow,
         "the destination's VDI is up"
     );
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Pause {
-            binding: B1,
-            mode: IdMode::Common,
-            stopped: None,
-        },
-        1,
-    );
+    pause(&mut g, &mut tx, B1, IdMode::Common, None, 1);
     command(&mut g, &mut tx, GateCommand::Standby { binding: 3 }, 1);
     let mut reply = [0u8; 64];
     let host_write = write(HOST_A, VF1_BAR + 0x40, 1);
