@@ -54,6 +54,8 @@ fn main() {
         .allowlist_function("rte_ring_.*")
         .allowlist_function("rte_lcore_.*")
         .allowlist_function("rte_socket_id")
+        .allowlist_function("rte_thread_register")
+        .allowlist_function("rte_thread_unregister")
         .allowlist_function("rte_strerror")
         .allowlist_function("tlpf_.*")
         .allowlist_type("rte_mbuf")

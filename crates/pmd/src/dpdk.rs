@@ -14,7 +14,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// A DPDK call that failed: what was attempted and DPDK's error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +100,22 @@ pub fn init(args: &[&str]) -> Result<(), DpdkError> {
         Ok(())
     })
     .clone()
+}
+
+/// Makes the calling thread one of DPDK's lcores (EAL must be
+/// initialised), so that mempools keep a per-thread cache for it, as they
+/// do for the lcores EAL starts: without one, every mbuf taken or freed is
+/// an atomic operation on the pool's shared ring. Returns the lcore ID, or
+/// an error when every lcore ID is in use.
+pub fn register_thread() -> Result<u32, DpdkError> {
+    // SAFETY: both calls act on the calling thread only; EAL is initialised
+    // (the caller's precondition, as for every DPDK call here).
+    unsafe {
+        if sys::rte_thread_register() != 0 {
+            return Err(last_error("rte_thread_register"));
+        }
+        Ok(sys::tlpf_lcore_id())
+    }
 }
 
 /// A DPDK mbuf pool. Mempools are safe to use from any thread.
@@ -253,10 +269,13 @@ impl Drop for Mbuf {
 
 const MAX_BURST: usize = 64;
 
-/// An ethdev port with one receive and one transmit queue.
+/// One receive and one transmit queue of an ethdev port.
 #[derive(Debug)]
 pub struct DpdkPort {
     id: u16,
+    queue: u16,
+    /// Stops the port when the last of its queues' handles drops.
+    _started: Arc<Started>,
     name: String,
     pool: FramePool,
     stats: PortStats,
@@ -298,30 +317,49 @@ impl DpdkPort {
         rx_descriptors: u16,
         tx_descriptors: u16,
     ) -> Result<DpdkPort, DpdkError> {
+        let mut ports =
+            Self::start_queues(id, device, pool, mempool, 1, rx_descriptors, tx_descriptors)?;
+        ports.pop().ok_or_else(|| error(device.to_string(), 22))
+    }
+
+    /// Configures and starts the port with `queues` receive and transmit
+    /// queues; one handle per queue pair.
+    fn start_queues(
+        id: u16,
+        device: &str,
+        pool: &FramePool,
+        mempool: &Mempool,
+        queues: u16,
+        rx_descriptors: u16,
+        tx_descriptors: u16,
+    ) -> Result<Vec<DpdkPort>, DpdkError> {
         let conf = sys::rte_eth_conf::default();
         // SAFETY: the port exists; `conf` is a zeroed (default) configuration
         // that lives across the call; the queue setups take the default queue
         // configurations (null) and a live mempool.
         unsafe {
             let socket = sys::rte_socket_id();
-            let rc = sys::rte_eth_dev_configure(id, 1, 1, &conf);
+            let rc = sys::rte_eth_dev_configure(id, queues, queues, &conf);
             if rc < 0 {
                 return Err(error(format!("{device}: rte_eth_dev_configure"), rc));
             }
-            let rc = sys::rte_eth_rx_queue_setup(
-                id,
-                0,
-                rx_descriptors,
-                socket,
-                std::ptr::null(),
-                mempool.as_ptr(),
-            );
-            if rc < 0 {
-                return Err(error(format!("{device}: rte_eth_rx_queue_setup"), rc));
-            }
-            let rc = sys::rte_eth_tx_queue_setup(id, 0, tx_descriptors, socket, std::ptr::null());
-            if rc < 0 {
-                return Err(error(format!("{device}: rte_eth_tx_queue_setup"), rc));
+            for q in 0..queues {
+                let rc = sys::rte_eth_rx_queue_setup(
+                    id,
+                    q,
+                    rx_descriptors,
+                    socket,
+                    std::ptr::null(),
+                    mempool.as_ptr(),
+                );
+                if rc < 0 {
+                    return Err(error(format!("{device}: rte_eth_rx_queue_setup {q}"), rc));
+                }
+                let rc =
+                    sys::rte_eth_tx_queue_setup(id, q, tx_descriptors, socket, std::ptr::null());
+                if rc < 0 {
+                    return Err(error(format!("{device}: rte_eth_tx_queue_setup {q}"), rc));
+                }
             }
             let rc = sys::rte_eth_dev_start(id);
             if rc < 0 {
@@ -331,13 +369,53 @@ impl DpdkPort {
             // still arrive without it.
             let _ = sys::rte_eth_promiscuous_enable(id);
         }
-        Ok(DpdkPort {
+        let started = Arc::new(Started(id));
+        Ok((0..queues)
+            .map(|queue| DpdkPort {
+                id,
+                queue,
+                name: device.into(),
+                pool: pool.clone(),
+                stats: PortStats::default(),
+                tx_copies: 0,
+                _started: started.clone(),
+            })
+            .collect())
+    }
+
+    /// Opens the ethdev named `device` with `queues` receive and transmit
+    /// queue pairs, one handle each, so that as many cores can poll it
+    /// (as testpmd's forwarding cores poll a queue each). EAL must be
+    /// initialised and `pool` must be a DPDK pool.
+    pub fn open_queues(
+        device: &str,
+        pool: &FramePool,
+        queues: u16,
+        rx_descriptors: u16,
+        tx_descriptors: u16,
+    ) -> Result<Vec<DpdkPort>, DpdkError> {
+        let mempool = pool
+            .mempool()
+            .ok_or_else(|| error(format!("{device}: the pool is not a DPDK mbuf pool"), 22))?;
+        let cname = CString::new(device).map_err(|_| error("device name", 22))?;
+        let mut id = 0u16;
+        // SAFETY: `cname` is a valid C string and `id` a valid out pointer.
+        let rc = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+        if rc != 0 {
+            return Err(error(
+                format!("{device}: no such ethdev (is it in the EAL arguments?)"),
+                rc,
+            ));
+        }
+        Self::start_queues(
             id,
-            name: device.into(),
-            pool: pool.clone(),
-            stats: PortStats::default(),
-            tx_copies: 0,
-        })
+            device,
+            pool,
+            mempool,
+            queues.max(1),
+            rx_descriptors,
+            tx_descriptors,
+        )
     }
 
     /// The ethdev port ID.
@@ -400,11 +478,15 @@ impl DpdkPort {
 }
 
 impl Port for DpdkPort {
-    fn rx_burst(&mut self, queue: u16, frames: &mut Vec<Frame>, max: usize) -> usize {
+    /// Receives on this handle's queue (`_queue` is its index in the
+    /// caller's view, always 0 for a handle).
+    fn rx_burst(&mut self, _queue: u16, frames: &mut Vec<Frame>, max: usize) -> usize {
+        let queue = self.queue;
         let mut mbufs = [std::ptr::null_mut::<sys::rte_mbuf>(); MAX_BURST];
         let want = max.min(MAX_BURST) as u16;
-        // SAFETY: the port is started with queue 0; `mbufs` has room for
-        // `want` pointers, and DPDK hands over ownership of the `n` it fills.
+        // SAFETY: the port is started with this handle's queue, which no
+        // other handle polls; `mbufs` has room for `want` pointers, and DPDK
+        // hands over ownership of the `n` it fills.
         let n =
             unsafe { sys::tlpf_eth_rx_burst(self.id, queue, mbufs.as_mut_ptr(), want) } as usize;
         for &p in &mbufs[..n] {
@@ -420,7 +502,8 @@ impl Port for DpdkPort {
         n
     }
 
-    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<Frame>) -> usize {
+    fn tx_burst(&mut self, _queue: u16, frames: &mut Vec<Frame>) -> usize {
+        let queue = self.queue;
         let mut mbufs = [std::ptr::null_mut::<sys::rte_mbuf>(); MAX_BURST];
         let mut lens = [0usize; MAX_BURST];
         let want = frames.len().min(MAX_BURST);
@@ -445,9 +528,10 @@ impl Port for DpdkPort {
             lens[k] = len;
             k += 1;
         }
-        // SAFETY: the port is started with queue 0; `mbufs[..k]` are owned,
-        // single-segment mbufs with their lengths set. DPDK takes ownership
-        // of the first `sent`; the rest stay ours.
+        // SAFETY: the port is started with this handle's queue, which no
+        // other handle uses; `mbufs[..k]` are owned, single-segment mbufs
+        // with their lengths set. DPDK takes ownership of the first `sent`;
+        // the rest stay ours.
         let sent = unsafe { sys::tlpf_eth_tx_burst(self.id, queue, mbufs.as_mut_ptr(), k as u16) }
             as usize;
         // Hand unsent frames back to the caller, in order, at the front
@@ -485,11 +569,16 @@ impl Port for DpdkPort {
     }
 }
 
-impl Drop for DpdkPort {
+/// A started ethdev port, stopped when dropped.
+#[derive(Debug)]
+struct Started(u16);
+
+impl Drop for Started {
     fn drop(&mut self) {
-        // SAFETY: the port was started by `open`; stopping it twice is harmless.
+        // SAFETY: the port was started by `start_queues`, and no handle to
+        // any of its queues is left to use it.
         unsafe {
-            sys::rte_eth_dev_stop(self.id);
+            sys::rte_eth_dev_stop(self.0);
         }
     }
 }

@@ -15,6 +15,7 @@ fn eal() {
         "--log-level=lib.eal:error",
         "--vdev=net_null0",
         "--vdev=net_null1",
+        "--vdev=net_null2",
     ])
     .expect("EAL initialises with net_null vdevs");
 }
@@ -55,4 +56,32 @@ fn null_ports_receive_and_send_mbufs_without_losing_any() {
         DpdkPort::open("net_null1", &FramePool::new(4, 64), 64, 64).is_err(),
         "a heap pool cannot receive"
     );
+}
+
+#[test]
+fn each_queue_of_a_port_is_a_port_of_its_own() {
+    eal();
+    let pool = FramePool::dpdk(Mempool::new("queues-test", 2047, 32, 2048).unwrap());
+    let before = pool.available();
+    let mut queues = DpdkPort::open_queues("net_null2", &pool, 2, 128, 128).unwrap();
+    assert_eq!(queues.len(), 2);
+    assert_eq!(queues[0].id(), queues[1].id());
+    // Both queues deliver and send, each on its own thread.
+    let b = queues.pop().unwrap();
+    let a = queues.pop().unwrap();
+    let moved: Vec<u64> = std::thread::scope(|s| {
+        [a, b]
+            .map(|mut q| {
+                s.spawn(move || {
+                    let mut frames = Vec::new();
+                    let n = q.rx_burst(0, &mut frames, 32);
+                    assert_eq!(q.tx_burst(0, &mut frames), n);
+                    q.stats().tx_frames
+                })
+            })
+            .map(|h| h.join().unwrap())
+            .to_vec()
+    });
+    assert_eq!(moved, [32, 32]);
+    assert_eq!(pool.available(), before, "every mbuf is back");
 }

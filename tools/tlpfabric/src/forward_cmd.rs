@@ -37,7 +37,9 @@ pub(crate) struct ForwardArgs {
     /// The two ethdevs for `--pmd dpdk`, west first.
     #[arg(long, default_value = "net_null0,net_null1")]
     ports: String,
-    /// Cores to forward on (one pipeline per core; 1 is supported).
+    /// Cores to forward on: one pipeline per core, each with its own pair
+    /// of ports (ring) or its own queue of each port (DPDK), up to the CPUs
+    /// this process may run on.
     #[arg(long, default_value_t = 1)]
     lcores: usize,
     /// Also write the results as JSON to this file.
@@ -96,16 +98,26 @@ fn template(requester: Bdf, base: u64, n: usize, payload: usize) -> Result<Vec<u
 
 type Ports = Vec<Box<dyn Port + Send>>;
 
-/// Null ports whose frames are filled from the templates.
-fn ring_ports(east: Vec<u8>, west: Vec<u8>) -> (Ports, FramePool, String) {
-    let pool = FramePool::new(4096, 2048);
-    // Port 0 leads west: what arrives there goes east, and the other way.
-    let ports: Ports = vec![
-        Box::new(NullPort::new("west", pool.clone(), vec![east])),
-        Box::new(NullPort::new("east", pool.clone(), vec![west])),
-    ];
+/// What one forwarding core polls: its west and east port (or queue) and
+/// the pool its frames come from.
+type Lane = (Ports, FramePool);
+
+/// Null ports whose frames are filled from the templates, a pair and a
+/// pool per core.
+fn ring_ports(east: Vec<u8>, west: Vec<u8>, lcores: usize) -> (Vec<Lane>, String) {
+    let lanes = (0..lcores)
+        .map(|_| {
+            let pool = FramePool::new(4096, 2048);
+            // Port 0 leads west: what arrives there goes east, and the other way.
+            let ports: Ports = vec![
+                Box::new(NullPort::new("west", pool.clone(), vec![east.clone()])),
+                Box::new(NullPort::new("east", pool.clone(), vec![west.clone()])),
+            ];
+            (ports, pool)
+        })
+        .collect();
     let what = "ring ports (null ports, received frames filled from templates)".to_string();
-    (ports, pool, what)
+    (lanes, what)
 }
 
 #[cfg(feature = "dpdk")]
@@ -113,7 +125,7 @@ fn dpdk_ports(
     args: &ForwardArgs,
     east: Vec<u8>,
     west: Vec<u8>,
-) -> Result<(Ports, FramePool, String), String> {
+) -> Result<(Vec<Lane>, String), String> {
     use pmd::dpdk::{self, DpdkPort, Mempool};
     use pmd::FillPort;
     let names: Vec<&str> = args.ports.split(',').map(str::trim).collect();
@@ -130,18 +142,27 @@ fn dpdk_ports(
     let eal = args.eal.clone().unwrap_or(default);
     let eal_args: Vec<&str> = eal.split_whitespace().collect();
     dpdk::init(&eal_args).map_err(|e| format!("--eal: {e}"))?;
-    // Receive descriptors of both ports, transmit queues, caches and bursts in flight.
-    let mempool = Mempool::new("forward", 8191, 256, 2048).map_err(|e| e.to_string())?;
+    // Receive descriptors of both ports' queues, transmit queues, caches
+    // and bursts in flight.
+    let queues = args.lcores as u16;
+    let count = 8192 * u32::from(queues) - 1;
+    let mempool = Mempool::new("forward", count, 256, 2048).map_err(|e| e.to_string())?;
     let pool = FramePool::dpdk(mempool);
-    let mut ports: Ports = Vec::new();
+    let mut lanes: Vec<Lane> = (0..args.lcores)
+        .map(|_| (Vec::new(), pool.clone()))
+        .collect();
     let mut filled = false;
     for (name, template) in [(w, east), (e, west)] {
-        let port = DpdkPort::open(name, &pool, 1024, 1024).map_err(|e| e.to_string())?;
-        if name.starts_with("net_null") {
-            filled = true;
-            ports.push(Box::new(FillPort::new(port, vec![template])));
-        } else {
-            ports.push(Box::new(port));
+        let handles =
+            DpdkPort::open_queues(name, &pool, queues, 1024, 1024).map_err(|e| e.to_string())?;
+        for (lane, port) in lanes.iter_mut().zip(handles) {
+            if name.starts_with("net_null") {
+                filled = true;
+                lane.0
+                    .push(Box::new(FillPort::new(port, vec![template.clone()])));
+            } else {
+                lane.0.push(Box::new(port));
+            }
         }
     }
     let what = format!(
@@ -152,15 +173,21 @@ fn dpdk_ports(
             ""
         }
     );
-    Ok((ports, pool, what))
+    Ok((lanes, what))
+}
+
+#[cfg(feature = "dpdk")]
+fn register_dpdk_thread() {
+    if let Err(e) = pmd::dpdk::register_thread() {
+        eprintln!("note: the forwarding core is not a DPDK lcore ({e}): no mbuf cache");
+    }
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn dpdk_ports(
-    _: &ForwardArgs,
-    _: Vec<u8>,
-    _: Vec<u8>,
-) -> Result<(Ports, FramePool, String), String> {
+fn register_dpdk_thread() {}
+
+#[cfg(not(feature = "dpdk"))]
+fn dpdk_ports(_: &ForwardArgs, _: Vec<u8>, _: Vec<u8>) -> Result<(Vec<Lane>, String), String> {
     Err("--pmd dpdk: this build has no DPDK support (build with --features dpdk)".into())
 }
 
@@ -173,10 +200,12 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         );
         return EXIT_USAGE;
     }
-    if args.lcores != 1 {
+    let cpus = core_affinity::get_core_ids().unwrap_or_default();
+    if args.lcores == 0 || args.lcores > cpus.len().max(1) {
         let _ = writeln!(
             err,
-            "error: --lcores: only 1 is supported by the ring forwarder, found {}",
+            "error: --lcores: expected 1 to {} (the CPUs this process may run on), found {}",
+            cpus.len().max(1),
             args.lcores
         );
         return EXIT_USAGE;
@@ -220,7 +249,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             return EXIT_USAGE;
         }
     };
-    let (ports, pool, what) = if args.pmd == "dpdk" {
+    let (lanes, what) = if args.pmd == "dpdk" {
         match dpdk_ports(&args, east, west) {
             Ok(p) => p,
             Err(e) => {
@@ -229,54 +258,87 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             }
         }
     } else {
-        ring_ports(east, west)
+        ring_ports(east, west, args.lcores)
     };
-    let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
-    let mut task = NodeTask::new("fwd", reader, ports, pool, FrameSettings::default());
-    let live = task.live();
     let duration = args.duration;
-    let cpu = core_affinity::get_core_ids().and_then(|ids| ids.last().copied());
-    let worker = std::thread::spawn(move || {
-        if let Some(cpu) = cpu {
-            core_affinity::set_for_current(cpu);
-        }
-        let start = Instant::now();
-        let mut polls = 0u64;
-        loop {
-            task.poll(0);
-            polls += 1;
-            if polls.is_multiple_of(256) && start.elapsed() >= duration {
-                break;
+    let dpdk = args.pmd == "dpdk";
+    // One pipeline per core, from the last CPU down (the first keeps the
+    // main thread), like testpmd's forwarding cores each on its queues.
+    let mut lives = Vec::new();
+    let mut workers = Vec::new();
+    for (i, (ports, pool)) in lanes.into_iter().enumerate() {
+        let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
+        let mut task = NodeTask::new("fwd", reader, ports, pool, FrameSettings::default());
+        lives.push(task.live());
+        let cpu = cpus
+            .len()
+            .checked_sub(1 + i)
+            .and_then(|k| cpus.get(k).copied());
+        workers.push(std::thread::spawn(move || {
+            if let Some(cpu) = cpu {
+                core_affinity::set_for_current(cpu);
             }
-        }
-        (task, start.elapsed())
-    });
+            if dpdk {
+                // An lcore of DPDK's, so the mbuf pool caches for it.
+                register_dpdk_thread();
+            }
+            let start = Instant::now();
+            let mut polls = 0u64;
+            loop {
+                task.poll(0);
+                polls += 1;
+                if polls.is_multiple_of(256) && start.elapsed() >= duration {
+                    break;
+                }
+            }
+            (task, start.elapsed())
+        }));
+    }
     // Progress once a second on standard error.
     let started = Instant::now();
-    while !worker.is_finished() {
+    while workers.iter().any(|w| !w.is_finished()) {
         std::thread::sleep(Duration::from_millis(100).min(duration));
         let secs = started.elapsed().as_secs();
-        if secs > 0 && started.elapsed().subsec_millis() < 100 && !worker.is_finished() {
-            let s = live.snapshot();
-            let _ = writeln!(err, "  {secs} s: {} TLPs forwarded", s.tlps_out);
+        if secs > 0 && started.elapsed().subsec_millis() < 100 {
+            let forwarded: u64 = lives.iter().map(|l| l.snapshot().tlps_out).sum();
+            let _ = writeln!(err, "  {secs} s: {forwarded} TLPs forwarded");
         }
     }
-    let Ok((task, elapsed)) = worker.join() else {
-        let _ = writeln!(err, "error: the forwarding core failed");
-        return EXIT_REJECTED;
-    };
+    let mut tasks = Vec::new();
+    let mut elapsed = Duration::ZERO;
+    for w in workers {
+        let Ok((task, e)) = w.join() else {
+            let _ = writeln!(err, "error: a forwarding core failed");
+            return EXIT_REJECTED;
+        };
+        elapsed = elapsed.max(e);
+        tasks.push(task);
+    }
     let secs = elapsed.as_secs_f64();
-    let s = live.snapshot();
+    let snaps: Vec<_> = lives.iter().map(|l| l.snapshot()).collect();
+    let sum = |f: fn(&lcore::LiveSnapshot) -> u64| snaps.iter().map(f).sum::<u64>();
+    let (tlps_out, tlps_refused) = (sum(|s| s.tlps_out), sum(|s| s.tlps_refused));
+    let (busy_polls, idle_polls) = (sum(|s| s.busy_polls), sum(|s| s.idle_polls));
     let n = args.tlps_per_frame as f64;
-    let west_in = task.ports()[0].stats().rx_frames as f64;
-    let east_in = task.ports()[1].stats().rx_frames as f64;
+    let rx = |p: usize| {
+        tasks
+            .iter()
+            .map(|t| t.ports()[p].stats().rx_frames)
+            .sum::<u64>() as f64
+    };
+    let (west_in, east_in) = (rx(0), rx(1));
     let frames_per_s = (west_in + east_in) / secs;
-    let tlps_per_s = s.tlps_out as f64 / secs;
-    let busy = s.busy_polls as f64 / (s.busy_polls + s.idle_polls).max(1) as f64;
+    let tlps_per_s = tlps_out as f64 / secs;
+    let busy = busy_polls as f64 / (busy_polls + idle_polls).max(1) as f64;
+    let per_core: Vec<f64> = snaps.iter().map(|s| s.tlps_out as f64 / secs).collect();
     let _ = writeln!(
         out,
-        "forward: 1 core, {what}, {} TLP(s)/frame, {}-byte payloads, {:.2} s",
-        args.tlps_per_frame, args.payload, secs
+        "forward: {} core{}, {what}, {} TLP(s)/frame, {}-byte payloads, {:.2} s",
+        args.lcores,
+        if args.lcores == 1 { "" } else { "s" },
+        args.tlps_per_frame,
+        args.payload,
+        secs
     );
     let _ = writeln!(
         out,
@@ -297,12 +359,17 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         tlps_per_s / 1e6,
         1e9 / tlps_per_s.max(1.0),
         busy * 100.0,
-        s.tlps_refused
+        tlps_refused
     );
+    if args.lcores > 1 {
+        let text: Vec<String> = per_core.iter().map(|r| format!("{:.2}", r / 1e6)).collect();
+        let _ = writeln!(out, "  per core: {} M TLPs/s", text.join(", "));
+    }
     if let Some(path) = &args.json {
         let doc = json!({
             "pmd": args.pmd,
-            "lcores": 1,
+            "lcores": args.lcores,
+            "tlps_per_s_per_core": per_core,
             "tlps_per_frame": args.tlps_per_frame,
             "payload": args.payload,
             "duration_s": secs,
@@ -310,7 +377,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             "tlps_per_s": tlps_per_s,
             "ns_per_tlp": 1e9 / tlps_per_s.max(1.0),
             "busy_fraction": busy,
-            "tlps_refused": s.tlps_refused,
+            "tlps_refused": tlps_refused,
             "directions": [
                 {"from": "west", "to": "east", "frames_per_s": west_in / secs, "tlps_per_s": west_in * n / secs},
                 {"from": "east", "to": "west", "frames_per_s": east_in / secs, "tlps_per_s": east_in * n / secs},
@@ -372,6 +439,37 @@ mod tests {
     }
 
     #[test]
+    fn every_core_forwards_its_own_pipeline() {
+        let cpus = core_affinity::get_core_ids().map_or(1, |c| c.len());
+        let lcores = cpus.min(2);
+        let path =
+            std::env::temp_dir().join(format!("tlpfabric-fwd-n-{}.json", std::process::id()));
+        let (code, out, err) = run_captured(
+            &[
+                "forward",
+                "--duration",
+                "200ms",
+                "--lcores",
+                &lcores.to_string(),
+                "--json",
+                path.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["lcores"], lcores);
+        let per_core = v["tlps_per_s_per_core"].as_array().unwrap();
+        assert_eq!(per_core.len(), lcores, "{out}");
+        assert!(per_core.iter().all(|r| r.as_f64().unwrap() > 0.0), "{out}");
+        let sum: f64 = per_core.iter().map(|r| r.as_f64().unwrap()).sum();
+        let total = v["tlps_per_s"].as_f64().unwrap();
+        assert!((sum - total).abs() <= total * 1e-9, "{sum} {total}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn bad_options_are_usage_errors() {
         let (code, _, err) = run_captured(&["forward", "--payload", "6"], "");
         assert_eq!(code, 2);
@@ -382,6 +480,11 @@ mod tests {
         );
         assert_eq!(code, 2);
         assert!(err.contains("do not fit"), "{err}");
+        let (code, _, err) = run_captured(&["forward", "--lcores", "0"], "");
+        assert_eq!(code, 2);
+        assert!(err.contains("--lcores: expected 1 to"), "{err}");
+        let (code, _, err) = run_captured(&["forward", "--lcores", "100000"], "");
+        assert_eq!(code, 2, "{err}");
         #[cfg(not(feature = "dpdk"))]
         {
             let (code, _, err) = run_captured(&["forward", "--pmd", "dpdk"], "");
