@@ -117,6 +117,39 @@ fn dpdk_ports(args: &RunArgs, t: &Topology) -> Result<scenario::Ports, String> {
     })
 }
 
+/// Makes the core it is polled on one of DPDK's lcores, on its first poll,
+/// so the mbuf pool keeps a cache for that core.
+#[cfg(feature = "dpdk")]
+#[derive(Debug, Default)]
+struct DpdkLcore(bool);
+
+#[cfg(feature = "dpdk")]
+impl Task for DpdkLcore {
+    fn name(&self) -> &str {
+        "dpdk-lcore"
+    }
+
+    fn poll(&mut self, _now: u64) -> usize {
+        if !self.0 {
+            self.0 = true;
+            if let Err(e) = pmd::dpdk::register_thread() {
+                eprintln!("note: a core is not a DPDK lcore ({e}): no mbuf cache");
+            }
+        }
+        0
+    }
+}
+
+/// The tasks a core starts with before its own: on DPDK, becoming an lcore.
+fn core_setup(pmd: &str) -> Vec<Box<dyn Task>> {
+    #[cfg(feature = "dpdk")]
+    if pmd == "dpdk" {
+        return vec![Box::new(DpdkLcore::default())];
+    }
+    let _ = pmd;
+    Vec::new()
+}
+
 #[cfg(not(feature = "dpdk"))]
 fn dpdk_ports(_: &RunArgs, _: &Topology) -> Result<scenario::Ports, String> {
     Err("--pmd dpdk: this build has no DPDK support (build with --features dpdk)".into())
@@ -352,14 +385,19 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         // Core 0: the hosts, devices and orchestrator; the last core: the
         // node pipelines.
         let cpus = core_affinity::get_core_ids().map_or(1, |c| c.len());
+        let with_setup = |tasks: Vec<Box<dyn Task>>| {
+            let mut all = core_setup(&args.pmd);
+            all.extend(tasks);
+            all
+        };
         let cores = Cores::start(vec![
             CoreSpec {
                 cpu: Some(0),
-                tasks: assembly.models,
+                tasks: with_setup(assembly.models),
             },
             CoreSpec {
                 cpu: Some(cpus.saturating_sub(1)),
-                tasks: assembly.nodes,
+                tasks: with_setup(assembly.nodes),
             },
         ]);
         let total = args.duration + Duration::from_nanos(drain);
