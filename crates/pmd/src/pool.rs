@@ -1,18 +1,147 @@
 //! The frame buffer pool: a fixed number of fixed-size buffers, allocated
 //! once. A [`Frame`] is an mbuf-like handle: it owns one buffer, derefs to
 //! the bytes of the frame it holds, and gives the buffer back to its pool
-//! when dropped, on whatever core that happens. Taking and returning a buffer
-//! is a pop and a push on a lock-free queue; nothing is allocated per frame.
+//! when dropped, on whatever core that happens. Nothing is allocated per
+//! frame.
+//!
+//! Like a DPDK mempool, the pool keeps a small cache per thread: a frame
+//! dropped on a core goes to that core's cache, and the core's next frame
+//! comes from it, touching nothing another core touches. Only when a cache
+//! runs full or empty do buffers move, half a cache at a time, through the
+//! pool's shared lock-free queue (frames made on one core and dropped on
+//! another flow that way).
 
 use crossbeam_queue::ArrayQueue;
+use std::cell::RefCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 struct Shared {
     free: ArrayQueue<Box<[u8]>>,
     buffer_size: usize,
     count: usize,
+    /// Buffers a thread may cache (0: none; small pools do not cache).
+    cache_limit: usize,
+    /// How many buffers each thread's cache holds now, for `available`.
+    cached: Mutex<Vec<Arc<AtomicUsize>>>,
+}
+
+/// The largest per-thread cache.
+const CACHE: usize = 64;
+
+/// A thread's cache of one pool's buffers. Each buffer keeps the reference
+/// to its pool that its frame held, so taking one from the cache, or putting
+/// one back, changes no count another core reads.
+struct ThreadCache {
+    pool: Option<Arc<Shared>>,
+    buffers: Vec<(Box<[u8]>, Arc<Shared>)>,
+    /// Published length of `buffers` (read by `available` on any thread).
+    len: Arc<AtomicUsize>,
+}
+
+impl ThreadCache {
+    /// Makes this the cache of `pool`, giving back what it held of another.
+    fn switch_to(&mut self, pool: &Arc<Shared>) {
+        if self.pool.as_ref().is_some_and(|p| Arc::ptr_eq(p, pool)) {
+            return;
+        }
+        self.flush(self.buffers.len());
+        self.len = Arc::new(AtomicUsize::new(0));
+        if let Ok(mut cached) = pool.cached.lock() {
+            cached.retain(|c| Arc::strong_count(c) > 1);
+            cached.push(self.len.clone());
+        }
+        self.pool = Some(pool.clone());
+    }
+
+    /// Returns `n` buffers to their pool's shared queue.
+    fn flush(&mut self, n: usize) {
+        let keep = self.buffers.len().saturating_sub(n);
+        for (buffer, pool) in self.buffers.drain(keep..) {
+            // The queue holds every buffer of the pool: there is room.
+            let _ = pool.free.push(buffer);
+        }
+        self.len.store(self.buffers.len(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for ThreadCache {
+    fn drop(&mut self) {
+        self.flush(self.buffers.len());
+    }
+}
+
+thread_local! {
+    static CACHE_OF_THREAD: RefCell<ThreadCache> = RefCell::new(ThreadCache {
+        pool: None,
+        buffers: Vec::new(),
+        len: Arc::new(AtomicUsize::new(0)),
+    });
+}
+
+impl Shared {
+    /// A buffer from this thread's cache, refilled from the shared queue
+    /// when empty.
+    #[inline]
+    fn take(self: &Arc<Shared>) -> Option<(Box<[u8]>, Arc<Shared>)> {
+        if self.cache_limit == 0 {
+            return self.free.pop().map(|b| (b, self.clone()));
+        }
+        CACHE_OF_THREAD
+            .try_with(|c| {
+                let mut c = c.try_borrow_mut().ok()?;
+                c.switch_to(self);
+                if c.buffers.is_empty() {
+                    if c.buffers.capacity() == 0 {
+                        c.buffers.reserve_exact(CACHE);
+                    }
+                    for _ in 0..self.cache_limit / 2 {
+                        let Some(b) = self.free.pop() else { break };
+                        c.buffers.push((b, self.clone()));
+                    }
+                }
+                let taken = c.buffers.pop();
+                c.len.store(c.buffers.len(), Ordering::Relaxed);
+                taken
+            })
+            .ok()
+            .flatten()
+            .or_else(|| self.free.pop().map(|b| (b, self.clone())))
+    }
+
+    /// Puts a buffer back in this thread's cache, half of which goes to the
+    /// shared queue when it is full.
+    #[inline]
+    fn give(buffer: Box<[u8]>, pool: Arc<Shared>) {
+        if pool.cache_limit == 0 {
+            let _ = pool.free.push(buffer);
+            return;
+        }
+        let mut item = Some((buffer, pool));
+        let _ = CACHE_OF_THREAD.try_with(|c| {
+            let Ok(mut c) = c.try_borrow_mut() else {
+                return;
+            };
+            let Some((buffer, pool)) = item.take() else {
+                return;
+            };
+            c.switch_to(&pool);
+            if c.buffers.len() >= pool.cache_limit {
+                c.flush(pool.cache_limit / 2);
+            }
+            if c.buffers.capacity() == 0 {
+                c.buffers.reserve_exact(CACHE);
+            }
+            c.buffers.push((buffer, pool));
+            c.len.store(c.buffers.len(), Ordering::Relaxed);
+        });
+        // A thread that is exiting has no cache: straight to the queue.
+        if let Some((buffer, pool)) = item {
+            let _ = pool.free.push(buffer);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -54,6 +183,10 @@ impl FramePool {
                 free,
                 buffer_size: buffer_size.max(1),
                 count,
+                // A pool too small to spare buffers for every core's cache
+                // does not cache.
+                cache_limit: if count >= 64 * CACHE { CACHE } else { 0 },
+                cached: Mutex::new(Vec::new()),
             })),
         }
     }
@@ -80,9 +213,9 @@ impl FramePool {
     pub fn alloc(&self) -> Option<Frame> {
         match &self.kind {
             Kind::Heap(shared) => {
-                let buffer = shared.free.pop()?;
+                let (buffer, pool) = shared.take()?;
                 Some(Frame {
-                    storage: Some(Storage::Heap(buffer, shared.clone())),
+                    storage: Some(Storage::Heap(buffer, pool)),
                     len: 0,
                 })
             }
@@ -104,7 +237,13 @@ impl FramePool {
     /// Buffers free now.
     pub fn available(&self) -> usize {
         match &self.kind {
-            Kind::Heap(s) => s.free.len(),
+            Kind::Heap(s) => {
+                let cached: usize = s
+                    .cached
+                    .lock()
+                    .map_or(0, |c| c.iter().map(|n| n.load(Ordering::Relaxed)).sum());
+                s.free.len() + cached
+            }
             #[cfg(feature = "dpdk")]
             Kind::Dpdk(m) => m.available(),
         }
@@ -232,8 +371,7 @@ impl Drop for Frame {
     #[inline]
     fn drop(&mut self) {
         if let Some(Storage::Heap(b, pool)) = self.storage.take() {
-            // The queue holds every buffer of the pool: there is room.
-            let _ = pool.free.push(b);
+            Shared::give(b, pool);
         }
         // An mbuf goes back to its mempool when it drops.
     }
@@ -259,5 +397,56 @@ mod tests {
         std::thread::spawn(move || drop(b)).join().unwrap();
         assert_eq!(pool.available(), 2);
         assert_eq!(pool.alloc_from(&[0; 100]).unwrap().len(), 64);
+    }
+
+    #[test]
+    fn cached_buffers_count_as_available_and_come_back_when_threads_end() {
+        let count = 64 * CACHE;
+        let pool = FramePool::new(count, 16);
+        // Frames made here and dropped on other threads, which cache them.
+        let frames: Vec<Frame> = (0..count).map(|_| pool.alloc().unwrap()).collect();
+        assert!(pool.alloc().is_none(), "every buffer is out");
+        assert_eq!(pool.available(), 0);
+        let mut frames = frames.into_iter();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let mine: Vec<Frame> = frames.by_ref().take(count / 4).collect();
+                let pool = pool.clone();
+                std::thread::spawn(move || {
+                    // Dropped here, they fill this thread's cache (and the
+                    // queue past it); one more is taken from the cache.
+                    drop(mine);
+                    drop(pool.alloc().unwrap());
+                })
+            })
+            .collect();
+        // Joined (which waits for each thread's exit, its cache's too).
+        for t in threads {
+            t.join().unwrap();
+        }
+        // The threads ended: their caches went back to the queue, and this
+        // thread can have every buffer again.
+        assert_eq!(pool.available(), count);
+        // Buffers in this thread's cache count as available too.
+        drop((0..100).map(|_| pool.alloc().unwrap()).collect::<Vec<_>>());
+        assert_eq!(pool.available(), count);
+        let again: Vec<Frame> = (0..count).map_while(|_| pool.alloc()).collect();
+        assert_eq!(again.len(), count);
+        drop(again);
+        assert_eq!(pool.available(), count);
+    }
+
+    #[test]
+    fn a_thread_using_two_pools_gives_each_its_buffers_back() {
+        let a = FramePool::new(64 * CACHE, 16);
+        let b = FramePool::new(64 * CACHE, 16);
+        for _ in 0..3 {
+            let fa: Vec<Frame> = (0..100).map(|_| a.alloc().unwrap()).collect();
+            let fb: Vec<Frame> = (0..100).map(|_| b.alloc().unwrap()).collect();
+            drop(fa);
+            drop(fb);
+        }
+        assert_eq!(a.available(), a.count());
+        assert_eq!(b.available(), b.count());
     }
 }
