@@ -47,9 +47,9 @@ pub(crate) struct ForwardArgs {
     json: Option<PathBuf>,
 }
 
-/// `5s`, `250ms`, `2m`, `1.5s`, or a plain number of seconds.
+/// `5s`, `250ms`, `50us`, `2m`, `1.5s`, or a plain number of seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+    let (number, unit) = match s.find(|c: char| c.is_alphabetic()) {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, "s"),
     };
@@ -57,12 +57,14 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("expected a duration like 5s, 500ms or 1m, found {s:?}"))?;
     let scale = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
         "ms" => 1e-3,
         "s" => 1.0,
         "m" => 60.0,
         _ => {
             return Err(format!(
-                "expected a unit of ms, s or m, found {unit:?} in {s:?}"
+                "expected a unit of ns, us, ms, s or m, found {unit:?} in {s:?}"
             ))
         }
     };
@@ -402,6 +404,9 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("50us"), Ok(Duration::from_micros(50)));
+        assert_eq!(parse_duration("50µs"), Ok(Duration::from_micros(50)));
+        assert_eq!(parse_duration("750ns"), Ok(Duration::from_nanos(750)));
         assert!(parse_duration("5h").unwrap_err().contains("ms, s or m"));
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("fast").is_err());
