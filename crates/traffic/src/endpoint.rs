@@ -14,6 +14,16 @@ use tlp::{Bdf, CplStatus, Kind, Tlp};
 /// The Interrupt Line register's configuration offset.
 const INTERRUPT_LINE: u16 = 0x3c;
 
+/// Where the functions' MSI-X capability is in configuration space (the
+/// nic template's), and its first DW: ID 0x11, next capability 0xa0,
+/// Message Control with a table of ten entries and MSI-X Enable as given
+/// (PCIe Base Specification §7.7.2).
+pub const MSIX_CAPABILITY: u16 = 0x70;
+
+fn msix_capability(enabled: bool) -> [u8; 4] {
+    [0x11, 0xa0, 0x09, if enabled { 0x80 } else { 0x00 }]
+}
+
 /// Bytes at the end of each function's BAR that hold its MSI-X table
 /// (entries of 16 bytes: message address low and high, message data, vector
 /// control with the mask in bit 0 — PCIe Base Specification §7.7.2). The
@@ -113,6 +123,10 @@ struct Function {
     msi_data: u32,
     /// Its BAR registers, if it has them.
     registers: Registers,
+    /// MSI-X Enable in the capability's Message Control: a function
+    /// configured with an MSI address starts enabled, one from reset does
+    /// not until its host sets the bit.
+    msix_enabled: bool,
 }
 
 impl Function {
@@ -129,6 +143,7 @@ impl Function {
             line: 0,
             msi_data: config.stream,
             registers: Registers::default(),
+            msix_enabled: config.msi.is_some(),
         }
     }
 
@@ -289,6 +304,7 @@ impl<P: Port> EndpointModel<P> {
             target.line = state.line;
             target.msi_data = state.msi_data;
             target.registers = state.registers;
+            target.msix_enabled = state.msix_enabled;
             target.paused = true;
             // The ring is sized for every function at once.
             moved
@@ -393,9 +409,18 @@ impl<P: Port> EndpointModel<P> {
                 f.sent += 1;
                 let ids = self.config.ids.to_le_bytes();
                 let line = [f.line, 0, 0, 0];
+                let msix = msix_capability(f.msix_enabled);
                 let data: &[u8] = match (kind, t.register()) {
                     (Kind::CfgRd0, 0) => &ids,
                     (Kind::CfgRd0, INTERRUPT_LINE) => &line,
+                    (Kind::CfgRd0, MSIX_CAPABILITY) => &msix,
+                    (_, MSIX_CAPABILITY) => {
+                        // Byte 3 holds MSI-X Enable (bit 15 of Message Control).
+                        if let (true, Some(&v)) = (t.first_be() & 0b1000 != 0, t.payload().get(3)) {
+                            f.msix_enabled = v & 0x80 != 0;
+                        }
+                        &[]
+                    }
                     (Kind::CfgRd0, _) => &[0; 4],
                     (_, INTERRUPT_LINE) => {
                         if let (true, Some(&v)) = (t.first_be() & 1 != 0, t.payload().first()) {
@@ -497,7 +522,7 @@ impl<P: Port> EndpointModel<P> {
         if let Some(msi) = f
             .config
             .msi
-            .filter(|_| every > 0 && f.dma_seq.is_multiple_of(every))
+            .filter(|_| f.msix_enabled && every > 0 && f.dma_seq.is_multiple_of(every))
         {
             let data = f.msi_data.to_le_bytes();
             let function = f.config.function;

@@ -128,6 +128,9 @@ pub struct Vm {
     line: u8,
     /// Whether it programmed its function's MSI-X table on this host.
     msix_programmed: bool,
+    /// Whether it set MSI-X Enable in its function's capability (once: the
+    /// bit is the function's state and moves with it).
+    msix_enabled: bool,
     /// Its next configuration request (an index into the cycle), and
     /// whether one is in flight.
     config_step: u8,
@@ -153,6 +156,8 @@ const CONFIG_LINE: u64 = u64::MAX - 1;
 const CONFIG_WRITE: u64 = u64::MAX - 2;
 /// The sequence number a register read is kept under.
 const REGISTER: u64 = u64::MAX - 3;
+/// The sequence number the write setting MSI-X Enable is kept under.
+const MSIX_ENABLE: u64 = u64::MAX - 4;
 /// The Interrupt Line register (byte 0 of the DW at 0x3c, PCIe Base
 /// Specification §7.5.1.1.13): read-write, no effect on the function.
 const INTERRUPT_LINE: u16 = 0x3c;
@@ -173,6 +178,7 @@ impl Vm {
             detached: false,
             line: 0,
             msix_programmed: false,
+            msix_enabled: false,
             config_step: 0,
             config_in_flight: false,
             register_step: 0,
@@ -463,6 +469,14 @@ impl<P: Port> HostModel<P> {
                     self.register_reads += 1;
                     return;
                 }
+                if seq == MSIX_ENABLE {
+                    vm.config_in_flight = false;
+                    self.config_writes += 1;
+                    if t.status() != CplStatus::Sc || !t.payload().is_empty() {
+                        self.integrity.data_mismatches += 1;
+                    }
+                    return;
+                }
                 if seq >= CONFIG_WRITE {
                     vm.config_in_flight = false;
                     let dw = t
@@ -532,6 +546,13 @@ impl<P: Port> HostModel<P> {
             // them), though not a tracked one.
             vm.count_sent();
         }
+        // With its table programmed, each VM enables MSI-X, once.
+        for i in 0..self.vms.len() {
+            let vm = &self.vms[i];
+            if vm.msix_programmed && !vm.msix_enabled && !vm.config_in_flight && !vm.detached {
+                self.send_request(i, MSIX_ENABLE, self.now);
+            }
+        }
     }
 
     /// Sends the next write, for the next running VM in turn; returns the
@@ -581,6 +602,20 @@ impl<P: Port> HostModel<P> {
                 let access = MemAccess::dwords(vm.target.bar + offset as u64, 1);
                 memory_read(&mut self.tlp, self.config.requester, tag, access).ok()
             })
+        } else if seq == MSIX_ENABLE {
+            // Message Control (bytes 2–3) with MSI-X Enable; the capability
+            // ID and next pointer in bytes 0–1 are read-only.
+            let data = [0x11, 0xa0, 0x09, 0x80];
+            tlp::build::config_request(
+                &mut self.tlp,
+                Kind::CfgWr0,
+                self.config.requester,
+                tag,
+                vm.target.id,
+                crate::MSIX_CAPABILITY,
+                &data,
+            )
+            .ok()
         } else if seq >= CONFIG_WRITE {
             let (kind, register, data) = match seq {
                 CONFIG_IDS => (Kind::CfgRd0, 0, &[][..]),
@@ -615,6 +650,9 @@ impl<P: Port> HostModel<P> {
         let vm = &mut self.vms[i];
         if seq == REGISTER {
             vm.register_expect = vm.register_read.take().map(|(_, expect)| expect);
+        } else if seq == MSIX_ENABLE {
+            vm.config_in_flight = true;
+            vm.msix_enabled = true;
         } else if seq >= CONFIG_WRITE {
             vm.config_in_flight = true;
             vm.config_step = (vm.config_step + 1) % 3;
@@ -775,7 +813,9 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                     if now.saturating_sub(at) > self.config.completion_timeout {
                         *slot = None;
                         vm.in_flight -= 1;
-                        vm.config_in_flight &= seq < CONFIG_WRITE;
+                        vm.config_in_flight &= seq < CONFIG_WRITE && seq != MSIX_ENABLE;
+                        // Not known to have arrived: set again.
+                        vm.msix_enabled &= seq != MSIX_ENABLE;
                         if seq == REGISTER {
                             vm.register_expect = None;
                         }

@@ -16,7 +16,8 @@ pub mod registers;
 mod stream;
 
 pub use endpoint::{
-    EndpointCommand, EndpointConfig, EndpointModel, FunctionConfig, Moved, MSIX_TABLE_BYTES,
+    EndpointCommand, EndpointConfig, EndpointModel, FunctionConfig, Moved, MSIX_CAPABILITY,
+    MSIX_TABLE_BYTES,
 };
 pub use host::{HostCommand, HostConfig, HostModel, HostTarget, Vm, VmCounters};
 pub use registers::REGISTER_BLOCK;
