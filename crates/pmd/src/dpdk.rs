@@ -293,20 +293,9 @@ impl DpdkPort {
         rx_descriptors: u16,
         tx_descriptors: u16,
     ) -> Result<DpdkPort, DpdkError> {
-        let mempool = pool
-            .mempool()
-            .ok_or_else(|| error(format!("{device}: the pool is not a DPDK mbuf pool"), 22))?;
-        let cname = CString::new(device).map_err(|_| error("device name", 22))?;
-        let mut id = 0u16;
-        // SAFETY: `cname` is a valid C string and `id` a valid out pointer.
-        let rc = unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
-        if rc != 0 {
-            return Err(error(
-                format!("{device}: no such ethdev (is it in the EAL arguments?)"),
-                rc,
-            ));
-        }
-        Self::start(id, device, pool, mempool, rx_descriptors, tx_descriptors)
+        Self::open_queues(device, pool, 1, rx_descriptors, tx_descriptors)?
+            .pop()
+            .ok_or_else(|| error(format!("{device}: no queue"), 22))
     }
 
     fn start(
