@@ -933,11 +933,11 @@ impl Gate {
     }
 
     /// A non-posted request reached binding `b`'s function by the routes in
-    /// force now. It left the host after everything routed to the function
-    /// `b`'s state came from, and on one path through the fabric a request
-    /// does not pass posted writes or earlier requests (PCIe Base
-    /// Specification §2.4.1): nothing more can arrive there for `b`, whose
-    /// redirect ends.
+    /// force now. It left the host after everything that was routed to the
+    /// function `b`'s state came from, and on one path through the fabric a
+    /// request does not pass posted writes or earlier requests (PCIe Base
+    /// Specification §2.4.1): nothing routed the old way is still coming,
+    /// so that function's redirect to `b` ends.
     fn fence(&mut self, b: usize) {
         let Some(from) = self
             .bindings
