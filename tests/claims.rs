@@ -57,6 +57,15 @@ fn command(gate: &mut Gate, tx: &mut Producer<GateCommand>, c: GateCommand, now:
     gate.poll(now);
 }
 
+/// Prepares a VM migration of binding B1 to the host on `DEST_BUS`.
+fn prepare(gate: &mut Gate, tx: &mut Producer<GateCommand>, now: u64) {
+    let c = GateCommand::Prepare {
+        binding: B1,
+        destination_bus: DEST_BUS,
+    };
+    command(gate, tx, c, now);
+}
+
 /// Pauses `binding` in `mode`, `stopped` naming the side that stopped.
 fn pause(
     gate: &mut Gate,
@@ -324,15 +333,7 @@ fn claim_1_source_and_destination_vdis_operate_together_during_migration() {
 fn claim_2_destination_host_detects_the_source_instantiation() {
     let (mut g, mut tx) = gate();
     let source_ids = g.vdi(B1).unwrap().ids();
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Prepare {
-            binding: B1,
-            destination_bus: DEST_BUS,
-        },
-        0,
-    );
+    prepare(&mut g, &mut tx, 0);
     // The destination host enumerates: vendor and device ID are the source
     // function's.
     let id = cfg_read(&mut g, HOST_B, 0).expect("the destination's VDI answers");
@@ -351,15 +352,7 @@ fn claim_3_destination_host_accesses_the_source_instantiation_state() {
         GateOffer::Served(_)
     ));
     // … and the destination, made from the source's snapshot, reads it.
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Prepare {
-            binding: B1,
-            destination_bus: DEST_BUS,
-        },
-        1,
-    );
+    prepare(&mut g, &mut tx, 1);
     let line = cfg_read(&mut g, HOST_B, 0x3c).unwrap();
     assert_eq!(line & 0xff, 0x0b, "the interrupt line the source wrote");
 }
@@ -383,15 +376,7 @@ fn after_the_switch_over_the_destination_host_reaches_the_function() {
             b.up_passed.load(Ordering::Acquire),
         )
     };
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Prepare {
-            binding: B1,
-            destination_bus: DEST_BUS,
-        },
-        0,
-    );
+    prepare(&mut g, &mut tx, 0);
     // The destination host writes its own instantiation …
     assert!(matches!(
         cfg_write(&mut g, HOST_B, 0x3c, 0x0000_000c),
@@ -492,15 +477,7 @@ fn a_standby_function_holds_configuration_requests() {
 #[test]
 fn claim_4_destination_exchanges_tlps_while_the_source_operates() {
     let (mut g, mut tx) = gate();
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Prepare {
-            binding: B1,
-            destination_bus: DEST_BUS,
-        },
-        0,
-    );
+    prepare(&mut g, &mut tx, 0);
     let mut reply = [0u8; 64];
     // The source host's traffic goes on to the device …
     let w = write(HOST_A, VF1_BAR + 0x100, 1);
@@ -515,15 +492,7 @@ fn claim_4_destination_exchanges_tlps_while_the_source_operates() {
 #[test]
 fn claim_5_register_reads_and_writes_reach_the_vdi() {
     let (mut g, mut tx) = gate();
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Prepare {
-            binding: B1,
-            destination_bus: DEST_BUS,
-        },
-        0,
-    );
+    prepare(&mut g, &mut tx, 0);
     let before = cfg_read(&mut g, HOST_B, 0x3c).unwrap();
     cfg_write(&mut g, HOST_B, 0x3c, (before & !0xff) | 0x5a);
     assert_eq!(cfg_read(&mut g, HOST_B, 0x3c).unwrap() & 0xff, 0x5a);
