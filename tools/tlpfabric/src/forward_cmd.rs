@@ -128,7 +128,7 @@ fn dpdk_ports(
     east: Vec<u8>,
     west: Vec<u8>,
 ) -> Result<(Vec<Lane>, String), String> {
-    use pmd::dpdk::{self, DpdkPort, Mempool};
+    use pmd::dpdk::{DpdkPort, Mempool};
     use pmd::FillPort;
     let names: Vec<&str> = args.ports.split(',').map(str::trim).collect();
     let [w, e] = names[..] else {
@@ -137,13 +137,11 @@ fn dpdk_ports(
             args.ports
         ));
     };
-    let default = format!(
-        "--no-huge --no-pci -m 1024 --vdev=net_null0 --vdev=net_null1 --file-prefix=tlpfabric-forward-{} --log-level=lib.eal:error",
-        std::process::id()
-    );
-    let eal = args.eal.clone().unwrap_or(default);
-    let eal_args: Vec<&str> = eal.split_whitespace().collect();
-    dpdk::init(&eal_args).map_err(|e| format!("--eal: {e}"))?;
+    crate::init_eal(
+        args.eal.as_deref(),
+        "forward",
+        "--vdev=net_null0 --vdev=net_null1",
+    )?;
     // Receive descriptors of both ports' queues, transmit queues, caches
     // and bursts in flight.
     let queues = args.lcores as u16;

@@ -23,6 +23,20 @@ pub const EXIT_REJECTED: i32 = 1;
 /// Exit status for usage errors.
 pub const EXIT_USAGE: i32 = 2;
 
+/// Initialises DPDK's EAL with `--eal` as given, or by default without
+/// hugepages or PCI, 1 GiB, `vdevs`, and a file prefix of this process's own
+/// (named after the command, so two runs never collide).
+#[cfg(feature = "dpdk")]
+pub(crate) fn init_eal(given: Option<&str>, command: &str, vdevs: &str) -> Result<(), String> {
+    let default = format!(
+        "--no-huge --no-pci -m 1024 {vdevs} --file-prefix=tlpfabric-{command}-{} --log-level=lib.eal:error --no-telemetry",
+        std::process::id()
+    );
+    let eal = given.map_or(default, str::to_string);
+    let args: Vec<&str> = eal.split_whitespace().collect();
+    pmd::dpdk::init(&args).map_err(|e| format!("--eal: {e}"))
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tlpfabric",

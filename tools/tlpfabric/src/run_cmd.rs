@@ -94,17 +94,12 @@ pub(crate) struct RunArgs {
 /// Every link a pair of DPDK ethdevs over net_ring, every frame an mbuf.
 #[cfg(feature = "dpdk")]
 fn dpdk_ports(args: &RunArgs, t: &Topology) -> Result<scenario::Ports, String> {
-    use pmd::dpdk::{self, DpdkPort, Mempool};
-    let default = format!(
-        "--no-huge --no-pci -m 1024 --file-prefix=tlpfabric-run-{} --log-level=lib.eal:error --no-telemetry",
-        std::process::id()
-    );
-    let eal = args.eal.clone().unwrap_or(default);
-    let eal_args: Vec<&str> = eal.split_whitespace().collect();
-    dpdk::init(&eal_args).map_err(|e| format!("--eal: {e}"))?;
-    // As many buffers as the in-memory default has, each room for a frame.
+    use pmd::dpdk::{DpdkPort, Mempool};
+    crate::init_eal(args.eal.as_deref(), "run", "")?;
+    // As many buffers as the in-memory default has, each room for a frame,
+    // and a cache for each core (both register as DPDK lcores).
     let room = (14 + t.link.mtu).max(2048) as u16;
-    let mempool = Mempool::new("run", 32_767, 0, room).map_err(|e| e.to_string())?;
+    let mempool = Mempool::new("run", 32_767, 256, room).map_err(|e| e.to_string())?;
     let pool = pmd::FramePool::dpdk(mempool);
     let link_pool = pool.clone();
     Ok(scenario::Ports {
