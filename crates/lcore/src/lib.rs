@@ -7,10 +7,14 @@
 
 pub mod gate;
 mod node;
+pub mod stall;
 mod task;
 
 pub use gate::{
     Arrival, Blackouts, Gate, GateCommand, GateOffer, GateStats, GateStatus, GatedFunction,
 };
 pub use node::{FrameSettings, LiveSnapshot, LiveStats, NodeStats, NodeTask, BURST};
-pub use task::{Control, CoreSpec, CoreStats, Cores, Deterministic, Stuck, Task, Tasks};
+pub use stall::{StallClock, StallWatch, STALL_AFTER_NS};
+pub use task::{
+    Control, CoreSpec, CoreStats, Cores, Deterministic, Stuck, Task, Tasks, ROUND_THRESHOLDS_NS,
+};

@@ -34,6 +34,27 @@ pub struct CoreStats {
     pub idle_polls: u64,
     /// Items handled.
     pub items: u64,
+    /// Rounds that took longer than each of [`ROUND_THRESHOLDS_NS`] (a
+    /// round is every task's poll, and anything that kept the core from
+    /// them: the OS or the hypervisor taking the CPU shows up here too).
+    pub rounds_over: [u64; ROUND_THRESHOLDS_NS.len()],
+    /// The longest round, in nanoseconds.
+    pub longest_round_ns: u64,
+}
+
+/// Round lengths [`CoreStats::rounds_over`] counts: 10, 20, 50 (the
+/// shortest completion timeout PCIe allows), 100 and 1,000 µs.
+pub const ROUND_THRESHOLDS_NS: [u64; 5] = [10_000, 20_000, 50_000, 100_000, 1_000_000];
+
+/// Counts a round of `ns` nanoseconds.
+fn count_round(ns: u64, over: &mut [u64; ROUND_THRESHOLDS_NS.len()], longest: &mut u64) {
+    if ns < ROUND_THRESHOLDS_NS[0] {
+        return;
+    }
+    *longest = (*longest).max(ns);
+    for (count, threshold) in over.iter_mut().zip(ROUND_THRESHOLDS_NS) {
+        *count += u64::from(ns > threshold);
+    }
 }
 
 impl CoreStats {
@@ -155,6 +176,8 @@ struct Published {
     busy: AtomicU64,
     idle: AtomicU64,
     items: AtomicU64,
+    rounds_over: [AtomicU64; ROUND_THRESHOLDS_NS.len()],
+    longest_round_ns: AtomicU64,
     /// Set when the core has left its loop.
     stopped: AtomicBool,
 }
@@ -229,13 +252,28 @@ impl Cores {
                         core_affinity::set_for_current(cpu);
                     }
                     let (mut busy, mut idle, mut items) = (0u64, 0u64, 0u64);
+                    let mut over = [0u64; ROUND_THRESHOLDS_NS.len()];
+                    let mut longest = 0u64;
                     let mut round = 0u64;
+                    let mut last = started.elapsed().as_nanos() as u64;
+                    let publish =
+                        |busy, idle, items, over: &[u64; ROUND_THRESHOLDS_NS.len()], longest| {
+                            p.busy.store(busy, Ordering::Relaxed);
+                            p.idle.store(idle, Ordering::Relaxed);
+                            p.items.store(items, Ordering::Relaxed);
+                            for (to, from) in p.rounds_over.iter().zip(over) {
+                                to.store(*from, Ordering::Relaxed);
+                            }
+                            p.longest_round_ns.store(longest, Ordering::Relaxed);
+                        };
                     while !stop.load(Ordering::Relaxed) {
                         // Control changes apply between rounds, never inside one.
                         while let Some(change) = control_rx.pop() {
                             change(&mut tasks);
                         }
                         let now = started.elapsed().as_nanos() as u64;
+                        count_round(now.saturating_sub(last), &mut over, &mut longest);
+                        last = now;
                         let done: usize = tasks.iter_mut().map(|t| t.poll(now)).sum();
                         if done > 0 {
                             busy += 1;
@@ -246,14 +284,10 @@ impl Cores {
                         round += 1;
                         // Publish now and then, not every round.
                         if round.is_multiple_of(1024) {
-                            p.busy.store(busy, Ordering::Relaxed);
-                            p.idle.store(idle, Ordering::Relaxed);
-                            p.items.store(items, Ordering::Relaxed);
+                            publish(busy, idle, items, &over, longest);
                         }
                     }
-                    p.busy.store(busy, Ordering::Relaxed);
-                    p.idle.store(idle, Ordering::Relaxed);
-                    p.items.store(items, Ordering::Relaxed);
+                    publish(busy, idle, items, &over, longest);
                     p.stopped.store(true, Ordering::Release);
                     tasks
                 })
@@ -286,6 +320,8 @@ impl Cores {
                 busy_polls: p.busy.load(Ordering::Relaxed),
                 idle_polls: p.idle.load(Ordering::Relaxed),
                 items: p.items.load(Ordering::Relaxed),
+                rounds_over: std::array::from_fn(|i| p.rounds_over[i].load(Ordering::Relaxed)),
+                longest_round_ns: p.longest_round_ns.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -394,6 +430,50 @@ mod tests {
             "no such core"
         );
         cores.stop(Duration::from_secs(5)).unwrap();
+    }
+
+    /// Sleeps 2 ms in its first poll, then does nothing.
+    struct SlowOnce(bool);
+
+    impl Task for SlowOnce {
+        fn name(&self) -> &str {
+            "slow once"
+        }
+        fn poll(&mut self, _: u64) -> usize {
+            if !self.0 {
+                self.0 = true;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            0
+        }
+    }
+
+    #[test]
+    fn a_long_round_is_counted_against_every_threshold_it_passes() {
+        let cores = Cores::start(vec![CoreSpec {
+            cpu: None,
+            tasks: vec![Box::new(SlowOnce(false))],
+        }]);
+        let t0 = Instant::now();
+        while cores.stats()[0].longest_round_ns == 0 && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let s = cores.stats()[0];
+        cores.stop(Duration::from_secs(5)).unwrap();
+        assert!(s.longest_round_ns >= 2_000_000, "{s:?}");
+        // The sleep passes every threshold; the OS may add rounds of its own.
+        assert!(s.rounds_over.iter().all(|&n| n >= 1), "{s:?}");
+        assert!(s.rounds_over.windows(2).all(|w| w[0] >= w[1]), "{s:?}");
+    }
+
+    #[test]
+    fn rounds_are_counted_by_the_thresholds_they_pass() {
+        let (mut over, mut longest) = ([0; ROUND_THRESHOLDS_NS.len()], 0);
+        for ns in [5_000, 10_000, 10_001, 60_000, 2_000_000] {
+            count_round(ns, &mut over, &mut longest);
+        }
+        assert_eq!(over, [3, 2, 2, 1, 1]);
+        assert_eq!(longest, 2_000_000);
     }
 
     struct Stubborn;

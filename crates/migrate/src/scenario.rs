@@ -100,12 +100,15 @@ impl Default for ScenarioConfig {
 
 /// Every task of the in-process fabric.
 pub struct Scenario {
-    /// Node pipelines, one per node.
+    /// Node pipelines, one per node, after a watch of their core's stalls.
     pub nodes: Vec<Box<dyn Task>>,
     /// Host models, device models, and the orchestrator last.
     pub models: Vec<Box<dyn Task>>,
     /// Problems worth a line in a report (a template not found).
     pub notes: Vec<String>,
+    /// How long the nodes' core was kept from running (hosts judge their
+    /// completion timeouts by it).
+    pub fabric_stalls: Arc<lcore::StallClock>,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -201,6 +204,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         remote_node: u16::MAX,
         ..fabric::LinkConfig::default()
     };
+    let fabric_stalls = Arc::new(lcore::StallClock::default());
     let mut models: Vec<Box<dyn Task>> = Vec::new();
     let mut host_handles = Vec::new();
     let mut vm_counters: Vec<_> = t
@@ -260,6 +264,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         let (commands, commands_rx) = rings::spsc::ring(64);
         let (handed_tx, handed) = rings::spsc::ring(64);
         host_model.with_control(commands_rx, handed_tx);
+        host_model.with_stall_clock(fabric_stalls.clone());
         host_handles.push(HostHandle { commands, handed });
         reliable.push((host.attach.node, host.attach.port, Some(link)));
         models.push(Box::new(host_model));
@@ -353,7 +358,8 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         }));
         gates[end.attach.node] = Some(gate);
     }
-    let mut nodes: Vec<Box<dyn Task>> = Vec::new();
+    let mut nodes: Vec<Box<dyn Task>> =
+        vec![Box::new(lcore::StallWatch::new(fabric_stalls.clone()))];
     let mut publishers = Vec::new();
     for (n, node_ports) in ports.into_iter().enumerate() {
         let node_ports: Vec<DynPort> = node_ports
@@ -397,5 +403,6 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         nodes,
         models,
         notes,
+        fabric_stalls,
     })
 }

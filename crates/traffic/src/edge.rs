@@ -116,11 +116,12 @@ impl Edge {
     }
 
     /// Receives a burst from `port`; returns its TLPs (give the vector back
-    /// with [`Edge::recycle`]) and the number of frames that failed their
-    /// checks. With a link, credits go back as soon as the TLPs are taken.
-    pub(crate) fn receive<P: Port>(&mut self, port: &mut P, now: u64) -> (Vec<Vec<u8>>, u64) {
+    /// with [`Edge::recycle`]), the number of frames that failed their
+    /// checks, and whether the burst was full (more may be waiting). With a
+    /// link, credits go back as soon as the TLPs are taken.
+    pub(crate) fn receive<P: Port>(&mut self, port: &mut P, now: u64) -> (Vec<Vec<u8>>, u64, bool) {
         let mut tlps = std::mem::take(&mut self.tlps);
-        port.rx_burst(0, &mut self.rx, 32);
+        let full = port.rx_burst(0, &mut self.rx, RX_BURST) == RX_BURST;
         let mut bad = 0;
         for frame in self.rx.drain(..) {
             match &mut self.link {
@@ -144,7 +145,7 @@ impl Edge {
                 },
             }
         }
-        (tlps, bad)
+        (tlps, bad, full)
     }
 
     /// Takes back the vector [`Edge::receive`] lent, emptied.
@@ -153,6 +154,9 @@ impl Edge {
         self.tlps = tlps;
     }
 }
+
+/// Frames a model takes from its port per burst.
+pub(crate) const RX_BURST: usize = 32;
 
 /// How many items a rate allows by time `now` (`None`: no limit).
 pub(crate) fn allowed(rate: Option<f64>, now: u64) -> u64 {

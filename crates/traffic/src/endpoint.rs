@@ -555,7 +555,7 @@ impl<P: Port + Send + 'static> Task for EndpointModel<P> {
     fn poll(&mut self, now: u64) -> usize {
         self.now = now;
         self.control();
-        let (tlps, bad) = self.edge.receive(&mut self.port, now);
+        let (tlps, bad, _) = self.edge.receive(&mut self.port, now);
         self.integrity.data_mismatches += bad;
         let mut done = tlps.len();
         for t in &tlps {

@@ -3,6 +3,7 @@
 use crate::edge::{allowed, Edge};
 use crate::registers;
 use crate::stream::{self, Integrity, StreamCheck};
+use hdrhistogram::Histogram;
 use lcore::Task;
 use pmd::{FramePool, Port};
 use rings::spsc::{Consumer, Producer};
@@ -10,6 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tlp::build::{memory_read, memory_write, MemAccess};
 use tlp::{Bdf, CplStatus, Kind, Tlp};
+
+/// Full bursts a poll takes before it judges reads late (see `poll`).
+const RX_BURSTS_BEFORE_TIMEOUTS: usize = 8;
+
+/// A gap between polls longer than this means the model's core was kept
+/// from running (the OS or hypervisor took it); see `HostModel::thaw`.
+const FROZEN_AFTER_NS: u64 = 10_000;
 
 /// One function the host writes to and reads from (one binding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +111,21 @@ impl Default for HostConfig {
     }
 }
 
+/// A read in flight.
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    /// The write sequence number it expects (or a configuration marker).
+    seq: u64,
+    /// When it was sent.
+    sent_at: u64,
+    /// Time its timeout clock stood still (its host's core was stalled).
+    frozen: u64,
+    /// The fabric's stalls that had ended then (see
+    /// [`HostModel::with_stall_clock`]; a read sent during a stall is
+    /// excused all of it).
+    stalled_at: u64,
+}
+
 /// One VM's traffic with its function: what moves with the VM when it
 /// migrates to another host (its stream positions, its reads in flight).
 #[derive(Debug, Clone)]
@@ -111,9 +134,8 @@ pub struct Vm {
     pub target: HostTarget,
     next_seq: u64,
     dma: StreamCheck,
-    /// Per tag of its range: the write sequence number the read expects,
-    /// and when it was sent.
-    outstanding: Vec<Option<(u64, u64)>>,
+    /// Per tag of its range, the read in flight with it.
+    outstanding: Vec<Option<Outstanding>>,
     in_flight: usize,
     next_tag: u16,
     /// Requests sent to its function (writes and reads), over its life.
@@ -292,6 +314,12 @@ pub struct HostModel<P> {
     edge: Edge,
     /// The time of the current poll.
     now: u64,
+    /// The time of the previous poll.
+    last_poll: Option<u64>,
+    /// Time its reads' clocks were stopped (see `thaw`).
+    frozen_ns: u64,
+    fabric_stalls: Option<Arc<lcore::StallClock>>,
+    round_trips: Histogram<u64>,
     /// Writes sent in all.
     writes: u64,
     vms: Vec<Vm>,
@@ -325,6 +353,12 @@ impl<P: Port> HostModel<P> {
             port,
             edge: Edge::new(pool),
             now: 0,
+            last_poll: None,
+            frozen_ns: 0,
+            fabric_stalls: None,
+            // 1 ns to 60 s, three significant digits: sized once, so
+            // recording never allocates.
+            round_trips: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"),
             writes: 0,
             integrity: Integrity::default(),
             interrupts: 0,
@@ -347,6 +381,14 @@ impl<P: Port> HostModel<P> {
         self.edge.with_link(config)
     }
 
+    /// Reads the stalls of the fabric's core from `clock`, so that a
+    /// completion timeout the fabric's core being kept from running
+    /// explains is counted as such too
+    /// ([`Integrity::completion_timeouts_in_stalls`]).
+    pub fn with_stall_clock(&mut self, clock: Arc<lcore::StallClock>) {
+        self.fabric_stalls = Some(clock);
+    }
+
     /// Takes VM control from `commands` and hands VMs over on `handed`.
     pub fn with_control(&mut self, commands: Consumer<HostCommand>, handed: Producer<Box<Vm>>) {
         self.control = Some((commands, handed));
@@ -355,6 +397,13 @@ impl<P: Port> HostModel<P> {
     /// What it has seen.
     pub fn integrity(&self) -> &Integrity {
         &self.integrity
+    }
+
+    /// Nanoseconds from sending each completed request (reads and
+    /// configuration requests) to its completion's arrival, by the clock
+    /// polls are given.
+    pub fn round_trips(&self) -> &Histogram<u64> {
+        &self.round_trips
     }
 
     /// Writes sent.
@@ -451,10 +500,12 @@ impl<P: Port> HostModel<P> {
                 };
                 vm.count_received();
                 let slot = tag - vm.tag_base();
-                let Some((seq, _)) = vm.outstanding[slot].take() else {
+                let Some(Outstanding { seq, sent_at, .. }) = vm.outstanding[slot].take() else {
                     self.integrity.unexpected_completions += 1;
                     return;
                 };
+                self.round_trips
+                    .saturating_record(self.now.saturating_sub(sent_at).max(1));
                 vm.in_flight -= 1;
                 self.integrity.delivered += 1;
                 if seq == REGISTER {
@@ -660,7 +711,12 @@ impl<P: Port> HostModel<P> {
                 vm.line = vm.line.wrapping_add(1);
             }
         }
-        vm.outstanding[slot] = Some((seq, now));
+        vm.outstanding[slot] = Some(Outstanding {
+            seq,
+            sent_at: now,
+            frozen: 0,
+            stalled_at: self.fabric_stalls.as_ref().map_or(0, |c| c.stalled_ns()),
+        });
         vm.in_flight += 1;
         vm.count_sent();
         vm.next_tag = ((slot + 1) % TAGS_PER_VM) as u16;
@@ -781,6 +837,34 @@ impl<P: Port> HostModel<P> {
     }
 }
 
+impl<P> HostModel<P> {
+    /// Stops its reads' completion-timeout clocks for the time its core was
+    /// kept from running. The device model shares that core, so a read sent
+    /// just before such a stall has had no chance to be answered; the
+    /// hardware both stand in for does not stall with them. A stall of the
+    /// fabric's own core still counts (see the run's long-round figures).
+    fn thaw(&mut self, now: u64) {
+        let gap = self.last_poll.map_or(0, |last| now.saturating_sub(last));
+        self.last_poll = Some(now);
+        if gap <= FROZEN_AFTER_NS {
+            return;
+        }
+        let lost = gap - FROZEN_AFTER_NS;
+        self.frozen_ns += lost;
+        for vm in &mut self.vms {
+            for read in vm.outstanding.iter_mut().flatten() {
+                read.frozen += lost;
+            }
+        }
+    }
+
+    /// Time its reads' clocks were stopped because its core was kept from
+    /// running, in nanoseconds.
+    pub fn frozen_ns(&self) -> u64 {
+        self.frozen_ns
+    }
+}
+
 impl<P: Port + Send + 'static> Task for HostModel<P> {
     fn name(&self) -> &str {
         "host"
@@ -792,26 +876,55 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
 
     fn poll(&mut self, now: u64) -> usize {
         self.now = now;
+        self.thaw(now);
         // Control first: a VM attached here is in place before anything the
         // fabric released toward it after the attach was sent can arrive.
         self.control();
-        let (tlps, bad) = self.edge.receive(&mut self.port, now);
-        self.integrity.data_mismatches += bad;
-        let mut done = tlps.len();
-        for t in &tlps {
-            self.on_tlp(t);
+        let mut done = 0;
+        // A completion still queued behind a full burst has arrived: reads
+        // are judged late only once what came is taken (up to a bound, so a
+        // flood cannot starve the rest of the poll).
+        let mut caught_up = false;
+        for _ in 0..RX_BURSTS_BEFORE_TIMEOUTS {
+            let (tlps, bad, full) = self.edge.receive(&mut self.port, now);
+            self.integrity.data_mismatches += bad;
+            done += tlps.len();
+            for t in &tlps {
+                self.on_tlp(t);
+            }
+            self.edge.recycle(tlps);
+            if !full {
+                caught_up = true;
+                break;
+            }
         }
-        self.edge.recycle(tlps);
         self.control();
         // Reads that waited too long.
-        for vm in &mut self.vms {
+        for vm in self.vms.iter_mut().filter(|_| caught_up) {
             if vm.in_flight == 0 {
                 continue;
             }
             for slot in vm.outstanding.iter_mut() {
-                if let Some((seq, at)) = *slot {
-                    if now.saturating_sub(at) > self.config.completion_timeout {
+                if let Some(Outstanding {
+                    seq,
+                    sent_at,
+                    frozen,
+                    stalled_at,
+                }) = *slot
+                {
+                    let waited = now.saturating_sub(sent_at).saturating_sub(frozen);
+                    if waited > self.config.completion_timeout {
                         *slot = None;
+                        // Would it have come in time had the fabric's core
+                        // not been stalled meanwhile?
+                        let stalls = self
+                            .fabric_stalls
+                            .as_ref()
+                            .map_or(0, |c| c.stalled_ns_by(now));
+                        let stalled = stalls.saturating_sub(stalled_at);
+                        if waited.saturating_sub(stalled) <= self.config.completion_timeout {
+                            self.integrity.completion_timeouts_in_stalls += 1;
+                        }
                         vm.in_flight -= 1;
                         vm.config_in_flight &= seq < CONFIG_WRITE && seq != MSIX_ENABLE;
                         // Not known to have arrived: set again.
@@ -874,5 +987,82 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
         }
         self.edge.flush(&mut self.port, now);
         done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lcore::{StallClock, StallWatch};
+    use pmd::{ring_link, RingPort};
+
+    /// A host that sends one write and one read into a link nobody answers
+    /// (its far end is kept so the link stays up).
+    fn unanswered() -> (HostModel<RingPort>, RingPort) {
+        let (port, far) = ring_link("host", 64, 1600);
+        let config = HostConfig {
+            total_writes: 1,
+            writes_per_poll: 1,
+            read_every: 1,
+            config_every: 0,
+            register_every: 0,
+            completion_timeout: 50_000,
+            ..HostConfig::default()
+        };
+        let host = HostModel::new(config, port, FramePool::new(64, 1600));
+        (host, far)
+    }
+
+    #[test]
+    fn a_read_does_not_age_while_its_hosts_core_is_stalled() {
+        let (mut host, _far) = unanswered();
+        host.poll(0);
+        host.poll(1_000);
+        // 1 ms without a poll: the model's core was taken from it.
+        host.poll(1_001_000);
+        assert_eq!(host.integrity().completion_timeouts, 0);
+        assert_eq!(host.frozen_ns(), 1_000_000 - FROZEN_AFTER_NS);
+        // It ages again while polled: it is 11 µs old (1 µs before the gap,
+        // the 10 µs of it that count); 39 µs more make 50, which is not yet
+        // late.
+        let mut now = 1_001_000;
+        while now < 1_001_000 + 39_000 {
+            now += 1_000;
+            host.poll(now);
+        }
+        assert_eq!(host.integrity().completion_timeouts, 0);
+        host.poll(now + 1_000);
+        assert_eq!(host.integrity().completion_timeouts, 1);
+        assert_eq!(host.integrity().completion_timeouts_in_stalls, 0);
+    }
+
+    /// Polls the host every microsecond up to `until`, and the watch of the
+    /// fabric's core only up to `watch_until`; gives the host's account.
+    fn timeouts_with_fabric_polled_until(watch_until: u64, until: u64) -> Integrity {
+        let (mut host, _far) = unanswered();
+        let clock = Arc::new(StallClock::default());
+        host.with_stall_clock(clock.clone());
+        let mut watch = StallWatch::new(clock);
+        let mut now = 0;
+        while now <= until {
+            if now <= watch_until {
+                watch.poll(now);
+            }
+            host.poll(now);
+            now += 1_000;
+        }
+        *host.integrity()
+    }
+
+    #[test]
+    fn a_timeout_a_stall_of_the_fabrics_core_explains_is_told_apart() {
+        let fabric_ran = timeouts_with_fabric_polled_until(u64::MAX, 60_000);
+        assert_eq!(fabric_ran.completion_timeouts, 1);
+        assert_eq!(fabric_ran.completion_timeouts_in_stalls, 0);
+        // The fabric's core stops at 2 µs and has not come back when the
+        // read times out: the stall going on explains it.
+        let fabric_stalled = timeouts_with_fabric_polled_until(2_000, 60_000);
+        assert_eq!(fabric_stalled.completion_timeouts, 1);
+        assert_eq!(fabric_stalled.completion_timeouts_in_stalls, 1);
     }
 }

@@ -18,6 +18,10 @@ pub struct Integrity {
     pub reordered: u64,
     /// Reads whose completion did not come within the timeout.
     pub completion_timeouts: u64,
+    /// Of those, the ones that would have completed in time but for the
+    /// fabric's core being kept from running meanwhile (the OS or the
+    /// hypervisor took it; counted only where a stall clock is read).
+    pub completion_timeouts_in_stalls: u64,
     /// Payloads or read data that were not what was written.
     pub data_mismatches: u64,
     /// Completions for no outstanding read.
@@ -32,6 +36,7 @@ impl Integrity {
         self.duplicated += o.duplicated;
         self.reordered += o.reordered;
         self.completion_timeouts += o.completion_timeouts;
+        self.completion_timeouts_in_stalls += o.completion_timeouts_in_stalls;
         self.data_mismatches += o.data_mismatches;
         self.unexpected_completions += o.unexpected_completions;
     }

@@ -12,7 +12,10 @@ use crate::forward_cmd::parse_duration;
 use crate::{EXIT_REJECTED, EXIT_USAGE};
 use clap::Args;
 use fabric::Topology;
-use lcore::{Blackouts, CoreSpec, Cores, Deterministic, GateStats, NodeTask, Task};
+use lcore::{
+    Blackouts, CoreSpec, CoreStats, Cores, Deterministic, GateStats, NodeTask, Task,
+    ROUND_THRESHOLDS_NS,
+};
 use migrate::{AbortReason, MigrationKind, Orchestrator, Outcome, Phase, Record, Schedule};
 use serde_json::json;
 use std::io::Write;
@@ -181,6 +184,8 @@ struct Totals {
     skipped: u64,
     /// The first refusals the nodes logged.
     refusal_log: Vec<String>,
+    /// The hosts' request round trips (nanoseconds).
+    round_trips: Option<hdrhistogram::Histogram<u64>>,
 }
 
 fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
@@ -196,6 +201,13 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
             totals.config[1] += h.config_writes();
             totals.interrupts += h.interrupts();
             totals.registers[0] += h.register_reads();
+            match &mut totals.round_trips {
+                // Same bounds on every host: adding cannot fail.
+                Some(sum) => {
+                    let _ = sum.add(h.round_trips());
+                }
+                None => totals.round_trips = Some(h.round_trips().clone()),
+            }
         } else if let Some(d) = any.downcast_ref::<EndpointModel<DynPort>>() {
             totals.integrity.add(d.integrity());
             totals.dma += d.dma_writes();
@@ -369,7 +381,10 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         collect(d.tasks(), &mut totals);
         (
             duration as f64 / 1e9,
-            vec![(d.stats().busy_fraction(), None)],
+            vec![CoreFigures {
+                busy: d.stats().busy_fraction(),
+                timed: None,
+            }],
         )
     } else {
         let progress = assembly.models.iter().find_map(|task| {
@@ -405,10 +420,10 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
             .iter()
             .map(|s| {
                 let rounds = s.busy_polls + s.idle_polls;
-                (
-                    s.busy_fraction(),
-                    (rounds > 0).then(|| wall * 1e6 / rounds as f64),
-                )
+                CoreFigures {
+                    busy: s.busy_fraction(),
+                    timed: (rounds > 0).then(|| (wall * 1e6 / rounds as f64, *s)),
+                }
             })
             .collect();
         match cores.stop(Duration::from_secs(5)) {
@@ -461,12 +476,20 @@ fn summary_json(s: &Summary) -> serde_json::Value {
     json!({"p50": s.p50, "p90": s.p90, "p99": s.p99, "p999": s.p999, "max": s.max, "mean": s.mean, "count": s.count})
 }
 
+/// What a core did over a run.
+struct CoreFigures {
+    /// Share of rounds that did work.
+    busy: f64,
+    /// On real cores: the mean round in µs, and the core's counters.
+    timed: Option<(f64, CoreStats)>,
+}
+
 fn report(
     args: &RunArgs,
     t: &Topology,
     totals: &Totals,
     secs: f64,
-    busy: &[(f64, Option<f64>)],
+    busy: &[CoreFigures],
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
@@ -502,12 +525,36 @@ fn report(
     );
     let busy_text: Vec<String> = busy
         .iter()
-        .map(|(b, round)| match round {
-            Some(us) => format!("{:.0}% (a round every {us:.2} µs)", b * 100.0),
-            None => format!("{:.0}%", b * 100.0),
+        .map(|c| match c.timed {
+            Some((us, _)) => format!("{:.0}% (a round every {us:.2} µs)", c.busy * 100.0),
+            None => format!("{:.0}%", c.busy * 100.0),
         })
         .collect();
     let _ = writeln!(out, "  busy polls per core: {}", busy_text.join(", "));
+    if busy.iter().any(|c| c.timed.is_some()) {
+        // A core kept from its round (by the OS, the hypervisor or a long
+        // task) holds up everything it carries: a read waiting on it can
+        // time out whatever the fabric does.
+        let at = |us: u64| {
+            ROUND_THRESHOLDS_NS
+                .iter()
+                .position(|&t| t == us * 1000)
+                .unwrap_or(0)
+        };
+        let stalls: Vec<String> = busy
+            .iter()
+            .filter_map(|c| c.timed)
+            .map(|(_, s)| {
+                format!(
+                    "{} over 20 µs, {} over 50 µs, longest {:.1} µs",
+                    s.rounds_over[at(20)],
+                    s.rounds_over[at(50)],
+                    s.longest_round_ns as f64 / 1e3
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "  long rounds per core: {}", stalls.join("; "));
+    }
     if totals.no_buffer > 0 {
         let _ = writeln!(
             out,
@@ -601,6 +648,12 @@ fn report(
     let per_tlp = Summary::of(&totals.blackouts.per_tlp);
     let _ = writeln!(out, "  blackout per migration: {}", per_migration.line());
     let _ = writeln!(out, "  blackout per held TLP:  {}", per_tlp.line());
+    let round_trips = totals
+        .round_trips
+        .as_ref()
+        .map(Summary::of)
+        .unwrap_or_default();
+    let _ = writeln!(out, "  request round trips:    {}", round_trips.line());
     let phases = phase_summaries(&totals.records);
     if completed > 0 {
         let text: Vec<String> = phases
@@ -625,6 +678,14 @@ fn report(
         i.completion_timeouts,
         i.data_mismatches
     );
+    if i.completion_timeouts > 0 {
+        let _ = writeln!(
+            out,
+            "  completion timeouts the nodes' core being kept from running explains: {} of {} \
+             (see the long rounds above)",
+            i.completion_timeouts_in_stalls, i.completion_timeouts
+        );
+    }
     if i.unexpected_completions > 0 {
         let _ = writeln!(
             out,
@@ -672,6 +733,7 @@ fn report(
                 "duplicated": i.duplicated,
                 "reordered": i.reordered,
                 "completion_timeouts": i.completion_timeouts,
+                "completion_timeouts_in_stalls": i.completion_timeouts_in_stalls,
                 "data_mismatches": i.data_mismatches,
                 "unexpected_completions": i.unexpected_completions,
                 "sent": i.sent,
@@ -683,8 +745,16 @@ fn report(
                 "by_class": {"posted": totals.by_class[0], "non_posted": totals.by_class[1], "completion": totals.by_class[2]},
             },
             "cores": {
-                "busy_fraction": busy.iter().map(|b| b.0).collect::<Vec<_>>(),
-                "round_us": busy.iter().map(|b| b.1).collect::<Vec<_>>(),
+                "busy_fraction": busy.iter().map(|c| c.busy).collect::<Vec<_>>(),
+                "round_us": busy.iter().map(|c| c.timed.map(|t| t.0)).collect::<Vec<_>>(),
+                "rounds_over_us": busy.iter().map(|c| c.timed.map(|(_, s)| {
+                    ROUND_THRESHOLDS_NS
+                        .iter()
+                        .zip(s.rounds_over)
+                        .map(|(t, n)| ((t / 1000).to_string(), serde_json::Value::from(n)))
+                        .collect::<serde_json::Map<_, _>>()
+                })).collect::<Vec<_>>(),
+                "longest_round_us": busy.iter().map(|c| c.timed.map(|(_, s)| s.longest_round_ns as f64 / 1e3)).collect::<Vec<_>>(),
             },
             "migrations": {
                 "vm": vm,
@@ -703,6 +773,7 @@ fn report(
                 "per_tlp_us": summary_json(&per_tlp),
                 "phases_us": phases_json,
             },
+            "round_trip_us": summary_json(&round_trips),
         });
         if !write_out(path, Ok(format!("{doc:#}\n").into_bytes()), err) {
             return EXIT_REJECTED;
