@@ -37,12 +37,12 @@ struct Fabric {
 }
 
 fn build() -> Fabric {
-    build_with(None)
+    build_with(None, None)
 }
 
 /// The default fabric; with `faults`, its link meets them each way and runs
-/// the reliable link over it.
-fn build_with(faults: Option<fabric::FaultConfig>) -> Fabric {
+/// the reliable link over it, with `flush_deadline` if given.
+fn build_with(faults: Option<fabric::FaultConfig>, flush_deadline: Option<u64>) -> Fabric {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml");
     let t = Topology::load(path.as_ref()).unwrap();
     let pool = FramePool::new(4096, 1600);
@@ -84,10 +84,11 @@ fn build_with(faults: Option<fabric::FaultConfig>) -> Fabric {
             FrameSettings::default(),
         );
         if faults.is_some() {
-            let config = fabric::LinkConfig {
+            let mut config = fabric::LinkConfig {
                 replay_timeout: 50_000,
                 ..t.link_config(0, n == 0).unwrap()
             };
+            config.flush_deadline = flush_deadline.unwrap_or(config.flush_deadline);
             task.with_reliable_link(0, config).unwrap();
         }
         let task = Arc::new(Mutex::new(task));
@@ -279,7 +280,7 @@ fn a_reliable_link_between_the_nodes_survives_a_faulty_cable() {
         nodes,
         pool,
         ..
-    } = build_with(Some(faults));
+    } = build_with(Some(faults), None);
     const TOTAL: u32 = 3000;
     let mut got: Vec<Vec<u8>> = Vec::new();
     let mut next = 0u32;
@@ -317,4 +318,36 @@ fn a_reliable_link_between_the_nodes_survives_a_faulty_cable() {
         far.frames_bad_crc > 0 && far.duplicates + far.out_of_order > 0,
         "{far:?}"
     );
+}
+
+#[test]
+fn a_lone_tlp_does_not_wait_for_company_when_none_is_coming() {
+    let clean = fabric::FaultConfig {
+        drop: 0.0,
+        duplicate: 0.0,
+        reorder: 0.0,
+        corrupt: 0.0,
+        delay: 0.0,
+        delay_ticks: 0,
+        seed: 1,
+    };
+    // A flush deadline of a whole second: were the open frame kept until
+    // then, the TLP could not arrive within the rounds below.
+    let Fabric {
+        mut runner,
+        mut host,
+        mut device,
+        nodes,
+        pool,
+        ..
+    } = build_with(Some(clean), Some(1_000_000_000));
+    send(&mut host, &pool, &[mwr(Bdf(0), 0xfe00_0000, 7)]);
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        runner.round();
+        got.extend(receive(&mut device));
+    }
+    assert_eq!(got.len(), 1, "the TLP crossed the reliable link at once");
+    let s0 = nodes[0].lock().unwrap();
+    assert_eq!(s0.link_stats(0).unwrap().tlps_sent, 1);
 }

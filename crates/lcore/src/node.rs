@@ -410,8 +410,9 @@ impl<P: Port> NodeTask<P> {
     }
 
     /// Seals every open frame and offers every queue to its port; reliable
-    /// links take what waited for them and send what they have to send.
-    fn flush(&mut self, now: u64) {
+    /// links take what waited for them and send what they have to send,
+    /// their open frames sealed too when `light` (see `poll`).
+    fn flush(&mut self, now: u64, light: bool) {
         for (r, e) in self.links.iter_mut().zip(&mut self.egress) {
             let Some(r) = r else {
                 continue;
@@ -427,6 +428,9 @@ impl<P: Port> NodeTask<P> {
                         }
                     }
                 }
+            }
+            if light {
+                r.link.flush();
             }
             while e.queue.len() < BURST * 4 {
                 let Some(mut frame) = self.pool.alloc() else {
@@ -823,6 +827,7 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
         self.poll_gate(now);
         let started = std::time::Instant::now();
         let mut done = 0;
+        let mut light = true;
         for p in 0..self.ports.len() {
             // While frames cannot leave, ports are not read from: back-pressure
             // instead of a queue that grows. Ports with a reliable link are
@@ -837,6 +842,7 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
             }
             let mut rx = std::mem::take(&mut self.rx);
             let n = self.ports[p].rx_burst(0, &mut rx, BURST);
+            light &= n < BURST;
             self.stats.frames_in += n as u64;
             for frame in rx.drain(..) {
                 done += 1;
@@ -847,7 +853,10 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
                 self.poll_gate(now);
             }
         }
-        self.flush(now);
+        // Under light load no more company is coming for a TLP in an open
+        // frame: it leaves now rather than at the link's flush deadline.
+        // Under load (a full burst) frames fill up before the deadline.
+        self.flush(now, light);
         if done > 0 {
             self.stats.busy_ns += started.elapsed().as_nanos() as u64;
             self.polls.0 += 1;

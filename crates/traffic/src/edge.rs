@@ -97,6 +97,9 @@ impl Edge {
                 }
                 self.waiting.pop_front();
             }
+            // A model's poll is its batch: what it queued goes now, as a
+            // driver rings the doorbell after queueing a batch.
+            link.flush();
             while self.pending.len() < 64 {
                 let Some(mut frame) = self.pool.alloc() else {
                     break;
