@@ -6,7 +6,7 @@
 
 use fabric::{FaultConfig, Topology};
 use lcore::gate::STATE_CLOSED;
-use lcore::{Arrival, Deterministic, Gate, GateCommand, GateOffer, GatedFunction, NodeTask};
+use lcore::{Arrival, Deterministic, Gate, GateCommand, GateOffer, GatedFunction, NodeTask, Task};
 use migrate::scenario::{self, DynPort, ScenarioConfig};
 use migrate::{Orchestrator, Outcome, Phase, Schedule};
 use rings::pause::{Direction, EventKind, IdMode, State};
@@ -677,6 +677,47 @@ fn claim_12_held_traffic_is_released_in_order() {
     );
     assert_eq!(g.blackouts().per_migration.len(), 1);
     assert_eq!(g.blackouts().per_tlp.len(), 5);
+}
+
+#[test]
+fn claim_13_a_drain_waits_out_a_stall_of_the_core_that_answers() {
+    let (mut g, mut tx) = gate();
+    let clock = std::sync::Arc::new(lcore::StallClock::default());
+    let mut watch = lcore::StallWatch::new(clock.clone());
+    g.with_stall_clocks(vec![clock]);
+    let mut reply = [0u8; 64];
+    let r = read(HOST_A, 3, VF1_BAR);
+    assert_eq!(g.offer(B1, down(), &r, &mut reply, 0), GateOffer::Pass);
+    watch.poll(0);
+    pause(&mut g, &mut tx, B1, IdMode::Different, None, 1_000);
+    // The completer's core stops at 1 µs: 3 ms later the drain, with a
+    // 1 ms budget, is still waiting — the completion could not be sent.
+    g.poll(3_001_000);
+    assert_eq!(g.state(B1), Some(State::Draining));
+    // The core comes back (polled every 10 µs, no stall), and still no
+    // completion comes: the budget runs out after 1 ms of the drain that
+    // was not stall, at 1 µs + 2.991 ms stalled + 1 ms.
+    let mut now = 3_001_000;
+    while now <= 3_991_000 {
+        watch.poll(now);
+        g.poll(now);
+        assert_eq!(g.state(B1), Some(State::Draining), "at {now}");
+        now += 10_000;
+    }
+    watch.poll(4_001_000);
+    g.poll(4_001_000);
+    assert_eq!(g.state(B1), Some(State::Closed));
+    assert!(
+        g.events(B1).iter().any(|e| matches!(
+            e.kind,
+            EventKind::Closed {
+                budget_expired: true,
+                ..
+            }
+        )),
+        "{:?}",
+        g.events(B1)
+    );
 }
 
 #[test]

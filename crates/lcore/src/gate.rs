@@ -15,6 +15,7 @@
 //! blackout histograms live here, on the node's core, and are read after
 //! the run.
 
+use crate::stall::StallClock;
 use hdrhistogram::Histogram;
 use rings::credits::Cost;
 use rings::pause::{Direction, IdMode, Offer, Pausable, PauseConfig, PausePoint, State, TlpInfo};
@@ -251,6 +252,9 @@ struct Gated {
     destination: Option<(Vdi, u8)>,
     /// When its point closed (or began draining), while paused.
     paused_since: Option<Instant>,
+    /// The stall clocks' sum when its drain began (see
+    /// [`Gate::with_stall_clocks`]).
+    drain_stalls_at: u64,
     aborting: bool,
     /// Paused only to keep a function's new traffic behind what another
     /// function held for it: its reopening is not a migration of its own.
@@ -362,6 +366,8 @@ impl Default for Blackouts {
 /// The pause stage at one endpoint port of a node.
 pub struct Gate {
     port: u16,
+    /// How long the cores a drain depends on were kept from running.
+    stall_clocks: Vec<Arc<StallClock>>,
     bindings: Vec<Gated>,
     commands: Consumer<GateCommand>,
     status: Arc<GateStatus>,
@@ -425,6 +431,7 @@ impl Gate {
         };
         Gate {
             port,
+            stall_clocks: Vec::new(),
             bindings: functions
                 .into_iter()
                 .map(|(function, vdi)| Gated {
@@ -436,6 +443,7 @@ impl Gate {
                     paused_since: None,
                     aborting: false,
                     standby: false,
+                    drain_stalls_at: 0,
                     redirect: None,
                     redirected_from: None,
                     stopped: None,
@@ -457,6 +465,15 @@ impl Gate {
     /// The node port it guards.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Reads from `clocks` how long the cores a drain depends on were kept
+    /// from running (the gate's own, and the one a device emulated in the
+    /// same process answers on): a drain does not count that time against
+    /// its budget. A completion that could not be sent, or that arrived
+    /// while the gate's core could not look, is not late.
+    pub fn with_stall_clocks(&mut self, clocks: Vec<Arc<StallClock>>) {
+        self.stall_clocks = clocks;
     }
 
     /// What it publishes.
@@ -760,7 +777,14 @@ impl Gate {
             if g.point.state() == State::Open && g.paused_since.is_none() {
                 continue;
             }
-            if g.point.state() == State::Draining && g.point.poll(at) == State::Closed {
+            let excused = if g.point.state() == State::Draining {
+                stalled_by(&self.stall_clocks, now).saturating_sub(g.drain_stalls_at)
+            } else {
+                0
+            };
+            if g.point.state() == State::Draining
+                && g.point.poll_excusing(at, Duration::from_nanos(excused)) == State::Closed
+            {
                 // The drain budget ran out with requests still in flight.
                 status.drain_expired.store(true, Ordering::Release);
             }
@@ -849,6 +873,7 @@ impl Gate {
                 status.drain_expired.store(false, Ordering::Release);
                 if g.point.pause(mode, at).is_ok() {
                     g.paused_since = Some(at);
+                    g.drain_stalls_at = stalled_by(&self.stall_clocks, now);
                     if let Some(vdi) = &mut g.vdi {
                         vdi.set_mode(Mode::Migrating);
                     }
@@ -1188,6 +1213,12 @@ fn replayed_write(tlp: &[u8]) -> Option<Vec<u8>> {
         w.fill_ecrc();
     }
     Some(bytes)
+}
+
+/// Stall time by `now` over `clocks`, summed (stalls of two cores at once
+/// count twice: the sum errs toward waiting).
+fn stalled_by(clocks: &[Arc<StallClock>], now: u64) -> u64 {
+    clocks.iter().map(|c| c.stalled_ns_by(now)).sum()
 }
 
 /// Queues `g`'s replayed writes toward its function (re-pointed at `to`

@@ -102,7 +102,8 @@ impl Default for ScenarioConfig {
 pub struct Scenario {
     /// Node pipelines, one per node, after a watch of their core's stalls.
     pub nodes: Vec<Box<dyn Task>>,
-    /// Host models, device models, and the orchestrator last.
+    /// A watch of their core's stalls, host models, device models, and the
+    /// orchestrator last.
     pub models: Vec<Box<dyn Task>>,
     /// Problems worth a line in a report (a template not found).
     pub notes: Vec<String>,
@@ -205,7 +206,9 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         ..fabric::LinkConfig::default()
     };
     let fabric_stalls = Arc::new(lcore::StallClock::default());
-    let mut models: Vec<Box<dyn Task>> = Vec::new();
+    let model_stalls = Arc::new(lcore::StallClock::default());
+    let mut models: Vec<Box<dyn Task>> =
+        vec![Box::new(lcore::StallWatch::new(model_stalls.clone()))];
     let mut host_handles = Vec::new();
     let mut vm_counters: Vec<_> = t
         .bindings
@@ -351,7 +354,11 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             })
             .collect();
         let (commands, commands_rx) = rings::spsc::ring(64);
-        let gate = Gate::new(end.attach.port, functions, commands_rx, c.drain_budget);
+        let mut gate = Gate::new(end.attach.port, functions, commands_rx, c.drain_budget);
+        // The devices answer on the models' core, the gate runs on the
+        // nodes': a drain does not count the time either was kept from
+        // running.
+        gate.with_stall_clocks(vec![model_stalls.clone(), fabric_stalls.clone()]);
         gate_handles.push(Some(GateHandle {
             commands,
             status: gate.status(),

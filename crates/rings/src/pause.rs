@@ -609,9 +609,17 @@ impl<T: Pausable> PausePoint<T> {
     /// Time-driven work: closes a drain whose budget ran out. Returns the
     /// state afterwards.
     pub fn poll(&mut self, now: Instant) -> State {
+        self.poll_excusing(now, Duration::ZERO)
+    }
+
+    /// As [`PausePoint::poll`], with `excused` of the drain so far not
+    /// counted against its budget (time the completers were kept from
+    /// answering, say).
+    pub fn poll_excusing(&mut self, now: Instant, excused: Duration) -> State {
         if self.state == State::Draining {
             let since = self.paused_at.unwrap_or(now);
-            if now.saturating_duration_since(since) >= self.config.drain_budget {
+            let counted = now.saturating_duration_since(since).saturating_sub(excused);
+            if counted >= self.config.drain_budget {
                 self.close(now, true);
             }
         }
@@ -833,6 +841,29 @@ mod tests {
                 outstanding: 1,
                 budget_expired: true
             }));
+    }
+
+    #[test]
+    fn excused_time_does_not_count_against_the_drain_budget() {
+        let t0 = Instant::now();
+        let cfg = PauseConfig {
+            drain_budget: Duration::from_micros(10),
+            ..PauseConfig::default()
+        };
+        let mut pp = PausePoint::<T>::new(cfg);
+        pp.offer(Direction::Down, np(1, 1), t0);
+        pp.pause(IdMode::Different, t0).unwrap();
+        let at = t0 + Duration::from_micros(25);
+        assert_eq!(
+            pp.poll_excusing(at, Duration::from_micros(16)),
+            State::Draining
+        );
+        assert_eq!(
+            pp.poll_excusing(at, Duration::from_micros(15)),
+            State::Closed
+        );
+        // Closed when it was polled, excused time or not.
+        assert_eq!(pp.closed_at(), Some(at));
     }
 
     #[test]
