@@ -975,13 +975,17 @@ fn claim_20_the_device_is_unaware_of_the_blocking() {
 // ---------------------------------------------------------------------------
 // Aborts, ID modes and faulty links.
 
+/// Every phase in turn, then one migration left alone. Past the
+/// switch-over (release, complete) an abort migrates the binding back.
 fn abort_by_phase(k: u64) -> Option<Phase> {
     [
         Some(Phase::Prepare),
         Some(Phase::Quiesce),
         Some(Phase::Move),
+        Some(Phase::Release),
+        Some(Phase::Complete),
         None,
-    ][(k % 4) as usize]
+    ][(k % 6) as usize]
 }
 
 #[test]
@@ -998,7 +1002,7 @@ fn aborts_in_every_phase_leave_the_source_working_in_both_id_modes() {
         let d = migrate(&t, 1_000_000.0, 14, schedule);
         let o = orchestrator(&d);
         assert!(o.in_progress().is_none(), "{mode:?}: {:?}", o.in_progress());
-        assert_eq!(o.counts(), (6, 18), "{mode:?}");
+        assert_eq!(o.counts(), (4, 20), "{mode:?}");
         for (k, r) in o.records().iter().enumerate() {
             match (abort_by_phase(k as u64), &r.outcome) {
                 (Some(p), Some(Outcome::Aborted { phase, .. })) => assert_eq!(*phase, p),
@@ -1006,8 +1010,19 @@ fn aborts_in_every_phase_leave_the_source_working_in_both_id_modes() {
                 other => panic!("{mode:?} migration {k}: {other:?}"),
             }
         }
+        // An abort past the switch-over leaves the binding where it was.
+        let bindings = &o.plane().topology().bindings;
+        let mut host = [0usize, 1];
+        for r in o.records() {
+            if r.outcome == Some(Outcome::Completed) {
+                host[r.plan.binding] = r.plan.to;
+            }
+        }
+        assert_eq!([bindings[0].host, bindings[1].host], host, "{mode:?}");
         let g = fabric_gate(&d);
-        assert_eq!(g.stats().aborted, 12, "aborts after the pause began");
+        assert_eq!(g.stats().aborted, 8, "aborts after the pause began");
+        // Each abort past the switch-over paused twice: there and back.
+        assert_eq!(g.stats().migrations, 4 + 2 * 8, "{mode:?}");
         assert_eq!(g.state(1), Some(State::Open));
         assert_eq!(g.state(2), Some(State::Open));
         assert_clean(&integrity(&d));
@@ -1219,15 +1234,17 @@ fn endpoint_migrations_move_function_state_in_both_id_modes() {
     }
 }
 
-/// Kinds alternate, so a period of five aborts each kind in every phase.
-fn abort_in_three_of_five(k: u64) -> Option<Phase> {
+/// Kinds alternate, so a period of seven aborts each kind in every phase.
+fn abort_in_five_of_seven(k: u64) -> Option<Phase> {
     [
         Some(Phase::Prepare),
         Some(Phase::Quiesce),
         Some(Phase::Move),
+        Some(Phase::Release),
+        Some(Phase::Complete),
         None,
         None,
-    ][(k % 5) as usize]
+    ][(k % 7) as usize]
 }
 
 #[test]
@@ -1239,13 +1256,13 @@ fn vm_and_endpoint_migrations_mix_with_aborts_in_every_phase() {
             endpoint_migrations: 16,
             start: 1_000_000,
             interval: 300_000,
-            abort: Some(abort_in_three_of_five),
+            abort: Some(abort_in_five_of_seven),
             ..Schedule::default()
         };
         let d = migrate(&t, 1_000_000.0, 14, schedule);
         let o = orchestrator(&d);
         assert!(o.in_progress().is_none());
-        assert_eq!(o.counts(), (12, 20), "{mode:?}");
+        assert_eq!(o.counts(), (8, 24), "{mode:?}");
         let (vm, endpoint) = o.completed_by_kind();
         assert!(vm > 0 && endpoint > 0, "{vm} {endpoint}");
         assert_clean(&integrity(&d));

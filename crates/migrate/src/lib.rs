@@ -65,7 +65,9 @@ impl Phase {
         }
     }
 
-    /// Whether a migration in this phase can still be abandoned.
+    /// Whether a migration in this phase can still be abandoned where it
+    /// is. Past the switch-over what was released cannot be taken back: an
+    /// abort there migrates the binding back instead.
     pub fn abortable(self) -> bool {
         self <= Phase::Move
     }
@@ -95,6 +97,17 @@ pub struct Plan {
     pub to: usize,
     /// How origin and destination identify requests.
     pub id_mode: IdMode,
+}
+
+impl Plan {
+    /// The same move the other way.
+    pub fn reversed(self) -> Plan {
+        Plan {
+            from: self.to,
+            to: self.from,
+            ..self
+        }
+    }
 }
 
 /// Why a migration was abandoned.
@@ -212,12 +225,19 @@ pub trait Plane {
     fn roll_back(&mut self, plan: &Plan, phase: Phase, now: u64);
     /// Whether the roll-back has finished (nothing held any more).
     fn rolled_back(&mut self, plan: &Plan) -> bool;
+    /// Whether `plan` may start now (its destination is free of what an
+    /// earlier migration left in flight toward it).
+    fn ready(&self, _plan: &Plan) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     In(Phase),
     RollingBack(Phase),
+    /// Aborted past the switch-over: migrating back.
+    Returning,
     Finished,
 }
 
@@ -229,6 +249,8 @@ pub struct Migration {
     budget: u64,
     abort_in: Option<Phase>,
     started: bool,
+    /// The migration back, after an abort past the switch-over.
+    back: Option<Box<Migration>>,
 }
 
 impl Migration {
@@ -240,11 +262,14 @@ impl Migration {
             budget: budget_ns,
             abort_in: None,
             started: false,
+            back: None,
         }
     }
 
     /// Abandons the migration when it reaches `phase` (fault injection).
-    /// Only phases up to [`Phase::Move`] can be abandoned.
+    /// Up to [`Phase::Move`] it rolls back from there; in
+    /// [`Phase::Release`] or [`Phase::Complete`] it finishes releasing
+    /// (nothing released can be taken back) and migrates the binding back.
     pub fn abort_in(mut self, phase: Phase) -> Migration {
         self.abort_in = Some(phase);
         self
@@ -288,6 +313,9 @@ impl Migration {
                 Step::Finished => return,
                 Step::In(Phase::Prepare) => {
                     if !self.started {
+                        if !plane.ready(&plan) {
+                            return;
+                        }
                         self.started = true;
                         self.enter(Phase::Prepare, now);
                     }
@@ -343,10 +371,41 @@ impl Migration {
                         self.record.reopened = Some(now);
                         self.enter(Phase::Complete, now);
                         plane.complete(&plan, now);
-                        self.record.outcome = Some(Outcome::Completed);
-                        self.record.finished = Some(now);
-                        self.step = Step::Finished;
+                        match self.abort_in {
+                            Some(phase @ (Phase::Release | Phase::Complete)) => {
+                                self.record.outcome = Some(Outcome::Aborted {
+                                    phase,
+                                    reason: AbortReason::Requested,
+                                });
+                                self.step = Step::Returning;
+                            }
+                            _ => {
+                                self.record.outcome = Some(Outcome::Completed);
+                                self.record.finished = Some(now);
+                                self.step = Step::Finished;
+                            }
+                        }
                     }
+                }
+                Step::Returning => {
+                    // Back to the source with no blackout budget: a binding
+                    // left at the destination would not be rolled back. A
+                    // return that is itself abandoned (a drain that ran
+                    // out) is tried again.
+                    let back = self
+                        .back
+                        .get_or_insert_with(|| Box::new(Migration::new(plan.reversed(), u64::MAX)));
+                    back.step(plane, now);
+                    if back.finished() {
+                        if back.record.outcome == Some(Outcome::Completed) {
+                            self.record.reopened = back.record.reopened;
+                            self.record.finished = Some(now);
+                            self.step = Step::Finished;
+                        } else {
+                            self.back = None;
+                        }
+                    }
+                    return;
                 }
                 Step::In(Phase::Complete) => self.step = Step::Finished,
                 Step::RollingBack(_) => {
@@ -378,6 +437,10 @@ mod tests {
         asks: u32,
         fail_prepare: bool,
         drain_expires: bool,
+        /// The (from, to) of every plan prepared.
+        prepared: Vec<(usize, usize)>,
+        /// Plans back toward 0 not ready for this many asks.
+        back_unready: std::cell::Cell<u32>,
     }
 
     impl Scripted {
@@ -393,8 +456,9 @@ mod tests {
     }
 
     impl Plane for Scripted {
-        fn prepare(&mut self, _: &Plan, _: u64) -> Result<(), PlaneError> {
+        fn prepare(&mut self, plan: &Plan, _: u64) -> Result<(), PlaneError> {
             self.log.push("prepare".into());
+            self.prepared.push((plan.from, plan.to));
             if self.fail_prepare {
                 return Err(PlaneError("no window free".into()));
             }
@@ -429,6 +493,14 @@ mod tests {
         }
         fn rolled_back(&mut self, _: &Plan) -> bool {
             self.after(0, "rolled_back")
+        }
+        fn ready(&self, plan: &Plan) -> bool {
+            let left = self.back_unready.get();
+            if plan.to == 0 && left > 0 {
+                self.back_unready.set(left - 1);
+                return false;
+            }
+            true
         }
     }
 
@@ -501,6 +573,35 @@ mod tests {
             assert!(plane.log.contains(&expected), "{:?}", plane.log);
             assert!(!plane.log.iter().any(|l| l == "switch_over"), "{phase:?}");
             assert_eq!(plane.log.last().unwrap(), "rolled_back");
+        }
+    }
+
+    #[test]
+    fn an_abort_past_the_switch_over_migrates_the_binding_back() {
+        for phase in [Phase::Release, Phase::Complete] {
+            let mut plane = Scripted {
+                back_unready: std::cell::Cell::new(3),
+                ..Scripted::default()
+            };
+            let mut m = Migration::new(PLAN, u64::MAX).abort_in(phase);
+            run(&mut m, &mut plane, 10);
+            assert_eq!(
+                m.record().outcome,
+                Some(Outcome::Aborted {
+                    phase,
+                    reason: AbortReason::Requested
+                })
+            );
+            // Released in full, then the whole way back once the source was
+            // ready to take it; nothing rolled back in place.
+            assert_eq!(plane.prepared, [(0, 1), (1, 0)], "{phase:?}");
+            assert_eq!(plane.back_unready.get(), 0);
+            let count = |what: &str| plane.log.iter().filter(|l| *l == what).count();
+            assert_eq!((count("switch_over"), count("complete")), (2, 2));
+            assert!(!plane.log.iter().any(|l| l.starts_with("roll_back")));
+            let r = m.record();
+            assert!(r.reopened.unwrap() > r.phases[Phase::Complete as usize].unwrap());
+            assert!(r.finished >= r.reopened);
         }
     }
 

@@ -423,6 +423,16 @@ impl Plane for FabricPlane {
         }
     }
 
+    fn ready(&self, plan: &Plan) -> bool {
+        // A function just left is not a destination until its redirect ends.
+        plan.kind == MigrationKind::Vm
+            || self
+                .topology
+                .bindings
+                .get(plan.binding)
+                .is_none_or(|b| self.function_settled(b.endpoint, plan.to))
+    }
+
     fn rolled_back(&mut self, plan: &Plan) -> bool {
         if plan.kind == MigrationKind::Endpoint {
             return self.endpoint_rolled_back(plan);
