@@ -721,6 +721,31 @@ fn claim_13_a_drain_waits_out_a_stall_of_the_core_that_answers() {
 }
 
 #[test]
+fn blackouts_during_which_a_core_stalled_are_told_apart() {
+    let (mut g, mut tx) = gate();
+    let clock = std::sync::Arc::new(lcore::StallClock::default());
+    let mut watch = lcore::StallWatch::new(clock.clone());
+    g.with_stall_clocks(vec![clock]);
+    // Two pauses of 20 µs each; the watched core runs through the first and
+    // misses 15 µs of rounds in the second.
+    for (start, polls) in [(0u64, 1_000u64), (100_000, 15_000)] {
+        watch.poll(start);
+        pause(&mut g, &mut tx, B1, IdMode::Common, None, start);
+        let mut now = start;
+        while now < start + 20_000 {
+            now += polls.min(start + 20_000 - now);
+            watch.poll(now);
+            g.poll(now);
+        }
+        release(&mut g, &mut tx, B1, now);
+        assert_eq!(g.state(B1), Some(State::Open));
+    }
+    let b = g.blackouts();
+    assert_eq!(b.per_migration.len(), 2);
+    assert_eq!(b.per_migration_unstalled.len(), 1);
+}
+
+#[test]
 fn claim_13_completions_drain_before_close() {
     let (mut g, mut tx) = gate();
     let mut reply = [0u8; 64];

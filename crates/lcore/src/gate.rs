@@ -337,6 +337,10 @@ pub struct Blackouts {
     pub per_migration: Histogram<u64>,
     /// Per held TLP: how long it was held.
     pub per_tlp: Histogram<u64>,
+    /// Per migration, only those during which no core the gate watches
+    /// (see [`Gate::with_stall_clocks`]) was kept from its rounds: the
+    /// fabric's own blackout, apart from the machine's.
+    pub per_migration_unstalled: Histogram<u64>,
 }
 
 impl Blackouts {
@@ -346,6 +350,7 @@ impl Blackouts {
         Blackouts {
             per_migration: h(),
             per_tlp: h(),
+            per_migration_unstalled: h(),
         }
     }
 
@@ -354,6 +359,9 @@ impl Blackouts {
         // Both have the same bounds: adding cannot fail.
         let _ = self.per_migration.add(&other.per_migration);
         let _ = self.per_tlp.add(&other.per_tlp);
+        let _ = self
+            .per_migration_unstalled
+            .add(&other.per_migration_unstalled);
     }
 }
 
@@ -808,6 +816,11 @@ impl Gate {
                     } else {
                         let ns = at.saturating_duration_since(since).as_nanos().max(1) as u64;
                         let _ = self.blackouts.per_migration.record(ns);
+                        let stalled =
+                            stalled_by(&self.stall_clocks, now).saturating_sub(g.drain_stalls_at);
+                        if !self.stall_clocks.is_empty() && stalled == 0 {
+                            let _ = self.blackouts.per_migration_unstalled.record(ns);
+                        }
                         self.stats.migrations += 1;
                     }
                     g.aborting = false;

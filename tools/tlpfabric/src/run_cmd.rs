@@ -647,6 +647,14 @@ fn report(
     let per_migration = Summary::of(&totals.blackouts.per_migration);
     let per_tlp = Summary::of(&totals.blackouts.per_tlp);
     let _ = writeln!(out, "  blackout per migration: {}", per_migration.line());
+    let unstalled = Summary::of(&totals.blackouts.per_migration_unstalled);
+    if unstalled.count > 0 {
+        let _ = writeln!(
+            out,
+            "    of those, with no core round over 10 µs: {}",
+            unstalled.line()
+        );
+    }
     let _ = writeln!(out, "  blackout per held TLP:  {}", per_tlp.line());
     let round_trips = totals
         .round_trips
@@ -770,6 +778,7 @@ fn report(
             "registers": {"reads": totals.registers[0], "doorbells": totals.registers[1]},
             "blackout": {
                 "per_migration_us": summary_json(&per_migration),
+                "per_migration_unstalled_us": summary_json(&unstalled),
                 "per_tlp_us": summary_json(&per_tlp),
                 "phases_us": phases_json,
             },
