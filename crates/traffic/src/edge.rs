@@ -161,10 +161,57 @@ impl Edge {
 /// Frames a model takes from its port per burst.
 pub(crate) const RX_BURST: usize = 32;
 
-/// How many items a rate allows by time `now` (`None`: no limit).
-pub(crate) fn allowed(rate: Option<f64>, now: u64) -> u64 {
-    match rate {
-        Some(rate) => (rate * now as f64 / 1e9) as u64,
-        None => u64::MAX,
+/// Items a pacer lets build up while none could be sent.
+pub(crate) const MAX_BACKLOG: u64 = 64;
+
+/// Paces items to a rate (`None`: no limit). Time in which nothing could be
+/// sent (its VM migrating away, its function stopped, its core
+/// descheduled) builds up at most [`MAX_BACKLOG`] items to send at once
+/// afterwards: a source that catches up on everything it owes floods the
+/// fabric with a burst no workload would send.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pacer {
+    rate: Option<f64>,
+    /// Items the rate allowed that were given up.
+    forgone: u64,
+}
+
+impl Pacer {
+    pub(crate) fn new(rate: Option<f64>) -> Pacer {
+        Pacer { rate, forgone: 0 }
+    }
+
+    /// How many items may have been sent by time `now`, `sent` having been.
+    pub(crate) fn allowed(&mut self, now: u64, sent: u64) -> u64 {
+        let Some(rate) = self.rate else {
+            return u64::MAX;
+        };
+        let due = ((rate * now as f64 / 1e9) as u64).saturating_sub(self.forgone);
+        let cap = sent.saturating_add(MAX_BACKLOG);
+        if due > cap {
+            self.forgone += due - cap;
+            return cap;
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pacer_keeps_its_rate_and_bounds_its_backlog() {
+        let mut p = Pacer::new(Some(1e6)); // one item per µs
+        assert_eq!(p.allowed(10_000, 0), 10);
+        assert_eq!(p.allowed(10_000, 10), 10);
+        // Nothing sent for a millisecond: a backlog of 64, not 1,000.
+        assert_eq!(p.allowed(1_010_000, 10), 10 + MAX_BACKLOG);
+        // Then the rate again, from there.
+        assert_eq!(
+            p.allowed(1_020_000, 10 + MAX_BACKLOG),
+            10 + MAX_BACKLOG + 10
+        );
+        assert_eq!(Pacer::new(None).allowed(5, 0), u64::MAX);
     }
 }

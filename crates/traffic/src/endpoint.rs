@@ -1,6 +1,6 @@
 //! The endpoint model.
 
-use crate::edge::{allowed, Edge};
+use crate::edge::{Edge, Pacer};
 use crate::registers::{Registers, REGISTER_BLOCK};
 use crate::stream::{self, Integrity, StreamCheck};
 use lcore::Task;
@@ -212,6 +212,8 @@ pub struct EndpointModel<P> {
     now: u64,
     dma_writes: u64,
     next_dma: usize,
+    /// Paces what it sends to its configured rate.
+    pacer: Pacer,
     integrity: Integrity,
     tlp: Vec<u8>,
     control: Option<(Consumer<EndpointCommand>, Producer<Moved>)>,
@@ -232,6 +234,7 @@ impl<P: Port> EndpointModel<P> {
     /// A device on `port`, building frames in `pool`.
     pub fn new(config: EndpointConfig, port: P, pool: FramePool) -> EndpointModel<P> {
         EndpointModel {
+            pacer: Pacer::new(config.rate),
             functions: config.functions.iter().map(|&c| Function::new(c)).collect(),
             tlp: vec![0; 16 + 4096],
             config,
@@ -564,7 +567,7 @@ impl<P: Port + Send + 'static> Task for EndpointModel<P> {
         self.edge.recycle(tlps);
         self.control();
         if self.edge.ready() {
-            let allowed = allowed(self.config.rate, now);
+            let allowed = self.pacer.allowed(now, self.dma_writes);
             for _ in 0..self.config.dma_per_poll {
                 if self.dma_writes >= self.config.total_dma.min(allowed)
                     || now >= self.config.until

@@ -1,6 +1,6 @@
 //! The host model.
 
-use crate::edge::{allowed, Edge};
+use crate::edge::{Edge, Pacer};
 use crate::registers;
 use crate::stream::{self, Integrity, StreamCheck};
 use hdrhistogram::Histogram;
@@ -76,7 +76,9 @@ pub struct HostConfig {
     /// Writes to send in all (`u64::MAX`: no end).
     pub total_writes: u64,
     /// Writes per second at most, by the `now` polls are given (`None`: as
-    /// fast as polls go).
+    /// fast as polls go), shared equally among its VMs at the start; each
+    /// VM keeps its share when it migrates, and time it could not send
+    /// (detached, migrating) builds up a burst of at most 64 writes.
     pub rate: Option<f64>,
     /// No new writes from this time on (nanoseconds, as `now`); what is in
     /// flight completes.
@@ -132,6 +134,8 @@ struct Outstanding {
 pub struct Vm {
     /// Its function, as the current host sees it.
     pub target: HostTarget,
+    /// Paces its writes: its share of its first host's rate.
+    pacer: Pacer,
     next_seq: u64,
     dma: StreamCheck,
     /// Per tag of its range, the read in flight with it.
@@ -186,9 +190,10 @@ const INTERRUPT_LINE: u16 = 0x3c;
 const TAGS: usize = 1024;
 
 impl Vm {
-    fn new(target: HostTarget) -> Vm {
+    fn new(target: HostTarget, rate: Option<f64>) -> Vm {
         Vm {
             target,
+            pacer: Pacer::new(rate),
             next_seq: 0,
             dma: StreamCheck::default(),
             outstanding: vec![None; TAGS_PER_VM],
@@ -348,7 +353,12 @@ impl<P: Port> HostModel<P> {
     pub fn new(config: HostConfig, port: P, pool: FramePool) -> HostModel<P> {
         HostModel {
             tlp: vec![0u8; 16 + config.payload],
-            vms: config.targets.iter().map(|&t| Vm::new(t)).collect(),
+            // The host's rate is its VMs' together; each VM keeps its share
+            // wherever it migrates, as its workload would.
+            vms: {
+                let share = config.rate.map(|r| r / config.targets.len().max(1) as f64);
+                config.targets.iter().map(|&t| Vm::new(t, share)).collect()
+            },
             config,
             port,
             edge: Edge::new(pool),
@@ -608,11 +618,15 @@ impl<P: Port> HostModel<P> {
 
     /// Sends the next write, for the next running VM in turn; returns the
     /// VM and the write's sequence number in its stream.
-    fn send_write(&mut self) -> Option<(usize, u64)> {
+    /// Sends a write of the next VM in turn that is attached and whose
+    /// pace allows one by `now`.
+    fn send_write(&mut self, now: u64) -> Option<(usize, u64)> {
         let n = self.vms.len();
-        let i = (0..n)
-            .map(|k| (self.writes as usize + k) % n)
-            .find(|&i| !self.vms[i].detached)?;
+        let start = self.writes as usize;
+        let i = (0..n).map(|k| (start + k) % n).find(|&i| {
+            let vm = &mut self.vms[i];
+            !vm.detached && vm.next_seq < vm.pacer.allowed(now, vm.next_seq)
+        })?;
         let vm = &self.vms[i];
         let seq = vm.next_seq;
         let payload = self.config.payload;
@@ -940,13 +954,11 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
         if self.edge.ready() {
             self.program_msix();
             self.send_probes(now);
-            let allowed = allowed(self.config.rate, now);
             for _ in 0..self.config.writes_per_poll {
-                if self.writes >= self.config.total_writes.min(allowed) || now >= self.config.until
-                {
+                if self.writes >= self.config.total_writes || now >= self.config.until {
                     break;
                 }
-                let Some((vm, seq)) = self.send_write() else {
+                let Some((vm, seq)) = self.send_write(now) else {
                     break;
                 };
                 done += 1;
