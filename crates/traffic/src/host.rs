@@ -12,6 +12,12 @@ use std::sync::Arc;
 use tlp::build::{memory_read, memory_write, MemAccess};
 use tlp::{Bdf, CplStatus, Kind, Tlp};
 
+/// How long a timed-out request's tag stays taken waiting for its late
+/// completion: 50 ms, the top of the default Completion Timeout range (PCIe
+/// Base Specification §2.8); a completion later than that is taken as lost.
+/// A tag reused at once could match the late completion to a newer request.
+const LATE_TAG_HELD_NS: u64 = 50_000_000;
+
 /// Full bursts a poll takes before it judges reads late (see `poll`).
 const RX_BURSTS_BEFORE_TIMEOUTS: usize = 8;
 
@@ -122,6 +128,10 @@ struct Outstanding {
     sent_at: u64,
     /// Time its timeout clock stood still (its host's core was stalled).
     frozen: u64,
+    /// Timed out: its tag stays taken until the late completion comes (or
+    /// [`LATE_TAG_HELD_NS`] pass), so that completion cannot be taken for
+    /// a newer request's.
+    late: bool,
     /// The fabric's stalls that had ended then (see
     /// [`HostModel::with_stall_clock`]; a read sent during a stall is
     /// excused all of it).
@@ -510,10 +520,19 @@ impl<P: Port> HostModel<P> {
                 };
                 vm.count_received();
                 let slot = tag - vm.tag_base();
-                let Some(Outstanding { seq, sent_at, .. }) = vm.outstanding[slot].take() else {
+                let Some(Outstanding {
+                    seq, sent_at, late, ..
+                }) = vm.outstanding[slot].take()
+                else {
                     self.integrity.unexpected_completions += 1;
                     return;
                 };
+                if late {
+                    // Counted as timed out already; its tag is free again.
+                    vm.in_flight -= 1;
+                    self.integrity.unexpected_completions += 1;
+                    return;
+                }
                 self.round_trips
                     .saturating_record(self.now.saturating_sub(sent_at).max(1));
                 vm.in_flight -= 1;
@@ -729,6 +748,7 @@ impl<P: Port> HostModel<P> {
             seq,
             sent_at: now,
             frozen: 0,
+            late: false,
             stalled_at: self.fabric_stalls.as_ref().map_or(0, |c| c.stalled_ns()),
         });
         vm.in_flight += 1;
@@ -924,11 +944,22 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                     sent_at,
                     frozen,
                     stalled_at,
+                    late,
                 }) = *slot
                 {
                     let waited = now.saturating_sub(sent_at).saturating_sub(frozen);
+                    if late {
+                        if waited > LATE_TAG_HELD_NS {
+                            // Lost for good: the tag is given up on.
+                            *slot = None;
+                            vm.in_flight -= 1;
+                        }
+                        continue;
+                    }
                     if waited > self.config.completion_timeout {
-                        *slot = None;
+                        if let Some(read) = slot.as_mut() {
+                            read.late = true;
+                        }
                         // Would it have come in time had the fabric's core
                         // not been stalled meanwhile?
                         let stalls = self
@@ -939,7 +970,6 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                         if waited.saturating_sub(stalled) <= self.config.completion_timeout {
                             self.integrity.completion_timeouts_in_stalls += 1;
                         }
-                        vm.in_flight -= 1;
                         vm.config_in_flight &= seq < CONFIG_WRITE && seq != MSIX_ENABLE;
                         // Not known to have arrived: set again.
                         vm.msix_enabled &= seq != MSIX_ENABLE;
@@ -1046,6 +1076,43 @@ mod tests {
         host.poll(now + 1_000);
         assert_eq!(host.integrity().completion_timeouts, 1);
         assert_eq!(host.integrity().completion_timeouts_in_stalls, 0);
+    }
+
+    #[test]
+    fn a_timed_out_requests_tag_waits_for_its_late_completion() {
+        let (mut host, mut far) = unanswered();
+        let mut now = 0;
+        while host.integrity().completion_timeouts == 0 {
+            host.poll(now);
+            now += 1_000;
+            assert!(now < 1_000_000, "the read timed out");
+        }
+        // Timed out, but its tag (0, the VM's first) is still taken.
+        assert_eq!(host.reads_in_flight(), 1);
+        // The late completion comes: counted as such, not as a newer
+        // request's answer, and the tag is free again.
+        let mut tlp = [0u8; 64];
+        let fields = tlp::build::CplFields {
+            completer: Bdf(0x0100),
+            requester: Bdf(0),
+            tag: 0,
+            status: CplStatus::Sc,
+            byte_count: 4,
+            lower_address: 0,
+        };
+        let n = tlp::build::completion(&mut tlp, fields, &[0xee; 4]).unwrap();
+        let mut frame = FramePool::new(4, 1600).alloc().unwrap();
+        let mut w =
+            fabric::FrameWriter::new(frame.buffer_mut(), &fabric::FrameHeader::default(), 1500)
+                .unwrap();
+        w.push(&tlp[..n]).unwrap();
+        let len = w.finish();
+        frame.set_len(len);
+        assert_eq!(pmd::Port::tx_burst(&mut far, 0, &mut vec![frame]), 1);
+        host.poll(now);
+        assert_eq!(host.integrity().unexpected_completions, 1);
+        assert_eq!(host.integrity().data_mismatches, 0);
+        assert_eq!(host.reads_in_flight(), 0);
     }
 
     /// Polls the host every microsecond up to `until`, and the watch of the
