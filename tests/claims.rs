@@ -52,6 +52,16 @@ fn gate() -> (Gate, Producer<GateCommand>) {
     (Gate::new(1, functions, rx, Duration::from_millis(1)), tx)
 }
 
+/// A gate whose drains and blackouts read the stalls of a core the test
+/// polls the watch of.
+fn gate_with_stall_watch() -> (Gate, Producer<GateCommand>, lcore::StallWatch) {
+    let (mut g, tx) = gate();
+    let clock = std::sync::Arc::new(lcore::StallClock::default());
+    let watch = lcore::StallWatch::new(clock.clone());
+    g.with_stall_clocks(vec![clock]);
+    (g, tx, watch)
+}
+
 fn command(gate: &mut Gate, tx: &mut Producer<GateCommand>, c: GateCommand, now: u64) {
     tx.push(c).expect("room for a command");
     gate.poll(now);
@@ -681,10 +691,7 @@ fn claim_12_held_traffic_is_released_in_order() {
 
 #[test]
 fn claim_13_a_drain_waits_out_a_stall_of_the_core_that_answers() {
-    let (mut g, mut tx) = gate();
-    let clock = std::sync::Arc::new(lcore::StallClock::default());
-    let mut watch = lcore::StallWatch::new(clock.clone());
-    g.with_stall_clocks(vec![clock]);
+    let (mut g, mut tx, mut watch) = gate_with_stall_watch();
     let mut reply = [0u8; 64];
     let r = read(HOST_A, 3, VF1_BAR);
     assert_eq!(g.offer(B1, down(), &r, &mut reply, 0), GateOffer::Pass);
@@ -722,10 +729,7 @@ fn claim_13_a_drain_waits_out_a_stall_of_the_core_that_answers() {
 
 #[test]
 fn blackouts_during_which_a_core_stalled_are_told_apart() {
-    let (mut g, mut tx) = gate();
-    let clock = std::sync::Arc::new(lcore::StallClock::default());
-    let mut watch = lcore::StallWatch::new(clock.clone());
-    g.with_stall_clocks(vec![clock]);
+    let (mut g, mut tx, mut watch) = gate_with_stall_watch();
     // Two pauses of 20 µs each; the watched core runs through the first and
     // misses 15 µs of rounds in the second.
     for (start, polls) in [(0u64, 1_000u64), (100_000, 15_000)] {

@@ -322,15 +322,7 @@ fn a_reliable_link_between_the_nodes_survives_a_faulty_cable() {
 
 #[test]
 fn a_lone_tlp_does_not_wait_for_company_when_none_is_coming() {
-    let clean = fabric::FaultConfig {
-        drop: 0.0,
-        duplicate: 0.0,
-        reorder: 0.0,
-        corrupt: 0.0,
-        delay: 0.0,
-        delay_ticks: 0,
-        seed: 1,
-    };
+    let clean = fabric::FaultConfig::NONE;
     // A flush deadline of a whole second: were the open frame kept until
     // then, the TLP could not arrive within the rounds below.
     let Fabric {

@@ -824,9 +824,8 @@ mod tests {
             }));
     }
 
-    #[test]
-    fn drain_budget_expiry_closes() {
-        let t0 = Instant::now();
+    /// A point draining one request since `t0`, with a 10 µs budget.
+    fn draining_one(t0: Instant) -> PausePoint<T> {
         let cfg = PauseConfig {
             drain_budget: Duration::from_micros(10),
             ..PauseConfig::default()
@@ -834,6 +833,13 @@ mod tests {
         let mut pp = PausePoint::<T>::new(cfg);
         pp.offer(Direction::Down, np(1, 1), t0);
         pp.pause(IdMode::Different, t0).unwrap();
+        pp
+    }
+
+    #[test]
+    fn drain_budget_expiry_closes() {
+        let t0 = Instant::now();
+        let mut pp = draining_one(t0);
         assert_eq!(pp.poll(t0 + Duration::from_micros(9)), State::Draining);
         assert_eq!(pp.poll(t0 + Duration::from_micros(10)), State::Closed);
         assert!(pp.events().any(|e| e.kind
@@ -846,13 +852,7 @@ mod tests {
     #[test]
     fn excused_time_does_not_count_against_the_drain_budget() {
         let t0 = Instant::now();
-        let cfg = PauseConfig {
-            drain_budget: Duration::from_micros(10),
-            ..PauseConfig::default()
-        };
-        let mut pp = PausePoint::<T>::new(cfg);
-        pp.offer(Direction::Down, np(1, 1), t0);
-        pp.pause(IdMode::Different, t0).unwrap();
+        let mut pp = draining_one(t0);
         let at = t0 + Duration::from_micros(25);
         assert_eq!(
             pp.poll_excusing(at, Duration::from_micros(16)),
