@@ -7,6 +7,7 @@
 
 pub mod gate;
 mod node;
+pub mod pingpong;
 pub mod stall;
 mod task;
 

@@ -262,6 +262,14 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     };
     let duration = args.duration;
     let dpdk = args.pmd == "dpdk";
+    // Two-core figures depend on where the two cores are: measured first,
+    // while nothing else spins.
+    let round_trip = (args.lcores > 1)
+        .then(|| {
+            let n = cpus.len();
+            lcore::pingpong::cache_line_round_trip(n - 1, n - 2, 9, 20_000)
+        })
+        .flatten();
     // One pipeline per core, from the last CPU down (the first keeps the
     // main thread), like testpmd's forwarding cores each on its queues.
     let mut lives = Vec::new();
@@ -364,12 +372,20 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     if args.lcores > 1 {
         let text: Vec<String> = per_core.iter().map(|r| format!("{:.2}", r / 1e6)).collect();
         let _ = writeln!(out, "  per core: {} M TLPs/s", text.join(", "));
+        if let Some(t) = round_trip {
+            let _ = writeln!(
+                out,
+                "  core-to-core cache-line round trip (first two cores): {} ns",
+                t.as_nanos()
+            );
+        }
     }
     if let Some(path) = &args.json {
         let doc = json!({
             "pmd": args.pmd,
             "lcores": args.lcores,
             "tlps_per_s_per_core": per_core,
+            "core_round_trip_ns": round_trip.map(|t| t.as_nanos() as u64),
             "tlps_per_frame": args.tlps_per_frame,
             "payload": args.payload,
             "duration_s": secs,
@@ -466,6 +482,12 @@ mod tests {
         let per_core = v["tlps_per_s_per_core"].as_array().unwrap();
         assert_eq!(per_core.len(), lcores, "{out}");
         assert!(per_core.iter().all(|r| r.as_f64().unwrap() > 0.0), "{out}");
+        // Two cores' figures come with the round trip between them.
+        assert_eq!(
+            v["core_round_trip_ns"].as_u64().is_some_and(|ns| ns > 0),
+            lcores > 1,
+            "{out}"
+        );
         let sum: f64 = per_core.iter().map(|r| r.as_f64().unwrap()).sum();
         let total = v["tlps_per_s"].as_f64().unwrap();
         assert!((sum - total).abs() <= total * 1e-9, "{sum} {total}");

@@ -372,7 +372,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
     // After the offered traffic, a quiet spell lets what is in flight drain.
     let drain = timeout.max(10_000_000);
     let mut totals = Totals::default();
-    let (elapsed, busy) = if args.deterministic {
+    let (elapsed, busy, round_trip) = if args.deterministic {
         let mut d = Deterministic::new(1_000);
         for task in assembly.models.into_iter().chain(assembly.nodes) {
             d.add(task);
@@ -385,6 +385,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
                 busy: d.stats().busy_fraction(),
                 timed: None,
             }],
+            None,
         )
     } else {
         let progress = assembly.models.iter().find_map(|task| {
@@ -395,6 +396,11 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         // Core 0: the hosts, devices and orchestrator; the last core: the
         // node pipelines.
         let cpus = core_affinity::get_core_ids().map_or(1, |c| c.len());
+        // Where the two cores are decides what a handshake between them
+        // costs: measured first, while nothing else spins.
+        let round_trip = (cpus > 1)
+            .then(|| lcore::pingpong::cache_line_round_trip(0, cpus - 1, 9, 20_000))
+            .flatten();
         let with_setup = |tasks: Vec<Box<dyn Task>>| {
             let mut all = core_setup(&args.pmd);
             all.extend(tasks);
@@ -437,9 +443,10 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
                 return EXIT_REJECTED;
             }
         }
-        (args.duration.as_secs_f64(), busy)
+        (args.duration.as_secs_f64(), busy, round_trip)
     };
-    report(&args, &t, &totals, elapsed, &busy, out, err)
+    let cores = CoresRun { busy, round_trip };
+    report(&args, &t, &totals, elapsed, &cores, out, err)
 }
 
 /// Per phase, the summary of its durations over completed migrations.
@@ -476,6 +483,13 @@ fn summary_json(s: &Summary) -> serde_json::Value {
     json!({"p50": s.p50, "p90": s.p90, "p99": s.p99, "p999": s.p999, "max": s.max, "mean": s.mean, "count": s.count})
 }
 
+/// What the cores did over a run.
+struct CoresRun {
+    busy: Vec<CoreFigures>,
+    /// The cache-line round trip between the two cores, measured before.
+    round_trip: Option<Duration>,
+}
+
 /// What a core did over a run.
 struct CoreFigures {
     /// Share of rounds that did work.
@@ -489,10 +503,11 @@ fn report(
     t: &Topology,
     totals: &Totals,
     secs: f64,
-    busy: &[CoreFigures],
+    cores: &CoresRun,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
+    let busy = &cores.busy;
     let i = &totals.integrity;
     let tracked = i.delivered as f64 / secs;
     let _ = writeln!(
@@ -531,6 +546,13 @@ fn report(
         })
         .collect();
     let _ = writeln!(out, "  busy polls per core: {}", busy_text.join(", "));
+    if let Some(t) = cores.round_trip {
+        let _ = writeln!(
+            out,
+            "  core-to-core cache-line round trip: {} ns (measured before the run)",
+            t.as_nanos()
+        );
+    }
     if busy.iter().any(|c| c.timed.is_some()) {
         // A core kept from its round (by the OS, the hypervisor or a long
         // task) holds up everything it carries: a read waiting on it can
@@ -754,6 +776,7 @@ fn report(
             },
             "cores": {
                 "busy_fraction": busy.iter().map(|c| c.busy).collect::<Vec<_>>(),
+                "round_trip_ns": cores.round_trip.map(|t| t.as_nanos() as u64),
                 "round_us": busy.iter().map(|c| c.timed.map(|t| t.0)).collect::<Vec<_>>(),
                 "rounds_over_us": busy.iter().map(|c| c.timed.map(|(_, s)| {
                     ROUND_THRESHOLDS_NS

@@ -1,0 +1,105 @@
+//! How long a cache line takes to go from one core to another and back.
+//!
+//! Two-core figures on a virtual machine swing with where the hypervisor
+//! puts the two vCPUs (sibling hyperthreads, the same socket, another
+//! socket); this round trip says which, and belongs next to any figure that
+//! two cores made together.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Tells the echoing thread to stop.
+const GIVE_UP: u64 = u64::MAX;
+
+/// The flag both threads write, alone on its cache line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Line(AtomicU64);
+
+/// The median time of one round trip of a cache line between CPUs `a` and
+/// `b` (indices into `core_affinity::get_core_ids`), over `batches` batches
+/// of `per_batch` round trips; `None` if either CPU is missing or a thread
+/// could not run. Each thread spins, so run it before the cores start.
+pub fn cache_line_round_trip(
+    a: usize,
+    b: usize,
+    batches: usize,
+    per_batch: u64,
+) -> Option<Duration> {
+    let ids = core_affinity::get_core_ids()?;
+    let (ca, cb) = (*ids.get(a)?, *ids.get(b)?);
+    let line = Arc::new(Line::default());
+    let total = batches as u64 * per_batch;
+    let echo = {
+        let line = line.clone();
+        std::thread::Builder::new()
+            .name("pingpong".into())
+            .spawn(move || {
+                core_affinity::set_for_current(cb);
+                // Answers each odd value with the next even one.
+                let mut expect = 1;
+                while expect < 2 * total {
+                    match line.0.load(Ordering::Acquire) {
+                        v if v == expect => {
+                            line.0.store(expect + 1, Ordering::Release);
+                            expect += 2;
+                        }
+                        GIVE_UP => break,
+                        _ => std::hint::spin_loop(),
+                    }
+                }
+            })
+            .ok()?
+    };
+    let ours = line.clone();
+    let back = std::thread::Builder::new()
+        .name("pingpong".into())
+        .spawn(move || {
+            core_affinity::set_for_current(ca);
+            let mut times = Vec::with_capacity(batches);
+            let mut value = 0;
+            for _ in 0..batches {
+                let start = Instant::now();
+                for _ in 0..per_batch {
+                    line.0.store(value + 1, Ordering::Release);
+                    while line.0.load(Ordering::Acquire) != value + 2 {
+                        std::hint::spin_loop();
+                    }
+                    value += 2;
+                }
+                times.push(start.elapsed() / per_batch as u32);
+            }
+            times.sort();
+            times.get(times.len() / 2).copied()
+        });
+    let Ok(back) = back else {
+        // Nobody will ask: the echo must not spin on.
+        ours.0.store(GIVE_UP, Ordering::Release);
+        let _ = echo.join();
+        return None;
+    };
+    let median = back.join().ok()?;
+    echo.join().ok()?;
+    median
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_round_trip_is_measured_between_two_cpus() {
+        // On one CPU the two spinning threads would take turns by time
+        // slice: two are needed.
+        let cpus = core_affinity::get_core_ids().map_or(0, |c| c.len());
+        if cpus < 2 {
+            return;
+        }
+        let last = cpus - 1;
+        let t = super::cache_line_round_trip(0, last, 3, 200).expect("both CPUs exist");
+        assert!(t > std::time::Duration::ZERO);
+        assert!(
+            super::cache_line_round_trip(0, cpus, 3, 200).is_none(),
+            "no such CPU"
+        );
+    }
+}
