@@ -20,12 +20,15 @@ struct Line(AtomicU64);
 /// The median time of one round trip of a cache line between CPUs `a` and
 /// `b` (indices into `core_affinity::get_core_ids`), over `batches` batches
 /// of `per_batch` round trips; `None` if either CPU is missing or a thread
-/// could not run. Each thread spins, so run it before the cores start.
+/// could not run or no batch finished within `patience` (the two threads
+/// did not get their CPUs together). Each thread spins, so run it before
+/// the cores start.
 pub fn cache_line_round_trip(
     a: usize,
     b: usize,
     batches: usize,
     per_batch: u64,
+    patience: Duration,
 ) -> Option<Duration> {
     let ids = core_affinity::get_core_ids()?;
     let (ca, cb) = (*ids.get(a)?, *ids.get(b)?);
@@ -59,16 +62,30 @@ pub fn cache_line_round_trip(
             core_affinity::set_for_current(ca);
             let mut times = Vec::with_capacity(batches);
             let mut value = 0;
-            for _ in 0..batches {
+            let deadline = Instant::now() + patience;
+            'batches: for _ in 0..batches {
                 let start = Instant::now();
                 for _ in 0..per_batch {
                     line.0.store(value + 1, Ordering::Release);
+                    let mut spins = 0u32;
                     while line.0.load(Ordering::Acquire) != value + 2 {
                         std::hint::spin_loop();
+                        spins = spins.wrapping_add(1);
+                        // Both threads must be on a CPU at once; on a busy
+                        // machine they may not be for long: give up rather
+                        // than hold the caller.
+                        if spins.is_multiple_of(1024) && Instant::now() >= deadline {
+                            line.0.store(GIVE_UP, Ordering::Release);
+                            break 'batches;
+                        }
                     }
                     value += 2;
                 }
                 times.push(start.elapsed() / per_batch as u32);
+            }
+            if value < 2 * total {
+                // Stopped early: the echo is told to stop too.
+                line.0.store(GIVE_UP, Ordering::Release);
             }
             times.sort();
             times.get(times.len() / 2).copied()
@@ -95,10 +112,13 @@ mod tests {
             return;
         }
         let last = cpus - 1;
-        let t = super::cache_line_round_trip(0, last, 3, 200).expect("both CPUs exist");
+        // Patience enough for a busy machine, where the two threads must
+        // wait for their CPUs.
+        let patience = std::time::Duration::from_secs(30);
+        let t = super::cache_line_round_trip(0, last, 3, 200, patience).expect("both CPUs exist");
         assert!(t > std::time::Duration::ZERO);
         assert!(
-            super::cache_line_round_trip(0, cpus, 3, 200).is_none(),
+            super::cache_line_round_trip(0, cpus, 3, 200, patience).is_none(),
             "no such CPU"
         );
     }

@@ -399,7 +399,15 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         // Where the two cores are decides what a handshake between them
         // costs: measured first, while nothing else spins.
         let round_trip = (cpus > 1)
-            .then(|| lcore::pingpong::cache_line_round_trip(0, cpus - 1, 9, 20_000))
+            .then(|| {
+                lcore::pingpong::cache_line_round_trip(
+                    0,
+                    cpus - 1,
+                    9,
+                    20_000,
+                    Duration::from_millis(200),
+                )
+            })
             .flatten();
         let with_setup = |tasks: Vec<Box<dyn Task>>| {
             let mut all = core_setup(&args.pmd);
