@@ -512,6 +512,13 @@ mod tests {
         id_mode: IdMode::Different,
     };
 
+    fn aborted_on_request(phase: Phase) -> Option<Outcome> {
+        Some(Outcome::Aborted {
+            phase,
+            reason: AbortReason::Requested,
+        })
+    }
+
     fn run(m: &mut Migration, plane: &mut Scripted, step_ns: u64) -> u64 {
         let mut now = 1000;
         while !m.finished() {
@@ -562,13 +569,7 @@ mod tests {
             let mut plane = Scripted::default();
             let mut m = Migration::new(PLAN, u64::MAX).abort_in(phase);
             run(&mut m, &mut plane, 10);
-            assert_eq!(
-                m.record().outcome,
-                Some(Outcome::Aborted {
-                    phase,
-                    reason: AbortReason::Requested
-                })
-            );
+            assert_eq!(m.record().outcome, aborted_on_request(phase));
             let expected = format!("roll_back {}", phase.name());
             assert!(plane.log.contains(&expected), "{:?}", plane.log);
             assert!(!plane.log.iter().any(|l| l == "switch_over"), "{phase:?}");
@@ -585,13 +586,7 @@ mod tests {
             };
             let mut m = Migration::new(PLAN, u64::MAX).abort_in(phase);
             run(&mut m, &mut plane, 10);
-            assert_eq!(
-                m.record().outcome,
-                Some(Outcome::Aborted {
-                    phase,
-                    reason: AbortReason::Requested
-                })
-            );
+            assert_eq!(m.record().outcome, aborted_on_request(phase));
             // Released in full, then the whole way back once the source was
             // ready to take it; nothing rolled back in place.
             assert_eq!(plane.prepared, [(0, 1), (1, 0)], "{phase:?}");
