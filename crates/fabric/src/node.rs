@@ -618,6 +618,9 @@ impl NodeTables {
     }
 
     /// Routes a TLP in fabric space and translates it if it leaves toward a host.
+    // Inlined: returned through memory, the action's narrow stores and
+    // the caller's wide load stalled store forwarding on every TLP.
+    #[inline(always)]
     fn route(&self, class: &Class, bytes: &mut [u8]) -> Result<Action<'_>, Refusal> {
         let t = Tlp::new_unchecked(&bytes[..]);
         let (egress, to_domain) = match class.routing {
