@@ -22,8 +22,9 @@ const LATE_TAG_HELD_NS: u64 = 50_000_000;
 const RX_BURSTS_BEFORE_TIMEOUTS: usize = 8;
 
 /// A gap between polls longer than this means the model's core was kept
-/// from running (the OS or hypervisor took it); see `HostModel::thaw`.
-const FROZEN_AFTER_NS: u64 = 10_000;
+/// from running (the OS or hypervisor took it); see `HostModel::thaw`. The
+/// same bound a core's stall watch uses.
+const FROZEN_AFTER_NS: u64 = lcore::STALL_AFTER_NS;
 
 /// One function the host writes to and reads from (one binding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
