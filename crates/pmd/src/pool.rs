@@ -28,15 +28,22 @@ struct Shared {
     cached: Mutex<Vec<Arc<AtomicUsize>>>,
 }
 
-/// The largest per-thread cache.
-const CACHE: usize = 64;
+/// The largest per-thread cache: room for a few bursts in and out of every
+/// port a core polls, so that in steady state receiving takes from it and
+/// sending refills it without buffers passing through the shared queue
+/// (like DPDK's mempool cache of 256).
+const CACHE: usize = 256;
 
 /// A thread's cache of one pool's buffers. Each buffer keeps the reference
 /// to its pool that its frame held, so taking one from the cache, or putting
 /// one back, changes no count another core reads.
 struct ThreadCache {
     pool: Option<Arc<Shared>>,
-    buffers: Vec<(Box<[u8]>, Arc<Shared>)>,
+    buffers: Vec<Box<[u8]>>,
+    /// The pool reference of each buffer (apart: a vector of pairs was
+    /// filled through two narrow stores and a wide load, which stalled
+    /// store forwarding on every frame).
+    pools: Vec<Arc<Shared>>,
     /// Published length of `buffers` (read by `available` on any thread).
     len: Arc<AtomicUsize>,
 }
@@ -56,10 +63,19 @@ impl ThreadCache {
         self.pool = Some(pool.clone());
     }
 
+    /// Room for a whole cache, made once.
+    fn reserve(&mut self) {
+        if self.buffers.capacity() == 0 {
+            self.buffers.reserve_exact(CACHE);
+            self.pools.reserve_exact(CACHE);
+        }
+    }
+
     /// Returns `n` buffers to their pool's shared queue.
     fn flush(&mut self, n: usize) {
         let keep = self.buffers.len().saturating_sub(n);
-        for (buffer, pool) in self.buffers.drain(keep..) {
+        let pools = self.pools.drain(keep..);
+        for (buffer, pool) in self.buffers.drain(keep..).zip(pools) {
             // The queue holds every buffer of the pool: there is room.
             let _ = pool.free.push(buffer);
         }
@@ -77,6 +93,7 @@ thread_local! {
     static CACHE_OF_THREAD: RefCell<ThreadCache> = RefCell::new(ThreadCache {
         pool: None,
         buffers: Vec::new(),
+        pools: Vec::new(),
         len: Arc::new(AtomicUsize::new(0)),
     });
 }
@@ -94,15 +111,14 @@ impl Shared {
                 let mut c = c.try_borrow_mut().ok()?;
                 c.switch_to(self);
                 if c.buffers.is_empty() {
-                    if c.buffers.capacity() == 0 {
-                        c.buffers.reserve_exact(CACHE);
-                    }
+                    c.reserve();
                     for _ in 0..self.cache_limit / 2 {
                         let Some(b) = self.free.pop() else { break };
-                        c.buffers.push((b, self.clone()));
+                        c.buffers.push(b);
+                        c.pools.push(self.clone());
                     }
                 }
-                let taken = c.buffers.pop();
+                let taken = c.buffers.pop().zip(c.pools.pop());
                 c.len.store(c.buffers.len(), Ordering::Relaxed);
                 taken
             })
@@ -131,10 +147,9 @@ impl Shared {
             if c.buffers.len() >= pool.cache_limit {
                 c.flush(pool.cache_limit / 2);
             }
-            if c.buffers.capacity() == 0 {
-                c.buffers.reserve_exact(CACHE);
-            }
-            c.buffers.push((buffer, pool));
+            c.reserve();
+            c.buffers.push(buffer);
+            c.pools.push(pool);
             c.len.store(c.buffers.len(), Ordering::Relaxed);
         });
         // A thread that is exiting has no cache: straight to the queue.
@@ -185,7 +200,7 @@ impl FramePool {
                 count,
                 // A pool too small to spare buffers for every core's cache
                 // does not cache.
-                cache_limit: if count >= 64 * CACHE { CACHE } else { 0 },
+                cache_limit: if count >= 16 * CACHE { CACHE } else { 0 },
                 cached: Mutex::new(Vec::new()),
             })),
         }
