@@ -464,6 +464,29 @@ impl DpdkPort {
         let b = open_end("b", ab, ba)?;
         Ok((a, b))
     }
+
+    /// Copies the frames built outside DPDK among the first of `frames` a
+    /// burst sends into mbufs, in place; returns how many from the front are
+    /// in mbufs now (a frame no mbuf was free for waits, and those behind it).
+    fn copy_into_mbufs(&mut self, frames: &mut [Frame]) -> usize {
+        let want = frames.len().min(MAX_BURST);
+        if frames[..want].iter().all(Frame::is_mbuf) {
+            return want;
+        }
+        for (i, frame) in frames[..want].iter_mut().enumerate() {
+            if frame.is_mbuf() {
+                continue;
+            }
+            let Some(mut m) = self.pool.mempool().and_then(Mempool::alloc) else {
+                return i;
+            };
+            let n = frame.len().min(m.room().len());
+            m.room_mut()[..n].copy_from_slice(&frame[..n]);
+            *frame = Frame::from_mbuf(m, n);
+            self.tx_copies += 1;
+        }
+        want
+    }
 }
 
 impl Port for DpdkPort {
@@ -495,24 +518,12 @@ impl Port for DpdkPort {
         let queue = self.queue;
         let mut mbufs = [std::ptr::null_mut::<sys::rte_mbuf>(); MAX_BURST];
         let mut lens = [0usize; MAX_BURST];
-        let want = frames.len().min(MAX_BURST);
+        let want = self.copy_into_mbufs(frames);
         let mut k = 0;
         for f in frames.drain(..want) {
             let len = f.len();
-            let m = match f.into_mbuf() {
-                Ok(m) => m,
-                Err(heap) => {
-                    // A frame built outside DPDK: copy it into an mbuf.
-                    let Some(mut m) = self.pool.mempool().and_then(Mempool::alloc) else {
-                        break;
-                    };
-                    let n = heap.len().min(m.room().len());
-                    m.room_mut()[..n].copy_from_slice(&heap[..n]);
-                    m.set_len(n);
-                    self.tx_copies += 1;
-                    m
-                }
-            };
+            // Every frame here is in an mbuf by now.
+            let Ok(m) = f.into_mbuf() else { continue };
             mbufs[k] = m.into_raw();
             lens[k] = len;
             k += 1;

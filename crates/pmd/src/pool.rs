@@ -311,6 +311,12 @@ impl Frame {
         }
     }
 
+    /// Whether the frame is in an mbuf.
+    #[cfg(feature = "dpdk")]
+    pub(crate) fn is_mbuf(&self) -> bool {
+        matches!(self.storage, Some(Storage::Mbuf(_)))
+    }
+
     /// The mbuf holding this frame, its lengths set; or the frame back if
     /// it is in a heap buffer.
     #[cfg(feature = "dpdk")]

@@ -47,6 +47,22 @@ fn null_ports_receive_and_send_mbufs_without_losing_any() {
     assert_eq!(port.tx_burst(0, &mut frames), 1);
     assert_eq!(port.tx_copies, 1);
     assert_eq!(port.stats().tx_frames, 34);
+    // With no mbuf free to copy a heap frame into, it and the frames behind
+    // it stay with the caller, in order; those before it go.
+    let mut held: Vec<pmd::Frame> = std::iter::from_fn(|| pool.alloc()).collect();
+    let (first, last) = (held.pop().unwrap(), held.pop().unwrap());
+    let mut frames = vec![first, heap.alloc_from(&[2; 60]).unwrap(), last];
+    assert_eq!(port.tx_burst(0, &mut frames), 1);
+    assert_eq!(frames.len(), 2, "nothing dropped");
+    assert_eq!(&frames[0][..], &[2; 60][..]);
+    assert!(
+        frames[1].capacity() > 128,
+        "the mbuf frame is still behind it"
+    );
+    drop(held);
+    assert_eq!(port.tx_burst(0, &mut frames), 2);
+    assert_eq!(port.tx_copies, 2);
+    assert_eq!(port.stats().tx_frames, 37);
     // net_null frees what it sends: every mbuf is back (the per-lcore cache
     // is not used from this thread).
     assert_eq!(pool.available(), before);
