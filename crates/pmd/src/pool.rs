@@ -320,15 +320,19 @@ impl Frame {
     /// The mbuf holding this frame, its lengths set; or the frame back if
     /// it is in a heap buffer.
     #[cfg(feature = "dpdk")]
-    pub(crate) fn into_mbuf(mut self) -> Result<crate::dpdk::Mbuf, Frame> {
-        match self.storage.take() {
+    pub(crate) fn into_mbuf(self) -> Result<crate::dpdk::Mbuf, Frame> {
+        // Not dropped once emptied: the drop would reload the frame whole
+        // right after `take` stored its tag, which stalls store forwarding
+        // on every frame sent.
+        let mut frame = std::mem::ManuallyDrop::new(self);
+        match frame.storage.take() {
             Some(Storage::Mbuf(mut m)) => {
-                m.set_len(self.len);
+                m.set_len(frame.len);
                 Ok(m)
             }
             other => {
-                self.storage = other;
-                Err(self)
+                frame.storage = other;
+                Err(std::mem::ManuallyDrop::into_inner(frame))
             }
         }
     }
