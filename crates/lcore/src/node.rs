@@ -46,7 +46,9 @@ pub struct NodeStats {
     pub frames_out: u64,
     /// Frames a port could not take at once (sent later).
     pub tx_deferred: u64,
-    /// TLPs that waited because the pool had no buffer for a new frame.
+    /// TLPs dropped because the pool had no buffer for a new frame, or a
+    /// reliable link's waiting room was full (`tlpfabric run` reports them
+    /// as overload).
     pub no_buffer: u64,
     /// Received frames sent on whole (every TLP to one egress).
     pub cut_through: u64,
