@@ -180,6 +180,9 @@ pub struct PortCounters {
     pub unsupported_replies: u64,
     /// Refusals, by [`Refusal::ALL`] order (replied or dropped).
     pub refused: [u64; 7],
+    /// TLPs that passed the checks, by flow class: posted, non-posted,
+    /// completion.
+    pub by_class: [u64; 3],
 }
 
 impl PortCounters {
@@ -562,10 +565,15 @@ impl NodeTables {
         state: &mut NodeState,
         now: u64,
     ) -> Action<'t> {
-        let action = self.decide(ingress, tlp, reply, state);
-        let Some(counters) = state.counters.get_mut(ingress as usize) else {
+        let NodeState {
+            validator,
+            counters,
+            log,
+        } = state;
+        let Some(counters) = counters.get_mut(ingress as usize) else {
             return Action::Drop(Refusal::NoRoute);
         };
+        let action = self.decide(ingress, tlp, reply, validator, counters);
         match action {
             Action::Forward(_) | Action::Broadcast(_) => counters.forwarded += 1,
             Action::Local => counters.local += 1,
@@ -574,7 +582,7 @@ impl NodeTables {
                 if matches!(action, Action::Reply { .. }) {
                     counters.unsupported_replies += 1;
                 }
-                state.log.record(refused(now, ingress, refusal, tlp));
+                log.record(refused(now, ingress, refusal, tlp));
             }
         }
         action
@@ -585,12 +593,14 @@ impl NodeTables {
         ingress: u16,
         bytes: &mut [u8],
         reply: &mut [u8],
-        state: &NodeState,
+        validator: &Validator,
+        counters: &mut PortCounters,
     ) -> Action<'t> {
-        let class = match tlp::inspect(bytes, &state.validator) {
+        let class = match tlp::inspect(bytes, validator) {
             Ok(c) => c,
             Err(_) => return Action::Drop(Refusal::Malformed),
         };
+        counters.by_class[class.flow as usize] += 1;
         let Some(&kind) = self.ports.get(ingress as usize) else {
             return Action::Drop(Refusal::NoRoute);
         };
@@ -885,6 +895,31 @@ mod tests {
         assert_eq!((c.status(), c.tag(), c.tc()), (CplStatus::Ur, 3, 2));
         // Too small a reply buffer: no completion, never a panic.
         assert_eq!(unsupported_request(&b, Kind::MRdLk, &mut reply[..8]), None);
+    }
+
+    #[test]
+    fn tlps_that_pass_the_checks_are_counted_by_class_on_their_ingress() {
+        use tlp::build::{memory_read, memory_write, MemAccess};
+        let tables = &tables()[0];
+        let mut state = NodeState::new(tables.ports().len() as u16);
+        let mut reply = [0u8; 16];
+        let mut buf = [0u8; 64];
+        let access = MemAccess::dwords(0x1_0000_0000, 4);
+        let n = memory_write(&mut buf, Bdf(0x0100), 0, access, &[0; 16]).unwrap();
+        let write = buf[..n].to_vec();
+        let n = memory_read(&mut buf, Bdf(0x0100), 1, access).unwrap();
+        let read = buf[..n].to_vec();
+        for (port, tlp) in [(0u16, &write), (0, &write), (0, &read), (1, &read)] {
+            let mut tlp = tlp.clone();
+            // Whether routed or refused: they passed the checks.
+            tables.forward(port, &mut tlp, &mut reply, &mut state, 0);
+        }
+        // Cut short: malformed, not counted.
+        let mut short = write[..10].to_vec();
+        let action = tables.forward(0, &mut short, &mut reply, &mut state, 0);
+        assert_eq!(action, Action::Drop(Refusal::Malformed));
+        assert_eq!(state.counters[0].by_class, [2, 1, 0]);
+        assert_eq!(state.counters[1].by_class, [0, 1, 0]);
     }
 
     fn tables() -> &'static [NodeTables] {

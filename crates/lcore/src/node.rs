@@ -32,7 +32,9 @@ pub struct NodeStats {
     pub frames_malformed: u64,
     /// TLPs received.
     pub tlps_in: u64,
-    /// TLPs received by flow class: posted, non-posted, completion.
+    /// TLPs received that passed the checks, by flow class: posted,
+    /// non-posted, completion (summed from the node state's per-port
+    /// counters at the end of each poll).
     pub tlps_in_by_class: [u64; 3],
     /// Nanoseconds spent in polls that did work (read once per poll).
     pub busy_ns: u64,
@@ -761,13 +763,14 @@ impl<P: Port> NodeTask<P> {
     /// Counts, checks, routes and translates one TLP in place.
     fn route_one(&mut self, ingress: u16, tlp: &mut [u8], now: u64) -> Routed {
         self.stats.tlps_in += 1;
-        if let Ok(class) = tlp::classify(tlp) {
-            self.stats.tlps_in_by_class[class.flow as usize] += 1;
-            if self
-                .links
-                .get(ingress as usize)
-                .is_some_and(Option::is_some)
-            {
+        // Its credits, if a reliable link brought it (routing counts the
+        // TLP by class, from the classification it makes anyway).
+        if self
+            .links
+            .get(ingress as usize)
+            .is_some_and(Option::is_some)
+        {
+            if let Ok(class) = tlp::classify(tlp) {
                 self.holding = Some((ingress, Cost::of(&class)));
             }
         }
@@ -865,6 +868,13 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
         } else {
             self.polls.1 += 1;
         }
+        let mut by_class = [0; 3];
+        for c in &self.state.counters {
+            for (sum, n) in by_class.iter_mut().zip(c.by_class) {
+                *sum += n;
+            }
+        }
+        self.stats.tlps_in_by_class = by_class;
         let (s, l) = (&self.stats, &self.live);
         l.frames_in.store(s.frames_in, Ordering::Relaxed);
         l.tlps_in.store(s.tlps_in, Ordering::Relaxed);
