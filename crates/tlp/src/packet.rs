@@ -337,7 +337,7 @@ impl<T: AsRef<[u8]>> Tlp<T> {
     }
 
     /// The address of an address-routed request or message (DW aligned).
-    #[inline]
+    #[inline(always)]
     pub fn address(&self) -> u64 {
         let b = self.buffer.as_ref();
         let at = self.hdr + field::DW2;
