@@ -761,6 +761,7 @@ impl<P: Port> NodeTask<P> {
     }
 
     /// Counts, checks, routes and translates one TLP in place.
+    #[inline(always)]
     fn route_one(&mut self, ingress: u16, tlp: &mut [u8], now: u64) -> Routed {
         self.stats.tlps_in += 1;
         // Its credits, if a reliable link brought it (routing counts the
