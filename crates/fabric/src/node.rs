@@ -588,6 +588,9 @@ impl NodeTables {
         action
     }
 
+    // Always inlined into `forward`: called, it saved and restored
+    // registers and returned its action through memory for every TLP.
+    #[inline(always)]
     fn decide<'t>(
         &'t self,
         ingress: u16,
