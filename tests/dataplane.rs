@@ -192,6 +192,47 @@ fn tlps_cross_two_node_pipelines_translated_and_in_order() {
 }
 
 #[test]
+fn a_tlp_too_large_for_the_frames_of_its_egress_is_counted() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml");
+    let t = Topology::load(path.as_ref()).unwrap();
+    let pool = FramePool::new(256, 1600);
+    let (l0, mut l1) = ring_link("sw0-sw1", 64, 1514);
+    let (host_edge, mut host) = ring_link("host-a", 64, 1514);
+    let ports: Vec<DynPort> = vec![
+        Box::new(l0),
+        Box::new(host_edge),
+        Box::new(ClosedPort::default()),
+        Box::new(ClosedPort::default()),
+    ];
+    let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
+    // Frames of at most 200 bytes leave this node.
+    let settings = FrameSettings {
+        mtu: 200,
+        ..FrameSettings::default()
+    };
+    let mut node = NodeTask::new("sw0", reader, ports, pool.clone(), settings);
+    // One frame: a read nothing routes (answered, so the frame's TLPs part
+    // ways and are sent one by one), then a write of 256 bytes.
+    let mut b = vec![0u8; 32];
+    let n = memory_read(&mut b, Bdf(0), 9, MemAccess::dwords(0xfd00_0000, 1)).unwrap();
+    let outside = b[..n].to_vec();
+    let mut b = vec![0u8; 300];
+    let access = MemAccess::dwords(0xfe00_0000, 64);
+    let n = memory_write(&mut b, Bdf(0), 0, access, &[7; 256]).unwrap();
+    send(&mut host, &pool, &[outside, b[..n].to_vec()]);
+    node.poll(0);
+    let s = *node.stats();
+    assert_eq!((s.tlps_in, s.tlps_refused, s.tlps_out), (2, 1, 0));
+    assert_eq!(s.too_large, 1, "the write fits no 200-byte frame");
+    assert_eq!(
+        receive(&mut host).len(),
+        1,
+        "the read's completion went back"
+    );
+    assert!(receive(&mut l1).is_empty());
+}
+
+#[test]
 fn refused_tlps_never_leave_the_first_node() {
     let mut f = build();
     let spoofed = mwr(Bdf::new(0x20, 0, 0), 0xfe00_0000, 1);

@@ -52,6 +52,9 @@ pub struct NodeStats {
     /// reliable link's waiting room was full (`tlpfabric run` reports them
     /// as overload).
     pub no_buffer: u64,
+    /// TLPs too large for any frame the node sends on their egress (its
+    /// MTU is smaller than the frame they came in): dropped, counted.
+    pub too_large: u64,
     /// Received frames sent on whole (every TLP to one egress).
     pub cut_through: u64,
     /// TLPs a gate held while their binding moved.
@@ -388,6 +391,7 @@ impl<P: Port> NodeTask<P> {
                 }
                 if open.count() == 0 {
                     // Too large for any frame: nothing more to try.
+                    self.stats.too_large += 1;
                     return false;
                 }
                 if let Some((mut frame, open)) = e.open.take() {

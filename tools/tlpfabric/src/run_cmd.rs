@@ -164,6 +164,8 @@ struct Totals {
     dma: u64,
     /// TLPs a node dropped because no frame buffer was free.
     no_buffer: u64,
+    /// TLPs a node dropped as too large for the frames of their egress.
+    too_large: u64,
     gates: GateStats,
     blackouts: Blackouts,
     records: Vec<Record>,
@@ -217,6 +219,7 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
                 *sum += c;
             }
             totals.no_buffer += n.stats().no_buffer;
+            totals.too_large += n.stats().too_large;
             for r in n.node_state().log.entries().iter().take(4) {
                 if totals.refusal_log.len() < 8 {
                     totals.refusal_log.push(format!(
@@ -585,6 +588,13 @@ fn report(
             .collect();
         let _ = writeln!(out, "  long rounds per core: {}", stalls.join("; "));
     }
+    if totals.too_large > 0 {
+        let _ = writeln!(
+            out,
+            "  dropped: {} TLPs too large for the frames of their egress (a link MTU smaller than the frames it is given)",
+            totals.too_large
+        );
+    }
     if totals.no_buffer > 0 {
         let _ = writeln!(
             out,
@@ -777,6 +787,7 @@ fn report(
                 "sent": i.sent,
                 "delivered": i.delivered,
                 "dropped_no_buffer": totals.no_buffer,
+                "dropped_too_large": totals.too_large,
             },
             "throughput": {
                 "tlps_per_s": tracked,
