@@ -50,10 +50,17 @@ struct ThreadCache {
 
 impl ThreadCache {
     /// Makes this the cache of `pool`, giving back what it held of another.
+    #[inline(always)]
     fn switch_to(&mut self, pool: &Arc<Shared>) {
         if self.pool.as_ref().is_some_and(|p| Arc::ptr_eq(p, pool)) {
             return;
         }
+        self.switch_slow(pool);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn switch_slow(&mut self, pool: &Arc<Shared>) {
         self.flush(self.buffers.len());
         self.len = Arc::new(AtomicUsize::new(0));
         if let Ok(mut cached) = pool.cached.lock() {
