@@ -470,9 +470,6 @@ impl DpdkPort {
     /// in mbufs now (a frame no mbuf was free for waits, and those behind it).
     fn copy_into_mbufs(&mut self, frames: &mut [Frame]) -> usize {
         let want = frames.len().min(MAX_BURST);
-        if frames[..want].iter().all(Frame::is_mbuf) {
-            return want;
-        }
         for (i, frame) in frames[..want].iter_mut().enumerate() {
             if frame.is_mbuf() {
                 continue;
