@@ -232,6 +232,38 @@ pub fn classify(bytes: &[u8]) -> Result<Class, Error> {
     })
 }
 
+/// [`classify`] of a TLP without prefixes, from its first header DW (`None`:
+/// a prefix or a reserved type, for the general path to name).
+#[inline(always)]
+pub(crate) fn classify_plain(dw0: [u8; 4]) -> Option<Class> {
+    let (kind, routing, flow) = CLASS_TABLE[dw0[0] as usize]?;
+    // Fmt bit 1 is "with data" for every type (checked in `kind`'s tests).
+    let data_credits = if dw0[0] & 0x40 != 0 {
+        data_credits(length_dw(dw0))
+    } else {
+        0
+    };
+    Some(Class {
+        kind,
+        routing,
+        flow,
+        header_credits: 1,
+        data_credits,
+        header_offset: 0,
+    })
+}
+
+/// The Length field of a header's first DW: 0 stands for 1024 DW (§2.2.2).
+#[inline(always)]
+pub(crate) fn length_dw(dw0: [u8; 4]) -> u16 {
+    let raw = (((dw0[2] & 0x3) as u16) << 8) | dw0[3] as u16;
+    if raw == 0 {
+        1024
+    } else {
+        raw
+    }
+}
+
 /// Bytes taken by the prefixes at the start of `bytes`.
 #[cold]
 fn prefix_len(bytes: &[u8]) -> Result<usize, Error> {

@@ -132,19 +132,27 @@ pub fn parse<'a>(bytes: &'a [u8], validator: &Validator) -> Result<Repr<'a>, Err
 /// what `new_checked` followed by [`Validator::check`] does.
 #[inline(always)]
 pub fn inspect(bytes: &[u8], validator: &Validator) -> Result<Class, Error> {
-    let class = match classify(bytes) {
-        Ok(class) if class.header_offset == 0 => class,
-        _ => return inspect_slow(bytes, validator),
+    // The common case, no prefixes, from the first DW read once; the rest
+    // (prefixes, reserved types, short buffers) takes the view's path,
+    // which also names what is wrong.
+    let plain = bytes.first_chunk::<4>().and_then(|dw0| {
+        let class = classify::classify_plain(*dw0)?;
+        Some((*dw0, class))
+    });
+    let Some((dw0, class)) = plain else {
+        return inspect_slow(bytes, validator);
     };
-    let hdr = 0;
-    let h = bytes;
-    let hlen = if h[0] & 0x20 != 0 { 16 } else { 12 };
-    let data = class.kind.payload_bytes(h[2], h[3]);
-    let digest = ((h[2] >> 7) as usize) * 4;
-    if h.len() != hlen + data + digest {
+    let hlen = 12 + ((dw0[0] & 0x20) >> 3) as usize;
+    let data = if dw0[0] & 0x40 != 0 {
+        4 * classify::length_dw(dw0) as usize
+    } else {
+        0
+    };
+    let digest = ((dw0[2] >> 7) as usize) * 4;
+    if bytes.len() != hlen + data + digest {
         return Err(structural_error(bytes));
     }
-    validator.check_mps(data, hdr + 2)?;
+    validator.check_mps(data, 2)?;
     if validator.profile == Profile::Completer {
         validator.check_terminal(&Tlp::new_unchecked(bytes))?;
     }

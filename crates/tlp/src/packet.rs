@@ -89,6 +89,18 @@ impl<T: AsRef<[u8]>> Tlp<T> {
         Tlp { buffer, hdr }
     }
 
+    /// Wraps bytes whose header starts at `header_offset` (after that many
+    /// bytes of prefixes), as [`crate::classify`] found: no second walk over
+    /// the prefixes. Accessors past the end of the bytes panic, as with
+    /// [`Tlp::new_unchecked`].
+    #[inline(always)]
+    pub fn with_header_at(buffer: T, header_offset: usize) -> Tlp<T> {
+        Tlp {
+            buffer,
+            hdr: header_offset,
+        }
+    }
+
     /// Wraps bytes after the structural checks every receiver makes.
     #[inline]
     pub fn new_checked(buffer: T) -> Result<Tlp<T>, Error> {
@@ -678,6 +690,11 @@ mod tests {
         assert_eq!(t.prefix(0), Some(0x9100_1234));
         assert_eq!(t.header_offset(), 8);
         assert_eq!(t.address(), 0x10_0000_0040);
+
+        // The classification's offset gives the same view without a walk.
+        let at = crate::classify(&buf).unwrap().header_offset;
+        let v = Tlp::with_header_at(&buf[..], at);
+        assert_eq!((v.header_offset(), v.address()), (8, 0x10_0000_0040));
 
         let mut five = Vec::new();
         for _ in 0..5 {
