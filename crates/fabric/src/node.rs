@@ -635,7 +635,7 @@ impl NodeTables {
     // the caller's wide load stalled store forwarding on every TLP.
     #[inline(always)]
     fn route(&self, class: &Class, bytes: &mut [u8]) -> Result<Action<'_>, Refusal> {
-        let t = Tlp::new_unchecked(&bytes[..]);
+        let t = Tlp::with_header_at(&bytes[..], class.header_offset);
         let (egress, to_domain) = match class.routing {
             Routing::Address => {
                 let r = self.addresses.lookup(t.address()).ok_or(Refusal::NoRoute)?;
