@@ -509,17 +509,19 @@ impl<P: Port> NodeTask<P> {
                 self.handle(ingress, &mut frame[range], now);
                 continue;
             }
-            let action = self.route_one(ingress, &mut frame[range.clone()], now);
-            let egress = match action {
-                Routed::Forward(e) if self.links.get(e as usize).is_some_and(Option::is_none) => {
-                    Some(e)
+            // No credits to note: a reliable link's frames go the other way.
+            self.stats.tlps_in += 1;
+            let action = self.route(ingress, &mut frame[range.clone()], now);
+            if let Routed::Forward(e) = action {
+                let joins = match through {
+                    Some(t) => t == e,
+                    None => self.links.get(e as usize).is_some_and(Option::is_none),
+                };
+                if joins {
+                    through = Some(e);
+                    n_held += 1;
+                    continue;
                 }
-                _ => None,
-            };
-            if egress.is_some() && (through.is_none() || through == egress) {
-                through = egress;
-                n_held += 1;
-                continue;
             }
             // Mixed: what was held goes out one by one (walking the frame
             // again from its first TLP), then this one.
@@ -781,6 +783,13 @@ impl<P: Port> NodeTask<P> {
                 self.holding = Some((ingress, Cost::of(&class)));
             }
         }
+        self.route(ingress, tlp, now)
+    }
+
+    /// Checks, routes and translates one TLP in place.
+    // Always inlined, as `route_one`.
+    #[inline(always)]
+    fn route(&mut self, ingress: u16, tlp: &mut [u8], now: u64) -> Routed {
         let action = self
             .tables
             .get()
