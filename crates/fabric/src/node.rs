@@ -556,7 +556,10 @@ impl NodeTables {
     /// it in place where it crosses a domain boundary. A refused non-posted
     /// request gets its Unsupported Request completion written to `reply`
     /// (which must hold 12 bytes; a smaller one gets a drop instead).
-    #[inline]
+    // Always inlined into the frame loop: a call saved and restored six
+    // registers and returned the action through memory for every TLP
+    // (367 -> 318 instructions per TLP at 8 TLPs per frame).
+    #[inline(always)]
     pub fn forward<'t>(
         &'t self,
         ingress: u16,
