@@ -71,11 +71,18 @@ impl ThreadCache {
     }
 
     /// Room for a whole cache, made once.
+    #[inline(always)]
     fn reserve(&mut self) {
         if self.buffers.capacity() == 0 {
-            self.buffers.reserve_exact(CACHE);
-            self.pools.reserve_exact(CACHE);
+            self.reserve_slow();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_slow(&mut self) {
+        self.buffers.reserve_exact(CACHE);
+        self.pools.reserve_exact(CACHE);
     }
 
     /// Returns `n` buffers to their pool's shared queue.

@@ -150,7 +150,11 @@ impl<P: Port> Port for FillPort<P> {
         }
         for f in &mut frames[start..] {
             let t = &self.templates[self.next];
-            self.next = (self.next + 1) % self.templates.len();
+            // A compare, not a division, per frame.
+            self.next += 1;
+            if self.next == self.templates.len() {
+                self.next = 0;
+            }
             let len = t.len().min(f.capacity());
             f.buffer_mut()[..len].copy_from_slice(&t[..len]);
             f.set_len(len);
