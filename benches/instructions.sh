@@ -6,17 +6,26 @@
 # difference in instructions by the difference in TLPs, so start-up cancels
 # out; then lists the functions that executed the most instructions.
 #
-#   bash benches/instructions.sh [TLPS_PER_FRAME] [TOP]
+#   bash benches/instructions.sh [TLPS_PER_FRAME] [TOP] [PMD]
 #
-# Needs valgrind (apt-get install valgrind). Valgrind runs the program about
-# fifty times slower and shows it no AVX-512, so the frame CRC takes its
-# three-chain path here.
+# PMD is `ring` (the default) or `dpdk` (two net_null ports; builds with the
+# dpdk feature, which needs DPDK installed); `testpmd` counts dpdk-testpmd's
+# io forwarding on the same two ports instead, per packet, as the reference
+# (needs the dpdk package). Needs valgrind (apt-get install
+# valgrind). Valgrind runs the program about fifty times slower and shows it
+# no AVX-512, so frames of 192 bytes or more take the three-chain CRC here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PER_FRAME="${1:-8}"
 TOP="${2:-15}"
+PMD="${3:-ring}"
 command -v valgrind >/dev/null || { echo "error: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
-cargo build --release -q -p tlpfabric
+case "$PMD" in
+    ring) cargo build --release -q -p tlpfabric ;;
+    dpdk) cargo build --release -q -p tlpfabric --features dpdk ;;
+    testpmd) command -v dpdk-testpmd >/dev/null || { echo "error: dpdk-testpmd is not installed (apt-get install dpdk)" >&2; exit 2; } ;;
+    *) echo "error: PMD must be ring, dpdk or testpmd, not '$PMD'" >&2; exit 2 ;;
+esac
 BIN=target/release/tlpfabric
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
@@ -24,14 +33,40 @@ trap 'rm -rf "$dir"' EXIT
 run() {
     # $1: seconds. Prints the instructions executed and the TLPs forwarded.
     valgrind --tool=callgrind --callgrind-out-file="$dir/cg.$1" \
-        "$BIN" forward --duration "${1}s" --tlps-per-frame "$PER_FRAME" --json "$dir/fwd.$1.json" \
+        "$BIN" forward --pmd "$PMD" --duration "${1}s" --tlps-per-frame "$PER_FRAME" --json "$dir/fwd.$1.json" \
         >/dev/null 2>"$dir/vg.$1"
     local ir
     ir="$(awk '/^summary:/ { print $2 }' "$dir/cg.$1")"
     python3 -c "import json; d = json.load(open('$dir/fwd.$1.json')); print($ir, round(d['tlps_per_s'] * d['duration_s']))"
 }
 
-echo "counting instructions of tlpfabric forward --tlps-per-frame $PER_FRAME under callgrind (about a minute)" >&2
+run_testpmd() {
+    # $1: seconds. Prints the instructions executed and the packets received
+    # on both ports (testpmd's totals when interrupted).
+    (sleep $(($1 + 30))) | timeout -s INT "$1" valgrind --tool=callgrind \
+        --callgrind-out-file="$dir/cg.$1" dpdk-testpmd --no-huge --no-pci -m 1024 \
+        --vdev=net_null0 --vdev=net_null1 --log-level=lib.eal:error --file-prefix="ic-$$-$1" \
+        -l 0,1 -- --forward-mode=io --auto-start --nb-cores=1 >"$dir/tp.$1" 2>&1 || true
+    echo "$(awk '/^summary:/ { print $2 }' "$dir/cg.$1")" \
+        "$(awk '/RX-packets:/ { n = $2 } END { print n }' "$dir/tp.$1")"
+}
+
+if [ "$PMD" = testpmd ]; then
+    echo "counting instructions of dpdk-testpmd --forward-mode=io under callgrind (about 20 s)" >&2
+    read -r short_ir short_pkts < <(run_testpmd 4)
+    read -r long_ir long_pkts < <(run_testpmd 10)
+    python3 - "$short_ir" "$short_pkts" "$long_ir" "$long_pkts" <<'PY'
+import sys
+si, sp, li, lp = map(int, sys.argv[1:])
+if lp <= sp:
+    sys.exit("error: the long run forwarded no more packets than the short one")
+print(f"instructions per packet: {(li - si) / (lp - sp):.1f} "
+      f"({li - si:,} instructions over {lp - sp:,} packets, start-up subtracted)")
+PY
+    exit 0
+fi
+
+echo "counting instructions of tlpfabric forward --pmd $PMD --tlps-per-frame $PER_FRAME under callgrind (about a minute)" >&2
 read -r short_ir short_tlps < <(run 1)
 read -r long_ir long_tlps < <(run 4)
 python3 - "$short_ir" "$short_tlps" "$long_ir" "$long_tlps" <<'PY'
