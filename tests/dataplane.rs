@@ -233,6 +233,50 @@ fn a_tlp_too_large_for_the_frames_of_its_egress_is_counted() {
 }
 
 #[test]
+fn a_frame_larger_than_the_node_sends_is_repacked_not_cut_through() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml");
+    let t = Topology::load(path.as_ref()).unwrap();
+    let pool = FramePool::new(256, 1600);
+    let (l0, mut l1) = ring_link("sw0-sw1", 64, 1514);
+    let (host_edge, mut host) = ring_link("host-a", 64, 1514);
+    let ports: Vec<DynPort> = vec![
+        Box::new(l0),
+        Box::new(host_edge),
+        Box::new(ClosedPort::default()),
+        Box::new(ClosedPort::default()),
+    ];
+    let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
+    let settings = FrameSettings {
+        mtu: 200,
+        ..FrameSettings::default()
+    };
+    let mut node = NodeTask::new("sw0", reader, ports, pool.clone(), settings);
+    // Twelve writes to the switch's far side in one frame of about 500
+    // bytes: every TLP goes one way, but the frame is over the node's MTU.
+    let writes: Vec<Vec<u8>> = (0..12u8)
+        .map(|i| mwr(Bdf(0), 0xfe00_0000 + 4 * i as u64, i))
+        .collect();
+    send(&mut host, &pool, &writes);
+    node.poll(0);
+    let s = *node.stats();
+    assert_eq!((s.tlps_in, s.tlps_out, s.too_large), (12, 12, 0));
+    assert_eq!((s.cut_through, s.repacked), (0, 1));
+    let mut frames = Vec::new();
+    l1.rx_burst(0, &mut frames, 64);
+    assert!(frames.len() > 1, "split over several frames");
+    let mut tags = Vec::new();
+    for f in &frames {
+        assert!(f.len() <= 14 + 200, "a {}-byte frame", f.len());
+        let view = FrameView::new_checked(&f[..], ETHERTYPE).unwrap();
+        tags.extend(
+            view.tlps()
+                .map(|t| Tlp::new_checked(t).unwrap().payload()[0]),
+        );
+    }
+    assert_eq!(tags, (0..12u8).collect::<Vec<_>>(), "all, in order");
+}
+
+#[test]
 fn refused_tlps_never_leave_the_first_node() {
     let mut f = build();
     let spoofed = mwr(Bdf::new(0x20, 0, 0), 0xfe00_0000, 1);

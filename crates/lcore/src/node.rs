@@ -9,7 +9,9 @@
 
 use crate::gate::{Arrival, Gate, GateOffer};
 use crate::task::Task;
-use fabric::frame::{Frame as FrameView, FrameHeader, OpenFrame, ETHERTYPE, HEADER_LEN};
+use fabric::frame::{
+    Frame as FrameView, FrameHeader, OpenFrame, CRC_LEN, ETHERNET_LEN, ETHERTYPE, HEADER_LEN,
+};
 use fabric::link::{Link, LinkConfig, LinkConfigError, LinkStats, SendError};
 use fabric::routing::epoch;
 use fabric::{Action, NodeState, NodeTables, PortKind};
@@ -57,6 +59,9 @@ pub struct NodeStats {
     pub too_large: u64,
     /// Received frames sent on whole (every TLP to one egress).
     pub cut_through: u64,
+    /// Received frames whose TLPs all went to one egress but that were
+    /// larger than this node's frames (its MTU): repacked to fit.
+    pub repacked: u64,
     /// TLPs a gate held while their binding moved.
     pub tlps_held: u64,
     /// TLPs a gate's VDI completed instead of the function.
@@ -523,24 +528,22 @@ impl<P: Port> NodeTask<P> {
                     continue;
                 }
             }
-            // Mixed: what was held goes out one by one (walking the frame
-            // again from its first TLP), then this one.
+            // Mixed: what was held goes out one by one, then this one.
             mixed = true;
-            let mut h = HEADER_LEN;
-            for _ in 0..n_held {
-                let len = be16(&frame[h..h + 2]);
-                if let Some(e) = through {
-                    if self.emit(e, &frame[h + 2..h + 2 + len], now) {
-                        self.stats.tlps_out += 1;
-                    }
-                }
-                h += 2 + len;
+            if let Some(e) = through {
+                self.emit_held(&frame, n_held, e, now);
             }
             self.finish_one(ingress, action, &frame[range], now);
         }
         let Some(egress) = through.filter(|_| !mixed && n_held > 0) else {
             return;
         };
+        // A frame larger than this node's frames may be (from a neighbour
+        // with a larger MTU) is repacked to fit, not passed on whole.
+        if at + CRC_LEN > ETHERNET_LEN + self.settings.mtu {
+            self.stats.repacked += 1;
+            return self.emit_held(&frame, n_held, egress, now);
+        }
         // Translation rewrites TLPs only where hosts and endpoints attach:
         // between two links the frame is unchanged and its CRC still holds.
         let kinds = self.tables.get().ports();
@@ -560,6 +563,19 @@ impl<P: Port> NodeTask<P> {
             e.queue.push(frame);
             self.stats.tlps_out += n_held as u64;
             self.stats.cut_through += 1;
+        }
+    }
+
+    /// Sends on the first `count` TLPs of a checked frame, one by one, to
+    /// `egress` (walking the frame again from its first TLP).
+    fn emit_held(&mut self, frame: &[u8], count: usize, egress: u16, now: u64) {
+        let mut h = HEADER_LEN;
+        for _ in 0..count {
+            let len = be16(&frame[h..h + 2]);
+            if self.emit(egress, &frame[h + 2..h + 2 + len], now) {
+                self.stats.tlps_out += 1;
+            }
+            h += 2 + len;
         }
     }
 
