@@ -217,8 +217,7 @@ pub fn classify(bytes: &[u8]) -> Result<Class, Error> {
         });
     };
     let data_credits = if kind.has_data() {
-        let raw = (((h[2] & 0x3) as u16) << 8) | h[3] as u16;
-        data_credits(if raw == 0 { 1024 } else { raw })
+        data_credits(length_dw([h[0], h[1], h[2], h[3]]))
     } else {
         0
     };
