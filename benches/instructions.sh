@@ -51,32 +51,32 @@ run_testpmd() {
         "$(awk '/RX-packets:/ { n = $2 } END { print n }' "$dir/tp.$1")"
 }
 
+per_unit() {
+    # $1: what is counted (TLP, packet); then the short and the long run's
+    # instructions and counts. Prints the difference per unit.
+    python3 - "$@" <<'PY'
+import sys
+unit = sys.argv[1]
+si, sn, li, ln = map(int, sys.argv[2:])
+if ln <= sn:
+    sys.exit(f"error: the long run forwarded no more {unit}s than the short one")
+print(f"instructions per {unit}: {(li - si) / (ln - sn):.1f} "
+      f"({li - si:,} instructions over {ln - sn:,} {unit}s, start-up subtracted)")
+PY
+}
+
 if [ "$PMD" = testpmd ]; then
     echo "counting instructions of dpdk-testpmd --forward-mode=io under callgrind (about 20 s)" >&2
     read -r short_ir short_pkts < <(run_testpmd 4)
     read -r long_ir long_pkts < <(run_testpmd 10)
-    python3 - "$short_ir" "$short_pkts" "$long_ir" "$long_pkts" <<'PY'
-import sys
-si, sp, li, lp = map(int, sys.argv[1:])
-if lp <= sp:
-    sys.exit("error: the long run forwarded no more packets than the short one")
-print(f"instructions per packet: {(li - si) / (lp - sp):.1f} "
-      f"({li - si:,} instructions over {lp - sp:,} packets, start-up subtracted)")
-PY
+    per_unit packet "$short_ir" "$short_pkts" "$long_ir" "$long_pkts"
     exit 0
 fi
 
 echo "counting instructions of tlpfabric forward --pmd $PMD --tlps-per-frame $PER_FRAME under callgrind (about a minute)" >&2
 read -r short_ir short_tlps < <(run 1)
 read -r long_ir long_tlps < <(run 4)
-python3 - "$short_ir" "$short_tlps" "$long_ir" "$long_tlps" <<'PY'
-import sys
-si, st, li, lt = map(int, sys.argv[1:])
-if lt <= st:
-    sys.exit("error: the long run forwarded no more TLPs than the short one")
-print(f"instructions per TLP: {(li - si) / (lt - st):.1f} "
-      f"({li - si:,} instructions over {lt - st:,} TLPs, start-up subtracted)")
-PY
+per_unit TLP "$short_ir" "$short_tlps" "$long_ir" "$long_tlps"
 echo "functions by instructions executed (long run, inlined code under its caller):"
 callgrind_annotate --inclusive=no "$dir/cg.4" 2>/dev/null \
     | awk '/file:function/ { on = 1; next } on && NF' | head -n "$TOP" | cut -c1-160

@@ -191,26 +191,48 @@ fn tlps_cross_two_node_pipelines_translated_and_in_order() {
     );
 }
 
-#[test]
-fn a_tlp_too_large_for_the_frames_of_its_egress_is_counted() {
+/// The default fabric's first switch alone, sending frames of at most 200
+/// bytes, with its host's port and the far end of its link to the next
+/// switch.
+struct SmallMtuNode {
+    node: NodeTask<DynPort>,
+    /// Kept so the node's tables stay published, as in a running fabric.
+    _tables: epoch::Publisher<NodeTables>,
+    host: RingPort,
+    l1: RingPort,
+    pool: FramePool,
+}
+
+fn small_mtu_node() -> SmallMtuNode {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml");
     let t = Topology::load(path.as_ref()).unwrap();
     let pool = FramePool::new(256, 1600);
-    let (l0, mut l1) = ring_link("sw0-sw1", 64, 1514);
-    let (host_edge, mut host) = ring_link("host-a", 64, 1514);
+    let (l0, l1) = ring_link("sw0-sw1", 64, 1514);
+    let (host_edge, host) = ring_link("host-a", 64, 1514);
     let ports: Vec<DynPort> = vec![
         Box::new(l0),
         Box::new(host_edge),
         Box::new(ClosedPort::default()),
         Box::new(ClosedPort::default()),
     ];
-    let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
-    // Frames of at most 200 bytes leave this node.
+    let (tables, reader) = epoch::channel(NodeTables::build(&t, 0));
     let settings = FrameSettings {
         mtu: 200,
         ..FrameSettings::default()
     };
-    let mut node = NodeTask::new("sw0", reader, ports, pool.clone(), settings);
+    let node = NodeTask::new("sw0", reader, ports, pool.clone(), settings);
+    SmallMtuNode {
+        node,
+        _tables: tables,
+        host,
+        l1,
+        pool,
+    }
+}
+
+#[test]
+fn a_tlp_too_large_for_the_frames_of_its_egress_is_counted() {
+    let mut f = small_mtu_node();
     // One frame: a read nothing routes (answered, so the frame's TLPs part
     // ways and are sent one by one), then a write of 256 bytes.
     let mut b = vec![0u8; 32];
@@ -219,55 +241,39 @@ fn a_tlp_too_large_for_the_frames_of_its_egress_is_counted() {
     let mut b = vec![0u8; 300];
     let access = MemAccess::dwords(0xfe00_0000, 64);
     let n = memory_write(&mut b, Bdf(0), 0, access, &[7; 256]).unwrap();
-    send(&mut host, &pool, &[outside, b[..n].to_vec()]);
-    node.poll(0);
-    let s = *node.stats();
+    send(&mut f.host, &f.pool, &[outside, b[..n].to_vec()]);
+    f.node.poll(0);
+    let s = *f.node.stats();
     assert_eq!((s.tlps_in, s.tlps_refused, s.tlps_out), (2, 1, 0));
     assert_eq!(s.too_large, 1, "the write fits no 200-byte frame");
     assert_eq!(
-        receive(&mut host).len(),
+        receive(&mut f.host).len(),
         1,
         "the read's completion went back"
     );
-    assert!(receive(&mut l1).is_empty());
+    assert!(receive(&mut f.l1).is_empty());
 }
 
 #[test]
 fn a_frame_larger_than_the_node_sends_is_repacked_not_cut_through() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml");
-    let t = Topology::load(path.as_ref()).unwrap();
-    let pool = FramePool::new(256, 1600);
-    let (l0, mut l1) = ring_link("sw0-sw1", 64, 1514);
-    let (host_edge, mut host) = ring_link("host-a", 64, 1514);
-    let ports: Vec<DynPort> = vec![
-        Box::new(l0),
-        Box::new(host_edge),
-        Box::new(ClosedPort::default()),
-        Box::new(ClosedPort::default()),
-    ];
-    let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
-    let settings = FrameSettings {
-        mtu: 200,
-        ..FrameSettings::default()
-    };
-    let mut node = NodeTask::new("sw0", reader, ports, pool.clone(), settings);
+    let mut f = small_mtu_node();
     // Twelve writes to the switch's far side in one frame of about 500
     // bytes: every TLP goes one way, but the frame is over the node's MTU.
     let writes: Vec<Vec<u8>> = (0..12u8)
         .map(|i| mwr(Bdf(0), 0xfe00_0000 + 4 * i as u64, i))
         .collect();
-    send(&mut host, &pool, &writes);
-    node.poll(0);
-    let s = *node.stats();
+    send(&mut f.host, &f.pool, &writes);
+    f.node.poll(0);
+    let s = *f.node.stats();
     assert_eq!((s.tlps_in, s.tlps_out, s.too_large), (12, 12, 0));
     assert_eq!((s.cut_through, s.repacked), (0, 1));
     let mut frames = Vec::new();
-    l1.rx_burst(0, &mut frames, 64);
+    f.l1.rx_burst(0, &mut frames, 64);
     assert!(frames.len() > 1, "split over several frames");
     let mut tags = Vec::new();
-    for f in &frames {
-        assert!(f.len() <= 14 + 200, "a {}-byte frame", f.len());
-        let view = FrameView::new_checked(&f[..], ETHERTYPE).unwrap();
+    for frame in &frames {
+        assert!(frame.len() <= 14 + 200, "a {}-byte frame", frame.len());
+        let view = FrameView::new_checked(&frame[..], ETHERTYPE).unwrap();
         tags.extend(
             view.tlps()
                 .map(|t| Tlp::new_checked(t).unwrap().payload()[0]),
