@@ -489,7 +489,10 @@ impl<P: Port> NodeTask<P> {
         {
             return self.process_reliable(ingress, frame, now);
         }
-        let count = match FrameView::new_checked(&frame[..], self.settings.ethertype) {
+        // One look at where the frame's bytes are: each `Frame` deref
+        // matches on its storage again.
+        let bytes: &mut [u8] = &mut frame;
+        let count = match FrameView::new_checked(&bytes[..], self.settings.ethertype) {
             Ok(view) => view.tlp_count(),
             Err(_) => {
                 self.stats.frames_malformed += 1;
@@ -507,16 +510,16 @@ impl<P: Port> NodeTask<P> {
         let mut at = HEADER_LEN;
         for _ in 0..count {
             // The frame checks held every length to the frame.
-            let len = be16(&frame[at..at + 2]);
+            let len = be16(&bytes[at..at + 2]);
             let range = at + 2..at + 2 + len;
             at = range.end;
             if mixed {
-                self.handle(ingress, &mut frame[range], now);
+                self.handle(ingress, &mut bytes[range], now);
                 continue;
             }
             // No credits to note: a reliable link's frames go the other way.
             self.stats.tlps_in += 1;
-            let action = self.route(ingress, &mut frame[range.clone()], now);
+            let action = self.route(ingress, &mut bytes[range.clone()], now);
             if let Routed::Forward(e) = action {
                 let joins = match through {
                     Some(t) => t == e,
@@ -531,9 +534,9 @@ impl<P: Port> NodeTask<P> {
             // Mixed: what was held goes out one by one, then this one.
             mixed = true;
             if let Some(e) = through {
-                self.emit_held(&frame, n_held, e, now);
+                self.emit_held(bytes, n_held, e, now);
             }
-            self.finish_one(ingress, action, &frame[range], now);
+            self.finish_one(ingress, action, &bytes[range], now);
         }
         let Some(egress) = through.filter(|_| !mixed && n_held > 0) else {
             return;
@@ -542,7 +545,7 @@ impl<P: Port> NodeTask<P> {
         // with a larger MTU) is repacked to fit, not passed on whole.
         if at + CRC_LEN > ETHERNET_LEN + self.settings.mtu {
             self.stats.repacked += 1;
-            return self.emit_held(&frame, n_held, egress, now);
+            return self.emit_held(bytes, n_held, egress, now);
         }
         // Translation rewrites TLPs only where hosts and endpoints attach:
         // between two links the frame is unchanged and its CRC still holds.
@@ -550,8 +553,8 @@ impl<P: Port> NodeTask<P> {
         let transit = matches!(kinds.get(ingress as usize), Some(PortKind::Link { .. }))
             && matches!(kinds.get(egress as usize), Some(PortKind::Link { .. }));
         if !transit {
-            let crc = fabric::crc32c(&frame[..at]);
-            frame[at..at + 4].copy_from_slice(&crc.to_be_bytes());
+            let crc = fabric::crc32c(&bytes[..at]);
+            bytes[at..at + 4].copy_from_slice(&crc.to_be_bytes());
         }
         if let Some(e) = self.egress.get_mut(egress as usize) {
             // Keep order: what is already packed for this port goes first.
