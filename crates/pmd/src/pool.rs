@@ -257,9 +257,7 @@ impl FramePool {
     #[inline]
     pub fn alloc_from(&self, bytes: &[u8]) -> Option<Frame> {
         let mut f = self.alloc()?;
-        let n = bytes.len().min(f.capacity());
-        f.buffer_mut()[..n].copy_from_slice(&bytes[..n]);
-        f.set_len(n);
+        f.fill(bytes);
         Some(f)
     }
 
@@ -320,8 +318,8 @@ impl Frame {
     #[cfg(feature = "dpdk")]
     pub(crate) fn from_mbuf(m: crate::dpdk::Mbuf, len: usize) -> Frame {
         Frame {
+            len: len.min(m.room().len()),
             storage: Some(Storage::Mbuf(m)),
-            len,
         }
     }
 
@@ -386,6 +384,31 @@ impl Frame {
     pub fn set_len(&mut self, len: usize) {
         self.len = len.min(self.capacity());
     }
+
+    /// The frame's length in bytes. (The same as the slice's, without
+    /// looking up where the bytes are: the length never exceeds the
+    /// capacity.)
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the frame holds no bytes.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Makes the frame a copy of `bytes`, cut to the capacity; returns the
+    /// length. One lookup of the buffer for the copy and the length.
+    #[inline]
+    pub fn fill(&mut self, bytes: &[u8]) -> usize {
+        let buffer = self.whole_mut();
+        let n = bytes.len().min(buffer.len());
+        buffer[..n].copy_from_slice(&bytes[..n]);
+        self.len = n;
+        n
+    }
 }
 
 impl Deref for Frame {
@@ -436,6 +459,23 @@ mod tests {
         std::thread::spawn(move || drop(b)).join().unwrap();
         assert_eq!(pool.available(), 2);
         assert_eq!(pool.alloc_from(&[0; 100]).unwrap().len(), 64);
+    }
+
+    #[test]
+    fn fill_copies_cut_to_the_capacity_and_len_agrees_with_the_bytes() {
+        let pool = FramePool::new(1, 8);
+        let mut f = pool.alloc().unwrap();
+        assert!(f.is_empty());
+        assert_eq!(f.fill(&[7; 5]), 5);
+        assert_eq!((&f[..], f.len()), (&[7u8; 5][..], 5));
+        assert_eq!(
+            f.fill(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+            8,
+            "cut to the capacity"
+        );
+        assert_eq!((&f[..], f.len()), (&[1u8, 2, 3, 4, 5, 6, 7, 8][..], 8));
+        assert_eq!(f.fill(&[]), 0);
+        assert!(f.is_empty() && f[..].is_empty());
     }
 
     #[test]

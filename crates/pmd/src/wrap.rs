@@ -155,9 +155,7 @@ impl<P: Port> Port for FillPort<P> {
             if self.next == self.templates.len() {
                 self.next = 0;
             }
-            let len = t.len().min(f.capacity());
-            f.buffer_mut()[..len].copy_from_slice(&t[..len]);
-            f.set_len(len);
+            f.fill(t);
         }
         n
     }
