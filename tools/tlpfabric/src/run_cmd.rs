@@ -166,6 +166,9 @@ struct Totals {
     no_buffer: u64,
     /// TLPs a node dropped as too large for the frames of their egress.
     too_large: u64,
+    /// Frames the nodes received, sent, passed on whole (cut-through),
+    /// repacked to fit a smaller MTU, and dropped as malformed.
+    frames: FrameTotals,
     gates: GateStats,
     blackouts: Blackouts,
     records: Vec<Record>,
@@ -188,6 +191,26 @@ struct Totals {
     refusal_log: Vec<String>,
     /// The hosts' request round trips (nanoseconds).
     round_trips: Option<hdrhistogram::Histogram<u64>>,
+}
+
+/// Frame counts summed over the nodes.
+#[derive(Default)]
+struct FrameTotals {
+    received: u64,
+    sent: u64,
+    cut_through: u64,
+    repacked: u64,
+    malformed: u64,
+}
+
+impl FrameTotals {
+    fn add(&mut self, s: &lcore::NodeStats) {
+        self.received += s.frames_in;
+        self.sent += s.frames_out;
+        self.cut_through += s.cut_through;
+        self.repacked += s.repacked;
+        self.malformed += s.frames_malformed;
+    }
 }
 
 fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
@@ -220,6 +243,7 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
             }
             totals.no_buffer += n.stats().no_buffer;
             totals.too_large += n.stats().too_large;
+            totals.frames.add(n.stats());
             for r in n.node_state().log.entries().iter().take(4) {
                 if totals.refusal_log.len() < 8 {
                     totals.refusal_log.push(format!(
@@ -549,6 +573,12 @@ fn report(
         "  TLPs in at nodes by class: posted {}, non-posted {}, completion {}",
         totals.by_class[0], totals.by_class[1], totals.by_class[2]
     );
+    let f = &totals.frames;
+    let _ = writeln!(
+        out,
+        "  frames at nodes: {} in, {} out; {} passed on whole, {} repacked to fit a smaller MTU, {} malformed",
+        f.received, f.sent, f.cut_through, f.repacked, f.malformed
+    );
     let busy_text: Vec<String> = busy
         .iter()
         .map(|c| match c.timed {
@@ -789,6 +819,13 @@ fn report(
                 "dropped_no_buffer": totals.no_buffer,
                 "dropped_too_large": totals.too_large,
             },
+            "frames": {
+                "in": totals.frames.received,
+                "out": totals.frames.sent,
+                "cut_through": totals.frames.cut_through,
+                "repacked": totals.frames.repacked,
+                "malformed": totals.frames.malformed,
+            },
             "throughput": {
                 "tlps_per_s": tracked,
                 "by_class": {"posted": totals.by_class[0], "non_posted": totals.by_class[1], "completion": totals.by_class[2]},
@@ -907,6 +944,15 @@ mod tests {
         let interrupts = v["configuration"]["interrupts"].as_u64().unwrap();
         assert!((2 * 31 - 4..=2 * 31).contains(&interrupts), "{interrupts}");
         assert!(v["throughput"]["tlps_per_s"].as_f64().unwrap() > 0.0);
+        // Nodes saw and sent frames, none of them malformed.
+        let frames = &v["frames"];
+        assert!(frames["in"].as_u64().unwrap() > 0 && frames["out"].as_u64().unwrap() > 0);
+        assert_eq!(frames["malformed"], 0);
+        assert!(frames["cut_through"].as_u64() <= frames["in"].as_u64());
+        assert!(
+            out.contains(&format!("frames at nodes: {} in,", frames["in"])),
+            "{out}"
+        );
         assert_eq!(v["migrations"]["vm"], 0);
         let (_, again, _) = run_captured(&args, "");
         assert_eq!(out, again, "the same run twice");
