@@ -149,16 +149,28 @@ mod x86 {
     /// The CPU has SSE4.2.
     #[target_feature(enable = "sse4.2")]
     pub(crate) unsafe fn one_chain(bytes: &[u8]) -> u32 {
+        let word = |w: &[u8]| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
         let mut reg = u64::from(!0u32);
-        let mut words = bytes.chunks_exact(8);
-        for w in words.by_ref() {
-            reg = _mm_crc32_u64(
-                reg,
-                u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]),
-            );
+        let (blocks, mut rest) = bytes.as_chunks::<32>();
+        for b in blocks {
+            reg = _mm_crc32_u64(reg, word(&b[..8]));
+            reg = _mm_crc32_u64(reg, word(&b[8..16]));
+            reg = _mm_crc32_u64(reg, word(&b[16..24]));
+            reg = _mm_crc32_u64(reg, word(&b[24..]));
+        }
+        // What is left (under 32 bytes) in 16-, 8-, 4-, 2- and 1-byte
+        // steps: straight-line, where a loop of 8-byte steps took four
+        // instructions a word.
+        if let Some((w, tail)) = rest.split_first_chunk::<16>() {
+            reg = _mm_crc32_u64(reg, word(&w[..8]));
+            reg = _mm_crc32_u64(reg, word(&w[8..]));
+            rest = tail;
+        }
+        if let Some((w, tail)) = rest.split_first_chunk::<8>() {
+            reg = _mm_crc32_u64(reg, u64::from_le_bytes(*w));
+            rest = tail;
         }
         let mut reg = reg as u32;
-        let mut rest = words.remainder();
         if let Some((w, tail)) = rest.split_first_chunk::<4>() {
             reg = _mm_crc32_u32(reg, u32::from_le_bytes(*w));
             rest = tail;
