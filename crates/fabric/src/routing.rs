@@ -11,12 +11,20 @@ use crate::topology::Window;
 /// Non-overlapping address windows, each with a value.
 #[derive(Debug, Clone)]
 pub struct AddressTable<V> {
-    /// The first address of every window, sorted, padded with `u64::MAX` to
-    /// a power of two so the search is a fixed number of halvings.
-    bases: Box<[u64]>,
-    /// The last address (inclusive) of each window.
-    lasts: Box<[u64]>,
-    values: Box<[V]>,
+    /// The windows sorted by base, padded to a power of two with copies of
+    /// the last, so the search is a fixed number of halvings and one that
+    /// ends on a copy finds the window it copies.
+    slots: Box<[Slot<V>]>,
+    /// Windows in the table (before the padding).
+    len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot<V> {
+    base: u64,
+    /// The last address (inclusive).
+    last: u64,
+    value: V,
 }
 
 /// Two windows given to [`AddressTable::new`] overlap.
@@ -40,14 +48,20 @@ impl<V: Copy> AddressTable<V> {
                 return Err(Overlap { a, b });
             }
         }
-        let mut bases = vec![u64::MAX; entries.len().next_power_of_two()];
-        for (slot, (w, _)) in bases.iter_mut().zip(&entries) {
-            *slot = w.base;
+        let mut slots: Vec<Slot<V>> = entries
+            .iter()
+            .map(|&(w, value)| Slot {
+                base: w.base,
+                last: w.base + (w.size - 1),
+                value,
+            })
+            .collect();
+        if let Some(&last) = slots.last() {
+            slots.resize(slots.len().next_power_of_two(), last);
         }
         Ok(AddressTable {
-            bases: bases.into(),
-            lasts: entries.iter().map(|(w, _)| w.base + (w.size - 1)).collect(),
-            values: entries.iter().map(|(_, v)| *v).collect(),
+            slots: slots.into(),
+            len: entries.len(),
         })
     }
 
@@ -56,49 +70,78 @@ impl<V: Copy> AddressTable<V> {
     // the call cost as many instructions as the search.
     #[inline(always)]
     pub fn lookup(&self, address: u64) -> Option<V> {
-        // Branch-free halving: the steps do not depend on the data, only
-        // the index does, so lookups of a burst overlap in the pipeline.
-        let bases = &self.bases[..];
-        let mut i = 0;
-        let mut size = bases.len();
-        while size > 1 {
-            let half = size / 2;
-            let mid = i + half;
-            i = core::hint::select_unpredictable(bases[mid] <= address, mid, i);
-            size -= half;
-        }
-        // Padding (u64::MAX) is passed only when `address` is u64::MAX.
-        let i = i.min(self.lasts.len().checked_sub(1)?);
-        if self.bases[i] <= address && address <= self.lasts[i] {
-            Some(self.values[i])
-        } else {
-            None
-        }
+        let slot = self.search(address)?;
+        (slot.base <= address && address <= slot.last).then_some(slot.value)
+    }
+
+    /// The last slot whose base is at or below `address` (the first if
+    /// none is), or `None` if the table is empty.
+    #[inline(always)]
+    fn search(&self, address: u64) -> Option<&Slot<V>> {
+        let slots = &self.slots[..];
+        // Tables of a few windows (most nodes' are) search a fixed-size
+        // array: the halvings unroll and no index is checked at run time.
+        Some(match slots.len() {
+            0 => return None,
+            1 => &slots[0],
+            2 => search_fixed::<V, 2>(slots.try_into().ok()?, address),
+            4 => search_fixed::<V, 4>(slots.try_into().ok()?, address),
+            8 => search_fixed::<V, 8>(slots.try_into().ok()?, address),
+            16 => search_fixed::<V, 16>(slots.try_into().ok()?, address),
+            n => {
+                let mut i = 0;
+                let mut half = n / 2;
+                while half > 0 {
+                    let mid = i + half;
+                    i = core::hint::select_unpredictable(slots[mid].base <= address, mid, i);
+                    half /= 2;
+                }
+                &slots[i]
+            }
+        })
     }
 
     /// The window holding `address` and its value.
     pub fn find(&self, address: u64) -> Option<(Window, V)> {
-        let v = self.lookup(address)?;
-        let i = self.lasts.partition_point(|&l| l < address);
-        let base = self.bases[i];
-        Some((
-            Window {
-                base,
-                size: self.lasts[i] - base + 1,
-            },
-            v,
-        ))
+        let slot = self.search(address)?;
+        (slot.base <= address && address <= slot.last).then(|| {
+            let size = slot.last - slot.base + 1;
+            (
+                Window {
+                    base: slot.base,
+                    size,
+                },
+                slot.value,
+            )
+        })
     }
 
     /// Windows in the table.
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.len
     }
 
     /// Whether the table has no windows.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.len == 0
     }
+}
+
+/// Branch-free halving over `N` (a power of two) sorted slots: the steps do
+/// not depend on the data, only the index does, so lookups of a burst
+/// overlap in the pipeline.
+#[inline(always)]
+fn search_fixed<V, const N: usize>(slots: &[Slot<V>; N], address: u64) -> &Slot<V> {
+    let mut i = 0;
+    let mut half = N / 2;
+    while half > 0 {
+        // `i` is a multiple of `2 * half` below `N`, so `i + half < N`; the
+        // mask says so to the compiler.
+        let mid = (i + half) & (N - 1);
+        i = core::hint::select_unpredictable(slots[mid].base <= address, mid, i);
+        half /= 2;
+    }
+    &slots[i & (N - 1)]
 }
 
 /// A value per 16-bit ID (bus/device/function), `None` where unset.
@@ -356,10 +399,14 @@ mod tests {
     }
 
     proptest! {
-        /// The search agrees with a linear scan, for any number of windows.
+        /// The search agrees with a linear scan, for any number of windows
+        /// (often few: tables of up to 16 slots take their own path).
         #[test]
         fn agrees_with_a_linear_scan(
-            gaps in proptest::collection::vec((1u64..0x1000, 1u64..0x1000), 0..600),
+            gaps in prop_oneof![
+                proptest::collection::vec((1u64..0x1000, 1u64..0x1000), 0..20),
+                proptest::collection::vec((1u64..0x1000, 1u64..0x1000), 0..600),
+            ],
             probes in proptest::collection::vec(any::<u64>(), 64),
         ) {
             let mut at = 0u64;
@@ -377,7 +424,9 @@ mod tests {
             for (win, i) in &windows {
                 prop_assert_eq!(t.lookup(win.base), Some(*i));
                 prop_assert_eq!(t.lookup(win.base + win.size - 1), Some(*i));
+                prop_assert_eq!(t.find(win.base + win.size / 2), Some((*win, *i)));
             }
+            prop_assert_eq!(t.len(), windows.len());
         }
     }
 
