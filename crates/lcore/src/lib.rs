@@ -1,11 +1,13 @@
 //! Poll-mode cores: [`Task`]s polled run-to-completion on pinned threads
 //! ([`Cores`]) or on the calling thread with a virtual clock
 //! ([`Deterministic`]), and [`NodeTask`], a switch node's forwarding
-//! pipeline over its ports.
+//! pipeline over its ports ([`IoTask`]: the same ports and loop, frames
+//! passed on unexamined, for reference).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod gate;
+mod io;
 mod node;
 pub mod pingpong;
 pub mod stall;
@@ -14,6 +16,7 @@ mod task;
 pub use gate::{
     Arrival, Blackouts, Gate, GateCommand, GateOffer, GateStats, GateStatus, GatedFunction,
 };
+pub use io::IoTask;
 pub use node::{FrameSettings, LiveSnapshot, LiveStats, NodeStats, NodeTask, BURST};
 pub use stall::{StallClock, StallWatch, STALL_AFTER_NS};
 pub use task::{

@@ -72,13 +72,13 @@ pub struct NodeStats {
 /// pipeline stores them once per poll (single writer, relaxed).
 #[derive(Debug, Default)]
 pub struct LiveStats {
-    frames_in: AtomicU64,
-    tlps_in: AtomicU64,
-    tlps_out: AtomicU64,
-    frames_out: AtomicU64,
-    tlps_refused: AtomicU64,
-    busy_polls: AtomicU64,
-    idle_polls: AtomicU64,
+    pub(crate) frames_in: AtomicU64,
+    pub(crate) tlps_in: AtomicU64,
+    pub(crate) tlps_out: AtomicU64,
+    pub(crate) frames_out: AtomicU64,
+    pub(crate) tlps_refused: AtomicU64,
+    pub(crate) busy_polls: AtomicU64,
+    pub(crate) idle_polls: AtomicU64,
 }
 
 /// A snapshot of [`LiveStats`].

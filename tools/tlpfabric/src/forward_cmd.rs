@@ -6,11 +6,12 @@ use clap::Args;
 use fabric::frame::{FrameHeader, FrameWriter, DEFAULT_MTU};
 use fabric::routing::epoch;
 use fabric::{NodeTables, Topology};
-use lcore::{FrameSettings, NodeTask, Task};
+use lcore::{FrameSettings, IoTask, LiveStats, NodeTask, Task};
 use pmd::{FramePool, NullPort, Port};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tlp::build::{memory_write, MemAccess};
 use tlp::Bdf;
@@ -34,6 +35,12 @@ pub(crate) struct ForwardArgs {
     /// hugepages, no PCI, a file prefix of this process's own).
     #[arg(long, allow_hyphen_values = true)]
     eal: Option<String>,
+    /// `pipeline` (the default): the node's whole pipeline. `io`: frames
+    /// passed from each port to the other unexamined and unfilled, over the
+    /// same ports and poll loop, like testpmd's io mode: what the ports and
+    /// the loop cost without the pipeline.
+    #[arg(long, default_value = "pipeline")]
+    mode: String,
     /// The two ethdevs for `--pmd dpdk`, west first.
     #[arg(long, default_value = "net_null0,net_null1")]
     ports: String,
@@ -100,6 +107,35 @@ fn template(requester: Bdf, base: u64, n: usize, payload: usize) -> Result<Vec<u
 
 type Ports = Vec<Box<dyn Port + Send>>;
 
+/// What a forwarding core runs.
+enum Forwarder {
+    Pipeline(Box<NodeTask<Box<dyn Port + Send>>>),
+    Io(IoTask<Box<dyn Port + Send>>),
+}
+
+impl Forwarder {
+    fn poll(&mut self) {
+        match self {
+            Forwarder::Pipeline(t) => t.poll(0),
+            Forwarder::Io(t) => t.poll(0),
+        };
+    }
+
+    fn live(&self) -> Arc<LiveStats> {
+        match self {
+            Forwarder::Pipeline(t) => t.live(),
+            Forwarder::Io(t) => t.live(),
+        }
+    }
+
+    fn ports(&self) -> &[Box<dyn Port + Send>] {
+        match self {
+            Forwarder::Pipeline(t) => t.ports(),
+            Forwarder::Io(t) => t.ports(),
+        }
+    }
+}
+
 /// What one forwarding core polls: its west and east port (or queue) and
 /// the pool its frames come from.
 type Lane = (Ports, FramePool);
@@ -118,7 +154,12 @@ fn ring_ports(east: Vec<u8>, west: Vec<u8>, lcores: usize) -> (Vec<Lane>, String
             (ports, pool)
         })
         .collect();
-    let what = "ring ports (null ports, received frames filled from templates)".to_string();
+    let what = if east.is_empty() {
+        "ring ports (null ports, received frames left empty)"
+    } else {
+        "ring ports (null ports, received frames filled from templates)"
+    }
+    .to_string();
     (lanes, what)
 }
 
@@ -156,7 +197,7 @@ fn dpdk_ports(
         let handles =
             DpdkPort::open_queues(name, &pool, queues, 1024, 1024).map_err(|e| e.to_string())?;
         for (lane, port) in lanes.iter_mut().zip(handles) {
-            if name.starts_with("net_null") {
+            if name.starts_with("net_null") && args.mode == "pipeline" {
                 filled = true;
                 lane.0
                     .push(Box::new(FillPort::new(port, vec![template.clone()])));
@@ -192,6 +233,14 @@ fn dpdk_ports(_: &ForwardArgs, _: Vec<u8>, _: Vec<u8>) -> Result<(Vec<Lane>, Str
 }
 
 pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if args.mode != "pipeline" && args.mode != "io" {
+        let _ = writeln!(
+            err,
+            "error: --mode: expected pipeline or io, found {:?}",
+            args.mode
+        );
+        return EXIT_USAGE;
+    }
     if args.pmd != "ring" && args.pmd != "dpdk" {
         let _ = writeln!(
             err,
@@ -257,9 +306,13 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 return EXIT_USAGE;
             }
         }
+    } else if args.mode == "io" {
+        // Nothing reads the frames: empty ones, like net_null's unfilled.
+        ring_ports(Vec::new(), Vec::new(), args.lcores)
     } else {
         ring_ports(east, west, args.lcores)
     };
+    let io = args.mode == "io";
     let duration = args.duration;
     let dpdk = args.pmd == "dpdk";
     // Two-core figures depend on where the two cores are: measured first,
@@ -281,8 +334,13 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let mut lives = Vec::new();
     let mut workers = Vec::new();
     for (i, (ports, pool)) in lanes.into_iter().enumerate() {
-        let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
-        let mut task = NodeTask::new("fwd", reader, ports, pool, FrameSettings::default());
+        let mut task = if io {
+            Forwarder::Io(IoTask::new("io", ports))
+        } else {
+            let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
+            let task = NodeTask::new("fwd", reader, ports, pool, FrameSettings::default());
+            Forwarder::Pipeline(Box::new(task))
+        };
         lives.push(task.live());
         let cpu = cpus
             .len()
@@ -299,7 +357,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             let start = Instant::now();
             let mut polls = 0u64;
             loop {
-                task.poll(0);
+                task.poll();
                 polls += 1;
                 if polls.is_multiple_of(256) && start.elapsed() >= duration {
                     break;
@@ -314,8 +372,14 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         std::thread::sleep(Duration::from_millis(100).min(duration));
         let secs = started.elapsed().as_secs();
         if secs > 0 && started.elapsed().subsec_millis() < 100 {
-            let forwarded: u64 = lives.iter().map(|l| l.snapshot().tlps_out).sum();
-            let _ = writeln!(err, "  {secs} s: {forwarded} TLPs forwarded");
+            let snaps = lives.iter().map(|l| l.snapshot());
+            if io {
+                let passed: u64 = snaps.map(|s| s.frames_out).sum();
+                let _ = writeln!(err, "  {secs} s: {passed} frames passed on");
+            } else {
+                let forwarded: u64 = snaps.map(|s| s.tlps_out).sum();
+                let _ = writeln!(err, "  {secs} s: {forwarded} TLPs forwarded");
+            }
         }
     }
     let mut tasks = Vec::new();
@@ -344,6 +408,18 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let frames_per_s = (west_in + east_in) / secs;
     let tlps_per_s = tlps_out as f64 / secs;
     let busy = busy_polls as f64 / (busy_polls + idle_polls).max(1) as f64;
+    if io {
+        return report_io(
+            &args,
+            &snaps,
+            [west_in, east_in],
+            secs,
+            round_trip,
+            &what,
+            out,
+            err,
+        );
+    }
     let per_core: Vec<f64> = snaps.iter().map(|s| s.tlps_out as f64 / secs).collect();
     let _ = writeln!(
         out,
@@ -389,6 +465,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     if let Some(path) = &args.json {
         let doc = json!({
             "pmd": args.pmd,
+            "mode": "pipeline",
             "lcores": args.lcores,
             "tlps_per_s_per_core": per_core,
             "core_round_trip_ns": round_trip.map(|t| t.as_nanos() as u64),
@@ -403,6 +480,76 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             "directions": [
                 {"from": "west", "to": "east", "frames_per_s": west_in / secs, "tlps_per_s": west_in * n / secs},
                 {"from": "east", "to": "west", "frames_per_s": east_in / secs, "tlps_per_s": east_in * n / secs},
+            ],
+        });
+        if let Err(e) = std::fs::write(path, format!("{doc:#}\n")) {
+            let _ = writeln!(err, "error: {}: cannot write: {e}", path.display());
+            return EXIT_REJECTED;
+        }
+    }
+    0
+}
+
+/// The report of `--mode io`: frames only (no TLP is looked at).
+#[allow(clippy::too_many_arguments)]
+fn report_io(
+    args: &ForwardArgs,
+    snaps: &[lcore::LiveSnapshot],
+    [west_in, east_in]: [f64; 2],
+    secs: f64,
+    round_trip: Option<Duration>,
+    what: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let frames_per_s = (west_in + east_in) / secs;
+    let (busy, idle) = snaps
+        .iter()
+        .fold((0, 0), |(b, i), s| (b + s.busy_polls, i + s.idle_polls));
+    let busy = busy as f64 / (busy + idle).max(1) as f64;
+    let per_core: Vec<f64> = snaps.iter().map(|s| s.frames_out as f64 / secs).collect();
+    let _ = writeln!(
+        out,
+        "forward: {} core{}, {what}, io mode (frames passed on unexamined), {:.2} s",
+        args.lcores,
+        if args.lcores == 1 { "" } else { "s" },
+        secs
+    );
+    let _ = writeln!(out, "  west->east: {:.2} M frames/s", west_in / secs / 1e6);
+    let _ = writeln!(out, "  east->west: {:.2} M frames/s", east_in / secs / 1e6);
+    let _ = writeln!(
+        out,
+        "  total: {:.2} M frames/s, {:.1} ns per frame, busy polls {:.1}%",
+        frames_per_s / 1e6,
+        1e9 / frames_per_s.max(1.0),
+        busy * 100.0
+    );
+    if args.lcores > 1 {
+        let text: Vec<String> = per_core.iter().map(|r| format!("{:.2}", r / 1e6)).collect();
+        let _ = writeln!(out, "  per core: {} M frames/s", text.join(", "));
+        if let Some(t) = round_trip {
+            let _ = writeln!(
+                out,
+                "  core-to-core cache-line round trip (first two cores): {} ns",
+                t.as_nanos()
+            );
+        }
+    }
+    if let Some(path) = &args.json {
+        let doc = json!({
+            "pmd": args.pmd,
+            "mode": "io",
+            "lcores": args.lcores,
+            "frames_per_s_per_core": per_core,
+            "core_round_trip_ns": round_trip.map(|t| t.as_nanos() as u64),
+            "duration_s": secs,
+            "frames_per_s": frames_per_s,
+            "tlps_per_s": null,
+            "ns_per_frame": 1e9 / frames_per_s.max(1.0),
+            "busy_fraction": busy,
+            "directions": [
+                {"from": "west", "to": "east", "frames_per_s": west_in / secs},
+                {"from": "east", "to": "west", "frames_per_s": east_in / secs},
             ],
         });
         if let Err(e) = std::fs::write(path, format!("{doc:#}\n")) {
@@ -464,6 +611,38 @@ mod tests {
     }
 
     #[test]
+    fn io_mode_passes_frames_both_ways_and_reports_no_tlps() {
+        let path = std::env::temp_dir().join(format!("tlpfabric-io-{}.json", std::process::id()));
+        let (code, out, err) = run_captured(
+            &[
+                "forward",
+                "--mode",
+                "io",
+                "--duration",
+                "200ms",
+                "--json",
+                path.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("io mode") && !out.contains("TLPs/s"), "{out}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["mode"], "io");
+        assert!(v["tlps_per_s"].is_null());
+        let directions = v["directions"].as_array().unwrap();
+        let rates: Vec<f64> = directions
+            .iter()
+            .map(|d| d["frames_per_s"].as_f64().unwrap())
+            .collect();
+        assert!(rates.iter().all(|&r| r > 0.0), "{out}");
+        let total = v["frames_per_s"].as_f64().unwrap();
+        assert!((rates[0] + rates[1] - total).abs() <= total * 1e-9);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn every_core_forwards_its_own_pipeline() {
         let cpus = core_affinity::get_core_ids().map_or(1, |c| c.len());
         let lcores = cpus.min(2);
@@ -516,6 +695,9 @@ mod tests {
         );
         assert_eq!(code, 2);
         assert!(err.contains("do not fit"), "{err}");
+        let (code, _, err) = run_captured(&["forward", "--mode", "testpmd"], "");
+        assert_eq!(code, 2);
+        assert!(err.contains("--mode: expected pipeline or io"), "{err}");
         let (code, _, err) = run_captured(&["forward", "--lcores", "0"], "");
         assert_eq!(code, 2);
         assert!(err.contains("--lcores: expected 1 to"), "{err}");
