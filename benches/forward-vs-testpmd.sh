@@ -5,7 +5,11 @@
 # medians (tlpfabric frames/s over testpmd packets/s; and TLPs/s over testpmd
 # packets/s at eight TLPs per frame). testpmd's macswap mode, which reads and
 # writes each packet's Ethernet addresses, runs beside io as a second
-# reference: io forwards without touching a byte of the packet.
+# reference: io forwards without touching a byte of the packet. So does
+# tlpfabric's own io mode (`forward --mode io`), which runs beside them: the
+# same ports, frame handles and poll loop as the pipeline, without the
+# pipeline, so the two ratios it adds split the gap to testpmd io into what
+# the port layer costs and what the pipeline's work costs.
 #
 #   bash benches/forward-vs-testpmd.sh [ROUNDS] [SECONDS]
 #
@@ -36,28 +40,34 @@ testpmd_pps() {
 }
 
 tlpfabric_rate() {
+    # $1: TLPs per frame; $2: the mode (pipeline, io). Prints frames/s and
+    # TLPs/s (0 in io mode, which looks at none).
     local json
     json="$(mktemp)"
-    taskset -c "$CORE" "$BIN" forward --pmd dpdk --eal "$EAL --file-prefix=tf-$$" \
+    taskset -c "$CORE" "$BIN" forward --pmd dpdk --eal "$EAL --file-prefix=tf-$$" --mode "$2" \
         --duration "${SECONDS_PER_RUN}s" --tlps-per-frame "$1" --json "$json" >/dev/null 2>&1
-    python3 -c "import json,sys; d=json.load(open('$json')); print(d['frames_per_s'], d['tlps_per_s'])"
+    python3 -c "import json,sys; d=json.load(open('$json')); print(d['frames_per_s'], d['tlps_per_s'] or 0)"
     rm -f "$json"
 }
 
-: > /tmp/fvt.rounds
+rounds="$(mktemp)"
+trap 'rm -f "$rounds"' EXIT
 for r in $(seq "$ROUNDS"); do
     tp="$(testpmd_pps io)"
-    read -r f1 _ < <(tlpfabric_rate 1)
-    read -r f8 t8 < <(tlpfabric_rate 8)
+    read -r f1 _ < <(tlpfabric_rate 1 pipeline)
+    read -r f8 t8 < <(tlpfabric_rate 8 pipeline)
+    read -r fio _ < <(tlpfabric_rate 1 io)
     ms="$(testpmd_pps macswap)"
-    echo "$tp $f1 $f8 $t8 $ms" >> /tmp/fvt.rounds
-    python3 -c "print('round $r: testpmd io %.2f M pkt/s; tlpfabric 1 TLP/frame %.2f M frames/s; 8 TLPs/frame %.2f M frames/s, %.2f M TLPs/s; testpmd macswap %.2f M pkt/s' % tuple(x / 1e6 for x in ($tp, $f1, $f8, $t8, $ms)))"
+    echo "$tp $f1 $f8 $t8 $ms $fio" >> "$rounds"
+    python3 -c "print('round $r: testpmd io %.2f M pkt/s; tlpfabric 1 TLP/frame %.2f M frames/s; 8 TLPs/frame %.2f M frames/s, %.2f M TLPs/s; testpmd macswap %.2f M pkt/s; tlpfabric io mode %.2f M frames/s' % tuple(x / 1e6 for x in ($tp, $f1, $f8, $t8, $ms, $fio)))"
 done
-python3 - /tmp/fvt.rounds <<'PY'
+python3 - "$rounds" <<'PY'
 import statistics, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
-tp, f1, f8, t8, ms = (statistics.median(c) for c in zip(*rows))
-print(f"medians: testpmd io {tp / 1e6:.2f} M pkt/s, macswap {ms / 1e6:.2f} M pkt/s; tlpfabric {f1 / 1e6:.2f} M frames/s (1 TLP/frame), {t8 / 1e6:.2f} M TLPs/s (8 TLPs/frame)")
+tp, f1, f8, t8, ms, fio = (statistics.median(c) for c in zip(*rows))
+print(f"medians: testpmd io {tp / 1e6:.2f} M pkt/s, macswap {ms / 1e6:.2f} M pkt/s; tlpfabric {f1 / 1e6:.2f} M frames/s (1 TLP/frame), {t8 / 1e6:.2f} M TLPs/s (8 TLPs/frame), io mode {fio / 1e6:.2f} M frames/s")
 print(f"ratio, 1 TLP/frame, frames/s over testpmd io pkt/s: {f1 / tp:.2f} (target 0.8); over macswap: {f1 / ms:.2f}")
 print(f"ratio, 8 TLPs/frame, TLPs/s over testpmd io pkt/s: {t8 / tp:.2f} (target 2); over macswap: {t8 / ms:.2f}")
+print(f"where the time goes at 1 TLP/frame, per frame: testpmd io {1e9 / tp:.1f} ns; tlpfabric's ports and loop (io mode) "
+      f"{1e9 / fio:.1f} ns ({fio / tp:.2f}x testpmd io's rate); with the pipeline {1e9 / f1:.1f} ns")
 PY
