@@ -6,12 +6,11 @@ use clap::Args;
 use fabric::frame::{FrameHeader, FrameWriter, DEFAULT_MTU};
 use fabric::routing::epoch;
 use fabric::{NodeTables, Topology};
-use lcore::{FrameSettings, IoTask, LiveStats, NodeTask, Task};
+use lcore::{FrameSettings, IoTask, NodeTask, Task};
 use pmd::{FramePool, NullPort, Port};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tlp::build::{memory_write, MemAccess};
 use tlp::Bdf;
@@ -107,27 +106,13 @@ fn template(requester: Bdf, base: u64, n: usize, payload: usize) -> Result<Vec<u
 
 type Ports = Vec<Box<dyn Port + Send>>;
 
-/// What a forwarding core runs.
+/// What a forwarding core ran, handed back when it is done.
 enum Forwarder {
     Pipeline(Box<NodeTask<Box<dyn Port + Send>>>),
     Io(IoTask<Box<dyn Port + Send>>),
 }
 
 impl Forwarder {
-    fn poll(&mut self) {
-        match self {
-            Forwarder::Pipeline(t) => t.poll(0),
-            Forwarder::Io(t) => t.poll(0),
-        };
-    }
-
-    fn live(&self) -> Arc<LiveStats> {
-        match self {
-            Forwarder::Pipeline(t) => t.live(),
-            Forwarder::Io(t) => t.live(),
-        }
-    }
-
     fn ports(&self) -> &[Box<dyn Port + Send>] {
         match self {
             Forwarder::Pipeline(t) => t.ports(),
@@ -334,37 +319,23 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let mut lives = Vec::new();
     let mut workers = Vec::new();
     for (i, (ports, pool)) in lanes.into_iter().enumerate() {
-        let mut task = if io {
-            Forwarder::Io(IoTask::new("io", ports))
-        } else {
-            let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
-            let task = NodeTask::new("fwd", reader, ports, pool, FrameSettings::default());
-            Forwarder::Pipeline(Box::new(task))
-        };
-        lives.push(task.live());
         let cpu = cpus
             .len()
             .checked_sub(1 + i)
             .and_then(|k| cpus.get(k).copied());
-        workers.push(std::thread::spawn(move || {
-            if let Some(cpu) = cpu {
-                core_affinity::set_for_current(cpu);
-            }
-            if dpdk {
-                // An lcore of DPDK's, so the mbuf pool caches for it.
-                register_dpdk_thread();
-            }
-            let start = Instant::now();
-            let mut polls = 0u64;
-            loop {
-                task.poll();
-                polls += 1;
-                if polls.is_multiple_of(256) && start.elapsed() >= duration {
-                    break;
-                }
-            }
-            (task, start.elapsed())
-        }));
+        let worker = if io {
+            let task = IoTask::new("io", ports);
+            lives.push(task.live());
+            spawn_worker(task, cpu, dpdk, duration, Forwarder::Io)
+        } else {
+            let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
+            let task = NodeTask::new("fwd", reader, ports, pool, FrameSettings::default());
+            lives.push(task.live());
+            spawn_worker(task, cpu, dpdk, duration, |t| {
+                Forwarder::Pipeline(Box::new(t))
+            })
+        };
+        workers.push(worker);
     }
     // Progress once a second on standard error.
     let started = Instant::now();
@@ -488,6 +459,37 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         }
     }
     0
+}
+
+/// Runs `task` on its own thread, pinned to `cpu`, for `duration`; the
+/// loop is compiled for each kind of task, so the pipeline's poll inlines
+/// into it as it would on a core of its own.
+fn spawn_worker<T: Task + 'static>(
+    mut task: T,
+    cpu: Option<core_affinity::CoreId>,
+    dpdk: bool,
+    duration: Duration,
+    done: fn(T) -> Forwarder,
+) -> std::thread::JoinHandle<(Forwarder, Duration)> {
+    std::thread::spawn(move || {
+        if let Some(cpu) = cpu {
+            core_affinity::set_for_current(cpu);
+        }
+        if dpdk {
+            // An lcore of DPDK's, so the mbuf pool caches for it.
+            register_dpdk_thread();
+        }
+        let start = Instant::now();
+        let mut polls = 0u64;
+        loop {
+            task.poll(0);
+            polls += 1;
+            if polls.is_multiple_of(256) && start.elapsed() >= duration {
+                break;
+            }
+        }
+        (done(task), start.elapsed())
+    })
 }
 
 /// The report of `--mode io`: frames only (no TLP is looked at).
