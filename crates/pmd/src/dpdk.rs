@@ -212,18 +212,20 @@ impl Mbuf {
     /// # Safety
     /// `ptr` must be a live, single-segment mbuf no one else holds.
     unsafe fn from_raw(ptr: NonNull<sys::rte_mbuf>) -> Mbuf {
-        // SAFETY: the caller hands over a live mbuf; mtod and the tailroom
-        // read its fields only.
-        let (data, room) = unsafe {
-            (
-                sys::tlpf_pktmbuf_mtod(ptr.as_ptr()) as *mut u8,
-                sys::tlpf_pktmbuf_tailroom_total(ptr.as_ptr()) as usize,
-            )
+        // Read here rather than through the C shim's `rte_pktmbuf_mtod`
+        // (the buffer's address plus the data offset) and tailroom (the
+        // buffer's length less the offset): three calls per mbuf otherwise.
+        // SAFETY: the caller hands over a live mbuf; these read its fields.
+        let (buffer, offset, length) = unsafe {
+            let m = ptr.as_ptr();
+            ((*m).buf_addr as *mut u8, (*m).data_off, (*m).buf_len)
         };
+        let data = NonNull::new(buffer.wrapping_add(usize::from(offset)))
+            .filter(|_| !buffer.is_null() && offset <= length);
         Mbuf {
             ptr,
-            data: NonNull::new(data).unwrap_or(NonNull::dangling()),
-            room: if data.is_null() { 0 } else { room },
+            room: data.map_or(0, |_| usize::from(length - offset)),
+            data: data.unwrap_or(NonNull::dangling()),
         }
     }
 
@@ -242,14 +244,19 @@ impl Mbuf {
 
     /// The frame length DPDK sees (data and packet length).
     pub(crate) fn set_len(&mut self, len: usize) {
-        let len = len.min(self.room().len()) as u16;
-        // SAFETY: the mbuf is live and ours; the length fits its buffer.
-        unsafe { sys::tlpf_pktmbuf_set_len(self.ptr.as_ptr(), len) }
+        let len = len.min(self.room) as u16;
+        // SAFETY: the mbuf is live and ours; the length fits its buffer, and
+        // it is one segment, so the packet length is the data length.
+        unsafe {
+            let m = self.ptr.as_ptr();
+            (*m).data_len = len;
+            (*m).pkt_len = u32::from(len);
+        }
     }
 
     fn data_len(&self) -> usize {
         // SAFETY: the mbuf is live; reading its length has no effect.
-        unsafe { sys::tlpf_pktmbuf_data_len(self.ptr.as_ptr()) as usize }
+        unsafe { usize::from((*self.ptr.as_ptr()).data_len) }
     }
 
     /// Gives up ownership (DPDK takes it, e.g. on transmit).
@@ -584,8 +591,16 @@ impl Drop for Started {
 mod tests {
     #[test]
     fn mbuf_layout_matches_dpdk() {
+        use dpdk_sys::rte_mbuf;
+        use std::mem::offset_of;
         // rte_mbuf is two cache lines, cache-line aligned.
-        assert_eq!(std::mem::size_of::<dpdk_sys::rte_mbuf>(), 128);
-        assert_eq!(std::mem::align_of::<dpdk_sys::rte_mbuf>(), 64);
+        assert_eq!(std::mem::size_of::<rte_mbuf>(), 128);
+        assert_eq!(std::mem::align_of::<rte_mbuf>(), 64);
+        // The fields read and written in place (rte_mbuf_core.h, 22.11).
+        assert_eq!(offset_of!(rte_mbuf, buf_addr), 0);
+        assert_eq!(offset_of!(rte_mbuf, data_off), 16);
+        assert_eq!(offset_of!(rte_mbuf, pkt_len), 36);
+        assert_eq!(offset_of!(rte_mbuf, data_len), 40);
+        assert_eq!(offset_of!(rte_mbuf, buf_len), 54);
     }
 }
