@@ -15,6 +15,9 @@ pub struct AddressTable<V> {
     /// the last, so the search is a fixed number of halvings and one that
     /// ends on a copy finds the window it copies.
     slots: Box<[Slot<V>]>,
+    /// The slots' bases alone, which a search of more than 16 slots halves
+    /// over: it touches a third of the cache lines the slots fill.
+    bases: Box<[u64]>,
     /// Windows in the table (before the padding).
     len: usize,
 }
@@ -48,6 +51,8 @@ impl<V: Copy> AddressTable<V> {
                 return Err(Overlap { a, b });
             }
         }
+        let padded = entries.len().next_power_of_two();
+        let mut bases: Vec<u64> = entries.iter().map(|(w, _)| w.base).collect();
         let mut slots: Vec<Slot<V>> = entries
             .iter()
             .map(|&(w, value)| Slot {
@@ -56,10 +61,12 @@ impl<V: Copy> AddressTable<V> {
                 value,
             })
             .collect();
-        if let Some(&last) = slots.last() {
-            slots.resize(slots.len().next_power_of_two(), last);
+        if let (Some(&base), Some(&slot)) = (bases.last(), slots.last()) {
+            bases.resize(padded, base);
+            slots.resize(padded, slot);
         }
         Ok(AddressTable {
+            bases: bases.into(),
             slots: slots.into(),
             len: entries.len(),
         })
@@ -89,14 +96,15 @@ impl<V: Copy> AddressTable<V> {
             8 => search_fixed::<V, 8>(slots.try_into().ok()?, address),
             16 => search_fixed::<V, 16>(slots.try_into().ok()?, address),
             n => {
+                let bases = &self.bases[..];
                 let mut i = 0;
                 let mut half = n / 2;
                 while half > 0 {
                     let mid = i + half;
-                    i = core::hint::select_unpredictable(slots[mid].base <= address, mid, i);
+                    i = core::hint::select_unpredictable(bases[mid] <= address, mid, i);
                     half /= 2;
                 }
-                &slots[i]
+                slots.get(i)?
             }
         })
     }
