@@ -1,7 +1,8 @@
 //! Lookup structures of the forwarding path and how new ones are published.
 //!
 //! - [`AddressTable`]: non-overlapping address windows, found by a branch-free
-//!   binary search over their bases (padded to a power of two).
+//!   binary search over their bases (padded to a power of two; unrolled over
+//!   a fixed-size array for up to 16 windows).
 //! - [`IdTable`]: a flat table over all 65536 IDs; a lookup is one load.
 //! - [`epoch`]: route changes are built aside and swapped in by the reading
 //!   core between bursts, RCU style; the hot path takes no lock.
