@@ -422,17 +422,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         busy * 100.0,
         tlps_refused
     );
-    if args.lcores > 1 {
-        let text: Vec<String> = per_core.iter().map(|r| format!("{:.2}", r / 1e6)).collect();
-        let _ = writeln!(out, "  per core: {} M TLPs/s", text.join(", "));
-        if let Some(t) = round_trip {
-            let _ = writeln!(
-                out,
-                "  core-to-core cache-line round trip (first two cores): {} ns",
-                t.as_nanos()
-            );
-        }
-    }
+    write_per_core(out, &per_core, "TLPs/s", round_trip);
     if let Some(path) = &args.json {
         let doc = json!({
             "pmd": args.pmd,
@@ -453,10 +443,31 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 {"from": "east", "to": "west", "frames_per_s": east_in / secs, "tlps_per_s": east_in * n / secs},
             ],
         });
-        if let Err(e) = std::fs::write(path, format!("{doc:#}\n")) {
-            let _ = writeln!(err, "error: {}: cannot write: {e}", path.display());
-            return EXIT_REJECTED;
-        }
+        return write_json(path, &doc, err);
+    }
+    0
+}
+
+/// Each core's rate and, with two cores or more, the round trip between them.
+fn write_per_core(out: &mut dyn Write, per_core: &[f64], unit: &str, round_trip: Option<Duration>) {
+    if per_core.len() < 2 {
+        return;
+    }
+    let text: Vec<String> = per_core.iter().map(|r| format!("{:.2}", r / 1e6)).collect();
+    let _ = writeln!(out, "  per core: {} M {unit}", text.join(", "));
+    if let Some(t) = round_trip {
+        let _ = writeln!(
+            out,
+            "  core-to-core cache-line round trip (first two cores): {} ns",
+            t.as_nanos()
+        );
+    }
+}
+
+fn write_json(path: &Path, doc: &serde_json::Value, err: &mut dyn Write) -> i32 {
+    if let Err(e) = std::fs::write(path, format!("{doc:#}\n")) {
+        let _ = writeln!(err, "error: {}: cannot write: {e}", path.display());
+        return EXIT_REJECTED;
     }
     0
 }
@@ -526,17 +537,7 @@ fn report_io(
         1e9 / frames_per_s.max(1.0),
         busy * 100.0
     );
-    if args.lcores > 1 {
-        let text: Vec<String> = per_core.iter().map(|r| format!("{:.2}", r / 1e6)).collect();
-        let _ = writeln!(out, "  per core: {} M frames/s", text.join(", "));
-        if let Some(t) = round_trip {
-            let _ = writeln!(
-                out,
-                "  core-to-core cache-line round trip (first two cores): {} ns",
-                t.as_nanos()
-            );
-        }
-    }
+    write_per_core(out, &per_core, "frames/s", round_trip);
     if let Some(path) = &args.json {
         let doc = json!({
             "pmd": args.pmd,
@@ -554,10 +555,7 @@ fn report_io(
                 {"from": "east", "to": "west", "frames_per_s": east_in / secs},
             ],
         });
-        if let Err(e) = std::fs::write(path, format!("{doc:#}\n")) {
-            let _ = writeln!(err, "error: {}: cannot write: {e}", path.display());
-            return EXIT_REJECTED;
-        }
+        return write_json(path, &doc, err);
     }
     0
 }
