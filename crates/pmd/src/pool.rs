@@ -141,6 +141,77 @@ impl Shared {
             .or_else(|| self.free.pop().map(|b| (b, self.clone())))
     }
 
+    /// Up to `n` buffers, each handed to `put`, with one look at this
+    /// thread's cache for them all; returns how many.
+    #[inline]
+    fn take_burst(
+        self: &Arc<Shared>,
+        n: usize,
+        mut put: impl FnMut(Box<[u8]>, Arc<Shared>),
+    ) -> usize {
+        let mut taken = 0;
+        if self.cache_limit > 0 {
+            let _ = CACHE_OF_THREAD.try_with(|c| {
+                let Ok(mut c) = c.try_borrow_mut() else {
+                    return;
+                };
+                c.switch_to(self);
+                while taken < n {
+                    if c.buffers.is_empty() {
+                        c.reserve();
+                        for _ in 0..self.cache_limit / 2 {
+                            let Some(b) = self.free.pop() else { break };
+                            c.buffers.push(b);
+                            c.pools.push(self.clone());
+                        }
+                    }
+                    let Some((b, pool)) = c.buffers.pop().zip(c.pools.pop()) else {
+                        break;
+                    };
+                    put(b, pool);
+                    taken += 1;
+                }
+                c.len.store(c.buffers.len(), Ordering::Relaxed);
+            });
+        }
+        // No cache (a small pool, or a thread that is exiting): the queue.
+        while taken < n {
+            let Some(b) = self.free.pop() else { break };
+            put(b, self.clone());
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Puts back the heap buffers of `frames` (emptying it), with one look at
+    /// this thread's cache for them all; mbufs go back to their mempool.
+    #[inline]
+    fn give_burst(frames: &mut Vec<Frame>) {
+        let _ = CACHE_OF_THREAD.try_with(|c| {
+            let Ok(mut c) = c.try_borrow_mut() else {
+                return;
+            };
+            for f in frames.iter_mut() {
+                let Some(Storage::Heap(buffer, pool)) = f
+                    .storage
+                    .take_if(|s| matches!(s, Storage::Heap(_, p) if p.cache_limit > 0))
+                else {
+                    continue;
+                };
+                c.switch_to(&pool);
+                if c.buffers.len() >= pool.cache_limit {
+                    c.flush(pool.cache_limit / 2);
+                }
+                c.reserve();
+                c.buffers.push(buffer);
+                c.pools.push(pool);
+            }
+            c.len.store(c.buffers.len(), Ordering::Relaxed);
+        });
+        // What the cache did not take drops one by one.
+        frames.clear();
+    }
+
     /// Puts a buffer back in this thread's cache, half of which goes to the
     /// shared queue when it is full.
     #[inline]
@@ -251,6 +322,36 @@ impl FramePool {
             #[cfg(feature = "dpdk")]
             Kind::Dpdk(pool) => Some(Frame::from_mbuf(pool.alloc()?, 0)),
         }
+    }
+
+    /// Up to `n` empty frames appended to `frames`, like DPDK's
+    /// `rte_pktmbuf_alloc_bulk` (a driver filling its receive ring): one
+    /// look at the thread's cache for them all. Returns how many (fewer when
+    /// the pool runs out).
+    #[inline]
+    pub fn alloc_burst(&self, n: usize, frames: &mut Vec<Frame>) -> usize {
+        match &self.kind {
+            Kind::Heap(shared) => shared.take_burst(n, |buffer, pool| {
+                frames.push(Frame {
+                    storage: Some(Storage::Heap(buffer, pool)),
+                    len: 0,
+                })
+            }),
+            #[cfg(feature = "dpdk")]
+            Kind::Dpdk(_) => {
+                let before = frames.len();
+                frames.extend(std::iter::from_fn(|| self.alloc()).take(n));
+                frames.len() - before
+            }
+        }
+    }
+
+    /// Drops every frame of `frames`, like DPDK's `rte_pktmbuf_free_bulk`
+    /// (a driver freeing what it sent): heap buffers go back to the
+    /// thread's cache with one look at it for them all.
+    #[inline]
+    pub fn free_burst(frames: &mut Vec<Frame>) {
+        Shared::give_burst(frames);
     }
 
     /// A frame holding a copy of `bytes` (cut to the buffer size).
@@ -476,6 +577,39 @@ mod tests {
         assert_eq!((&f[..], f.len()), (&[1u8, 2, 3, 4, 5, 6, 7, 8][..], 8));
         assert_eq!(f.fill(&[]), 0);
         assert!(f.is_empty() && f[..].is_empty());
+    }
+
+    #[test]
+    fn bursts_take_what_is_free_and_give_every_buffer_back() {
+        // A small pool (no cache) and a caching one, bursts larger than a
+        // cache refill, and frames of both pools freed in one burst.
+        let small = FramePool::new(5, 64);
+        let big = FramePool::new(16 * CACHE, 32);
+        let mut frames = Vec::new();
+        assert_eq!(small.alloc_burst(8, &mut frames), 5, "only what is free");
+        assert_eq!(small.available(), 0);
+        assert_eq!(big.alloc_burst(300, &mut frames), 300);
+        assert_eq!(frames.len(), 305);
+        assert!(frames.iter().all(|f| f.is_empty()));
+        assert_eq!(frames[0].capacity(), 64);
+        assert_eq!(frames[304].capacity(), 32);
+        assert_eq!(big.available(), big.count() - 300);
+        // Appended after what the vector held.
+        let mut more = vec![big.alloc_from(&[1]).unwrap()];
+        assert_eq!(big.alloc_burst(2, &mut more), 2);
+        assert_eq!((more.len(), &more[0][..]), (3, &[1u8][..]));
+        FramePool::free_burst(&mut frames);
+        FramePool::free_burst(&mut more);
+        assert!(frames.is_empty() && more.is_empty());
+        assert_eq!(small.available(), small.count());
+        assert_eq!(big.available(), big.count());
+        // Freed on another thread, into that thread's cache, and back when
+        // it ends.
+        big.alloc_burst(100, &mut frames);
+        std::thread::spawn(move || FramePool::free_burst(&mut frames))
+            .join()
+            .unwrap();
+        assert_eq!(big.available(), big.count());
     }
 
     #[test]

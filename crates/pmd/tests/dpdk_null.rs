@@ -101,3 +101,20 @@ fn each_queue_of_a_port_is_a_port_of_its_own() {
     assert_eq!(moved, [32, 32]);
     assert_eq!(pool.available(), before, "every mbuf is back");
 }
+
+#[test]
+fn mbufs_are_taken_and_freed_in_bursts() {
+    eal();
+    let pool = FramePool::dpdk(Mempool::new("burst-test", 255, 0, 2048).unwrap());
+    let mut frames = Vec::new();
+    assert_eq!(
+        pool.alloc_burst(300, &mut frames),
+        255,
+        "only what the pool has"
+    );
+    assert_eq!(pool.available(), 0);
+    assert!(frames.iter().all(|f| f.is_empty() && f.capacity() >= 2048));
+    pmd::FramePool::free_burst(&mut frames);
+    assert!(frames.is_empty());
+    assert_eq!(pool.available(), 255, "every mbuf back in its pool");
+}
