@@ -85,6 +85,33 @@ impl ThreadCache {
         self.pools.reserve_exact(CACHE);
     }
 
+    /// A buffer of `pool`, refilled from its shared queue (half a cache)
+    /// when the cache is empty; `None` when the pool has none free.
+    #[inline(always)]
+    fn take(&mut self, pool: &Arc<Shared>) -> Option<(Box<[u8]>, Arc<Shared>)> {
+        if self.buffers.is_empty() {
+            self.reserve();
+            for _ in 0..pool.cache_limit / 2 {
+                let Some(b) = pool.free.pop() else { break };
+                self.buffers.push(b);
+                self.pools.push(pool.clone());
+            }
+        }
+        self.buffers.pop().zip(self.pools.pop())
+    }
+
+    /// Keeps a buffer given back, half the cache going to the shared queue
+    /// first when it is full.
+    #[inline(always)]
+    fn put(&mut self, buffer: Box<[u8]>, pool: Arc<Shared>) {
+        if self.buffers.len() >= pool.cache_limit {
+            self.flush(pool.cache_limit / 2);
+        }
+        self.reserve();
+        self.buffers.push(buffer);
+        self.pools.push(pool);
+    }
+
     /// Returns `n` buffers to their pool's shared queue.
     fn flush(&mut self, n: usize) {
         let keep = self.buffers.len().saturating_sub(n);
@@ -124,15 +151,7 @@ impl Shared {
             .try_with(|c| {
                 let mut c = c.try_borrow_mut().ok()?;
                 c.switch_to(self);
-                if c.buffers.is_empty() {
-                    c.reserve();
-                    for _ in 0..self.cache_limit / 2 {
-                        let Some(b) = self.free.pop() else { break };
-                        c.buffers.push(b);
-                        c.pools.push(self.clone());
-                    }
-                }
-                let taken = c.buffers.pop().zip(c.pools.pop());
+                let taken = c.take(self);
                 c.len.store(c.buffers.len(), Ordering::Relaxed);
                 taken
             })
@@ -157,15 +176,7 @@ impl Shared {
                 };
                 c.switch_to(self);
                 while taken < n {
-                    if c.buffers.is_empty() {
-                        c.reserve();
-                        for _ in 0..self.cache_limit / 2 {
-                            let Some(b) = self.free.pop() else { break };
-                            c.buffers.push(b);
-                            c.pools.push(self.clone());
-                        }
-                    }
-                    let Some((b, pool)) = c.buffers.pop().zip(c.pools.pop()) else {
+                    let Some((b, pool)) = c.take(self) else {
                         break;
                     };
                     put(b, pool);
@@ -199,12 +210,7 @@ impl Shared {
                     continue;
                 };
                 c.switch_to(&pool);
-                if c.buffers.len() >= pool.cache_limit {
-                    c.flush(pool.cache_limit / 2);
-                }
-                c.reserve();
-                c.buffers.push(buffer);
-                c.pools.push(pool);
+                c.put(buffer, pool);
             }
             c.len.store(c.buffers.len(), Ordering::Relaxed);
         });
@@ -229,12 +235,7 @@ impl Shared {
                 return;
             };
             c.switch_to(&pool);
-            if c.buffers.len() >= pool.cache_limit {
-                c.flush(pool.cache_limit / 2);
-            }
-            c.reserve();
-            c.buffers.push(buffer);
-            c.pools.push(pool);
+            c.put(buffer, pool);
             c.len.store(c.buffers.len(), Ordering::Relaxed);
         });
         // A thread that is exiting has no cache: straight to the queue.
