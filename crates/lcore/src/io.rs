@@ -157,6 +157,27 @@ mod tests {
     }
 
     #[test]
+    fn an_odd_last_port_sends_back_what_it_receives() {
+        let (mut a_out, a_in) = ring_link("a", 8, 2048);
+        let (b_in, mut b_out) = ring_link("b", 8, 2048);
+        let (c_in, mut c_out) = ring_link("c", 8, 2048);
+        let mut io = IoTask::new("io", vec![a_in, b_in, c_in]);
+        let pool = FramePool::new(16, 128);
+        let mut sent = vec![frame(&pool, 7), frame(&pool, 8)];
+        assert_eq!(c_out.tx_burst(0, &mut sent), 2);
+        assert_eq!(io.poll(0), 2);
+        let mut got = Vec::new();
+        assert_eq!(c_out.rx_burst(0, &mut got, 8), 2);
+        assert_eq!((got[0][0], got[1][0]), (7, 8));
+        // The pair in front of it saw nothing.
+        got.clear();
+        assert_eq!(
+            a_out.rx_burst(0, &mut got, 8) + b_out.rx_burst(0, &mut got, 8),
+            0
+        );
+    }
+
+    #[test]
     fn frames_a_full_port_cannot_take_wait_and_none_is_lost() {
         // Eight frames a round come in from the west; four slots toward
         // the east pass four a round: frames wait at the east port until
