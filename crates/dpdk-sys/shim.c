@@ -30,24 +30,6 @@ void *tlpf_pktmbuf_mtod(struct rte_mbuf *m)
 	return rte_pktmbuf_mtod(m, void *);
 }
 
-uint16_t tlpf_pktmbuf_data_len(const struct rte_mbuf *m)
-{
-	return rte_pktmbuf_data_len(m);
-}
-
-/* Bytes from the start of the data to the end of the buffer. */
-uint16_t tlpf_pktmbuf_tailroom_total(const struct rte_mbuf *m)
-{
-	return (uint16_t)(m->buf_len - m->data_off);
-}
-
-/* A single-segment frame of `len` bytes. */
-void tlpf_pktmbuf_set_len(struct rte_mbuf *m, uint16_t len)
-{
-	m->data_len = len;
-	m->pkt_len = len;
-}
-
 char *tlpf_pktmbuf_append(struct rte_mbuf *m, uint16_t len)
 {
 	return rte_pktmbuf_append(m, len);
