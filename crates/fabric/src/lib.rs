@@ -29,7 +29,7 @@ pub use crc32c::crc32c;
 pub use faults::{FaultConfig, Faults, Wire};
 pub use frame::{Flags, Frame, FrameError, FrameHeader, FrameWriter, OpenFrame};
 pub use link::{Link, LinkConfig, LinkStats, Received, SendError};
-pub use node::{Action, NodeState, NodeTables, PortKind, Refusal};
+pub use node::{Action, Ingress, NodeState, NodeTables, PortKind, Refusal};
 pub use topology::{ConfigError, IdMode, Topology};
 pub use walk::{Attachment, Fabric, Outcome};
 

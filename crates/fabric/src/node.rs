@@ -50,6 +50,23 @@ pub enum PortKind {
     Endpoint(usize),
 }
 
+/// An ingress port as a node's tables see it, looked up once for all the
+/// TLPs of a frame ([`NodeTables::ingress`]) rather than again for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingress {
+    port: u16,
+    kind: PortKind,
+    /// Index into the hosts or endpoints attached here, by `kind`.
+    edge: u16,
+}
+
+impl Ingress {
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 /// A fabric-space route: the egress port and, for a DMA window of a host
 /// attached here, how to move the address back into the host's domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,12 +585,41 @@ impl NodeTables {
         state: &mut NodeState,
         now: u64,
     ) -> Action<'t> {
+        self.forward_from(self.ingress(ingress), tlp, reply, state, now)
+    }
+
+    /// What the tables know of port `port` as an ingress, for
+    /// [`forward_from`](Self::forward_from).
+    #[inline(always)]
+    pub fn ingress(&self, port: u16) -> Ingress {
+        Ingress {
+            port,
+            kind: self
+                .ports
+                .get(port as usize)
+                .copied()
+                .unwrap_or(PortKind::Unused),
+            edge: self.edge.get(port as usize).copied().unwrap_or(0),
+        }
+    }
+
+    /// [`forward`](Self::forward) with the ingress port looked up already:
+    /// the TLPs of one frame share it.
+    #[inline(always)]
+    pub fn forward_from<'t>(
+        &'t self,
+        ingress: Ingress,
+        tlp: &mut [u8],
+        reply: &mut [u8],
+        state: &mut NodeState,
+        now: u64,
+    ) -> Action<'t> {
         let NodeState {
             validator,
             counters,
             log,
         } = state;
-        let Some(counters) = counters.get_mut(ingress as usize) else {
+        let Some(counters) = counters.get_mut(ingress.port as usize) else {
             return Action::Drop(Refusal::NoRoute);
         };
         let action = self.decide(ingress, tlp, reply, validator, counters);
@@ -585,7 +631,7 @@ impl NodeTables {
                 if matches!(action, Action::Reply { .. }) {
                     counters.unsupported_replies += 1;
                 }
-                log.record(refused(now, ingress, refusal, tlp));
+                log.record(refused(now, ingress.port, refusal, tlp));
             }
         }
         action
@@ -596,7 +642,7 @@ impl NodeTables {
     #[inline(always)]
     fn decide<'t>(
         &'t self,
-        ingress: u16,
+        ingress: Ingress,
         bytes: &mut [u8],
         reply: &mut [u8],
         validator: &Validator,
@@ -607,10 +653,8 @@ impl NodeTables {
             Err(_) => return Action::Drop(Refusal::Malformed),
         };
         counters.by_class[class.flow as usize] += 1;
-        let Some(&kind) = self.ports.get(ingress as usize) else {
-            return Action::Drop(Refusal::NoRoute);
-        };
-        let edge = self.edge[ingress as usize] as usize;
+        let Ingress { kind, edge, .. } = ingress;
+        let edge = edge as usize;
         let step = match kind {
             PortKind::Host(_) => enter_from_host(&self.hosts[edge], &class, bytes),
             PortKind::Endpoint(_) => enter_from_endpoint(&self.endpoints[edge], &class, bytes),
@@ -926,6 +970,51 @@ mod tests {
         assert_eq!(action, Action::Drop(Refusal::Malformed));
         assert_eq!(state.counters[0].by_class, [2, 1, 0]);
         assert_eq!(state.counters[1].by_class, [0, 1, 0]);
+    }
+
+    #[test]
+    fn an_ingress_looked_up_once_routes_as_its_port_does() {
+        use tlp::build::{memory_read, memory_write, MemAccess};
+        let mut buf = [0u8; 64];
+        let mut tlps = Vec::new();
+        for (requester, address) in [(0x0000, 0xfe00_0000), (0x4001, 0x1_0000_0000)] {
+            let access = MemAccess::dwords(address, 4);
+            let n = memory_write(&mut buf, Bdf(requester), 0, access, &[7; 16]).unwrap();
+            tlps.push(buf[..n].to_vec());
+            let n = memory_read(&mut buf, Bdf(requester), 1, access).unwrap();
+            tlps.push(buf[..n].to_vec());
+        }
+        let (mut forwarded, mut refused) = (0, 0);
+        for tables in tables() {
+            let ports = tables.ports().len() as u16;
+            for port in 0..=ports {
+                let from = tables.ingress(port);
+                let kind = tables.ports().get(port as usize).copied();
+                assert_eq!(from.port(), port);
+                assert_eq!(from.kind, kind.unwrap_or(PortKind::Unused));
+                let (mut one, mut each) = (NodeState::new(ports), NodeState::new(ports));
+                for tlp in &tlps {
+                    let (mut a, mut b) = (tlp.clone(), tlp.clone());
+                    let (mut reply_a, mut reply_b) = ([0u8; 16], [0u8; 16]);
+                    let shared = tables.forward_from(from, &mut a, &mut reply_a, &mut one, 0);
+                    let alone = tables.forward(port, &mut b, &mut reply_b, &mut each, 0);
+                    assert_eq!(shared, alone, "port {port}");
+                    assert_eq!((a, reply_a), (b, reply_b), "port {port}");
+                }
+                assert_eq!(one.counters, each.counters, "port {port}");
+                forwarded += one.counters.iter().map(|c| c.forwarded).sum::<u64>();
+                refused += one.counters.iter().flat_map(|c| c.refused).sum::<u64>();
+                if port == ports {
+                    // Past the node's ports: nothing routed, nothing counted.
+                    assert!(one.counters.iter().all(|c| *c == PortCounters::default()));
+                }
+            }
+        }
+        // Both ways through the tables were taken.
+        assert!(
+            forwarded > 0 && refused > 0,
+            "{forwarded} forwarded, {refused} refused"
+        );
     }
 
     fn tables() -> &'static [NodeTables] {

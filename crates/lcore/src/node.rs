@@ -14,7 +14,7 @@ use fabric::frame::{
 };
 use fabric::link::{Link, LinkConfig, LinkConfigError, LinkStats, SendError};
 use fabric::routing::epoch;
-use fabric::{Action, NodeState, NodeTables, PortKind};
+use fabric::{Action, Ingress, NodeState, NodeTables, PortKind};
 use pmd::{Frame, FramePool, Port};
 use rings::credits::Cost;
 use rings::pause::{Direction, State};
@@ -507,6 +507,8 @@ impl<P: Port> NodeTask<P> {
         let mut through: Option<u16> = None;
         // A gate needs to see each TLP on its own.
         let mut mixed = self.gate.is_some();
+        // The port's kind and edge, once for the frame.
+        let from = self.tables.get().ingress(ingress);
         let mut at = HEADER_LEN;
         for _ in 0..count {
             // The frame checks held every length to the frame.
@@ -519,7 +521,7 @@ impl<P: Port> NodeTask<P> {
             }
             // No credits to note: a reliable link's frames go the other way.
             self.stats.tlps_in += 1;
-            let action = self.route(ingress, &mut bytes[range.clone()], now);
+            let action = self.route(from, &mut bytes[range.clone()], now);
             if let Routed::Forward(e) = action {
                 let joins = match through {
                     Some(t) => t == e,
@@ -802,17 +804,18 @@ impl<P: Port> NodeTask<P> {
                 self.holding = Some((ingress, Cost::of(&class)));
             }
         }
-        self.route(ingress, tlp, now)
+        let from = self.tables.get().ingress(ingress);
+        self.route(from, tlp, now)
     }
 
     /// Checks, routes and translates one TLP in place.
     // Always inlined, as `route_one`.
     #[inline(always)]
-    fn route(&mut self, ingress: u16, tlp: &mut [u8], now: u64) -> Routed {
-        let action = self
-            .tables
-            .get()
-            .forward(ingress, tlp, &mut self.reply, &mut self.state, now);
+    fn route(&mut self, from: Ingress, tlp: &mut [u8], now: u64) -> Routed {
+        let action =
+            self.tables
+                .get()
+                .forward_from(from, tlp, &mut self.reply, &mut self.state, now);
         match action {
             Action::Forward(egress) => Routed::Forward(egress),
             Action::Broadcast(ports) => {
