@@ -48,10 +48,23 @@ pub(crate) struct ForwardArgs {
     /// this process may run on.
     #[arg(long, default_value_t = 1)]
     lcores: usize,
+    /// For `--pmd dpdk` on ports joined to each other (a cable between two
+    /// NIC ports, a veth pair under net_af_packet): send this many bursts
+    /// of 32 template frames out of each port first, which the forwarder
+    /// then keeps going round, like testpmd's `--tx-first`. At most 32.
+    #[arg(long, default_value_t = 0)]
+    tx_first: u32,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
 }
+
+/// Frames in one burst of `--tx-first`, as testpmd's.
+#[cfg(feature = "dpdk")]
+const TX_FIRST_BURST: usize = 32;
+/// The most bursts `--tx-first` may send per port and core: what the DPDK
+/// pool can spare beside the receive descriptors.
+const TX_FIRST_MAX: u32 = 32;
 
 /// `5s`, `250ms`, `50us`, `2m`, `1.5s`, or a plain number of seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -119,6 +132,15 @@ impl Forwarder {
             Forwarder::Io(t) => t.ports(),
         }
     }
+
+    /// Frames received that were not TLP frames or failed their checks
+    /// (io mode looks at none).
+    fn malformed(&self) -> u64 {
+        match self {
+            Forwarder::Pipeline(t) => t.stats().frames_malformed,
+            Forwarder::Io(_) => 0,
+        }
+    }
 }
 
 /// What one forwarding core polls: its west and east port (or queue) and
@@ -178,7 +200,7 @@ fn dpdk_ports(
         .map(|_| (Vec::new(), pool.clone()))
         .collect();
     let mut filled = false;
-    for (name, template) in [(w, east), (e, west)] {
+    for (name, template) in [(w, &east), (e, &west)] {
         let handles =
             DpdkPort::open_queues(name, &pool, queues, 1024, 1024).map_err(|e| e.to_string())?;
         for (lane, port) in lanes.iter_mut().zip(handles) {
@@ -191,7 +213,7 @@ fn dpdk_ports(
             }
         }
     }
-    let what = format!(
+    let mut what = format!(
         "DPDK ports {w} and {e}{}",
         if filled {
             " (net_null: received frames filled from templates, standing in for a NIC's DMA)"
@@ -199,7 +221,47 @@ fn dpdk_ports(
             ""
         }
     );
+    if args.tx_first > 0 {
+        send_first(&mut lanes, args.tx_first, &east, &west)?;
+        what.push_str(&format!(
+            ", {} burst(s) of {TX_FIRST_BURST} template frames sent out of each port first",
+            args.tx_first
+        ));
+    }
     Ok((lanes, what))
+}
+
+/// Sends `bursts` bursts of template frames out of each port of each lane:
+/// a frame the west port is to receive (going east) goes out of the east
+/// port, and the other way round, so that on ports joined to each other the
+/// forwarder has traffic to keep going.
+#[cfg(feature = "dpdk")]
+fn send_first(lanes: &mut [Lane], bursts: u32, east: &[u8], west: &[u8]) -> Result<(), String> {
+    for (ports, pool) in lanes.iter_mut() {
+        for (port, template) in ports.iter_mut().zip([west, east]) {
+            for _ in 0..bursts {
+                let mut frames = Vec::with_capacity(TX_FIRST_BURST);
+                for _ in 0..TX_FIRST_BURST {
+                    let mut frame = pool
+                        .alloc()
+                        .ok_or("--tx-first: the frame pool ran out of buffers")?;
+                    frame.fill(template);
+                    frames.push(frame);
+                }
+                let deadline = Instant::now() + Duration::from_secs(1);
+                while !frames.is_empty() {
+                    if port.tx_burst(0, &mut frames) == 0 && Instant::now() > deadline {
+                        return Err(format!(
+                            "--tx-first: port {} took no frame for a second ({} of a burst left)",
+                            port.info().name,
+                            frames.len()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(feature = "dpdk")]
@@ -249,6 +311,21 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             err,
             "error: --payload: expected a multiple of 4 from 4 to 4096, found {}",
             args.payload
+        );
+        return EXIT_USAGE;
+    }
+    if args.tx_first > 0 && args.pmd != "dpdk" {
+        let _ = writeln!(
+            err,
+            "error: --tx-first: only for --pmd dpdk (ring ports make their own traffic)"
+        );
+        return EXIT_USAGE;
+    }
+    if args.tx_first > TX_FIRST_MAX {
+        let _ = writeln!(
+            err,
+            "error: --tx-first: expected at most {TX_FIRST_MAX} bursts, found {}",
+            args.tx_first
         );
         return EXIT_USAGE;
     }
@@ -376,8 +453,10 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             .sum::<u64>() as f64
     };
     let (west_in, east_in) = (rx(0), rx(1));
+    let malformed: u64 = tasks.iter().map(Forwarder::malformed).sum();
     let frames_per_s = (west_in + east_in) / secs;
     let tlps_per_s = tlps_out as f64 / secs;
+    let ns_per_tlp = (tlps_out > 0).then(|| 1e9 / tlps_per_s);
     let busy = busy_polls as f64 / (busy_polls + idle_polls).max(1) as f64;
     if io {
         return report_io(
@@ -415,12 +494,13 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     );
     let _ = writeln!(
         out,
-        "  total: {:.2} M frames/s, {:.2} M TLPs/s, {:.1} ns per TLP, busy polls {:.1}%, refused {}",
+        "  total: {:.2} M frames/s, {:.2} M TLPs/s, {} ns per TLP, busy polls {:.1}%, refused {}, malformed frames {}",
         frames_per_s / 1e6,
         tlps_per_s / 1e6,
-        1e9 / tlps_per_s.max(1.0),
+        ns_per_tlp.map_or("-".to_string(), |t| format!("{t:.1}")),
         busy * 100.0,
-        tlps_refused
+        tlps_refused,
+        malformed
     );
     write_per_core(out, &per_core, "TLPs/s", round_trip);
     if let Some(path) = &args.json {
@@ -435,9 +515,10 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             "duration_s": secs,
             "frames_per_s": frames_per_s,
             "tlps_per_s": tlps_per_s,
-            "ns_per_tlp": 1e9 / tlps_per_s.max(1.0),
+            "ns_per_tlp": ns_per_tlp,
             "busy_fraction": busy,
             "tlps_refused": tlps_refused,
+            "frames_malformed": malformed,
             "directions": [
                 {"from": "west", "to": "east", "frames_per_s": west_in / secs, "tlps_per_s": west_in * n / secs},
                 {"from": "east", "to": "west", "frames_per_s": east_in / secs, "tlps_per_s": east_in * n / secs},
@@ -516,6 +597,7 @@ fn report_io(
     err: &mut dyn Write,
 ) -> i32 {
     let frames_per_s = (west_in + east_in) / secs;
+    let ns_per_frame = (west_in + east_in > 0.0).then(|| 1e9 / frames_per_s);
     let (busy, idle) = snaps
         .iter()
         .fold((0, 0), |(b, i), s| (b + s.busy_polls, i + s.idle_polls));
@@ -532,9 +614,9 @@ fn report_io(
     let _ = writeln!(out, "  east->west: {:.2} M frames/s", east_in / secs / 1e6);
     let _ = writeln!(
         out,
-        "  total: {:.2} M frames/s, {:.1} ns per frame, busy polls {:.1}%",
+        "  total: {:.2} M frames/s, {} ns per frame, busy polls {:.1}%",
         frames_per_s / 1e6,
-        1e9 / frames_per_s.max(1.0),
+        ns_per_frame.map_or("-".to_string(), |t| format!("{t:.1}")),
         busy * 100.0
     );
     write_per_core(out, &per_core, "frames/s", round_trip);
@@ -548,7 +630,7 @@ fn report_io(
             "duration_s": secs,
             "frames_per_s": frames_per_s,
             "tlps_per_s": null,
-            "ns_per_frame": 1e9 / frames_per_s.max(1.0),
+            "ns_per_frame": ns_per_frame,
             "busy_fraction": busy,
             "directions": [
                 {"from": "west", "to": "east", "frames_per_s": west_in / secs},
@@ -604,9 +686,11 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert!(v["tlps_per_s"].as_f64().unwrap() > 0.0);
         assert!(v["frames_per_s"].as_f64().unwrap() > 0.0);
-        // Every TLP in came out: 8 per frame.
+        // Every TLP in came out: 8 per frame, none of them malformed.
         let ratio = v["tlps_per_s"].as_f64().unwrap() / v["frames_per_s"].as_f64().unwrap();
         assert!((ratio - 8.0).abs() < 0.01, "{ratio}");
+        assert_eq!(v["frames_malformed"], 0, "{out}");
+        assert!(v["ns_per_tlp"].as_f64().is_some_and(|t| t > 0.0), "{out}");
         std::fs::remove_file(&path).unwrap();
     }
 
@@ -703,6 +787,12 @@ mod tests {
         assert!(err.contains("--lcores: expected 1 to"), "{err}");
         let (code, _, err) = run_captured(&["forward", "--lcores", "100000"], "");
         assert_eq!(code, 2, "{err}");
+        let (code, _, err) = run_captured(&["forward", "--tx-first", "1"], "");
+        assert_eq!(code, 2);
+        assert!(err.contains("--tx-first: only for --pmd dpdk"), "{err}");
+        let (code, _, err) = run_captured(&["forward", "--pmd", "dpdk", "--tx-first", "33"], "");
+        assert_eq!(code, 2);
+        assert!(err.contains("--tx-first: expected at most 32"), "{err}");
         #[cfg(not(feature = "dpdk"))]
         {
             let (code, _, err) = run_captured(&["forward", "--pmd", "dpdk"], "");

@@ -104,6 +104,89 @@ fn a_deterministic_run_over_dpdk_ethdevs_matches_the_ring_run() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A network namespace of the test's own, deleted when dropped.
+#[cfg(feature = "dpdk")]
+struct Netns(String);
+
+#[cfg(feature = "dpdk")]
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// `tlpfabric forward` over net_af_packet on the two ends of a veth pair
+/// (in a network namespace of its own): `--tx-first` starts frames that the
+/// forwarder keeps going round, both ways, each with its TLPs intact.
+/// Skipped, saying so, without root or the `ip` command.
+#[cfg(feature = "dpdk")]
+#[test]
+fn forward_keeps_tx_first_frames_going_round_a_veth_pair() {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let ns = Netns(format!("tlpf-fwd-{}", std::process::id()));
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(["-n", &ns.0])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let made = root
+        && Command::new("ip")
+            .args(["netns", "add", &ns.0])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("skipped: a veth pair in a network namespace needs root and iproute2");
+        return;
+    }
+    // No addresses: the kernel sends nothing of its own on the pair.
+    assert!(ip(&[
+        "link", "add", "fwa", "type", "veth", "peer", "name", "fwb"
+    ]));
+    for end in ["fwa", "fwb"] {
+        assert!(ip(&["link", "set", end, "addrgenmode", "none"]));
+        assert!(ip(&["link", "set", end, "up"]));
+    }
+    let json = std::env::temp_dir().join(format!("tlpf-fwd-veth-{}.json", std::process::id()));
+    let eal = format!(
+        "--no-huge --no-pci -m 512 --file-prefix={} --log-level=lib.eal:error --no-telemetry \
+         --vdev=net_af_packet0,iface=fwa --vdev=net_af_packet1,iface=fwb",
+        ns.0
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_tlpfabric")])
+        .args(["forward", "--pmd", "dpdk", "--eal", &eal])
+        .args([
+            "--ports",
+            "net_af_packet0,net_af_packet1",
+            "--tx-first",
+            "2",
+        ])
+        .args(["--tlps-per-frame", "4", "--duration", "500ms"])
+        .args(["--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("sent out of each port first"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(&json).unwrap();
+    for d in v["directions"].as_array().unwrap() {
+        assert!(d["frames_per_s"].as_f64().unwrap() > 0.0, "{text}");
+    }
+    // Every frame a TLP frame that passed its checks, every TLP forwarded.
+    assert_eq!(v["frames_malformed"], 0, "{text}");
+    assert_eq!(v["tlps_refused"], 0, "{text}");
+    let ratio = v["tlps_per_s"].as_f64().unwrap() / v["frames_per_s"].as_f64().unwrap();
+    assert!((ratio - 4.0).abs() < 0.01, "{ratio}: {text}");
+}
+
 #[cfg(not(feature = "dpdk"))]
 #[test]
 fn run_over_dpdk_needs_the_feature() {
