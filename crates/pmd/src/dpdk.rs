@@ -1,5 +1,5 @@
 //! DPDK ports (feature `dpdk`): any ethdev DPDK drives (`net_null`,
-//! `net_tap`, `net_ring`, `net_pcap`, `net_af_packet`, real NICs) as a
+//! `net_tap`, `net_ring`, `net_pcap`, `net_af_packet`, `net_memif`, real NICs) as a
 //! [`Port`], with mbufs used as frames without copying.
 //!
 //! EAL initialises once per process ([`init`]); a second `rte_eal_init`

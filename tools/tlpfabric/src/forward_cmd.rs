@@ -237,6 +237,28 @@ fn dpdk_ports(
 /// forwarder has traffic to keep going.
 #[cfg(feature = "dpdk")]
 fn send_first(lanes: &mut [Lane], bursts: u32, east: &[u8], west: &[u8]) -> Result<(), String> {
+    // A port sends once its link is up: a NIC's some seconds after it
+    // starts, a memif's once its peer has connected.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for port in lanes.iter().flat_map(|(ports, _)| ports) {
+        while !port.link_up() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "--tx-first: the link of port {} is not up after 10 s",
+                    port.info().name
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // One poll of each port first: a memif client posts the buffers its
+    // server sends into when it polls (nothing has been sent to receive).
+    for (ports, _) in lanes.iter_mut() {
+        for port in ports.iter_mut() {
+            let mut nothing = Vec::new();
+            port.rx_burst(0, &mut nothing, TX_FIRST_BURST);
+        }
+    }
     for (ports, pool) in lanes.iter_mut() {
         for (port, template) in ports.iter_mut().zip([west, east]) {
             for _ in 0..bursts {
@@ -248,11 +270,11 @@ fn send_first(lanes: &mut [Lane], bursts: u32, east: &[u8], west: &[u8]) -> Resu
                     frame.fill(template);
                     frames.push(frame);
                 }
-                let deadline = Instant::now() + Duration::from_secs(1);
+                let deadline = Instant::now() + Duration::from_secs(2);
                 while !frames.is_empty() {
                     if port.tx_burst(0, &mut frames) == 0 && Instant::now() > deadline {
                         return Err(format!(
-                            "--tx-first: port {} took no frame for a second ({} of a burst left)",
+                            "--tx-first: port {} took no frame for 2 s ({} of a burst left)",
                             port.info().name,
                             frames.len()
                         ));

@@ -151,40 +151,62 @@ fn forward_keeps_tx_first_frames_going_round_a_veth_pair() {
         assert!(ip(&["link", "set", end, "addrgenmode", "none"]));
         assert!(ip(&["link", "set", end, "up"]));
     }
-    let json = std::env::temp_dir().join(format!("tlpf-fwd-veth-{}.json", std::process::id()));
     let eal = format!(
         "--no-huge --no-pci -m 512 --file-prefix={} --log-level=lib.eal:error --no-telemetry \
          --vdev=net_af_packet0,iface=fwa --vdev=net_af_packet1,iface=fwb",
         ns.0
     );
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_tlpfabric")])
-        .args(["forward", "--pmd", "dpdk", "--eal", &eal])
-        .args([
-            "--ports",
-            "net_af_packet0,net_af_packet1",
-            "--tx-first",
-            "2",
-        ])
+    let mut forward = Command::new("ip");
+    forward.args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_tlpfabric")]);
+    forward_round(forward, &eal, "net_af_packet0,net_af_packet1", "veth");
+}
+
+/// The same on a memif pair in one process (a server and its client on a
+/// socket of the test's own); no root needed.
+#[cfg(feature = "dpdk")]
+#[test]
+fn forward_keeps_tx_first_frames_going_round_a_memif_pair() {
+    let socket = std::env::temp_dir().join(format!("tlpf-memif-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&socket);
+    let socket = socket.to_str().unwrap();
+    // memif shares its buffers through a file: one memory segment file.
+    let eal = format!(
+        "--no-huge --no-pci -m 512 --single-file-segments --file-prefix=tlpf-memif-{} \
+         --log-level=lib.eal:error --no-telemetry \
+         --vdev=net_memif0,role=server,socket={socket} --vdev=net_memif1,role=client,socket={socket}",
+        std::process::id()
+    );
+    forward_round(bin(), &eal, "net_memif0,net_memif1", "memif");
+    let _ = std::fs::remove_file(socket);
+}
+
+/// Runs `forward --tx-first` with `command` on two ports joined to each
+/// other and checks that frames went round both ways, every one a TLP frame
+/// that passed its checks, every TLP forwarded.
+#[cfg(feature = "dpdk")]
+fn forward_round(mut command: Command, eal: &str, ports: &str, what: &str) {
+    let json = std::env::temp_dir().join(format!("tlpf-fwd-{what}-{}.json", std::process::id()));
+    let out = command
+        .args(["forward", "--pmd", "dpdk", "--eal", eal])
+        .args(["--ports", ports, "--tx-first", "2"])
         .args(["--tlps-per-frame", "4", "--duration", "500ms"])
         .args(["--json", json.to_str().unwrap()])
         .output()
         .unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
+    assert!(out.status.success(), "{what}: {text}");
     assert!(text.contains("sent out of each port first"), "{text}");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     std::fs::remove_file(&json).unwrap();
     for d in v["directions"].as_array().unwrap() {
-        assert!(d["frames_per_s"].as_f64().unwrap() > 0.0, "{text}");
+        assert!(d["frames_per_s"].as_f64().unwrap() > 0.0, "{what}: {text}");
     }
-    // Every frame a TLP frame that passed its checks, every TLP forwarded.
-    assert_eq!(v["frames_malformed"], 0, "{text}");
-    assert_eq!(v["tlps_refused"], 0, "{text}");
+    assert_eq!(v["frames_malformed"], 0, "{what}: {text}");
+    assert_eq!(v["tlps_refused"], 0, "{what}: {text}");
     let ratio = v["tlps_per_s"].as_f64().unwrap() / v["frames_per_s"].as_f64().unwrap();
-    assert!((ratio - 4.0).abs() < 0.01, "{ratio}: {text}");
+    assert!((ratio - 4.0).abs() < 0.01, "{what}: {ratio}: {text}");
 }
 
 #[cfg(not(feature = "dpdk"))]
