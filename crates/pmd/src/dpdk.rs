@@ -8,7 +8,7 @@
 #![allow(unsafe_code)]
 
 use crate::pool::{Frame, FramePool};
-use crate::port::{Port, PortInfo, PortStats};
+use crate::port::{DeviceStats, Port, PortInfo, PortStats};
 use dpdk_sys as sys;
 use std::ffi::{c_char, CStr, CString};
 use std::fmt;
@@ -570,6 +570,22 @@ impl Port for DpdkPort {
             max_frame: self.pool.buffer_size(),
             queues: 1,
         }
+    }
+
+    /// The ethdev's `rte_eth_stats`, for all its queues.
+    fn device_stats(&self) -> Option<DeviceStats> {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: the port exists (started while a handle lives) and `s` is
+        // a valid out pointer for the call.
+        let rc = unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
+        (rc == 0).then_some(DeviceStats {
+            received: s.ipackets,
+            sent: s.opackets,
+            missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_no_buffer: s.rx_nombuf,
+        })
     }
 }
 

@@ -19,5 +19,5 @@ mod port;
 mod wrap;
 
 pub use pool::{Frame, FramePool};
-pub use port::{ring_link, ClosedPort, NullPort, Port, PortInfo, PortStats, RingPort};
+pub use port::{ring_link, ClosedPort, DeviceStats, NullPort, Port, PortInfo, PortStats, RingPort};
 pub use wrap::{Direction, FaultPort, FillPort, TracePort};

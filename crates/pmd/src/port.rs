@@ -22,6 +22,26 @@ pub struct PortStats {
     pub tx_dropped: u64,
 }
 
+/// Counters the device behind a port keeps for all its queues (a DPDK
+/// ethdev's `rte_eth_stats`): what it saw, including what it dropped
+/// before any poll could take it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// Frames the device received and handed to a receive queue.
+    pub received: u64,
+    /// Frames the device sent.
+    pub sent: u64,
+    /// Frames the device dropped for want of room in a receive queue (the
+    /// pollers fell behind).
+    pub missed: u64,
+    /// Frames received with errors.
+    pub rx_errors: u64,
+    /// Frames that failed to be sent.
+    pub tx_errors: u64,
+    /// Receive attempts that found no buffer in the pool.
+    pub rx_no_buffer: u64,
+}
+
 /// What a port is and can do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortInfo {
@@ -49,6 +69,10 @@ pub trait Port {
     }
     /// What the port is.
     fn info(&self) -> PortInfo;
+    /// The device's own counters, where there is a device that keeps them.
+    fn device_stats(&self) -> Option<DeviceStats> {
+        None
+    }
 }
 
 impl<P: Port + ?Sized> Port for Box<P> {
@@ -66,6 +90,9 @@ impl<P: Port + ?Sized> Port for Box<P> {
     }
     fn info(&self) -> PortInfo {
         (**self).info()
+    }
+    fn device_stats(&self) -> Option<DeviceStats> {
+        (**self).device_stats()
     }
 }
 

@@ -19,6 +19,10 @@ macro_rules! delegate_port_info {
         fn info(&self) -> PortInfo {
             self.inner.info()
         }
+
+        fn device_stats(&self) -> Option<crate::port::DeviceStats> {
+            self.inner.device_stats()
+        }
     };
 }
 

@@ -63,6 +63,10 @@ fn null_ports_receive_and_send_mbufs_without_losing_any() {
     assert_eq!(port.tx_burst(0, &mut frames), 2);
     assert_eq!(port.tx_copies, 2);
     assert_eq!(port.stats().tx_frames, 37);
+    // The device's own counters agree with the port's.
+    let device = port.device_stats().expect("net_null keeps counters");
+    assert_eq!((device.received, device.sent), (32, 37), "{device:?}");
+    assert_eq!(device.missed + device.rx_errors + device.tx_errors, 0);
     // net_null frees what it sends: every mbuf is back (the per-lcore cache
     // is not used from this thread).
     assert_eq!(pool.available(), before);

@@ -7,7 +7,7 @@ use fabric::frame::{FrameHeader, FrameWriter, DEFAULT_MTU};
 use fabric::routing::epoch;
 use fabric::{NodeTables, Topology};
 use lcore::{FrameSettings, IoTask, NodeTask, Task};
-use pmd::{FramePool, NullPort, Port};
+use pmd::{DeviceStats, FramePool, NullPort, Port, PortStats};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -468,29 +468,15 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let (tlps_out, tlps_refused) = (sum(|s| s.tlps_out), sum(|s| s.tlps_refused));
     let (busy_polls, idle_polls) = (sum(|s| s.busy_polls), sum(|s| s.idle_polls));
     let n = args.tlps_per_frame as f64;
-    let rx = |p: usize| {
-        tasks
-            .iter()
-            .map(|t| t.ports()[p].stats().rx_frames)
-            .sum::<u64>() as f64
-    };
-    let (west_in, east_in) = (rx(0), rx(1));
+    let ports = PortReport::of(&tasks);
+    let (west_in, east_in) = (ports.rx_frames(0) as f64, ports.rx_frames(1) as f64);
     let malformed: u64 = tasks.iter().map(Forwarder::malformed).sum();
     let frames_per_s = (west_in + east_in) / secs;
     let tlps_per_s = tlps_out as f64 / secs;
     let ns_per_tlp = (tlps_out > 0).then(|| 1e9 / tlps_per_s);
     let busy = busy_polls as f64 / (busy_polls + idle_polls).max(1) as f64;
     if io {
-        return report_io(
-            &args,
-            &snaps,
-            [west_in, east_in],
-            secs,
-            round_trip,
-            &what,
-            out,
-            err,
-        );
+        return report_io(&args, &snaps, &ports, secs, round_trip, &what, out, err);
     }
     let per_core: Vec<f64> = snaps.iter().map(|s| s.tlps_out as f64 / secs).collect();
     let _ = writeln!(
@@ -525,6 +511,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         malformed
     );
     write_per_core(out, &per_core, "TLPs/s", round_trip);
+    ports.write(out);
     if let Some(path) = &args.json {
         let doc = json!({
             "pmd": args.pmd,
@@ -541,6 +528,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             "busy_fraction": busy,
             "tlps_refused": tlps_refused,
             "frames_malformed": malformed,
+            "ports": ports.json(),
             "directions": [
                 {"from": "west", "to": "east", "frames_per_s": west_in / secs, "tlps_per_s": west_in * n / secs},
                 {"from": "east", "to": "west", "frames_per_s": east_in / secs, "tlps_per_s": east_in * n / secs},
@@ -549,6 +537,71 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         return write_json(path, &doc, err);
     }
     0
+}
+
+/// Each port's frames over all cores and, where a device keeps them (DPDK),
+/// the device's own counters: what it dropped before a poll could take it
+/// does not show in the rates.
+struct PortReport(Vec<(String, PortStats, Option<DeviceStats>)>);
+
+impl PortReport {
+    fn of(tasks: &[Forwarder]) -> PortReport {
+        let Some(first) = tasks.first() else {
+            return PortReport(Vec::new());
+        };
+        let ports = first.ports().iter().enumerate().map(|(p, port)| {
+            let mut sum = PortStats::default();
+            for s in tasks
+                .iter()
+                .filter_map(|t| t.ports().get(p))
+                .map(|q| q.stats())
+            {
+                sum.rx_frames += s.rx_frames;
+                sum.tx_frames += s.tx_frames;
+            }
+            // One device for all its queues: counted once.
+            (port.info().name, sum, port.device_stats())
+        });
+        PortReport(ports.collect())
+    }
+
+    fn rx_frames(&self, port: usize) -> u64 {
+        self.0.get(port).map_or(0, |p| p.1.rx_frames)
+    }
+
+    fn write(&self, out: &mut dyn Write) {
+        for (name, _, device) in &self.0 {
+            let Some(d) = device else { continue };
+            let _ = writeln!(
+                out,
+                "  {name}: the device received {}, sent {}, missed {} (receive queue full), errors {} in / {} out, no buffer {}",
+                d.received, d.sent, d.missed, d.rx_errors, d.tx_errors, d.rx_no_buffer
+            );
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let ports: Vec<_> = self
+            .0
+            .iter()
+            .map(|(name, s, device)| {
+                json!({
+                    "name": name,
+                    "rx_frames": s.rx_frames,
+                    "tx_frames": s.tx_frames,
+                    "device": device.map(|d| json!({
+                        "received": d.received,
+                        "sent": d.sent,
+                        "missed": d.missed,
+                        "rx_errors": d.rx_errors,
+                        "tx_errors": d.tx_errors,
+                        "rx_no_buffer": d.rx_no_buffer,
+                    })),
+                })
+            })
+            .collect();
+        json!(ports)
+    }
 }
 
 /// Each core's rate and, with two cores or more, the round trip between them.
@@ -611,13 +664,14 @@ fn spawn_worker<T: Task + 'static>(
 fn report_io(
     args: &ForwardArgs,
     snaps: &[lcore::LiveSnapshot],
-    [west_in, east_in]: [f64; 2],
+    ports: &PortReport,
     secs: f64,
     round_trip: Option<Duration>,
     what: &str,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
+    let (west_in, east_in) = (ports.rx_frames(0) as f64, ports.rx_frames(1) as f64);
     let frames_per_s = (west_in + east_in) / secs;
     let ns_per_frame = (west_in + east_in > 0.0).then(|| 1e9 / frames_per_s);
     let (busy, idle) = snaps
@@ -642,6 +696,7 @@ fn report_io(
         busy * 100.0
     );
     write_per_core(out, &per_core, "frames/s", round_trip);
+    ports.write(out);
     if let Some(path) = &args.json {
         let doc = json!({
             "pmd": args.pmd,
@@ -653,6 +708,7 @@ fn report_io(
             "frames_per_s": frames_per_s,
             "tlps_per_s": null,
             "ns_per_frame": ns_per_frame,
+            "ports": ports.json(),
             "busy_fraction": busy,
             "directions": [
                 {"from": "west", "to": "east", "frames_per_s": west_in / secs},
@@ -713,6 +769,20 @@ mod tests {
         assert!((ratio - 8.0).abs() < 0.01, "{ratio}");
         assert_eq!(v["frames_malformed"], 0, "{out}");
         assert!(v["ns_per_tlp"].as_f64().is_some_and(|t| t > 0.0), "{out}");
+        // Each port's frames, both ways; null ports keep no device counters.
+        let ports = v["ports"].as_array().unwrap();
+        assert_eq!(ports.len(), 2);
+        for p in ports {
+            assert!(p["rx_frames"].as_u64().unwrap() > 0, "{p}");
+            assert!(p["tx_frames"].as_u64().unwrap() > 0, "{p}");
+            assert!(p["device"].is_null(), "{p}");
+        }
+        let rx: u64 = ports.iter().map(|p| p["rx_frames"].as_u64().unwrap()).sum();
+        let rate = rx as f64 / v["duration_s"].as_f64().unwrap();
+        assert!(
+            (rate - v["frames_per_s"].as_f64().unwrap()).abs() < 1.0,
+            "{rate}"
+        );
         std::fs::remove_file(&path).unwrap();
     }
 

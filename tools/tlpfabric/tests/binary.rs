@@ -204,6 +204,15 @@ fn forward_round(mut command: Command, eal: &str, ports: &str, what: &str) {
         assert!(d["frames_per_s"].as_f64().unwrap() > 0.0, "{what}: {text}");
     }
     assert_eq!(v["frames_malformed"], 0, "{what}: {text}");
+    // The devices saw what the ports counted, and dropped nothing.
+    let ports = v["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 2, "{text}");
+    for p in ports {
+        let device = &p["device"];
+        assert_eq!(device["received"], p["rx_frames"], "{what}: {text}");
+        assert_eq!(device["sent"], p["tx_frames"], "{what}: {text}");
+        assert_eq!(device["missed"], 0, "{what}: {text}");
+    }
     assert_eq!(v["tlps_refused"], 0, "{what}: {text}");
     let ratio = v["tlps_per_s"].as_f64().unwrap() / v["frames_per_s"].as_f64().unwrap();
     assert!((ratio - 4.0).abs() < 0.01, "{what}: {ratio}: {text}");
