@@ -329,6 +329,18 @@ impl DpdkPort {
         rx_descriptors: u16,
         tx_descriptors: u16,
     ) -> Result<Vec<DpdkPort>, DpdkError> {
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: the port exists and `info` is a valid out pointer.
+        let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
+        if rc == 0 && (queues > info.max_rx_queues || queues > info.max_tx_queues) {
+            return Err(error(
+                format!(
+                    "{device}: {queues} queue pairs asked for, the device has at most {} receive and {} transmit queues",
+                    info.max_rx_queues, info.max_tx_queues
+                ),
+                22,
+            ));
+        }
         let conf = sys::rte_eth_conf::default();
         // SAFETY: the port exists; `conf` is a zeroed (default) configuration
         // that lives across the call; the queue setups take the default queue

@@ -72,6 +72,13 @@ fn null_ports_receive_and_send_mbufs_without_losing_any() {
     assert_eq!(pool.available(), before);
     let err = DpdkPort::open("net_null9", &pool, 64, 64).unwrap_err();
     assert!(err.to_string().contains("no such ethdev"), "{err}");
+    // More queues than the device has: said before configuring it.
+    let err = DpdkPort::open_queues("net_null1", &pool, u16::MAX, 64, 64).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("queue pairs asked for, the device has at most"),
+        "{err}"
+    );
     assert!(
         DpdkPort::open("net_null1", &FramePool::new(4, 64), 64, 64).is_err(),
         "a heap pool cannot receive"

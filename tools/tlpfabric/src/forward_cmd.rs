@@ -201,8 +201,13 @@ fn dpdk_ports(
         .collect();
     let mut filled = false;
     for (name, template) in [(w, &east), (e, &west)] {
-        let handles =
-            DpdkPort::open_queues(name, &pool, queues, 1024, 1024).map_err(|e| e.to_string())?;
+        let handles = DpdkPort::open_queues(name, &pool, queues, 1024, 1024).map_err(|e| {
+            if queues > 1 {
+                format!("--lcores {queues} (a queue pair of each port per core): {e}")
+            } else {
+                e.to_string()
+            }
+        })?;
         for (lane, port) in lanes.iter_mut().zip(handles) {
             if name.starts_with("net_null") && args.mode == "pipeline" {
                 filled = true;
