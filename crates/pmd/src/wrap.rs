@@ -230,7 +230,54 @@ impl<P: Port, F: FnMut(Direction, &[u8])> Port for TracePort<P, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::ring_link;
+    use crate::port::{ring_link, DeviceStats};
+
+    /// A port whose device keeps counters.
+    struct Counted;
+
+    impl Port for Counted {
+        fn rx_burst(&mut self, _: u16, _: &mut Vec<Frame>, _: usize) -> usize {
+            0
+        }
+        fn tx_burst(&mut self, _: u16, _: &mut Vec<Frame>) -> usize {
+            0
+        }
+        fn stats(&self) -> PortStats {
+            PortStats::default()
+        }
+        fn info(&self) -> PortInfo {
+            PortInfo {
+                name: "counted".into(),
+                max_frame: 64,
+                queues: 1,
+            }
+        }
+        fn device_stats(&self) -> Option<DeviceStats> {
+            Some(DeviceStats {
+                received: 3,
+                missed: 1,
+                ..DeviceStats::default()
+            })
+        }
+    }
+
+    #[test]
+    fn wrappers_pass_the_device_counters_on() {
+        let want = Counted.device_stats();
+        let pool = FramePool::new(4, 64);
+        assert_eq!(
+            FaultPort::new(Counted, FaultConfig::NONE, pool).device_stats(),
+            want
+        );
+        assert_eq!(FillPort::new(Counted, Vec::new()).device_stats(), want);
+        let traced = TracePort::new(Counted, |_: Direction, _: &[u8]| {});
+        assert_eq!(traced.device_stats(), want);
+        let boxed: Box<dyn Port> = Box::new(FillPort::new(Counted, Vec::new()));
+        assert_eq!(boxed.device_stats(), want);
+        // A port with no device keeps none.
+        let (ring, _) = ring_link("l", 4, 4);
+        assert_eq!(ring.device_stats(), None);
+    }
 
     #[test]
     fn faults_apply_to_sent_frames() {
