@@ -181,10 +181,16 @@ pub enum Direction {
 }
 
 /// A port that shows every frame it passes to a callback (a capture writer,
-/// a counter, a test).
+/// a counter, a test). A frame is shown once, when first offered for
+/// sending: frames a full port leaves with the caller are offered again
+/// from the front of the next burst, as the poll loops do.
 pub struct TracePort<P, F> {
     inner: P,
     trace: F,
+    /// Frames at the front of the caller's burst that were traced by the
+    /// last `tx_burst` but not taken: the caller keeps them in front and
+    /// offers them again, and they are traced once.
+    traced_unsent: usize,
 }
 
 impl<P: std::fmt::Debug, F> std::fmt::Debug for TracePort<P, F> {
@@ -198,7 +204,11 @@ impl<P: std::fmt::Debug, F> std::fmt::Debug for TracePort<P, F> {
 impl<P: Port, F: FnMut(Direction, &[u8])> TracePort<P, F> {
     /// Wraps `inner`, calling `trace` for each frame received and sent.
     pub fn new(inner: P, trace: F) -> TracePort<P, F> {
-        TracePort { inner, trace }
+        TracePort {
+            inner,
+            trace,
+            traced_unsent: 0,
+        }
     }
 }
 
@@ -213,14 +223,14 @@ impl<P: Port, F: FnMut(Direction, &[u8])> Port for TracePort<P, F> {
     }
 
     fn tx_burst(&mut self, queue: u16, frames: &mut Vec<Frame>) -> usize {
-        let before = frames.len();
-        // Trace what is sent: the front `n` frames. They are gone after the
-        // call, so look first and count after.
-        for f in frames.iter() {
+        // The frames sent are gone after the call, so they are traced
+        // before it; those left are traced already when offered again.
+        let skip = self.traced_unsent.min(frames.len());
+        for f in &frames[skip..] {
             (self.trace)(Direction::Tx, f);
         }
         let n = self.inner.tx_burst(queue, frames);
-        debug_assert!(n <= before);
+        self.traced_unsent = frames.len();
         n
     }
 
@@ -259,6 +269,34 @@ mod tests {
                 ..DeviceStats::default()
             })
         }
+    }
+
+    #[test]
+    fn a_frame_offered_again_after_a_full_port_is_traced_once() {
+        let pool = FramePool::new(16, 64);
+        let (a, mut b) = ring_link("l", 2, 2);
+        let seen = std::cell::RefCell::new(Vec::new());
+        let mut a = TracePort::new(a, |d: Direction, f: &[u8]| {
+            if d == Direction::Tx {
+                seen.borrow_mut().push(f[0]);
+            }
+        });
+        let mut out: Vec<Frame> = (0..5u8)
+            .map(|i| pool.alloc_from(&[i; 8]).unwrap())
+            .collect();
+        let mut got = Vec::new();
+        let mut sent = 0;
+        while !out.is_empty() {
+            sent += a.tx_burst(0, &mut out);
+            // The caller adds to the back while earlier frames wait.
+            if sent == 2 && out.len() == 3 {
+                out.push(pool.alloc_from(&[5; 8]).unwrap());
+            }
+            b.rx_burst(0, &mut got, 32);
+        }
+        let received: Vec<u8> = got.iter().map(|f| f[0]).collect();
+        assert_eq!(received, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(*seen.borrow(), received, "each frame traced once, in order");
     }
 
     #[test]
