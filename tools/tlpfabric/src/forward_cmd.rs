@@ -54,9 +54,28 @@ pub(crate) struct ForwardArgs {
     /// then keeps going round, like testpmd's `--tx-first`. At most 32.
     #[arg(long, default_value_t = 0)]
     tx_first: u32,
+    /// Write the frames this benchmark receives to pcap files in this
+    /// directory and exit, for a traffic generator to replay into the ports
+    /// of a forwarder under test: `west-port-rx.pcap` (host writes to the
+    /// device's BAR, for the west port) and `east-port-rx.pcap` (the
+    /// device's DMA writes, for the east port).
+    #[arg(long)]
+    write_frames: Option<PathBuf>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+/// Writes `frame` to `dir/name` as a one-frame pcap capture.
+fn write_pcap(dir: &Path, name: &str, frame: &[u8]) -> Result<PathBuf, String> {
+    let path = dir.join(name);
+    let fail = |e: std::io::Error| format!("--write-frames: {}: cannot write: {e}", path.display());
+    let file = std::fs::File::create(&path).map_err(fail)?;
+    let mut pcap =
+        pmd::pcap::PcapWriter::new(std::io::BufWriter::new(file), 65_535).map_err(fail)?;
+    pcap.write(0, frame).map_err(fail)?;
+    pcap.finish().map_err(fail)?;
+    Ok(path)
 }
 
 /// Frames in one burst of `--tx-first`, as testpmd's.
@@ -387,6 +406,27 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             return EXIT_USAGE;
         }
     };
+    if let Some(dir) = &args.write_frames {
+        // West receives what goes east, and the other way round.
+        for (name, frame) in [("west-port-rx.pcap", &east), ("east-port-rx.pcap", &west)] {
+            match write_pcap(dir, name, frame) {
+                Ok(path) => {
+                    let _ = writeln!(
+                        out,
+                        "{}: one frame of {} TLP(s), {} bytes",
+                        path.display(),
+                        args.tlps_per_frame,
+                        frame.len()
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    return EXIT_REJECTED;
+                }
+            }
+        }
+        return 0;
+    }
     let (lanes, what) = if args.pmd == "dpdk" {
         match dpdk_ports(&args, east, west) {
             Ok(p) => p,
@@ -863,6 +903,40 @@ mod tests {
         let total = v["tlps_per_s"].as_f64().unwrap();
         assert!((sum - total).abs() <= total * 1e-9, "{sum} {total}");
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn the_frames_a_generator_replays_are_written_as_pcaps() {
+        let dir = std::env::temp_dir().join(format!("tlpfabric-frames-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (code, out, err) = run_captured(
+            &[
+                "forward",
+                "--write-frames",
+                dir.to_str().unwrap(),
+                "--tlps-per-frame",
+                "3",
+            ],
+            "",
+        );
+        assert_eq!(code, 0, "{err}");
+        for name in ["west-port-rx.pcap", "east-port-rx.pcap"] {
+            let b = std::fs::read(dir.join(name)).unwrap();
+            assert!(out.contains(name), "{out}");
+            assert_eq!(&b[..4], &0xa1b2_c3d4u32.to_le_bytes());
+            // One record: its length, then the frame, a valid one of 3 TLPs.
+            let len = u32::from_le_bytes(b[32..36].try_into().unwrap()) as usize;
+            assert_eq!(b.len(), 24 + 16 + len);
+            let frame = fabric::Frame::new_checked(&b[40..], fabric::frame::ETHERTYPE).unwrap();
+            assert_eq!(frame.tlp_count(), 3, "{name}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        let (code, _, err) = run_captured(&["forward", "--write-frames", "/nonexistent/dir"], "");
+        assert_eq!(code, 1);
+        assert!(
+            err.contains("/nonexistent/dir/west-port-rx.pcap: cannot write"),
+            "{err}"
+        );
     }
 
     #[test]
