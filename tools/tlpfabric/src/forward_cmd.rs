@@ -152,6 +152,15 @@ impl Forwarder {
         }
     }
 
+    /// TLPs that came in on `port` and were forwarded (io mode looks at
+    /// none).
+    fn forwarded_from(&self, port: usize) -> u64 {
+        match self {
+            Forwarder::Pipeline(t) => t.node_state().counters.get(port).map_or(0, |c| c.forwarded),
+            Forwarder::Io(_) => 0,
+        }
+    }
+
     /// Frames received that were not TLP frames or failed their checks
     /// (io mode looks at none).
     fn malformed(&self) -> u64 {
@@ -512,7 +521,10 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let sum = |f: fn(&lcore::LiveSnapshot) -> u64| snaps.iter().map(f).sum::<u64>();
     let (tlps_out, tlps_refused) = (sum(|s| s.tlps_out), sum(|s| s.tlps_refused));
     let (busy_polls, idle_polls) = (sum(|s| s.busy_polls), sum(|s| s.idle_polls));
-    let n = args.tlps_per_frame as f64;
+    // Counted per ingress port, so frames that were not TLP frames (a
+    // kernel's own packets on a real port) do not count as TLPs.
+    let from = |p: usize| tasks.iter().map(|t| t.forwarded_from(p)).sum::<u64>() as f64;
+    let (west_tlps, east_tlps) = (from(0), from(1));
     let ports = PortReport::of(&tasks);
     let (west_in, east_in) = (ports.rx_frames(0) as f64, ports.rx_frames(1) as f64);
     let malformed: u64 = tasks.iter().map(Forwarder::malformed).sum();
@@ -537,13 +549,13 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         out,
         "  west->east: {:.2} M frames/s, {:.2} M TLPs/s",
         west_in / secs / 1e6,
-        west_in * n / secs / 1e6
+        west_tlps / secs / 1e6
     );
     let _ = writeln!(
         out,
         "  east->west: {:.2} M frames/s, {:.2} M TLPs/s",
         east_in / secs / 1e6,
-        east_in * n / secs / 1e6
+        east_tlps / secs / 1e6
     );
     let _ = writeln!(
         out,
@@ -575,8 +587,8 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             "frames_malformed": malformed,
             "ports": ports.json(),
             "directions": [
-                {"from": "west", "to": "east", "frames_per_s": west_in / secs, "tlps_per_s": west_in * n / secs},
-                {"from": "east", "to": "west", "frames_per_s": east_in / secs, "tlps_per_s": east_in * n / secs},
+                {"from": "west", "to": "east", "frames_per_s": west_in / secs, "tlps_per_s": west_tlps / secs},
+                {"from": "east", "to": "west", "frames_per_s": east_in / secs, "tlps_per_s": east_tlps / secs},
             ],
         });
         return write_json(path, &doc, err);
@@ -814,6 +826,18 @@ mod tests {
         assert!((ratio - 8.0).abs() < 0.01, "{ratio}");
         assert_eq!(v["frames_malformed"], 0, "{out}");
         assert!(v["ns_per_tlp"].as_f64().is_some_and(|t| t > 0.0), "{out}");
+        // The directions' TLPs, counted per ingress port, make the total.
+        let directions: f64 = v["directions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["tlps_per_s"].as_f64().unwrap())
+            .sum();
+        let total = v["tlps_per_s"].as_f64().unwrap();
+        assert!(
+            (directions - total).abs() <= total * 1e-3,
+            "{directions} {total}"
+        );
         // Each port's frames, both ways; null ports keep no device counters.
         let ports = v["ports"].as_array().unwrap();
         assert_eq!(ports.len(), 2);
