@@ -8,6 +8,12 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tlpfabric"))
 }
 
+/// A command's standard output, then its standard error.
+#[cfg(feature = "dpdk")]
+fn output_text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
 #[test]
 fn encode_piped_into_decode() {
     let enc = bin()
@@ -86,8 +92,7 @@ fn a_deterministic_run_over_dpdk_ethdevs_matches_the_ring_run() {
             ])
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
+        let text = output_text(&out);
         assert!(out.status.success(), "{pmd}: {text}");
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -223,8 +228,7 @@ fn written_frames_replayed_through_net_pcap_come_out_unchanged() {
         .args(["--tlps-per-frame", "2", "--duration", "300ms"])
         .output()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = output_text(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("refused 0, malformed frames 0"), "{text}");
     // A pcap of one frame: its bytes after the global and record headers.
@@ -255,8 +259,7 @@ fn forward_round(mut command: Command, eal: &str, ports: &str, what: &str) {
         .args(["--json", json.to_str().unwrap()])
         .output()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = output_text(&out);
     assert!(out.status.success(), "{what}: {text}");
     assert!(text.contains("sent out of each port first"), "{text}");
     let v: serde_json::Value =
