@@ -11,7 +11,9 @@
 # PMD is `ring` (the default) or `dpdk` (two net_null ports; builds with the
 # dpdk feature, which needs DPDK installed); `testpmd` counts dpdk-testpmd's
 # io forwarding on the same two ports instead, per packet, as the reference
-# (needs the dpdk package). Needs valgrind (apt-get install
+# (needs the dpdk package). With DPDK ports each count is split between the
+# program's own code and DPDK's libraries, which both programs pay alike.
+# Needs valgrind (apt-get install
 # valgrind). Valgrind runs the program about fifty times slower and shows it
 # no AVX-512, so frames of 192 bytes or more take the three-chain CRC here.
 set -euo pipefail
@@ -51,6 +53,62 @@ run_testpmd() {
         "$(awk '/RX-packets:/ { n = $2 } END { print n }' "$dir/tp.$1")"
 }
 
+by_object() {
+    # $1: a callgrind output. Prints the instructions executed in the
+    # program's own code, in DPDK's libraries and elsewhere (self cost, so
+    # DPDK's driver code a burst calls counts as DPDK's).
+    python3 - "$1" <<'PY'
+import re, sys
+names, ob, skip = {}, None, False
+groups = {"own": 0, "dpdk": 0, "other": 0}
+def group(name):
+    if name is None:
+        return "other"
+    base = name.rsplit("/", 1)[-1]
+    if base.startswith("librte_"):
+        return "dpdk"
+    return "own" if base in ("tlpfabric", "dpdk-testpmd") else "other"
+for line in open(sys.argv[1]):
+    if line.startswith("ob="):
+        m = re.match(r"ob=\((\d+)\)\s*(.*)", line)
+        if m.group(2).strip():
+            names[m.group(1)] = m.group(2).strip()
+        ob = group(names.get(m.group(1)))
+    elif line.startswith("cob="):
+        m = re.match(r"cob=\((\d+)\)\s*(.*)", line)
+        if m.group(2).strip():
+            names[m.group(1)] = m.group(2).strip()
+    elif line.startswith("calls="):
+        skip = True  # the next cost line is the call's inclusive cost
+    elif line[:1].isdigit() or line[:1] in "+-*":
+        if skip:
+            skip = False
+            continue
+        parts = line.split()
+        if len(parts) > 1 and ob is not None:
+            groups[ob] += int(parts[1])
+print(groups["own"], groups["dpdk"], groups["other"])
+PY
+}
+
+split() {
+    # $1: what is counted; $2: the program; $3, $4: the short and the long
+    # run's callgrind outputs; $5, $6: their counts. Prints where each
+    # unit's instructions went.
+    read -r so sd sx < <(by_object "$3")
+    read -r lo ld lx < <(by_object "$4")
+    python3 - "$@" "$so" "$sd" "$sx" "$lo" "$ld" "$lx" <<'PY'
+import sys
+unit, prog = sys.argv[1], sys.argv[2]
+sn, ln = int(sys.argv[5]), int(sys.argv[6])
+so, sd, sx, lo, ld, lx = map(int, sys.argv[7:])
+n = ln - sn
+print(f"  of which: {(lo - so) / n:.1f} in {prog}'s own code, {(ld - sd) / n:.1f} in DPDK's "
+      f"libraries (drivers, mbufs, mempools), "
+      f"{(lx - sx) / n:.1f} elsewhere (the C library; the loader's thread-local lookups DPDK's shared libraries make)")
+PY
+}
+
 per_unit() {
     # $1: what is counted (TLP, packet); then the short and the long run's
     # instructions and counts. Prints the difference per unit.
@@ -70,6 +128,7 @@ if [ "$PMD" = testpmd ]; then
     read -r short_ir short_pkts < <(run_testpmd 4)
     read -r long_ir long_pkts < <(run_testpmd 10)
     per_unit packet "$short_ir" "$short_pkts" "$long_ir" "$long_pkts"
+    split packet dpdk-testpmd "$dir/cg.4" "$dir/cg.10" "$short_pkts" "$long_pkts"
     exit 0
 fi
 
@@ -77,6 +136,9 @@ echo "counting instructions of tlpfabric forward --pmd $PMD --tlps-per-frame $PE
 read -r short_ir short_tlps < <(run 1)
 read -r long_ir long_tlps < <(run 4)
 per_unit TLP "$short_ir" "$short_tlps" "$long_ir" "$long_tlps"
+if [ "$PMD" = dpdk ]; then
+    split TLP tlpfabric "$dir/cg.1" "$dir/cg.4" "$short_tlps" "$long_tlps"
+fi
 echo "functions by instructions executed (long run, inlined code under its caller):"
 callgrind_annotate --inclusive=no "$dir/cg.4" 2>/dev/null \
     | awk '/file:function/ { on = 1; next } on && NF' | head -n "$TOP" | cut -c1-160
