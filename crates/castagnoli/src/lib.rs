@@ -28,18 +28,22 @@
 #[inline]
 pub fn crc32c(bytes: &[u8]) -> u32 {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    if bytes.len() >= x86::MIN_LEN && x86::supported() {
-        if bytes.len() >= x86::MIN_FOLD_LEN && x86::folds() {
-            // SAFETY: `folds` found AVX-512F and VPCLMULQDQ, and `supported`
-            // SSE4.2 and PCLMULQDQ: the features `fold` is compiled for.
+    if bytes.len() >= x86::MIN_LEN {
+        let level = x86::level();
+        if level < x86::CRC32 {
+            return ::crc32c::crc32c(bytes);
+        }
+        if bytes.len() >= x86::MIN_FOLD_LEN && level >= x86::FOLD {
+            // SAFETY: the level says the CPU has SSE4.2, PCLMULQDQ,
+            // AVX-512F and VPCLMULQDQ: the features `fold` is compiled for.
             return unsafe { x86::fold(bytes) };
         }
         if bytes.len() < x86::MIN_THREE_WAY_LEN {
-            // SAFETY: `supported` found SSE4.2 on this CPU, the feature
+            // SAFETY: the level says the CPU has SSE4.2, the feature
             // `one_chain` is compiled for.
             return unsafe { x86::one_chain(bytes) };
         }
-        // SAFETY: `supported` found SSE4.2 and PCLMULQDQ on this CPU, the
+        // SAFETY: the level says the CPU has SSE4.2 and PCLMULQDQ, the
         // features `three_way` is compiled for.
         return unsafe { x86::three_way(bytes) };
     }
@@ -76,6 +80,7 @@ mod x86 {
         _mm_clmulepi64_si128, _mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64, _mm_crc32_u8,
         _mm_cvtsi128_si64, _mm_set_epi64x,
     };
+    use std::sync::atomic::{AtomicU8, Ordering};
     use std::sync::OnceLock;
 
     /// Shorter buffers gain too little to pay for the joins.
@@ -85,8 +90,47 @@ mod x86 {
     /// own three-way path covers them.
     const MAX_THIRD_WORDS: usize = 1024;
 
+    /// [`level`]: the CPU has neither path's instructions.
+    pub(crate) const NONE: u8 = 1;
+    /// [`level`]: SSE4.2 (CRC32) and PCLMULQDQ.
+    pub(crate) const CRC32: u8 = 2;
+    /// [`level`]: those and AVX-512F with VPCLMULQDQ, for folding.
+    pub(crate) const FOLD: u8 = 3;
+
+    /// The CPU's level, found once (0 until then). One load per frame
+    /// instead of the standard library's check per feature, which cost
+    /// nine instructions for the two the short path needs.
+    static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+    /// What this CPU can run: [`NONE`], [`CRC32`] or [`FOLD`].
+    #[inline(always)]
+    pub(crate) fn level() -> u8 {
+        match LEVEL.load(Ordering::Relaxed) {
+            0 => detect(),
+            level => level,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn detect() -> u8 {
+        let crc32 =
+            std::is_x86_feature_detected!("sse4.2") && std::is_x86_feature_detected!("pclmulqdq");
+        let fold =
+            std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("vpclmulqdq");
+        let level = match (crc32, fold) {
+            (false, _) => NONE,
+            (true, false) => CRC32,
+            (true, true) => FOLD,
+        };
+        // Every thread finds the same: a race stores the same value twice.
+        LEVEL.store(level, Ordering::Relaxed);
+        level
+    }
+
+    #[cfg(test)]
     pub(crate) fn supported() -> bool {
-        std::is_x86_feature_detected!("sse4.2") && std::is_x86_feature_detected!("pclmulqdq")
+        level() >= CRC32
     }
 
     /// Per third of k words (index k), the constant that shifts a register
@@ -228,8 +272,9 @@ mod x86 {
     pub(crate) const MIN_FOLD_LEN: usize = 256;
 
     /// Whether the CPU folds with 512-bit carry-less multiplies.
+    #[cfg(test)]
     pub(crate) fn folds() -> bool {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("vpclmulqdq")
+        level() >= FOLD
     }
 
     /// The constants that carry a 128-bit lane `d` bits further on: x^(d+31)
@@ -383,6 +428,20 @@ mod x86 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    fn the_level_found_once_is_what_the_cpu_reports() {
+        let crc32 =
+            std::is_x86_feature_detected!("sse4.2") && std::is_x86_feature_detected!("pclmulqdq");
+        let fold =
+            std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("vpclmulqdq");
+        let level = x86::level();
+        assert_eq!(x86::supported(), crc32);
+        assert_eq!(x86::folds(), crc32 && fold);
+        assert_eq!(x86::level(), level, "the second look agrees with the first");
+        assert_ne!(level, 0, "0 only means not yet looked");
+    }
 
     #[test]
     fn check_value() {
