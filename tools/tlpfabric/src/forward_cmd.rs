@@ -40,9 +40,10 @@ pub(crate) struct ForwardArgs {
     /// the loop cost without the pipeline.
     #[arg(long, default_value = "pipeline")]
     mode: String,
-    /// The two ethdevs for `--pmd dpdk`, west first.
-    #[arg(long, default_value = "net_null0,net_null1")]
-    ports: String,
+    /// The two ethdevs for `--pmd dpdk`, west first (default:
+    /// `net_null0,net_null1`).
+    #[arg(long)]
+    ports: Option<String>,
     /// Cores to forward on: one pipeline per core, each with its own pair
     /// of ports (ring) or its own queue of each port (DPDK), up to the CPUs
     /// this process may run on.
@@ -206,11 +207,11 @@ fn dpdk_ports(
 ) -> Result<(Vec<Lane>, String), String> {
     use pmd::dpdk::{DpdkPort, Mempool};
     use pmd::FillPort;
-    let names: Vec<&str> = args.ports.split(',').map(str::trim).collect();
+    let ports = args.ports.as_deref().unwrap_or("net_null0,net_null1");
+    let names: Vec<&str> = ports.split(',').map(str::trim).collect();
     let [w, e] = names[..] else {
         return Err(format!(
-            "--ports: expected two ethdevs, west,east, found {:?}",
-            args.ports
+            "--ports: expected two ethdevs, west,east, found {ports:?}"
         ));
     };
     crate::init_eal(
@@ -386,6 +387,28 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     }
     if args.tlps_per_frame == 0 {
         let _ = writeln!(err, "error: --tlps-per-frame: expected at least 1");
+        return EXIT_USAGE;
+    }
+    if args.pmd == "ring" {
+        // Said, not refused: a script may pass the same options to both.
+        for (flag, given) in [
+            ("--ports", args.ports.is_some()),
+            ("--eal", args.eal.is_some()),
+        ] {
+            if given {
+                let _ = writeln!(
+                    err,
+                    "note: {flag} is for --pmd dpdk; ignored on ring ports (null ports this command makes)"
+                );
+            }
+        }
+    }
+    if let Some(Err(e)) = args
+        .json
+        .as_deref()
+        .map(|p| crate::check_writable("--json", p))
+    {
+        let _ = writeln!(err, "error: {e}");
         return EXIT_USAGE;
     }
     let t = match Topology::parse(Path::new("configs/forward.toml"), TOPOLOGY) {
@@ -964,6 +987,28 @@ mod tests {
     }
 
     #[test]
+    fn an_unwritable_json_file_fails_before_the_run() {
+        let dir = std::env::temp_dir().join(format!("tlpfabric-no-such-{}", std::process::id()));
+        let path = dir.join("out.json");
+        let path = path.to_str().unwrap();
+        let (code, out, err) = run_captured(&["forward", "--duration", "30s", "--json", path], "");
+        assert_eq!(code, 2);
+        assert!(
+            err.contains("--json") && err.contains("cannot write"),
+            "{err}"
+        );
+        assert!(out.is_empty(), "refused before forwarding: {out}");
+        // The check leaves neither a new file nor an emptied one behind.
+        let kept = std::env::temp_dir().join(format!("tlpfabric-kept-{}.json", std::process::id()));
+        std::fs::write(&kept, "before").unwrap();
+        assert_eq!(crate::check_writable("--json", &kept), Ok(()));
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "before");
+        std::fs::remove_file(&kept).unwrap();
+        assert_eq!(crate::check_writable("--json", &kept), Ok(()));
+        assert!(!kept.exists(), "a file made by the check is removed");
+    }
+
+    #[test]
     fn bad_options_are_usage_errors() {
         let (code, _, err) = run_captured(&["forward", "--payload", "6"], "");
         assert_eq!(code, 2);
@@ -988,6 +1033,17 @@ mod tests {
         let (code, _, err) = run_captured(&["forward", "--pmd", "dpdk", "--tx-first", "33"], "");
         assert_eq!(code, 2);
         assert!(err.contains("--tx-first: expected at most 32"), "{err}");
+        // Options ring ports ignore are said to be ignored.
+        for flag in ["--ports", "--eal"] {
+            let (code, out, err) =
+                run_captured(&["forward", flag, "a,b", "--duration", "10ms"], "");
+            assert_eq!(code, 0, "{flag}: {err}");
+            assert!(
+                err.contains(&format!("note: {flag} is for --pmd dpdk; ignored")),
+                "{err}"
+            );
+            assert!(out.contains("ring ports"), "{out}");
+        }
         #[cfg(not(feature = "dpdk"))]
         {
             let (code, _, err) = run_captured(&["forward", "--pmd", "dpdk"], "");

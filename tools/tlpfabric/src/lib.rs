@@ -23,6 +23,27 @@ pub const EXIT_REJECTED: i32 = 1;
 /// Exit status for usage errors.
 pub const EXIT_USAGE: i32 = 2;
 
+/// Checks before a run that an output file named by `flag` can be written,
+/// so that a mistyped directory fails at once rather than after the run.
+/// A file that was not there before is not left behind; one that was is
+/// not truncated.
+pub(crate) fn check_writable(flag: &str, path: &std::path::Path) -> Result<(), String> {
+    let existed = path.exists();
+    let opened = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path);
+    match opened {
+        Ok(_) => {
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("{flag} {}: cannot write: {e}", path.display())),
+    }
+}
+
 /// Initialises DPDK's EAL with `--eal` as given, or by default without
 /// hugepages or PCI, 1 GiB, `vdevs`, and a file prefix of this process's own
 /// (named after the command, so two runs never collide).

@@ -342,6 +342,21 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         );
         return EXIT_USAGE;
     }
+    if args.pmd == "ring" && args.eal.is_some() {
+        // Said, not refused: a script may pass the same options to both.
+        let _ = writeln!(err, "note: --eal is for --pmd dpdk; ignored on ring ports");
+    }
+    let outputs = [
+        ("--json", &args.json),
+        ("--hdr-log", &args.hdr_log),
+        ("--plot", &args.plot),
+    ];
+    for (flag, path) in outputs {
+        if let Some(Err(e)) = path.as_deref().map(|p| crate::check_writable(flag, p)) {
+            let _ = writeln!(err, "error: {e}");
+            return EXIT_USAGE;
+        }
+    }
     let timeout = args.completion_timeout.as_nanos() as u64;
     let duration = args.duration.as_nanos() as u64;
     let n = args.vm_migrations + args.endpoint_migrations;
@@ -1032,5 +1047,32 @@ mod tests {
         let (code, _, err) = run_captured(&["run", "--config", "/nonexistent.toml"], "");
         assert_eq!(code, 1);
         assert!(err.contains("cannot read"), "{err}");
+        let args = [
+            "run",
+            "--eal",
+            "--no-huge",
+            "--deterministic",
+            "--duration",
+            "10ms",
+        ];
+        let (code, _, err) = run_captured(&args, "");
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains("note: --eal is for --pmd dpdk; ignored"),
+            "{err}"
+        );
+        // Each output file is checked before the run, not after it.
+        let missing = std::env::temp_dir().join(format!("tlpfabric-none-{}", std::process::id()));
+        for flag in ["--json", "--hdr-log", "--plot"] {
+            let path = missing.join("out");
+            let args = ["run", "--duration", "30s", flag, path.to_str().unwrap()];
+            let (code, out, err) = run_captured(&args, "");
+            assert_eq!(code, 2, "{flag}");
+            assert!(
+                err.contains(&format!("{flag} ")) && err.contains("cannot write"),
+                "{err}"
+            );
+            assert!(out.is_empty(), "refused before the run: {out}");
+        }
     }
 }
