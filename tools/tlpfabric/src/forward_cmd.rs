@@ -490,6 +490,10 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             )
         })
         .flatten();
+    // Ctrl-C from here on stops the cores and reports the time they ran.
+    if let Err(e) = crate::interrupt::arm() {
+        let _ = writeln!(err, "note: {e}: Ctrl-C ends the run without a report");
+    }
     // One pipeline per core, from the last CPU down (the first keeps the
     // main thread), like testpmd's forwarding cores each on its queues.
     let mut lives = Vec::new();
@@ -540,6 +544,14 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         tasks.push(task);
     }
     let secs = elapsed.as_secs_f64();
+    let interrupted = crate::interrupt::requested();
+    if interrupted {
+        let _ = writeln!(
+            err,
+            "note: interrupted after {secs:.2} s of {:.2}: the report covers the time the cores ran",
+            duration.as_secs_f64()
+        );
+    }
     let snaps: Vec<_> = lives.iter().map(|l| l.snapshot()).collect();
     let sum = |f: fn(&lcore::LiveSnapshot) -> u64| snaps.iter().map(f).sum::<u64>();
     let (tlps_out, tlps_refused) = (sum(|s| s.tlps_out), sum(|s| s.tlps_refused));
@@ -602,6 +614,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             "tlps_per_frame": args.tlps_per_frame,
             "payload": args.payload,
             "duration_s": secs,
+            "interrupted": interrupted,
             "frames_per_s": frames_per_s,
             "tlps_per_s": tlps_per_s,
             "ns_per_tlp": ns_per_tlp,
@@ -731,7 +744,9 @@ fn spawn_worker<T: Task + 'static>(
         loop {
             task.poll(0);
             polls += 1;
-            if polls.is_multiple_of(256) && start.elapsed() >= duration {
+            if polls.is_multiple_of(256)
+                && (start.elapsed() >= duration || crate::interrupt::requested())
+            {
                 break;
             }
         }
@@ -785,6 +800,7 @@ fn report_io(
             "frames_per_s_per_core": per_core,
             "core_round_trip_ns": round_trip.map(|t| t.as_nanos() as u64),
             "duration_s": secs,
+            "interrupted": crate::interrupt::requested(),
             "frames_per_s": frames_per_s,
             "tlps_per_s": null,
             "ns_per_frame": ns_per_frame,
@@ -848,6 +864,7 @@ mod tests {
         let ratio = v["tlps_per_s"].as_f64().unwrap() / v["frames_per_s"].as_f64().unwrap();
         assert!((ratio - 8.0).abs() < 0.01, "{ratio}");
         assert_eq!(v["frames_malformed"], 0, "{out}");
+        assert_eq!(v["interrupted"], false, "ran its whole duration");
         assert!(v["ns_per_tlp"].as_f64().is_some_and(|t| t > 0.0), "{out}");
         // The directions' TLPs, counted per ingress port, make the total.
         let directions: f64 = v["directions"]

@@ -9,6 +9,7 @@
 mod config_cmd;
 mod forward_cmd;
 pub mod hex;
+mod interrupt;
 mod progress;
 mod run_cmd;
 mod tlp_cmd;

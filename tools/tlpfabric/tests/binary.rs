@@ -46,6 +46,70 @@ fn encode_piped_into_decode() {
     );
 }
 
+/// Ctrl-C in the middle of a long `forward` stops the cores and reports
+/// the time they ran, as a benchmark stopped by hand should.
+#[test]
+fn forward_interrupted_reports_the_time_it_ran() {
+    use std::io::{BufRead, BufReader, Read};
+    let json = std::env::temp_dir().join(format!("tlpf-interrupt-{}.json", std::process::id()));
+    let mut child = bin()
+        .args([
+            "forward",
+            "--duration",
+            "60s",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first progress line: the cores are forwarding, the handler set.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains(" s: ") {
+        assert!(
+            stderr.read_line(&mut seen).unwrap() > 0,
+            "ended early: {seen}"
+        );
+    }
+    let pid = child.id().to_string();
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid}")])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("forward did not stop within 20 s of Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    stderr.read_to_string(&mut seen).unwrap();
+    assert_eq!(status.code(), Some(0), "{out}{seen}");
+    assert!(seen.contains("note: interrupted after"), "{seen}");
+    assert!(out.contains("total:"), "the report is printed: {out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(&json).unwrap();
+    assert_eq!(v["interrupted"], true);
+    let secs = v["duration_s"].as_f64().unwrap();
+    assert!((1.0..30.0).contains(&secs), "ran {secs} s of 60");
+    assert!(v["tlps_per_s"].as_f64().unwrap() > 0.0);
+}
+
 #[test]
 fn exit_statuses() {
     let ok = bin()
