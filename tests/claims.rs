@@ -1001,6 +1001,43 @@ fn claim_20_the_device_is_unaware_of_the_blocking() {
     assert_clean(&integrity(&d));
 }
 
+/// A run stopped by hand part way: hosts and devices offer nothing more, no
+/// migration starts, the one under way finishes, and what was in flight is
+/// delivered, so the report of the time it ran is whole.
+#[test]
+fn a_run_stopped_early_starts_nothing_new_and_drains_clean() {
+    let t = default_topology();
+    let schedule = Schedule {
+        vm_migrations: 20,
+        start: 1_000_000,
+        interval: 1_000_000,
+        ..Schedule::default()
+    };
+    let c = scenario_config(1_000_000.0, 30, schedule);
+    let mut d = fabric(&t, &c);
+    d.run_until(u64::MAX, |d| d.now() >= 10_000_000);
+    c.stop.request();
+    let writes = |d: &Deterministic| hosts(d).iter().map(|h| h.writes()).sum::<u64>();
+    let dma = |d: &Deterministic| {
+        find::<EndpointModel<DynPort>>(d)
+            .iter()
+            .map(|e| e.dma_writes())
+            .sum::<u64>()
+    };
+    let (w, m) = (writes(&d), dma(&d));
+    let started =
+        orchestrator(&d).records().len() + usize::from(orchestrator(&d).in_progress().is_some());
+    run_out(&mut d, &c);
+    assert_eq!(writes(&d), w, "no host write after the stop");
+    assert_eq!(dma(&d), m, "no DMA after the stop");
+    let o = orchestrator(&d);
+    assert!(o.in_progress().is_none(), "the one under way finished");
+    assert_eq!(o.records().len(), started, "none started after the stop");
+    assert!((1..20).contains(&started), "{started} of 20 started");
+    assert_eq!(o.counts(), (started as u64, 0));
+    assert_clean(&integrity(&d));
+}
+
 // ---------------------------------------------------------------------------
 // Aborts, ID modes and faulty links.
 

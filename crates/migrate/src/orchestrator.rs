@@ -26,6 +26,9 @@ pub struct Schedule {
     /// Abandon migration `k` in phase `p` when `abort(k)` says so (fault
     /// injection).
     pub abort: Option<fn(u64) -> Option<Phase>>,
+    /// No migration starts once this is requested (a run stopped early);
+    /// one under way finishes.
+    pub stop: traffic::Stop,
 }
 
 impl Default for Schedule {
@@ -37,6 +40,7 @@ impl Default for Schedule {
             interval: 1_000_000,
             budget: 50_000_000,
             abort: None,
+            stop: traffic::Stop::default(),
         }
     }
 }
@@ -213,7 +217,8 @@ impl Task for Orchestrator {
     }
 
     fn poll(&mut self, now: u64) -> usize {
-        if self.current.is_none() && self.started < self.total() {
+        if self.current.is_none() && self.started < self.total() && !self.schedule.stop.requested()
+        {
             let due = self.schedule.start + self.started * self.schedule.interval;
             if now >= due {
                 let plan = match self.next_plan() {

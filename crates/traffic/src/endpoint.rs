@@ -74,6 +74,8 @@ pub struct EndpointConfig {
     pub rate: Option<f64>,
     /// No new DMA from this time on (nanoseconds, as `now`).
     pub until: u64,
+    /// No new DMA once this is requested (a run stopped early).
+    pub stop: crate::Stop,
     /// An MSI-X interrupt after every this many DMA writes of a function
     /// (0: none); its data is the function's DMA stream number.
     pub interrupt_every: u64,
@@ -100,6 +102,7 @@ impl Default for EndpointConfig {
             total_dma: u64::MAX,
             rate: None,
             until: u64::MAX,
+            stop: crate::Stop::default(),
             interrupt_every: 32,
             ids: 0x10c9_8086,
         }
@@ -571,6 +574,7 @@ impl<P: Port + Send + 'static> Task for EndpointModel<P> {
             for _ in 0..self.config.dma_per_poll {
                 if self.dma_writes >= self.config.total_dma.min(allowed)
                     || now >= self.config.until
+                    || self.config.stop.requested()
                     || !self.send_dma()
                 {
                     break;
@@ -580,5 +584,34 @@ impl<P: Port + Send + 'static> Task for EndpointModel<P> {
         }
         self.edge.flush(&mut self.port, now);
         done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lcore::Task;
+    use pmd::ring_link;
+
+    #[test]
+    fn a_stop_request_ends_new_dma() {
+        let (port, mut far) = ring_link("device", 1024, 1600);
+        let config = EndpointConfig::default();
+        let stop = config.stop.clone();
+        let mut device = EndpointModel::new(config, port, FramePool::new(1024, 1600));
+        let mut sink = Vec::new();
+        let mut run = |device: &mut EndpointModel<pmd::RingPort>, from: u64| {
+            for now in (from..from + 20).map(|k| k * 1_000) {
+                device.poll(now);
+                far.rx_burst(0, &mut sink, 64);
+                sink.clear();
+            }
+        };
+        run(&mut device, 0);
+        let before = device.dma_writes();
+        assert!(before > 0, "it writes DMA until stopped");
+        stop.request();
+        run(&mut device, 20);
+        assert_eq!(device.dma_writes(), before, "no DMA after the request");
     }
 }

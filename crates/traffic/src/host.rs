@@ -90,6 +90,9 @@ pub struct HostConfig {
     /// No new writes from this time on (nanoseconds, as `now`); what is in
     /// flight completes.
     pub until: u64,
+    /// No new writes once this is requested (a run stopped early); what is
+    /// in flight completes.
+    pub stop: crate::Stop,
 }
 
 impl Default for HostConfig {
@@ -116,6 +119,7 @@ impl Default for HostConfig {
             total_writes: u64::MAX,
             rate: None,
             until: u64::MAX,
+            stop: crate::Stop::default(),
         }
     }
 }
@@ -986,7 +990,10 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
             self.program_msix();
             self.send_probes(now);
             for _ in 0..self.config.writes_per_poll {
-                if self.writes >= self.config.total_writes || now >= self.config.until {
+                if self.writes >= self.config.total_writes
+                    || now >= self.config.until
+                    || self.config.stop.requested()
+                {
                     break;
                 }
                 let Some((vm, seq)) = self.send_write(now) else {
@@ -1054,6 +1061,33 @@ mod tests {
         };
         let host = HostModel::new(config, port, FramePool::new(64, 1600));
         (host, far)
+    }
+
+    #[test]
+    fn a_stop_request_ends_new_writes() {
+        let (port, mut far) = ring_link("host", 1024, 1600);
+        let config = HostConfig {
+            read_every: 0,
+            config_every: 0,
+            register_every: 0,
+            ..HostConfig::default()
+        };
+        let stop = config.stop.clone();
+        let mut host = HostModel::new(config, port, FramePool::new(1024, 1600));
+        let mut sink = Vec::new();
+        let mut run = |host: &mut HostModel<RingPort>, from: u64| {
+            for now in (from..from + 20).map(|k| k * 1_000) {
+                host.poll(now);
+                far.rx_burst(0, &mut sink, 64);
+                sink.clear();
+            }
+        };
+        run(&mut host, 0);
+        let before = host.writes();
+        assert!(before > 0, "it writes until stopped");
+        stop.request();
+        run(&mut host, 20);
+        assert_eq!(host.writes(), before, "no write after the request");
     }
 
     #[test]

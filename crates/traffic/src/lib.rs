@@ -13,6 +13,7 @@ mod edge;
 mod endpoint;
 mod host;
 pub mod registers;
+mod stop;
 mod stream;
 
 pub use endpoint::{
@@ -21,4 +22,5 @@ pub use endpoint::{
 };
 pub use host::{HostCommand, HostConfig, HostModel, HostTarget, Vm, VmCounters};
 pub use registers::REGISTER_BLOCK;
+pub use stop::Stop;
 pub use stream::{Integrity, StreamCheck};

@@ -7,11 +7,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Sleeps for `total`, showing elapsed time and migrations finished (out
-/// of `migrations`) as it goes.
-pub(crate) fn wait(total: Duration, migrations: u64, finished: Option<&AtomicU64>) {
+/// of `migrations`) as it goes; returns early, with the time waited, when
+/// Ctrl-C asks the run to stop.
+pub(crate) fn wait(
+    total: Duration,
+    migrations: u64,
+    finished: Option<&AtomicU64>,
+) -> Option<Duration> {
     if total <= Duration::from_secs(2) || !std::io::stderr().is_terminal() {
-        std::thread::sleep(total);
-        return;
+        let start = Instant::now();
+        while start.elapsed() < total {
+            if crate::interrupt::requested() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(
+                Duration::from_millis(20).min(total.saturating_sub(start.elapsed())),
+            );
+        }
+        return None;
     }
     let bar = ProgressBar::new(total.as_millis() as u64);
     bar.set_style(
@@ -20,6 +33,10 @@ pub(crate) fn wait(total: Duration, migrations: u64, finished: Option<&AtomicU64
     );
     let start = Instant::now();
     while start.elapsed() < total {
+        if crate::interrupt::requested() {
+            bar.finish_and_clear();
+            return Some(start.elapsed());
+        }
         std::thread::sleep(Duration::from_millis(100).min(total.saturating_sub(start.elapsed())));
         bar.set_position(start.elapsed().as_millis() as u64);
         if let Some(f) = finished {
@@ -30,4 +47,5 @@ pub(crate) fn wait(total: Duration, migrations: u64, finished: Option<&AtomicU64
         }
     }
     bar.finish_and_clear();
+    None
 }

@@ -368,7 +368,10 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         interval: interval.max(1),
         budget: args.budget.as_nanos() as u64,
         abort: None,
+        stop: traffic::Stop::default(),
     };
+    // Ctrl-C stops what the hosts, devices and orchestrator offer.
+    let stop = traffic::Stop::new();
     let mut dir = file
         .parent()
         .map(Path::to_path_buf)
@@ -399,6 +402,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         read_every: args.read_every,
         config_every: args.config_every,
         register_every: args.register_every,
+        stop: stop.clone(),
         ..ScenarioConfig::default()
     };
     let assembly = match scenario::build(&t, &config) {
@@ -414,6 +418,8 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
     // After the offered traffic, a quiet spell lets what is in flight drain.
     let drain = timeout.max(10_000_000);
     let mut totals = Totals::default();
+    // The time traffic was offered: the whole duration unless interrupted.
+    let mut offered = args.duration;
     let (elapsed, busy, round_trip) = if args.deterministic {
         let mut d = Deterministic::new(1_000);
         for task in assembly.models.into_iter().chain(assembly.nodes) {
@@ -467,7 +473,33 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
             },
         ]);
         let total = args.duration + Duration::from_nanos(drain);
-        crate::progress::wait(total, n, progress.as_deref());
+        match crate::interrupt::arm() {
+            Err(e) => {
+                let _ = writeln!(err, "note: {e}: Ctrl-C ends the run without a report");
+            }
+            Ok(()) if total > Duration::from_secs(2) => {
+                let _ = writeln!(
+                    err,
+                    "run: traffic for {:.2} s, then {:.0} ms to drain (Ctrl-C stops it early and reports)",
+                    args.duration.as_secs_f64(),
+                    drain as f64 / 1e6
+                );
+            }
+            Ok(()) => {}
+        }
+        if let Some(at) = crate::progress::wait(total, n, progress.as_deref()) {
+            // Nothing new is offered; what is in flight drains as after a
+            // whole run, so the report of the time it ran is whole too.
+            stop.request();
+            offered = at.min(args.duration);
+            let _ = writeln!(
+                err,
+                "note: interrupted after {:.2} s of {:.2}: draining, then reporting that time",
+                offered.as_secs_f64(),
+                args.duration.as_secs_f64()
+            );
+            std::thread::sleep(Duration::from_nanos(drain));
+        }
         // Busy share, and the mean time a round of the core's tasks takes
         // (how long a command from the other core waits, on average).
         let wall = cores.elapsed().as_secs_f64();
@@ -493,9 +525,13 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
                 return EXIT_REJECTED;
             }
         }
-        (args.duration.as_secs_f64(), busy, round_trip)
+        (offered.as_secs_f64(), busy, round_trip)
     };
-    let cores = CoresRun { busy, round_trip };
+    let cores = CoresRun {
+        busy,
+        round_trip,
+        interrupted: stop.requested(),
+    };
     report(&args, &t, &totals, elapsed, &cores, out, err)
 }
 
@@ -538,6 +574,8 @@ struct CoresRun {
     busy: Vec<CoreFigures>,
     /// The cache-line round trip between the two cores, measured before.
     round_trip: Option<Duration>,
+    /// Whether Ctrl-C ended the run before its duration.
+    interrupted: bool,
 }
 
 /// What a core did over a run.
@@ -819,6 +857,7 @@ fn report(
         let doc = json!({
             "config": args.config.as_ref().map_or("configs/default.toml".to_string(), |p| p.display().to_string()),
             "duration_s": secs,
+            "interrupted": cores.interrupted,
             "deterministic": args.deterministic,
             "pmd": args.pmd,
             "integrity": {

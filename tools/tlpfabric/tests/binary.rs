@@ -110,6 +110,72 @@ fn forward_interrupted_reports_the_time_it_ran() {
     assert!(v["tlps_per_s"].as_f64().unwrap() > 0.0);
 }
 
+/// Ctrl-C in the middle of a long `run` stops the offered traffic, lets
+/// what is in flight drain and reports the time it ran, integrity whole.
+#[test]
+fn run_interrupted_drains_and_reports_the_time_it_ran() {
+    use std::io::{BufRead, BufReader, Read};
+    let json = std::env::temp_dir().join(format!("tlpf-run-interrupt-{}.json", std::process::id()));
+    let mut child = bin()
+        .args(["run", "--duration", "60s", "--json", json.to_str().unwrap()])
+        .args(["--vm-migrations", "6000", "--endpoint-migrations", "6000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The line saying traffic flows: the handler is set by then.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Ctrl-C stops it early") {
+        assert!(
+            stderr.read_line(&mut seen).unwrap() > 0,
+            "ended early: {seen}"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1_000));
+    let pid = child.id().to_string();
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid}")])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("run did not stop within 20 s of Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    stderr.read_to_string(&mut seen).unwrap();
+    assert_eq!(status.code(), Some(0), "integrity whole: {out}{seen}");
+    assert!(seen.contains("note: interrupted after"), "{seen}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(&json).unwrap();
+    assert_eq!(v["interrupted"], true);
+    let secs = v["duration_s"].as_f64().unwrap();
+    assert!((0.5..30.0).contains(&secs), "ran {secs} s of 60");
+    assert_eq!(v["integrity"]["lost"], 0, "{out}");
+    assert!(v["integrity"]["delivered"].as_u64().unwrap() > 0);
+    let completed =
+        v["migrations"]["vm"].as_u64().unwrap() + v["migrations"]["endpoint"].as_u64().unwrap();
+    assert!(
+        (1..12_000).contains(&completed),
+        "{completed} of 12000 migrations"
+    );
+}
+
 #[test]
 fn exit_statuses() {
     let ok = bin()
