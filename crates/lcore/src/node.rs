@@ -38,8 +38,9 @@ pub struct NodeStats {
     /// non-posted, completion (summed from the node state's per-port
     /// counters at the end of each poll).
     pub tlps_in_by_class: [u64; 3],
-    /// Nanoseconds spent in polls that did work (read once per poll).
-    pub busy_ns: u64,
+    /// Time-stamp counter cycles spent in polls that did work (the counter
+    /// read at the start and end of each poll; [`crate::tsc`]).
+    pub busy_cycles: u64,
     /// TLPs forwarded (a broadcast counts once per copy).
     pub tlps_out: u64,
     /// TLPs refused (replied to or dropped; per reason in the node state).
@@ -79,6 +80,7 @@ pub struct LiveStats {
     pub(crate) tlps_refused: AtomicU64,
     pub(crate) busy_polls: AtomicU64,
     pub(crate) idle_polls: AtomicU64,
+    pub(crate) busy_cycles: AtomicU64,
 }
 
 /// A snapshot of [`LiveStats`].
@@ -98,6 +100,8 @@ pub struct LiveSnapshot {
     pub busy_polls: u64,
     /// Polls that received nothing.
     pub idle_polls: u64,
+    /// Time-stamp counter cycles spent in polls that did work.
+    pub busy_cycles: u64,
 }
 
 impl LiveStats {
@@ -112,6 +116,7 @@ impl LiveStats {
             tlps_refused: l(&self.tlps_refused),
             busy_polls: l(&self.busy_polls),
             idle_polls: l(&self.idle_polls),
+            busy_cycles: l(&self.busy_cycles),
         }
     }
 }
@@ -868,7 +873,7 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
     fn poll(&mut self, now: u64) -> usize {
         self.tables.refresh();
         self.poll_gate(now);
-        let started = std::time::Instant::now();
+        let started = crate::tsc::cycles();
         let mut done = 0;
         let mut light = true;
         for p in 0..self.ports.len() {
@@ -901,7 +906,7 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
         // Under load (a full burst) frames fill up before the deadline.
         self.flush(now, light);
         if done > 0 {
-            self.stats.busy_ns += started.elapsed().as_nanos() as u64;
+            self.stats.busy_cycles += crate::tsc::cycles().wrapping_sub(started);
             self.polls.0 += 1;
         } else {
             self.polls.1 += 1;
@@ -921,6 +926,7 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
         l.tlps_refused.store(s.tlps_refused, Ordering::Relaxed);
         l.busy_polls.store(self.polls.0, Ordering::Relaxed);
         l.idle_polls.store(self.polls.1, Ordering::Relaxed);
+        l.busy_cycles.store(s.busy_cycles, Ordering::Relaxed);
         done
     }
 }

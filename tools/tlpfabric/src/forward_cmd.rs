@@ -490,6 +490,8 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             )
         })
         .flatten();
+    // The counter's rate, measured before the cores spin.
+    let tsc_per_ns = lcore::tsc::per_ns();
     // Ctrl-C from here on stops the cores and reports the time they ran.
     if let Err(e) = crate::interrupt::arm() {
         let _ = writeln!(err, "note: {e}: Ctrl-C ends the run without a report");
@@ -556,6 +558,10 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let sum = |f: fn(&lcore::LiveSnapshot) -> u64| snaps.iter().map(f).sum::<u64>();
     let (tlps_out, tlps_refused) = (sum(|s| s.tlps_out), sum(|s| s.tlps_refused));
     let (busy_polls, idle_polls) = (sum(|s| s.busy_polls), sum(|s| s.idle_polls));
+    // The pipeline's own cost, from the counter read at each end of a
+    // poll that did work: idle polls and the main thread do not count.
+    let tlps_in = sum(|s| s.tlps_in);
+    let cycles_per_tlp = (tlps_in > 0).then(|| sum(|s| s.busy_cycles) as f64 / tlps_in as f64);
     // Counted per ingress port, so frames that were not TLP frames (a
     // kernel's own packets on a real port) do not count as TLPs.
     let from = |p: usize| tasks.iter().map(|t| t.forwarded_from(p)).sum::<u64>() as f64;
@@ -602,6 +608,14 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         tlps_refused,
         malformed
     );
+    if let Some(c) = cycles_per_tlp {
+        let _ = writeln!(
+            out,
+            "  per TLP on a forwarding core: {c:.0} TSC cycles ({:.1} ns at {:.2} GHz) in polls that did work",
+            c / tsc_per_ns,
+            tsc_per_ns
+        );
+    }
     write_per_core(out, &per_core, "TLPs/s", round_trip);
     ports.write(out);
     if let Some(path) = &args.json {
@@ -618,6 +632,8 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             "frames_per_s": frames_per_s,
             "tlps_per_s": tlps_per_s,
             "ns_per_tlp": ns_per_tlp,
+            "tsc_cycles_per_tlp": cycles_per_tlp,
+            "tsc_ghz": tsc_per_ns,
             "busy_fraction": busy,
             "tlps_refused": tlps_refused,
             "frames_malformed": malformed,
@@ -865,6 +881,20 @@ mod tests {
         assert!((ratio - 8.0).abs() < 0.01, "{ratio}");
         assert_eq!(v["frames_malformed"], 0, "{out}");
         assert_eq!(v["interrupted"], false, "ran its whole duration");
+        // The core's busy time is part of the run's: per TLP it is at most
+        // the wall clock's share (the counter's rate measured to a few %).
+        let (cycles, ghz) = (
+            v["tsc_cycles_per_tlp"].as_f64().unwrap(),
+            v["tsc_ghz"].as_f64().unwrap(),
+        );
+        let wall = v["ns_per_tlp"].as_f64().unwrap();
+        assert!(cycles > 0.0 && ghz > 0.0, "{out}");
+        assert!(
+            cycles / ghz <= wall * 1.05,
+            "busy {} ns per TLP, wall {wall}",
+            cycles / ghz
+        );
+        assert!(out.contains("TSC cycles"), "{out}");
         assert!(v["ns_per_tlp"].as_f64().is_some_and(|t| t > 0.0), "{out}");
         // The directions' TLPs, counted per ingress port, make the total.
         let directions: f64 = v["directions"]

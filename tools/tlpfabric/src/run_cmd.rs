@@ -193,7 +193,7 @@ struct Totals {
     round_trips: Option<hdrhistogram::Histogram<u64>>,
 }
 
-/// Frame counts summed over the nodes.
+/// Frame counts summed over the nodes, and what their pipelines cost.
 #[derive(Default)]
 struct FrameTotals {
     received: u64,
@@ -201,6 +201,10 @@ struct FrameTotals {
     cut_through: u64,
     repacked: u64,
     malformed: u64,
+    /// TLPs the nodes received, and the time-stamp counter cycles their
+    /// polls that did work took.
+    tlps_in: u64,
+    busy_cycles: u64,
 }
 
 impl FrameTotals {
@@ -210,6 +214,13 @@ impl FrameTotals {
         self.cut_through += s.cut_through;
         self.repacked += s.repacked;
         self.malformed += s.frames_malformed;
+        self.tlps_in += s.tlps_in;
+        self.busy_cycles += s.busy_cycles;
+    }
+
+    /// Cycles per TLP received, while busy (`None` before any TLP).
+    fn cycles_per_tlp(&self) -> Option<f64> {
+        (self.tlps_in > 0).then(|| self.busy_cycles as f64 / self.tlps_in as f64)
     }
 }
 
@@ -640,6 +651,16 @@ fn report(
         })
         .collect();
     let _ = writeln!(out, "  busy polls per core: {}", busy_text.join(", "));
+    if let (Some(c), false) = (f.cycles_per_tlp(), args.deterministic) {
+        // Time per TLP while the pipelines had work: at light load the
+        // wall clock over TLPs says nothing of what forwarding one costs.
+        let rate = lcore::tsc::per_ns();
+        let _ = writeln!(
+            out,
+            "  node pipelines: {c:.0} TSC cycles ({:.1} ns at {rate:.2} GHz) per TLP in polls that did work",
+            c / rate
+        );
+    }
     if let Some(t) = cores.round_trip {
         let _ = writeln!(
             out,
@@ -896,6 +917,8 @@ fn report(
                         .collect::<serde_json::Map<_, _>>()
                 })).collect::<Vec<_>>(),
                 "longest_round_us": busy.iter().map(|c| c.timed.map(|(_, s)| s.longest_round_ns as f64 / 1e3)).collect::<Vec<_>>(),
+                "node_tsc_cycles_per_tlp": totals.frames.cycles_per_tlp().filter(|_| !args.deterministic),
+                "tsc_ghz": (!args.deterministic).then(lcore::tsc::per_ns),
             },
             "migrations": {
                 "vm": vm,
@@ -1046,6 +1069,9 @@ mod tests {
             let v: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
             assert_eq!(v["migrations"]["vm"], 40, "{mode}: {out}");
+            // Real time has no place in a run on a virtual clock.
+            assert!(v["cores"]["node_tsc_cycles_per_tlp"].is_null());
+            assert!(!out.contains("TSC cycles"), "{out}");
             assert_eq!(v["migrations"]["aborted"], 0);
             assert_eq!(v["migrations"]["endpoint"], 20);
             // Each migration ended with the completion indication at its

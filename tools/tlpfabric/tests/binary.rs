@@ -172,6 +172,18 @@ fn run_interrupted_drains_and_reports_the_time_it_ran() {
     assert!((0.5..30.0).contains(&secs), "ran {secs} s of 60");
     assert_eq!(v["integrity"]["lost"], 0, "{out}");
     assert!(v["integrity"]["delivered"].as_u64().unwrap() > 0);
+    // The node pipelines' busy time fits in the time the run lasted.
+    let cycles = v["cores"]["node_tsc_cycles_per_tlp"].as_f64().unwrap();
+    let ghz = v["cores"]["tsc_ghz"].as_f64().unwrap();
+    let tlps: u64 = ["posted", "non_posted", "completion"]
+        .iter()
+        .map(|k| v["throughput"]["by_class"][k].as_u64().unwrap())
+        .sum();
+    let busy_s = cycles / ghz * tlps as f64 / 1e9;
+    assert!(
+        cycles > 0.0 && busy_s <= secs + 2.0,
+        "{busy_s} s busy in a {secs} s run"
+    );
     let completed =
         v["migrations"]["vm"].as_u64().unwrap() + v["migrations"]["endpoint"].as_u64().unwrap();
     assert!(
