@@ -46,49 +46,45 @@ fn encode_piped_into_decode() {
     );
 }
 
-/// Ctrl-C in the middle of a long `forward` stops the cores and reports
-/// the time they ran, as a benchmark stopped by hand should.
-#[test]
-fn forward_interrupted_reports_the_time_it_ran() {
+/// Runs `command` until its standard error shows `ready`, waits `after`,
+/// sends it SIGINT (Ctrl-C) and waits for it to end (20 s at most).
+/// Returns its exit code, standard output and standard error.
+fn interrupted(
+    mut command: Command,
+    ready: &str,
+    after: std::time::Duration,
+) -> (Option<i32>, String, String) {
     use std::io::{BufRead, BufReader, Read};
-    let json = std::env::temp_dir().join(format!("tlpf-interrupt-{}.json", std::process::id()));
-    let mut child = bin()
-        .args([
-            "forward",
-            "--duration",
-            "60s",
-            "--json",
-            json.to_str().unwrap(),
-        ])
+    use std::time::{Duration, Instant};
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The first progress line: the cores are forwarding, the handler set.
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
-    while !seen.contains(" s: ") {
+    while !seen.contains(ready) {
         assert!(
             stderr.read_line(&mut seen).unwrap() > 0,
             "ended early: {seen}"
         );
     }
-    let pid = child.id().to_string();
+    std::thread::sleep(after);
     let kill = Command::new("sh")
-        .args(["-c", &format!("kill -INT {pid}")])
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(kill.success());
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        if started.elapsed() > std::time::Duration::from_secs(20) {
+        if started.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
-            panic!("forward did not stop within 20 s of Ctrl-C");
+            panic!("did not stop within 20 s of Ctrl-C: {seen}");
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     };
     let mut out = String::new();
     child
@@ -98,8 +94,26 @@ fn forward_interrupted_reports_the_time_it_ran() {
         .read_to_string(&mut out)
         .unwrap();
     stderr.read_to_string(&mut seen).unwrap();
-    assert_eq!(status.code(), Some(0), "{out}{seen}");
-    assert!(seen.contains("note: interrupted after"), "{seen}");
+    (status.code(), out, seen)
+}
+
+/// Ctrl-C in the middle of a long `forward` stops the cores and reports
+/// the time they ran, as a benchmark stopped by hand should.
+#[test]
+fn forward_interrupted_reports_the_time_it_ran() {
+    let json = std::env::temp_dir().join(format!("tlpf-interrupt-{}.json", std::process::id()));
+    let mut command = bin();
+    command.args([
+        "forward",
+        "--duration",
+        "60s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    // The first progress line: the cores are forwarding, the handler set.
+    let (code, out, err) = interrupted(command, " s: ", std::time::Duration::ZERO);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("note: interrupted after"), "{err}");
     assert!(out.contains("total:"), "the report is printed: {out}");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -114,56 +128,23 @@ fn forward_interrupted_reports_the_time_it_ran() {
 /// what is in flight drain and reports the time it ran, integrity whole.
 #[test]
 fn run_interrupted_drains_and_reports_the_time_it_ran() {
-    use std::io::{BufRead, BufReader, Read};
     let json = std::env::temp_dir().join(format!("tlpf-run-interrupt-{}.json", std::process::id()));
-    let mut child = bin()
+    let mut command = bin();
+    command
         .args(["run", "--duration", "60s", "--json", json.to_str().unwrap()])
         .args(["--vm-migrations", "6000", "--endpoint-migrations", "6000"])
         // Other tests' processes share the two cores: a read may wait tens
         // of milliseconds while its core is kept from running, which is
         // not what this test is about.
-        .args(["--rate", "50000", "--completion-timeout", "500ms"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .args(["--rate", "50000", "--completion-timeout", "500ms"]);
     // The line saying traffic flows: the handler is set by then.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("Ctrl-C stops it early") {
-        assert!(
-            stderr.read_line(&mut seen).unwrap() > 0,
-            "ended early: {seen}"
-        );
-    }
-    std::thread::sleep(std::time::Duration::from_millis(1_000));
-    let pid = child.id().to_string();
-    let kill = Command::new("sh")
-        .args(["-c", &format!("kill -INT {pid}")])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > std::time::Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("run did not stop within 20 s of Ctrl-C");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    stderr.read_to_string(&mut seen).unwrap();
-    assert_eq!(status.code(), Some(0), "integrity whole: {out}{seen}");
-    assert!(seen.contains("note: interrupted after"), "{seen}");
+    let (code, out, err) = interrupted(
+        command,
+        "Ctrl-C stops it early",
+        std::time::Duration::from_secs(1),
+    );
+    assert_eq!(code, Some(0), "integrity whole: {out}{err}");
+    assert!(err.contains("note: interrupted after"), "{err}");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     std::fs::remove_file(&json).unwrap();
