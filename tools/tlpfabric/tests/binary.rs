@@ -46,13 +46,13 @@ fn encode_piped_into_decode() {
     );
 }
 
-/// Runs `command` until its standard error shows `ready`, waits `after`,
-/// sends it SIGINT (Ctrl-C) and waits for it to end (20 s at most).
-/// Returns its exit code, standard output and standard error.
+/// Runs `command` and, for each `(ready, after)` in turn, waits until its
+/// standard error shows `ready`, then `after`, then sends it SIGINT
+/// (Ctrl-C); then waits for it to end (20 s at most). Returns its exit
+/// code, standard output and standard error.
 fn interrupted(
     mut command: Command,
-    ready: &str,
-    after: std::time::Duration,
+    steps: &[(&str, std::time::Duration)],
 ) -> (Option<i32>, String, String) {
     use std::io::{BufRead, BufReader, Read};
     use std::time::{Duration, Instant};
@@ -63,18 +63,20 @@ fn interrupted(
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
-    while !seen.contains(ready) {
-        assert!(
-            stderr.read_line(&mut seen).unwrap() > 0,
-            "ended early: {seen}"
-        );
+    for (ready, after) in steps {
+        while !seen.contains(ready) {
+            assert!(
+                stderr.read_line(&mut seen).unwrap() > 0,
+                "ended early: {seen}"
+            );
+        }
+        std::thread::sleep(*after);
+        let kill = Command::new("sh")
+            .args(["-c", &format!("kill -INT {}", child.id())])
+            .status()
+            .unwrap();
+        assert!(kill.success());
     }
-    std::thread::sleep(after);
-    let kill = Command::new("sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
-        .status()
-        .unwrap();
-    assert!(kill.success());
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -111,7 +113,7 @@ fn forward_interrupted_reports_the_time_it_ran() {
         json.to_str().unwrap(),
     ]);
     // The first progress line: the cores are forwarding, the handler set.
-    let (code, out, err) = interrupted(command, " s: ", std::time::Duration::ZERO);
+    let (code, out, err) = interrupted(command, &[(" s: ", std::time::Duration::ZERO)]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(err.contains("note: interrupted after"), "{err}");
     assert!(out.contains("total:"), "the report is printed: {out}");
@@ -140,8 +142,7 @@ fn run_interrupted_drains_and_reports_the_time_it_ran() {
     // The line saying traffic flows: the handler is set by then.
     let (code, out, err) = interrupted(
         command,
-        "Ctrl-C stops it early",
-        std::time::Duration::from_secs(1),
+        &[("Ctrl-C stops it early", std::time::Duration::from_secs(1))],
     );
     assert_eq!(code, Some(0), "integrity whole: {out}{err}");
     assert!(err.contains("note: interrupted after"), "{err}");
@@ -170,6 +171,34 @@ fn run_interrupted_drains_and_reports_the_time_it_ran() {
     assert!(
         (1..12_000).contains(&completed),
         "{completed} of 12000 migrations"
+    );
+}
+
+/// A second Ctrl-C ends a run at once, for one that does not stop: here
+/// one draining for ten seconds (its completion timeout).
+#[test]
+fn a_second_interrupt_ends_the_process_at_once() {
+    let mut command = bin();
+    command
+        .args(["run", "--duration", "60s", "--completion-timeout", "10s"])
+        .args(["--rate", "50000"]);
+    let started = std::time::Instant::now();
+    let no_wait = std::time::Duration::ZERO;
+    let (code, out, err) = interrupted(
+        command,
+        &[
+            (
+                "Ctrl-C stops it early",
+                std::time::Duration::from_millis(200),
+            ),
+            ("note: interrupted after", no_wait),
+        ],
+    );
+    assert_eq!(code, Some(128 + 2), "exit status of SIGINT: {out}{err}");
+    assert!(out.is_empty(), "no report: {out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(9),
+        "did not wait out the drain"
     );
 }
 
