@@ -1016,7 +1016,7 @@ fn a_run_stopped_early_starts_nothing_new_and_drains_clean() {
     let c = scenario_config(1_000_000.0, 30, schedule);
     let mut d = fabric(&t, &c);
     d.run_until(u64::MAX, |d| d.now() >= 10_000_000);
-    c.stop.request();
+    c.schedule.stop.request();
     let writes = |d: &Deterministic| hosts(d).iter().map(|h| h.writes()).sum::<u64>();
     let dma = |d: &Deterministic| {
         find::<EndpointModel<DynPort>>(d)

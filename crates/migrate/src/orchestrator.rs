@@ -27,7 +27,8 @@ pub struct Schedule {
     /// injection).
     pub abort: Option<fn(u64) -> Option<Phase>>,
     /// No migration starts once this is requested (a run stopped early);
-    /// one under way finishes.
+    /// one under way finishes. A scenario stops its hosts and devices with
+    /// the same flag.
     pub stop: traffic::Stop,
 }
 

@@ -61,12 +61,8 @@ pub struct ScenarioConfig {
     pub completion_timeout: u64,
     /// Nanoseconds traffic is offered for.
     pub duration: u64,
-    /// The migrations.
+    /// The migrations. Its `stop` stops the hosts and devices too.
     pub schedule: Schedule,
-    /// Stops the hosts', devices' and orchestrator's offering early (a run
-    /// interrupted by hand): set into each of their configurations,
-    /// replacing the schedule's own.
-    pub stop: traffic::Stop,
     /// Where endpoint templates are (`templates/NAME.toml` under it).
     pub config_dir: PathBuf,
     /// Faults on every link between nodes (each direction).
@@ -91,7 +87,6 @@ impl Default for ScenarioConfig {
             completion_timeout: 50_000_000,
             duration: 20_000_000,
             schedule: Schedule::default(),
-            stop: traffic::Stop::default(),
             config_dir: PathBuf::from("configs"),
             link_faults: None,
             drain_budget: DRAIN_BUDGET,
@@ -254,7 +249,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             rate: Some(rate),
             total_writes: total(rate),
             until: duration,
-            stop: c.stop.clone(),
+            stop: c.schedule.stop.clone(),
             completion_timeout: timeout,
             read_every: c.read_every,
             config_every: c.config_every,
@@ -311,7 +306,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             rate: Some(rate / 2.0),
             total_dma: total(rate / 2.0),
             until: duration,
-            stop: c.stop.clone(),
+            stop: c.schedule.stop.clone(),
             ..EndpointConfig::default()
         };
         let mut device = EndpointModel::new(config, model, pool.clone());
@@ -412,11 +407,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         vm_counters,
         signal,
     );
-    let schedule = Schedule {
-        stop: c.stop.clone(),
-        ..c.schedule.clone()
-    };
-    models.push(Box::new(Orchestrator::new(plane, schedule)));
+    models.push(Box::new(Orchestrator::new(plane, c.schedule.clone())));
     Ok(Scenario {
         nodes,
         models,

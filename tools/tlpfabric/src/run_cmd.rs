@@ -372,6 +372,8 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
     let duration = args.duration.as_nanos() as u64;
     let n = args.vm_migrations + args.endpoint_migrations;
     let interval = duration.checked_div(n).unwrap_or(duration);
+    // Ctrl-C stops what the hosts, devices and orchestrator offer.
+    let stop = traffic::Stop::new();
     let schedule = Schedule {
         vm_migrations: args.vm_migrations,
         endpoint_migrations: args.endpoint_migrations,
@@ -379,10 +381,8 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         interval: interval.max(1),
         budget: args.budget.as_nanos() as u64,
         abort: None,
-        stop: traffic::Stop::default(),
+        stop: stop.clone(),
     };
-    // Ctrl-C stops what the hosts, devices and orchestrator offer.
-    let stop = traffic::Stop::new();
     let mut dir = file
         .parent()
         .map(Path::to_path_buf)
@@ -413,7 +413,6 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         read_every: args.read_every,
         config_every: args.config_every,
         register_every: args.register_every,
-        stop: stop.clone(),
         ..ScenarioConfig::default()
     };
     let assembly = match scenario::build(&t, &config) {
