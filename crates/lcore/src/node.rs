@@ -711,9 +711,9 @@ impl<P: Port> NodeTask<P> {
                         }
                         GateOffer::Served(len) => {
                             self.stats.vdi_served += 1;
-                            let reply = self.reply;
-                            self.emit(ingress, &reply[..len.min(reply.len())], now);
+                            let port = gate.port();
                             self.gate = Some(gate);
+                            self.route_served(port, len, now);
                             return;
                         }
                         GateOffer::Consumed => {
@@ -780,6 +780,22 @@ impl<P: Port> NodeTask<P> {
         if let Some(g) = self.gate.as_mut() {
             g.released = released;
         }
+    }
+
+    /// Sends the completion a VDI wrote into `reply` on its way as if the
+    /// function at `port` had sent it: routed by its requester ID and
+    /// translated where it leaves toward the host. Sent straight back out
+    /// of the request's ingress it would reach a host that attaches to this
+    /// node in fabric IDs, which no host recognises. The request's credits
+    /// (`holding`) stay with the request; the reply consumed none.
+    fn route_served(&mut self, port: u16, len: usize, now: u64) {
+        let mut reply = self.reply;
+        let reply = &mut reply[..len.min(self.reply.len())];
+        let request = self.holding.take();
+        let action = self.route_one(port, reply, now);
+        self.holding = None;
+        self.finish_one(port, action, reply, now);
+        self.holding = request;
     }
 
     /// Returns the credits of the TLP just handled, unless a waiting queue
