@@ -7,16 +7,18 @@
 use fabric::{FaultConfig, Topology};
 use lcore::gate::STATE_CLOSED;
 use lcore::{Arrival, Deterministic, Gate, GateCommand, GateOffer, GatedFunction, NodeTask, Task};
-use migrate::scenario::{self, DynPort, ScenarioConfig};
-use migrate::{Orchestrator, Outcome, Phase, Schedule};
+use migrate::scenario::{DynPort, ScenarioConfig};
+use migrate::{Outcome, Phase, Schedule};
 use rings::pause::{Direction, EventKind, IdMode, State};
 use rings::spsc::{self, Producer};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tlp::build::{completion, memory_read, memory_write, CplFields, MemAccess};
 use tlp::{Bdf, Body, CplStatus, Kind, Repr, Tlp};
-use traffic::{EndpointModel, HostModel, Integrity};
+use traffic::EndpointModel;
 use vdi::{CompletionSignal, Mode, Template, Vdi};
+
+mod common;
+use common::*;
 
 // ---------------------------------------------------------------------------
 // A gate on its own: the endpoint of the default topology (PF 40:00.0 and
@@ -30,10 +32,6 @@ const HOST_B: Bdf = Bdf(0xfe00);
 const DEST_BUS: u8 = 0xfe;
 /// Gate binding indices are function numbers.
 const B1: usize = 1;
-
-fn configs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
-}
 
 fn template() -> Template {
     Template::load(&configs().join("templates/nic.toml")).expect("the nic template loads")
@@ -233,49 +231,6 @@ fn scenario_config(rate: f64, duration_ms: u64, schedule: Schedule) -> ScenarioC
     }
 }
 
-fn fabric(t: &Topology, c: &ScenarioConfig) -> Deterministic {
-    let s = scenario::build(t, c).expect("the scenario builds");
-    assert!(s.notes.is_empty(), "{:?}", s.notes);
-    let mut d = Deterministic::new(1_000);
-    for task in s.models.into_iter().chain(s.nodes) {
-        d.add(task);
-    }
-    d
-}
-
-fn find<T: 'static>(d: &Deterministic) -> Vec<&T> {
-    d.tasks()
-        .iter()
-        .filter_map(|t| t.as_any()?.downcast_ref::<T>())
-        .collect()
-}
-
-fn orchestrator(d: &Deterministic) -> &Orchestrator {
-    find::<Orchestrator>(d)[0]
-}
-
-fn fabric_gate(d: &Deterministic) -> &Gate {
-    find::<NodeTask<DynPort>>(d)
-        .into_iter()
-        .find_map(|n| n.gate())
-        .expect("the endpoint's node has a gate")
-}
-
-fn hosts(d: &Deterministic) -> Vec<&HostModel<DynPort>> {
-    find::<HostModel<DynPort>>(d)
-}
-
-fn integrity(d: &Deterministic) -> Integrity {
-    let mut all = Integrity::default();
-    for h in hosts(d) {
-        all.add(h.integrity());
-    }
-    for e in find::<EndpointModel<DynPort>>(d) {
-        all.add(e.integrity());
-    }
-    all
-}
-
 /// The fabric of `t` run deterministically through `schedule` with hosts
 /// offering `rate` writes per second for `ms` milliseconds, and drained.
 fn migrate(t: &Topology, rate: f64, ms: u64, schedule: Schedule) -> Deterministic {
@@ -308,12 +263,6 @@ fn one_migration() -> Schedule {
         start: 2_000_000,
         ..Schedule::default()
     }
-}
-
-fn assert_clean(i: &Integrity) {
-    assert!(i.clean(), "{i:?}");
-    assert_eq!(i.unexpected_completions, 0, "{i:?}");
-    assert!(i.delivered > 0);
 }
 
 // ---------------------------------------------------------------------------

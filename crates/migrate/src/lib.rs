@@ -4,9 +4,11 @@
 //! phases — *prepare*, *quiesce*, *move*, *release*, *complete* — asking a
 //! [`Plane`] (the dataplane, or a model of it in tests) to act, and never
 //! blocking: [`Migration::step`] is polled, records the time every phase
-//! begins, and decides at the switch-over whether the blackout budget still
-//! holds. Until the switch-over a migration can be abandoned, by the budget
-//! or on request, and the plane rolls back to the source with nothing lost;
+//! begins, and abandons a migration whose blackout outgrows its budget. No
+//! phase before the switch-over waits on the plane longer than the
+//! migration's deadline, whatever goes wrong in the fabric. Until the
+//! switch-over a migration can be abandoned, by the budget, the deadline or
+//! on request, and the plane rolls back to the source with nothing lost;
 //! after it, the binding is committed to the destination (as a hypervisor's
 //! live migration is once the destination runs).
 //!
@@ -24,6 +26,11 @@ pub use orchestrator::{Orchestrator, Schedule};
 pub use plane::{vm_stream, DeviceHandle, FabricPlane, GateHandle, HostHandle, PlaneError};
 
 pub use rings::pause::IdMode;
+
+/// How long a phase before the switch-over may wait on the plane unless
+/// told otherwise: a hundred times the drain budget of a pause point, far
+/// beyond any wait a working fabric makes.
+pub const DEFAULT_DEADLINE: u64 = 100_000_000;
 
 /// The phases of a migration, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -113,10 +120,19 @@ impl Plan {
 /// Why a migration was abandoned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AbortReason {
-    /// The blackout so far already exceeded the budget at the switch-over.
+    /// The blackout so far exceeded the budget before the switch-over.
     Budget {
         /// Nanoseconds paused by then.
         paused_ns: u64,
+    },
+    /// A phase waited on the plane longer than the deadline (something in
+    /// the fabric did not answer: a pause point that never closed, a VM or
+    /// a function's state never handed over).
+    Deadline {
+        /// What the phase was waiting for.
+        waiting_for: &'static str,
+        /// Nanoseconds it waited.
+        waited_ns: u64,
     },
     /// Asked for (fault injection, or an operator).
     Requested,
@@ -247,6 +263,9 @@ pub struct Migration {
     step: Step,
     record: Record,
     budget: u64,
+    deadline: u64,
+    /// When it was first stepped (waiting to start counts too).
+    created: Option<u64>,
     abort_in: Option<Phase>,
     started: bool,
     /// The migration back, after an abort past the switch-over.
@@ -260,10 +279,20 @@ impl Migration {
             step: Step::In(Phase::Prepare),
             record: Record::new(plan),
             budget: budget_ns,
+            deadline: DEFAULT_DEADLINE,
+            created: None,
             abort_in: None,
             started: false,
             back: None,
         }
+    }
+
+    /// No phase before the switch-over waits on the plane longer than
+    /// `deadline_ns` (default [`DEFAULT_DEADLINE`]): past it the migration
+    /// is rolled back (or, not yet started, given up).
+    pub fn with_deadline(mut self, deadline_ns: u64) -> Migration {
+        self.deadline = deadline_ns;
+        self
     }
 
     /// Abandons the migration when it reaches `phase` (fault injection).
@@ -304,9 +333,16 @@ impl Migration {
         self.step = Step::RollingBack(phase);
     }
 
+    /// Whether a wait that began at `since` has outlasted the deadline.
+    fn overdue(&self, since: Option<u64>, now: u64) -> Option<u64> {
+        let waited = now.saturating_sub(since?);
+        (waited > self.deadline).then_some(waited)
+    }
+
     /// Advances as far as the plane allows now.
     pub fn step(&mut self, plane: &mut dyn Plane, now: u64) {
         let plan = self.record.plan;
+        let created = *self.created.get_or_insert(now);
         loop {
             let before = self.step;
             match self.step {
@@ -314,6 +350,19 @@ impl Migration {
                 Step::In(Phase::Prepare) => {
                     if !self.started {
                         if !plane.ready(&plan) {
+                            // Nothing is paused yet: a migration that cannot
+                            // start is given up, not rolled back.
+                            if let Some(waited) = self.overdue(Some(created), now) {
+                                self.record.outcome = Some(Outcome::Aborted {
+                                    phase: Phase::Prepare,
+                                    reason: AbortReason::Deadline {
+                                        waiting_for: "the destination to be ready",
+                                        waited_ns: waited,
+                                    },
+                                });
+                                self.record.finished = Some(now);
+                                self.step = Step::Finished;
+                            }
                             return;
                         }
                         self.started = true;
@@ -350,20 +399,41 @@ impl Migration {
                             self.enter(Phase::Move, now);
                             plane.hand_over(&plan, now);
                         }
+                    } else if let Some(waited) =
+                        self.overdue(self.record.phases[Phase::Quiesce as usize], now)
+                    {
+                        let reason = AbortReason::Deadline {
+                            waiting_for: "the pause points to close",
+                            waited_ns: waited,
+                        };
+                        self.abort(plane, Phase::Quiesce, reason, now);
                     }
                 }
                 Step::In(Phase::Move) => {
-                    if plane.handed(&plan) {
-                        let paused = now.saturating_sub(self.record.closed.unwrap_or(now));
-                        if self.abort_in == Some(Phase::Move) {
-                            self.abort(plane, Phase::Move, AbortReason::Requested, now);
-                        } else if paused > self.budget {
+                    let paused = now.saturating_sub(self.record.closed.unwrap_or(now));
+                    if !plane.handed(&plan) {
+                        // Held traffic waits for the hand-over: the budget
+                        // and the deadline bound that wait too.
+                        if paused > self.budget {
                             let reason = AbortReason::Budget { paused_ns: paused };
                             self.abort(plane, Phase::Move, reason, now);
-                        } else {
-                            self.enter(Phase::Release, now);
-                            plane.switch_over(&plan, now);
+                        } else if let Some(waited) =
+                            self.overdue(self.record.phases[Phase::Move as usize], now)
+                        {
+                            let reason = AbortReason::Deadline {
+                                waiting_for: "the hand-over",
+                                waited_ns: waited,
+                            };
+                            self.abort(plane, Phase::Move, reason, now);
                         }
+                    } else if self.abort_in == Some(Phase::Move) {
+                        self.abort(plane, Phase::Move, AbortReason::Requested, now);
+                    } else if paused > self.budget {
+                        let reason = AbortReason::Budget { paused_ns: paused };
+                        self.abort(plane, Phase::Move, reason, now);
+                    } else {
+                        self.enter(Phase::Release, now);
+                        plane.switch_over(&plan, now);
                     }
                 }
                 Step::In(Phase::Release) => {
@@ -392,9 +462,10 @@ impl Migration {
                     // left at the destination would not be rolled back. A
                     // return that is itself abandoned (a drain that ran
                     // out) is tried again.
-                    let back = self
-                        .back
-                        .get_or_insert_with(|| Box::new(Migration::new(plan.reversed(), u64::MAX)));
+                    let deadline = self.deadline;
+                    let back = self.back.get_or_insert_with(|| {
+                        Box::new(Migration::new(plan.reversed(), u64::MAX).with_deadline(deadline))
+                    });
                     back.step(plane, now);
                     if back.finished() {
                         if back.record.outcome == Some(Outcome::Completed) {
@@ -441,10 +512,15 @@ mod tests {
         prepared: Vec<(usize, usize)>,
         /// Plans back toward 0 not ready for this many asks.
         back_unready: std::cell::Cell<u32>,
+        /// A query that never holds (a fabric that stopped answering).
+        never: Option<&'static str>,
     }
 
     impl Scripted {
         fn after(&mut self, n: u32, what: &str) -> bool {
+            if self.never == Some(what) {
+                return false;
+            }
             self.asks += 1;
             let ok = self.asks > n;
             if ok {
@@ -495,6 +571,9 @@ mod tests {
             self.after(0, "rolled_back")
         }
         fn ready(&self, plan: &Plan) -> bool {
+            if self.never == Some("ready") {
+                return false;
+            }
             let left = self.back_unready.get();
             if plan.to == 0 && left > 0 {
                 self.back_unready.set(left - 1);
@@ -616,6 +695,80 @@ mod tests {
         let mut m = Migration::new(PLAN, 10);
         run(&mut m, &mut Scripted::default(), 10);
         assert_eq!(m.record().outcome, Some(Outcome::Completed));
+    }
+
+    #[test]
+    fn no_phase_before_the_switch_over_waits_past_the_deadline() {
+        for (never, phase, waiting_for) in [
+            ("closed", Phase::Quiesce, "the pause points to close"),
+            ("handed", Phase::Move, "the hand-over"),
+        ] {
+            let mut plane = Scripted {
+                never: Some(never),
+                ..Scripted::default()
+            };
+            let mut m = Migration::new(PLAN, u64::MAX).with_deadline(1_000);
+            let end = run(&mut m, &mut plane, 10);
+            match &m.record().outcome {
+                Some(Outcome::Aborted {
+                    phase: p,
+                    reason:
+                        AbortReason::Deadline {
+                            waiting_for: w,
+                            waited_ns,
+                        },
+                }) => {
+                    assert_eq!((*p, *w), (phase, waiting_for));
+                    assert!((1_000..1_100).contains(waited_ns), "{waited_ns}");
+                }
+                other => panic!("{never}: {other:?}"),
+            }
+            // Rolled back from where it was stuck, never switched over.
+            assert!(plane.log.contains(&format!("roll_back {}", phase.name())));
+            assert!(!plane.log.iter().any(|l| l == "switch_over"));
+            assert_eq!(plane.log.last().unwrap(), "rolled_back");
+            assert!(end < 3_000, "gave up at {end}");
+        }
+    }
+
+    #[test]
+    fn the_budget_bounds_a_hand_over_that_never_comes() {
+        let mut plane = Scripted {
+            never: Some("handed"),
+            ..Scripted::default()
+        };
+        // Closed at 1030; nothing hands over. A 500 ns budget ends the wait
+        // long before the 1 s deadline would.
+        let mut m = Migration::new(PLAN, 500);
+        run(&mut m, &mut plane, 10);
+        match m.record().outcome {
+            Some(Outcome::Aborted {
+                phase: Phase::Move,
+                reason: AbortReason::Budget { paused_ns },
+            }) => assert!((500..520).contains(&paused_ns), "{paused_ns}"),
+            ref other => panic!("{other:?}"),
+        }
+        let r = m.record();
+        assert!(r.blackout().unwrap() < 600, "{r:?}");
+    }
+
+    #[test]
+    fn a_migration_that_cannot_start_is_given_up_at_the_deadline() {
+        let mut plane = Scripted {
+            never: Some("ready"),
+            ..Scripted::default()
+        };
+        let mut m = Migration::new(PLAN, u64::MAX).with_deadline(1_000);
+        run(&mut m, &mut plane, 10);
+        assert!(matches!(
+            m.record().outcome,
+            Some(Outcome::Aborted {
+                phase: Phase::Prepare,
+                reason: AbortReason::Deadline { .. }
+            })
+        ));
+        // Nothing was done to the fabric.
+        assert!(plane.log.is_empty(), "{:?}", plane.log);
     }
 
     #[test]

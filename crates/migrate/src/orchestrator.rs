@@ -20,9 +20,12 @@ pub struct Schedule {
     /// Then one every this many nanoseconds (or as soon as the previous
     /// one ends, if it takes longer).
     pub interval: u64,
-    /// The blackout a migration may have; beyond it, it is abandoned at
-    /// the switch-over.
+    /// The blackout a migration may have; beyond it, before the
+    /// switch-over, it is abandoned.
     pub budget: u64,
+    /// The longest any phase before the switch-over waits on the fabric
+    /// (nanoseconds); beyond it the migration is abandoned.
+    pub deadline: u64,
     /// Abandon migration `k` in phase `p` when `abort(k)` says so (fault
     /// injection).
     pub abort: Option<fn(u64) -> Option<Phase>>,
@@ -40,6 +43,7 @@ impl Default for Schedule {
             start: 0,
             interval: 1_000_000,
             budget: 50_000_000,
+            deadline: crate::DEFAULT_DEADLINE,
             abort: None,
             stop: traffic::Stop::default(),
         }
@@ -235,7 +239,8 @@ impl Task for Orchestrator {
                         return 0;
                     }
                 };
-                let mut m = Migration::new(plan, self.schedule.budget);
+                let mut m = Migration::new(plan, self.schedule.budget)
+                    .with_deadline(self.schedule.deadline);
                 if let Some(phase) = self.schedule.abort.and_then(|f| f(self.started)) {
                     m = m.abort_in(phase);
                 }

@@ -408,12 +408,11 @@ impl Plane for FabricPlane {
             Phase::Quiesce => self.send_host(plan.from, HostCommand::Resume { stream }),
             _ => {
                 let vm = self.work.as_mut().and_then(|w| w.vm.take());
-                match vm {
-                    Some(vm) => {
-                        let b = &self.topology.bindings[plan.binding];
-                        let (bar, id) = (b.bar.base, b.host_id);
-                        self.send_host(plan.from, HostCommand::Attach { vm, bar, id });
-                    }
+                match vm.or_else(|| self.hosts.get_mut(plan.from)?.handed.pop()) {
+                    Some(vm) => self.attach_at_source(plan, vm),
+                    // The hand-over, if it was asked for, is called off; a
+                    // VM the host hands over all the same comes back in
+                    // `rolled_back`.
                     None => self.send_host(plan.from, HostCommand::Resume { stream }),
                 }
             }
@@ -437,14 +436,33 @@ impl Plane for FabricPlane {
         if plan.kind == MigrationKind::Endpoint {
             return self.endpoint_rolled_back(plan);
         }
+        // A VM handed over before the host was told the hand-over was off
+        // goes back to it.
+        if let Some(vm) = self.hosts.get_mut(plan.from).and_then(|h| h.handed.pop()) {
+            self.attach_at_source(plan, vm);
+        }
         let Some(work) = &self.work else {
             return true;
         };
-        let done = self.reopened(plan) > work.reopened;
+        let running = self
+            .vm_counters
+            .get(plan.binding)
+            .is_none_or(|c| !c.detached.load(Ordering::Acquire));
+        let done = self.reopened(plan) > work.reopened && running;
         if done {
             self.work = None;
         }
         done
+    }
+}
+
+impl FabricPlane {
+    /// Gives a VM handed over for a migration that was abandoned back to
+    /// the host it left, at the binding's window and ID there.
+    fn attach_at_source(&mut self, plan: &Plan, vm: Box<Vm>) {
+        let b = &self.topology.bindings[plan.binding];
+        let (bar, id) = (b.bar.base, b.host_id);
+        self.send_host(plan.from, HostCommand::Attach { vm, bar, id });
     }
 }
 
@@ -716,13 +734,13 @@ impl FabricPlane {
                 },
             ),
             _ => {
-                // The state moved to the destination function: back it goes.
+                // The state moved to the destination function, or is about
+                // to: back it goes, or it stays.
                 self.send_device(
                     plan,
-                    EndpointCommand::Move {
-                        from: plan.to as u8,
-                        to: plan.from as u8,
-                        after_received: 0,
+                    EndpointCommand::Return {
+                        from: plan.from as u8,
+                        to: plan.to as u8,
                     },
                 );
                 if let Some(w) = self.work.as_mut() {
@@ -739,11 +757,14 @@ impl FabricPlane {
             return true;
         };
         if work.returning {
-            let back = match self.devices.get_mut(endpoint) {
-                Some(Some(d)) => d.moved.pop(),
-                _ => None,
-            };
-            if back.is_none() {
+            // The report of the move undone, if it was made, comes first.
+            let mut back = false;
+            if let Some(Some(d)) = self.devices.get_mut(endpoint) {
+                while let Some(m) = d.moved.pop() {
+                    back |= m.to as usize == plan.from;
+                }
+            }
+            if !back {
                 return false;
             }
             work.returning = false;

@@ -188,6 +188,16 @@ pub enum EndpointCommand {
         /// TLPs `from` must have received first.
         after_received: u64,
     },
+    /// Undo a `Move` from `from` to `to`: called off if it is still
+    /// waiting, else the state moves back to `from` at once. Reported on the
+    /// moved ring as a move to `from` either way (after the report of the
+    /// move undone, if it was made).
+    Return {
+        /// The function the state left (and goes back to).
+        from: u8,
+        /// The function it was to move to.
+        to: u8,
+    },
     /// Let a function issue DMA again.
     Resume {
         /// Function index.
@@ -275,6 +285,19 @@ impl<P: Port> EndpointModel<P> {
                     to,
                     after_received,
                 } => self.moves.push((from, to, after_received)),
+                EndpointCommand::Return { from, to } => {
+                    let pending = self.moves.iter().position(|&m| (m.0, m.1) == (from, to));
+                    match pending {
+                        // Never made: the state is where it was.
+                        Some(i) => {
+                            self.moves.remove(i);
+                            let sent = self.functions.get(from as usize).map_or(0, |f| f.sent);
+                            // The ring is sized for every function at once.
+                            let _ = moved.push(Moved { to: from, sent });
+                        }
+                        None => self.moves.push((to, from, 0)),
+                    }
+                }
             }
         }
         let functions = &mut self.functions;

@@ -310,7 +310,8 @@ pub enum HostCommand {
         /// Its function's ID here.
         id: Bdf,
     },
-    /// Let a detached VM issue requests again (a migration was abandoned).
+    /// Let a detached VM issue requests again (a migration was abandoned);
+    /// a hand-over of it not yet made is called off.
     Resume {
         /// Its write stream.
         stream: u32,
@@ -840,6 +841,9 @@ impl<P: Port> HostModel<P> {
                     }
                 }
                 HostCommand::Resume { stream } => {
+                    // A hand-over asked for and not yet made is called off:
+                    // the VM runs on here.
+                    self.handovers.retain(|&(s, _)| s != stream);
                     if let Some(vm) = self.vms.iter_mut().find(|v| v.target.stream == stream) {
                         vm.set_detached(false);
                     }

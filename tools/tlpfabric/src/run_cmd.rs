@@ -69,10 +69,15 @@ pub(crate) struct RunArgs {
     /// binding's `id_mode`.
     #[arg(long, value_parser = ["different", "common"])]
     id_mode: Option<String>,
-    /// The blackout a migration may have (`50us`, `1ms`); beyond it the
-    /// migration is abandoned at the switch-over and rolled back.
+    /// The blackout a migration may have (`50us`, `1ms`); beyond it, before
+    /// the switch-over, the migration is abandoned and rolled back.
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     budget: Duration,
+    /// The longest any phase before the switch-over waits on the fabric
+    /// (a pause point closing, a VM or function state handed over); beyond
+    /// it the migration is abandoned and rolled back.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    phase_deadline: Duration,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -380,6 +385,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         start: interval / 2,
         interval: interval.max(1),
         budget: args.budget.as_nanos() as u64,
+        deadline: args.phase_deadline.as_nanos() as u64,
         abort: None,
         stop: stop.clone(),
     };
@@ -741,6 +747,9 @@ fn report(
                     AbortReason::DrainTimeout => {
                         "completions not drained within the drain budget".to_string()
                     }
+                    AbortReason::Deadline { waiting_for, .. } => {
+                        format!("{waiting_for} did not come within the phase deadline")
+                    }
                     AbortReason::Plane(e) => e.clone(),
                 };
                 let key = format!("{}: {text}", phase.name());
@@ -925,6 +934,7 @@ fn report(
                 "aborted": aborted,
                 "skipped": totals.skipped,
                 "scheduled": args.vm_migrations + args.endpoint_migrations,
+                "unfinished": totals.unfinished,
                 "held_tlps": g.released,
                 "completion_indications": totals.messages,
             },

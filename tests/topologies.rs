@@ -1,0 +1,124 @@
+//! Whole fabrics of other shapes than the default: one switch node (hosts
+//! and device on the node where the pause point is) and three nodes in a
+//! line (transit through a node that has a host of its own), migrating
+//! while traffic flows, on the deterministic runner. The same topologies
+//! run on pinned cores in the program's tests (`tools/tlpfabric/tests`).
+//! And migrations whose hand-over the fabric keeps waiting are rolled back
+//! at their deadline with nothing lost.
+
+use fabric::FaultConfig;
+use migrate::scenario::ScenarioConfig;
+use migrate::{AbortReason, Outcome, Phase, Schedule};
+
+mod common;
+use common::*;
+
+fn config(rate: f64, ms: u64, schedule: Schedule) -> ScenarioConfig {
+    ScenarioConfig {
+        rate,
+        duration: ms * 1_000_000,
+        schedule,
+        config_dir: configs(),
+        ..ScenarioConfig::default()
+    }
+}
+
+fn migrations(vm: u64, endpoint: u64) -> Schedule {
+    Schedule {
+        vm_migrations: vm,
+        endpoint_migrations: endpoint,
+        start: 1_000_000,
+        interval: 400_000,
+        ..Schedule::default()
+    }
+}
+
+/// Runs `c` over `name` until the traffic is over and has drained.
+fn run(name: &str, c: &ScenarioConfig) -> lcore::Deterministic {
+    let mut d = fabric(&topology(name), c);
+    let end = c.duration + 10_000_000;
+    d.run_until(u64::MAX, |d| d.now() >= end);
+    d
+}
+
+#[test]
+fn one_node_and_a_line_of_three_migrate_both_ways_clean() {
+    for name in ["one-node", "line"] {
+        let c = config(500_000.0, 12, migrations(10, 10));
+        let d = run(name, &c);
+        let o = orchestrator(&d);
+        assert_eq!(o.counts(), (20, 0), "{name}: {:?}", o.records());
+        assert_clean(&integrity(&d));
+        // Every VM is running somewhere, each on one host.
+        let vms: usize = hosts(&d).iter().map(|h| h.vms().len()).sum();
+        assert_eq!(vms, 2, "{name}");
+    }
+}
+
+/// On one node, a VDI's answer to a paused function's configuration
+/// request leaves toward a host that attaches to the same node: it must
+/// be translated into that host's IDs like any completion (it reached the
+/// host in fabric IDs once, the VM never counted it, and its hand-over
+/// waited forever).
+#[test]
+fn vdi_answers_reach_a_host_on_the_endpoints_node_in_its_own_ids() {
+    let mut c = config(500_000.0, 12, migrations(10, 10));
+    // A configuration request after every write: some reach a paused
+    // function and its VDI answers.
+    c.config_every = 1;
+    let d = run("one-node", &c);
+    let served = fabric_gate(&d).stats().vdi_config_reads;
+    assert!(served > 0, "no configuration read met a pause");
+    let i = integrity(&d);
+    assert_clean(&i);
+    let reads: u64 = hosts(&d).iter().map(|h| h.config_reads()).sum();
+    assert!(
+        reads >= served,
+        "{reads} reads completed, {served} by a VDI"
+    );
+    assert_eq!(orchestrator(&d).counts(), (20, 0));
+}
+
+/// Links that hold frames back for 2 ms keep hand-overs waiting: past the
+/// phase deadline (200 µs) each such migration is rolled back from where
+/// it was, the VM or function state given back to the source, and the
+/// held traffic released there.
+#[test]
+fn a_hand_over_kept_waiting_is_rolled_back_at_the_deadline_with_nothing_lost() {
+    let mut schedule = migrations(20, 20);
+    schedule.deadline = 200_000;
+    let mut c = config(300_000.0, 20, schedule);
+    c.link_faults = Some(FaultConfig {
+        delay: 0.05,
+        delay_ticks: 2_000_000,
+        seed: 7,
+        ..FaultConfig::NONE
+    });
+    let d = run("line", &c);
+    let o = orchestrator(&d);
+    let at_deadline: Vec<_> = o
+        .records()
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.outcome,
+                Some(Outcome::Aborted {
+                    phase: Phase::Move,
+                    reason: AbortReason::Deadline { .. }
+                })
+            )
+        })
+        .collect();
+    assert!(!at_deadline.is_empty(), "{:?}", o.records());
+    for r in &at_deadline {
+        // Rolled back: held traffic released within the deadline of the
+        // wait plus the roll-back, never switched over.
+        assert!(r.phases[Phase::Release as usize].is_none());
+        assert!(r.reopened.is_some() && r.finished.is_some(), "{r:?}");
+    }
+    let (completed, aborted) = o.counts();
+    assert_eq!(completed + aborted, 40);
+    assert_clean(&integrity(&d));
+    let vms: usize = hosts(&d).iter().map(|h| h.vms().len()).sum();
+    assert_eq!(vms, 2);
+}
