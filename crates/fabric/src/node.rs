@@ -342,18 +342,50 @@ fn fabric_requester(bus: u8, index: u16) -> Bdf {
 }
 
 impl NodeTables {
-    /// Builds node `node`'s tables from a checked topology.
+    /// Builds node `node`'s tables from a checked topology (a search of the
+    /// fabric from the node: to build every node's, use
+    /// [`build_all`](Self::build_all)).
     pub fn build(t: &Topology, node: usize) -> NodeTables {
         let hops = t.hops(node);
+        let links: Vec<(u16, usize)> = t
+            .links
+            .iter()
+            .flat_map(|(a, b)| [(*a, *b), (*b, *a)])
+            .filter(|(local, _)| local.node == node)
+            .map(|(local, peer)| (local.port, peer.node))
+            .collect();
+        NodeTables::build_toward(t, node, &links, |to| hops.get(to).copied().flatten())
+    }
+
+    /// Builds every node's tables, searching the fabric once per node a
+    /// host or endpoint attaches to rather than once per node.
+    pub fn build_all(t: &Topology) -> Vec<NodeTables> {
+        let paths = t.paths();
+        (0..t.nodes.len())
+            .map(|n| NodeTables::build_with(t, n, &paths))
+            .collect()
+    }
+
+    /// Builds node `node`'s tables with paths found already.
+    pub fn build_with(t: &Topology, node: usize, paths: &crate::Paths) -> NodeTables {
+        NodeTables::build_toward(t, node, paths.links(node), |to| paths.next(node, to))
+    }
+
+    /// Builds node `node`'s tables; `links` are its links (its port, the
+    /// peer node) and `next(n)` is the port on `node` that starts a
+    /// shortest path to node `n`.
+    fn build_toward(
+        t: &Topology,
+        node: usize,
+        links: &[(u16, usize)],
+        next: impl Fn(usize) -> Option<u16>,
+    ) -> NodeTables {
         let port_count = t.nodes[node].ports as usize;
         let mut ports = vec![PortKind::Unused; port_count];
         let mut edge = vec![0u16; port_count];
-        for (a, b) in &t.links {
-            if a.node == node {
-                ports[a.port as usize] = PortKind::Link { peer: b.node };
-            }
-            if b.node == node {
-                ports[b.port as usize] = PortKind::Link { peer: a.node };
+        for &(port, peer) in links {
+            if let Some(p) = ports.get_mut(port as usize) {
+                *p = PortKind::Link { peer };
             }
         }
         // The egress toward a port somewhere in the fabric.
@@ -361,7 +393,7 @@ impl NodeTables {
             if p.node == node {
                 Some(p.port)
             } else {
-                hops[p.node]
+                next(p.node)
             }
         };
 

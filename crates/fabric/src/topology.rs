@@ -49,7 +49,7 @@
 //! below 4 GiB) and from 1 TiB (those above).
 
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use tlp::Bdf;
@@ -302,6 +302,30 @@ impl Default for LinkSettings {
             replay_timeout_ns: d.replay_timeout,
             replay_slots: d.replay_slots,
         }
+    }
+}
+
+/// Next hops toward the nodes where hosts and endpoints attach
+/// ([`Topology::paths`]).
+#[derive(Debug, Clone, Default)]
+pub struct Paths {
+    /// Per attachment node, per node: the port that starts a shortest path
+    /// toward it (`Some(u16::MAX)` at the node itself).
+    toward: HashMap<usize, Vec<Option<u16>>>,
+    /// Per node, its links: its port, the peer node.
+    links: Vec<Vec<(u16, usize)>>,
+}
+
+impl Paths {
+    /// Node `node`'s links: its port, the peer node.
+    pub fn links(&self, node: usize) -> &[(u16, usize)] {
+        self.links.get(node).map_or(&[], Vec::as_slice)
+    }
+
+    /// The port on `from` that starts a shortest path to `to` (a node a
+    /// host or endpoint attaches to); `None` where unreachable or unknown.
+    pub fn next(&self, from: usize, to: usize) -> Option<u16> {
+        *self.toward.get(&to)?.get(from)?
     }
 }
 
@@ -915,10 +939,13 @@ impl Topology {
             bindings,
         };
         plan_fabric_space(&mut topology, &mut c);
+        // One labelling of the connected parts, not a search per binding:
+        // checking stays linear in the size of the fabric.
+        let part = topology.components();
         for (i, b) in topology.bindings.iter().enumerate() {
             let from = topology.hosts[b.host].attach.node;
             let to = topology.endpoints[b.endpoint].attach.node;
-            if topology.hops(from)[to].is_none() {
+            if part[from] != part[to] {
                 c.errors.push(ConfigError {
                     file: file.to_path_buf(),
                     key: format!("binding[{i}]"),
@@ -939,30 +966,95 @@ impl Topology {
         }
     }
 
+    /// Per node, its links in the order declared: (its port, the peer node,
+    /// the peer's port).
+    fn adjacency(&self) -> Vec<Vec<(u16, usize, u16)>> {
+        let mut adjacency = vec![Vec::new(); self.nodes.len()];
+        for (a, b) in &self.links {
+            if a.node < adjacency.len() && b.node < adjacency.len() {
+                adjacency[a.node].push((a.port, b.node, b.port));
+                adjacency[b.node].push((b.port, a.node, a.port));
+            }
+        }
+        adjacency
+    }
+
+    /// Per node, the number of the connected part it is in (linear time).
+    pub fn components(&self) -> Vec<usize> {
+        let adjacency = self.adjacency();
+        let mut part = vec![usize::MAX; self.nodes.len()];
+        let mut queue = VecDeque::new();
+        for start in 0..self.nodes.len() {
+            if part[start] != usize::MAX {
+                continue;
+            }
+            part[start] = start;
+            queue.push_back(start);
+            while let Some(n) = queue.pop_front() {
+                for &(_, next, _) in &adjacency[n] {
+                    if part[next] == usize::MAX {
+                        part[next] = start;
+                        queue.push_back(next);
+                    }
+                }
+            }
+        }
+        part
+    }
+
     /// For every node, the port on `from` that starts a shortest path to it
     /// (`None` where unreachable; the node itself maps to `Some(u16::MAX)`).
     pub fn hops(&self, from: usize) -> Vec<Option<u16>> {
-        let mut adjacency: BTreeMap<usize, Vec<(u16, usize)>> = BTreeMap::new();
-        for (a, b) in &self.links {
-            adjacency.entry(a.node).or_default().push((a.port, b.node));
-            adjacency.entry(b.node).or_default().push((b.port, a.node));
-        }
+        let adjacency = self.adjacency();
         let mut first = vec![None; self.nodes.len()];
         if from >= self.nodes.len() {
             return first;
         }
         first[from] = Some(u16::MAX);
         let mut queue = VecDeque::from([from]);
-        let mut seen = HashSet::from([from]);
         while let Some(n) = queue.pop_front() {
-            for &(port, next) in adjacency.get(&n).map(Vec::as_slice).unwrap_or(&[]) {
-                if seen.insert(next) {
+            for &(port, next, _) in &adjacency[n] {
+                if first[next].is_none() {
                     first[next] = if n == from { Some(port) } else { first[n] };
                     queue.push_back(next);
                 }
             }
         }
         first
+    }
+
+    /// Shortest paths toward every node a host or endpoint attaches to, from
+    /// every node: one breadth-first search per such node, so building every
+    /// node's tables is linear in the number of nodes for a given number of
+    /// attachment points (a search from every node was quadratic).
+    pub fn paths(&self) -> Paths {
+        let adjacency = self.adjacency();
+        let mut toward = HashMap::new();
+        let targets = self.hosts.iter().map(|h| h.attach.node);
+        for target in targets.chain(self.endpoints.iter().map(|e| e.attach.node)) {
+            if target >= self.nodes.len() || toward.contains_key(&target) {
+                continue;
+            }
+            // Searching outward from the target, each node reached first
+            // through a link leaves by that link's port on its side.
+            let mut next: Vec<Option<u16>> = vec![None; self.nodes.len()];
+            next[target] = Some(u16::MAX);
+            let mut queue = VecDeque::from([target]);
+            while let Some(n) = queue.pop_front() {
+                for &(_, peer, peer_port) in &adjacency[n] {
+                    if next[peer].is_none() {
+                        next[peer] = Some(peer_port);
+                        queue.push_back(peer);
+                    }
+                }
+            }
+            toward.insert(target, next);
+        }
+        let links = adjacency
+            .iter()
+            .map(|l| l.iter().map(|&(port, peer, _)| (port, peer)).collect())
+            .collect();
+        Paths { toward, links }
     }
 
     /// The configuration of one end of link `index`: the `a` end, or the

@@ -66,9 +66,7 @@ pub struct Fabric {
 impl Fabric {
     /// Builds every node's tables.
     pub fn new(topology: Topology) -> Fabric {
-        let tables = (0..topology.nodes.len())
-            .map(|n| NodeTables::build(&topology, n))
-            .collect();
+        let tables = NodeTables::build_all(&topology);
         let states = topology
             .nodes
             .iter()

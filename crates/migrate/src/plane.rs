@@ -252,8 +252,9 @@ impl Plane for FabricPlane {
         moved.bar = bar;
         moved.host_id = id;
         // Built now, off the blackout: the switch-over only publishes them.
-        let tables = (0..destination.nodes.len())
-            .map(|n| Some(NodeTables::build(&destination, n)))
+        let tables = NodeTables::build_all(&destination)
+            .into_iter()
+            .map(Some)
             .collect();
         let reopened = self.reopened(plan);
         let destination_bus = self.topology.hosts[plan.to].fabric_bus;
@@ -584,8 +585,9 @@ impl FabricPlane {
         };
         let mut destination = self.topology.clone();
         destination.bindings[plan.binding].function = plan.to as u8;
-        let tables = (0..destination.nodes.len())
-            .map(|n| Some(NodeTables::build(&destination, n)))
+        let tables = NodeTables::build_all(&destination)
+            .into_iter()
+            .map(Some)
             .collect();
         let reopened = self.function_reopened(plan, plan.from);
         let standby = self.function_reopened(plan, plan.to);

@@ -370,12 +370,14 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
     let mut nodes: Vec<Box<dyn Task>> =
         vec![Box::new(lcore::StallWatch::new(fabric_stalls.clone()))];
     let mut publishers = Vec::new();
+    let mut tables = NodeTables::build_all(t).into_iter();
     for (n, node_ports) in ports.into_iter().enumerate() {
         let node_ports: Vec<DynPort> = node_ports
             .into_iter()
             .map(|p| p.unwrap_or_else(|| Box::new(ClosedPort::default())))
             .collect();
-        let (publisher, reader) = epoch::channel(NodeTables::build(t, n));
+        let first = tables.next().ok_or("a node without tables")?;
+        let (publisher, reader) = epoch::channel(first);
         publishers.push(publisher);
         let settings = FrameSettings {
             ethertype: t.link.ethertype,

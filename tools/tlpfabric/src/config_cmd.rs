@@ -41,6 +41,9 @@ fn template_problems(file: &std::path::Path, t: &Topology) -> Vec<ConfigError> {
     problems
 }
 
+/// Nodes whose route counts the summary lists by name.
+const ROUTES_LISTED: usize = 16;
+
 pub(crate) fn run(cmd: ConfigCommand, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let ConfigCommand::Check(args) = cmd;
     let loaded = Topology::load(&args.file).and_then(|t| {
@@ -63,12 +66,28 @@ pub(crate) fn run(cmd: ConfigCommand, out: &mut dyn Write, err: &mut dyn Write) 
                 t.function_count(),
                 t.bindings.len()
             );
-            let per_node: Vec<String> = t
+            // Built one node at a time (a large fabric's tables together
+            // need not fit), with the paths found once.
+            let paths = t.paths();
+            let counts: Vec<usize> = (0..t.nodes.len())
+                .map(|i| NodeTables::build_with(&t, i, &paths).route_count())
+                .collect();
+            let mut per_node: Vec<String> = t
                 .nodes
                 .iter()
-                .enumerate()
-                .map(|(i, n)| format!("{} {}", n.name, NodeTables::build(&t, i).route_count()))
+                .zip(&counts)
+                .take(ROUTES_LISTED)
+                .map(|(n, c)| format!("{} {c}", n.name))
                 .collect();
+            if t.nodes.len() > ROUTES_LISTED {
+                let (min, max) = counts
+                    .iter()
+                    .fold((usize::MAX, 0), |(lo, hi), &c| (lo.min(c), hi.max(c)));
+                per_node.push(format!(
+                    "and {} more ({min} to {max} each)",
+                    t.nodes.len() - ROUTES_LISTED
+                ));
+            }
             let _ = writeln!(out, "  routes per node: {}", per_node.join(", "));
             for h in &t.hosts {
                 let dma: Vec<String> = h
@@ -177,5 +196,64 @@ mod tests {
         assert_eq!(code, 1);
         assert!(err.contains("cannot read"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Nodes in a line, a host at each end and a device in the middle.
+    fn chain(nodes: usize) -> String {
+        let mut text = String::new();
+        for i in 0..nodes {
+            text += &format!("[[node]]\nname = \"n{i}\"\nports = 4\n");
+        }
+        for i in 1..nodes {
+            text += &format!("[[link]]\na = \"n{}:0\"\nb = \"n{i}:1\"\n", i - 1);
+        }
+        for (h, node) in [(0, 0), (1, nodes - 1)] {
+            text += &format!(
+                "[[host]]\nname = \"h{h}\"\nattach = \"n{node}:2\"\nbuses = \"00-0f\"\n\
+                 requesters = [\"00:00.0\"]\n\
+                 dma = [{{ base = \"0x100000000\", size = \"0x40000000\" }}]\n\
+                 [[binding]]\nfunction = \"e0.vf{}\"\nhost = \"h{h}\"\nid = \"01:00.0\"\n\
+                 bar = \"0xfe000000\"\n",
+                h + 1
+            );
+        }
+        text + &format!(
+            "[[endpoint]]\nname = \"e0\"\nattach = \"n{}:2\"\nid = \"40:00.0\"\nvfs = 2\n\
+             bar_size = \"0x10000\"\n",
+            nodes / 2
+        )
+    }
+
+    /// Checking grows with the fabric, not with its square: ten times the
+    /// nodes take about ten times as long (a search of the fabric from
+    /// every node, or a walk of every link for every node, took a hundred
+    /// times as long). Timed here only as a ratio of two sizes, each the
+    /// best of three, with a wide margin.
+    #[test]
+    fn checking_a_line_of_nodes_is_linear_in_its_length() {
+        let dir = std::env::temp_dir().join(format!("tlpfabric-chain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut best = Vec::new();
+        for nodes in [2_000, 20_000] {
+            let path = dir.join(format!("chain{nodes}.toml"));
+            std::fs::write(&path, chain(nodes)).unwrap();
+            let args = ["config", "check", path.to_str().unwrap()];
+            let mut times = Vec::new();
+            for _ in 0..3 {
+                let started = std::time::Instant::now();
+                let (code, out, err) = run_captured(&args, "");
+                times.push(started.elapsed().as_secs_f64());
+                assert_eq!(code, 0, "{err}");
+                assert!(out.contains(&format!("nodes {nodes}, links {}", nodes - 1)));
+                assert!(out.contains(&format!("and {} more", nodes - 16)), "{out}");
+            }
+            best.push(times.iter().cloned().fold(f64::MAX, f64::min));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        let ratio = best[1] / best[0];
+        assert!(
+            ratio < 40.0,
+            "10x the nodes took {ratio:.1}x as long: {best:?}"
+        );
     }
 }
