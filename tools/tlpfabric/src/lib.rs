@@ -129,7 +129,12 @@ where
 /// Runs the program with `args` (without the program name) and `stdin`,
 /// capturing its output: `(exit status, standard output, standard error)`.
 pub fn run_captured(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut input = stdin.as_bytes();
+    run_captured_bytes(args, stdin.as_bytes())
+}
+
+/// [`run_captured`] with standard input as bytes (not necessarily text).
+pub fn run_captured_bytes(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    let mut input = stdin;
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let argv = std::iter::once("tlpfabric").chain(args.iter().copied());
     let code = run(argv, &mut input, &mut out, &mut err);

@@ -218,49 +218,157 @@ fn decode(
     };
     let mut failed = false;
     let mut index = 0usize;
-    let mut one = |text: &str, out: &mut dyn Write, err: &mut dyn Write| {
+    // Decodes one TLP given as hex; false if it was rejected.
+    let mut one = |text: &str, line: Option<usize>, out: &mut dyn Write, err: &mut dyn Write| {
         index += 1;
-        let line = match hex::parse(text) {
+        let decoded = match hex::parse(text) {
             Ok(bytes) => decode_one(&bytes, &validator, args.json),
             Err(e) => Err(format!("bad hex: {e}")),
         };
-        match line {
+        match decoded {
             Ok(text) => {
                 let _ = writeln!(out, "{text}");
+                true
             }
             Err(why) => {
-                failed = true;
-                let _ = writeln!(err, "error: TLP {index}: {why}");
+                let at = line.map_or(String::new(), |n| format!(" (line {n})"));
+                let _ = writeln!(err, "error: TLP {index}{at}: {why}");
+                false
             }
         }
     };
     for arg in &args.tlps {
-        if arg == "-" {
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match stdin.read_line(&mut line) {
-                    Ok(0) => break,
-                    Ok(_) => {
-                        let t = line.trim();
-                        if !t.is_empty() && !t.starts_with('#') {
-                            one(t, out, err);
-                        }
-                    }
-                    Err(e) => {
-                        let _ = writeln!(err, "error: reading standard input: {e}");
+        if arg != "-" {
+            failed |= !one(arg, None, out, err);
+            continue;
+        }
+        let mut buf = Vec::with_capacity(MAX_LINE + 1);
+        let mut number = 0usize;
+        loop {
+            number += 1;
+            let read = match read_line_bounded(stdin, &mut buf, MAX_LINE) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = writeln!(err, "error: line {number}: reading standard input: {e}");
+                    return EXIT_REJECTED;
+                }
+            };
+            match read {
+                Line::End => break,
+                Line::TooLong { ended } => {
+                    failed = true;
+                    let _ = writeln!(
+                        err,
+                        "error: line {number}: longer than {MAX_LINE} bytes (the largest TLP \
+                         is {MAX_TLP} bytes, {} hex digits): skipped",
+                        2 * MAX_TLP
+                    );
+                    let skipped = if ended { Ok(()) } else { skip_line(stdin) };
+                    if let Err(e) = skipped {
+                        let _ = writeln!(err, "error: line {number}: reading standard input: {e}");
                         return EXIT_REJECTED;
                     }
                 }
+                Line::Text => match std::str::from_utf8(&buf) {
+                    Ok(text) => {
+                        let t = text.trim();
+                        if !t.is_empty() && !t.starts_with('#') {
+                            failed |= !one(t, Some(number), out, err);
+                        }
+                    }
+                    Err(e) => {
+                        failed = true;
+                        let _ = writeln!(
+                            err,
+                            "error: line {number}: not UTF-8 text (byte {} is not): skipped",
+                            e.valid_up_to()
+                        );
+                    }
+                },
             }
-        } else {
-            one(arg, out, err);
         }
     }
     if failed {
         EXIT_REJECTED
     } else {
         0
+    }
+}
+
+/// The largest TLP: four prefixes, a 4 DW header, 4 KiB of data, a digest.
+const MAX_TLP: usize = 16 + 16 + 4096 + 4;
+/// The longest line `decode -` reads: a largest TLP in hex with a space
+/// between every two digits and room to spare.
+const MAX_LINE: usize = 4 * MAX_TLP;
+
+/// What [`read_line_bounded`] read.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A line (without its end) is in the buffer.
+    Text,
+    /// The line is longer than the bound: what was read of it is dropped;
+    /// unless `ended`, the rest is still to come.
+    TooLong {
+        /// Its end was read too.
+        ended: bool,
+    },
+    /// The input ended.
+    End,
+}
+
+/// Reads one line into `buf` (emptied first), holding at most `max` bytes
+/// of it: however long a line is, memory stays bounded.
+fn read_line_bounded(
+    input: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    buf.clear();
+    let mut any = false;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(if any { Line::Text } else { Line::End });
+        }
+        any = true;
+        let (line, end) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if buf.len() + line.len() > max {
+            let n = end.unwrap_or(chunk.len());
+            input.consume(n);
+            buf.clear();
+            return Ok(Line::TooLong {
+                ended: end.is_some(),
+            });
+        }
+        buf.extend_from_slice(line);
+        let n = end.unwrap_or(chunk.len());
+        input.consume(n);
+        if end.is_some() {
+            return Ok(Line::Text);
+        }
+    }
+}
+
+/// Reads and drops the rest of a line.
+fn skip_line(input: &mut dyn BufRead) -> std::io::Result<()> {
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = chunk.len();
+                input.consume(n);
+            }
+        }
     }
 }
 
@@ -559,6 +667,38 @@ mod tests {
 
     fn cli(args: &[&str], stdin: &str) -> (i32, String, String) {
         crate::run_captured(args, stdin)
+    }
+
+    #[test]
+    fn decode_stdin_goes_on_past_overlong_and_non_utf8_lines() {
+        const GOOD: &[u8] = b"0a000000 01002004 00001100\n";
+        let mut input = GOOD.to_vec();
+        // A line of zeros far past any TLP (as `< /dev/zero` gives), one
+        // just over the bound ending exactly where a read may stop, bytes
+        // that are not UTF-8, bad hex, then a good TLP again.
+        input.extend(std::iter::repeat_n(b'0', 10 * super::MAX_LINE));
+        input.push(b'\n');
+        input.extend(std::iter::repeat_n(b'1', super::MAX_LINE + 1));
+        input.push(b'\n');
+        input.extend(b"\xff\xfe 0a\n0a0x\n");
+        input.extend(GOOD);
+        let (code, out, err) = crate::run_captured_bytes(&["tlp", "decode", "-"], &input);
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(out.lines().count(), 2, "both good TLPs decoded: {out}");
+        for expected in [
+            "error: line 2: longer than",
+            "error: line 3: longer than",
+            "error: line 4: not UTF-8 text (byte 0 is not): skipped",
+            "error: TLP 2 (line 5): bad hex",
+        ] {
+            assert!(err.contains(expected), "{expected:?} in {err}");
+        }
+        assert_eq!(err.lines().count(), 4, "{err}");
+        // A line of exactly the bound is read whole (and is bad hex here).
+        let mut input = vec![b'z'; super::MAX_LINE];
+        input.push(b'\n');
+        let (_, _, err) = crate::run_captured_bytes(&["tlp", "decode", "-"], &input);
+        assert!(err.contains("error: TLP 1 (line 1): bad hex"), "{err}");
     }
 
     #[test]
