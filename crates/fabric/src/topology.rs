@@ -42,6 +42,17 @@
 //! id_mode = "different"            # or "common": see IdMode
 //! ```
 //!
+//! Every size has an upper bound, checked with the rest (so that what a
+//! fabric will take can be said before it is built): at most
+//! [`MAX_NODES`] nodes of at most [`MAX_PORTS`] ports, [`MAX_REQUESTERS`]
+//! requester IDs and [`MAX_DMA_WINDOWS`] DMA windows per host, BARs of
+//! 4 KiB to [`MAX_BAR_SIZE`], [`MAX_REPLAY_SLOTS`] replay slots, a flush
+//! deadline up to [`MAX_FLUSH_DEADLINE_NS`] and a replay timeout up to
+//! [`MAX_REPLAY_TIMEOUT_NS`]. Names are 1 to 64 letters, digits, `-` and
+//! `_` (so `node:port` and `endpoint.function` references can always name
+//! them). A key that is wrong is reported once: what refers to the thing
+//! it names is not reported again as naming nothing.
+//!
 //! Checking also lays out the fabric's own space (see [`crate::node`]): a
 //! fabric requester bus per host and per common-mode binding, taken from
 //! bus ff downward past the endpoints' buses; the functions' BARs from
@@ -346,6 +357,32 @@ pub struct Topology {
     pub bindings: Vec<Binding>,
 }
 
+/// Nodes in one fabric: frames carry 16-bit node numbers, and the last is
+/// kept for "no node" (a host's or device's end of its link).
+pub const MAX_NODES: usize = u16::MAX as usize;
+/// Ports of one node.
+pub const MAX_PORTS: u16 = 256;
+/// Requester IDs of one host: they take one fabric bus.
+pub const MAX_REQUESTERS: usize = 256;
+/// DMA windows of one host.
+pub const MAX_DMA_WINDOWS: usize = 64;
+/// The largest BAR of a function (the fabric's BAR space is 2 GiB).
+pub const MAX_BAR_SIZE: u64 = 1 << 30;
+/// Frames a link end keeps for replay.
+pub const MAX_REPLAY_SLOTS: usize = 4096;
+/// The longest a partly filled frame may wait for company.
+pub const MAX_FLUSH_DEADLINE_NS: u64 = 1_000_000_000;
+/// The longest replay timeout.
+pub const MAX_REPLAY_TIMEOUT_NS: u64 = 10_000_000_000;
+
+/// Whether `name` can be a name: 1 to 64 ASCII letters, digits, `-`, `_`.
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 const FOUR_GIB: u64 = 1 << 32;
 /// Fabric space for 32-bit DMA windows.
 const FABRIC_DMA32: (u64, u64) = (0x1000_0000, 0x8000_0000);
@@ -464,24 +501,37 @@ fn link_settings(c: &mut Check, spec: Option<&FabricSpec>) -> LinkSettings {
         }
     }
     if let Some(n) = spec.replay_slots {
-        if n >= 2 {
+        if (2..=MAX_REPLAY_SLOTS).contains(&n) {
             link.replay_slots = n;
         } else {
             c.err(
                 "fabric.replay_slots",
-                format!("expected at least 2, found {n}"),
+                format!("expected 2..={MAX_REPLAY_SLOTS} (64 by default), found {n}"),
             );
         }
     }
-    if let Some(ns) = spec.flush_deadline_ns {
-        link.flush_deadline_ns = ns;
+    match spec.flush_deadline_ns {
+        Some(ns) if ns > MAX_FLUSH_DEADLINE_NS => c.err(
+            "fabric.flush_deadline_ns",
+            format!("expected 0..={MAX_FLUSH_DEADLINE_NS} ns (1000 by default), found {ns}"),
+        ),
+        Some(ns) => link.flush_deadline_ns = ns,
+        None => {}
     }
     match spec.replay_timeout_ns {
-        Some(0) => c.err("fabric.replay_timeout_ns", "expected more than 0 ns"),
+        Some(ns) if ns == 0 || ns > MAX_REPLAY_TIMEOUT_NS => c.err(
+            "fabric.replay_timeout_ns",
+            format!("expected 1..={MAX_REPLAY_TIMEOUT_NS} ns (200000 by default), found {ns}"),
+        ),
         Some(ns) => link.replay_timeout_ns = ns,
         None => {}
     }
     link
+}
+
+fn name_expected(name: &str) -> String {
+    let shown: String = name.chars().take(64).collect();
+    format!("expected 1 to 64 letters, digits, '-' or '_', found {shown:?}")
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
@@ -535,7 +585,7 @@ impl Check<'_> {
         nodes: &HashMap<&str, usize>,
         specs: &[NodeSpec],
     ) -> Option<PortRef> {
-        let Some((name, port)) = s.split_once(':') else {
+        let Some((name, port)) = s.rsplit_once(':') else {
             self.err(key, format!("expected \"node:port\", found {s:?}"));
             return None;
         };
@@ -596,16 +646,38 @@ impl Topology {
         };
 
         let link = link_settings(&mut c, spec.fabric.as_ref());
+        if spec.node.is_empty() {
+            c.err(
+                "node",
+                "expected at least one [[node]] (a fabric with no switch node carries nothing)",
+            );
+        }
+        if spec.node.len() > MAX_NODES {
+            c.err(
+                "node",
+                format!(
+                    "expected at most {MAX_NODES} nodes, found {}",
+                    spec.node.len()
+                ),
+            );
+            return Err(c.errors);
+        }
         let mut node_index = HashMap::new();
         for (i, n) in spec.node.iter().enumerate() {
+            if !valid_name(&n.name) {
+                c.err(format!("node[{i}].name"), name_expected(&n.name));
+            }
             if node_index.insert(n.name.as_str(), i).is_some() {
                 c.err(
                     format!("node[{i}].name"),
                     format!("duplicate node name {:?}", n.name),
                 );
             }
-            if n.ports == 0 {
-                c.err(format!("node[{i}].ports"), "expected at least one port");
+            if n.ports == 0 || n.ports > MAX_PORTS {
+                c.err(
+                    format!("node[{i}].ports"),
+                    format!("expected 1..={MAX_PORTS} ports, found {}", n.ports),
+                );
             }
         }
         let mut used: HashMap<PortRef, String> = HashMap::new();
@@ -635,8 +707,14 @@ impl Topology {
         }
 
         let mut names: HashMap<&str, String> = HashMap::new();
+        // Hosts and endpoints with a bad key: reported once, and what names
+        // them is not reported again as naming nothing.
+        let mut broken: HashSet<&str> = HashSet::new();
         let mut hosts = Vec::new();
         for (i, h) in spec.host.iter().enumerate() {
+            if !valid_name(&h.name) {
+                c.err(format!("host[{i}].name"), name_expected(&h.name));
+            }
             if let Some(prev) = names.insert(h.name.as_str(), format!("host[{i}]")) {
                 c.err(
                     format!("host[{i}].name"),
@@ -671,9 +749,25 @@ impl Topology {
                     None
                 }
             };
-            let mut requesters = Vec::new();
-            for (j, r) in h.requesters.iter().enumerate() {
+            let mut requesters: Vec<Bdf> = Vec::new();
+            if h.requesters.len() > MAX_REQUESTERS {
+                c.err(
+                    format!("host[{i}].requesters"),
+                    format!(
+                        "expected at most {MAX_REQUESTERS} requester IDs (they share one fabric \
+                         bus), found {}",
+                        h.requesters.len()
+                    ),
+                );
+            }
+            for (j, r) in h.requesters.iter().enumerate().take(MAX_REQUESTERS) {
                 if let Some(id) = c.bdf(format!("host[{i}].requesters[{j}]"), r) {
+                    if let Some(k) = requesters.iter().position(|o| *o == id) {
+                        c.err(
+                            format!("host[{i}].requesters[{j}]"),
+                            format!("{id} is already host[{i}].requesters[{k}]"),
+                        );
+                    }
                     if let Some((a, b)) = buses {
                         if !(a..=b).contains(&id.bus()) {
                             c.err(
@@ -692,11 +786,30 @@ impl Topology {
                 );
             }
             let mut dma: Vec<Window> = Vec::new();
-            for (j, w) in h.dma.iter().enumerate() {
+            if h.dma.len() > MAX_DMA_WINDOWS {
+                c.err(
+                    format!("host[{i}].dma"),
+                    format!(
+                        "expected at most {MAX_DMA_WINDOWS} windows, found {}",
+                        h.dma.len()
+                    ),
+                );
+            }
+            for (j, w) in h.dma.iter().enumerate().take(MAX_DMA_WINDOWS) {
                 let base = c.number(format!("host[{i}].dma[{j}].base"), &w.base);
                 let size = c.number(format!("host[{i}].dma[{j}].size"), &w.size);
                 if let (Some(base), Some(size)) = (base, size) {
                     let win = Window { base, size };
+                    if base.checked_add(size).is_none() {
+                        c.err(
+                            format!("host[{i}].dma[{j}]"),
+                            format!(
+                                "{base:#x}+{size:#x} runs past the end of the 64-bit address \
+                                 space: expected base + size <= 2^64"
+                            ),
+                        );
+                        continue;
+                    }
                     if size == 0 {
                         c.err(
                             format!("host[{i}].dma[{j}].size"),
@@ -728,12 +841,17 @@ impl Topology {
                     fabric_bus: 0,
                     fabric_dma: Vec::new(),
                 });
+            } else {
+                broken.insert(h.name.as_str());
             }
         }
 
         let mut endpoints = Vec::new();
         let mut fabric_ids: HashMap<Bdf, String> = HashMap::new();
         for (i, e) in spec.endpoint.iter().enumerate() {
+            if !valid_name(&e.name) {
+                c.err(format!("endpoint[{i}].name"), name_expected(&e.name));
+            }
             if let Some(prev) = names.insert(e.name.as_str(), format!("endpoint[{i}]")) {
                 c.err(
                     format!("endpoint[{i}].name"),
@@ -749,15 +867,37 @@ impl Topology {
             if let Some(p) = attach {
                 claim(&mut c, format!("endpoint[{i}].attach"), p);
             }
-            let id = c.bdf(format!("endpoint[{i}].id"), &e.id);
-            let bar_size = c.number(format!("endpoint[{i}].bar_size"), &e.bar_size);
+            let mut id = c.bdf(format!("endpoint[{i}].id"), &e.id);
+            if let Some(pf) = id.filter(|pf| pf.0 as usize + e.vfs as usize > 0xffff) {
+                c.err(
+                    format!("endpoint[{i}].id"),
+                    format!(
+                        "{pf} with {} virtual functions runs past ff:1f.7, the last ID",
+                        e.vfs
+                    ),
+                );
+                id = None;
+            }
+            let mut bar_size = c.number(format!("endpoint[{i}].bar_size"), &e.bar_size);
             if let Some(size) = bar_size {
-                if size < 4096 || !size.is_power_of_two() {
+                if !(4096..=MAX_BAR_SIZE).contains(&size) || !size.is_power_of_two() {
                     c.err(
                         format!("endpoint[{i}].bar_size"),
-                        format!("expected a power of two of at least 4096, found {size:#x}"),
+                        format!(
+                            "expected a power of two from 0x1000 to {MAX_BAR_SIZE:#x}, found {size:#x}"
+                        ),
                     );
+                    bar_size = None;
                 }
+            }
+            if let Some(name) = e.template.as_deref().filter(|n| !valid_name(n)) {
+                c.err(
+                    format!("endpoint[{i}].template"),
+                    format!(
+                        "expected a template name (templates/NAME.toml beside the topology): {}",
+                        name_expected(name).trim_start_matches("expected ")
+                    ),
+                );
             }
             if let Some(id) = id {
                 for f in 0..=e.vfs as u16 {
@@ -780,6 +920,8 @@ impl Topology {
                     template: e.template.clone(),
                     fabric_bar: 0,
                 });
+            } else {
+                broken.insert(e.name.as_str());
             }
         }
 
@@ -797,7 +939,16 @@ impl Topology {
         let mut bound: HashMap<(usize, u8), usize> = HashMap::new();
         for (i, b) in spec.binding.iter().enumerate() {
             let key = |k: &str| format!("binding[{i}].{k}");
-            let function = b.function.split_once('.').and_then(|(dev, f)| {
+            let named = |dev: &str| broken.contains(dev);
+            if b.function
+                .rsplit_once('.')
+                .is_some_and(|(dev, _)| named(dev))
+                || named(&b.host)
+            {
+                // Its endpoint or host has a problem reported already.
+                continue;
+            }
+            let function = b.function.rsplit_once('.').and_then(|(dev, f)| {
                 let e = *endpoint_index.get(dev)?;
                 let n = if f == "pf" {
                     0
@@ -1140,6 +1291,140 @@ bar = "0xfe000000"
         }
     }
 
+    /// `errors` of GOOD with `from` replaced by `to`: exactly one error,
+    /// which contains `expected`.
+    fn one_error(from: &str, to: &str, expected: &str) {
+        assert!(GOOD.contains(from), "{from}");
+        let e = errors(&GOOD.replacen(from, to, 1));
+        assert_eq!(e.len(), 1, "{from} -> {to}: {e:?}");
+        assert!(e[0].contains(expected), "{from} -> {to}: {e:?}");
+    }
+
+    #[test]
+    fn sizes_past_their_bounds_are_refused_not_built() {
+        // A BAR size of 0 divided the binding's BAR by it.
+        one_error(
+            "bar_size = \"0x10000\"",
+            "bar_size = \"0\"",
+            "t.toml: endpoint[0].bar_size: expected a power of two from 0x1000 to 0x40000000, found 0x0",
+        );
+        one_error(
+            "bar_size = \"0x10000\"",
+            "bar_size = \"0x100000000\"",
+            "endpoint[0].bar_size",
+        );
+        for (key, value, expected) in [
+            (
+                "replay_slots",
+                "1000000000000",
+                "fabric.replay_slots: expected 2..=4096",
+            ),
+            (
+                "flush_deadline_ns",
+                "100000000000",
+                "fabric.flush_deadline_ns: expected 0..=",
+            ),
+            (
+                "replay_timeout_ns",
+                "0",
+                "fabric.replay_timeout_ns: expected 1..=",
+            ),
+        ] {
+            let text = format!("[fabric]\n{key} = {value}\n{GOOD}");
+            let e = errors(&text);
+            assert!(e.len() == 1 && e[0].contains(expected), "{key}: {e:?}");
+        }
+        one_error(
+            "ports = 4\n[[node]]",
+            "ports = 300\n[[node]]",
+            "node[0].ports: expected 1..=256 ports, found 300",
+        );
+    }
+
+    #[test]
+    fn requesters_past_one_bus_or_twice_are_refused() {
+        let many: Vec<String> = (0..257)
+            .map(|i| format!("\"00:{:02x}.{}\"", i / 8 % 32, i % 8))
+            .collect();
+        // 257 requester IDs: the 257th would have taken over the first's
+        // fabric ID (only the low 8 bits were kept).
+        let text = GOOD.replacen(
+            "requesters = [\"00:00.0\"]",
+            &format!("requesters = [{}]", many.join(",")),
+            1,
+        );
+        let e = errors(&text);
+        assert!(
+            e.iter()
+                .any(|e| e.contains("host[0].requesters: expected at most 256 requester IDs")),
+            "{e:?}"
+        );
+        one_error(
+            "requesters = [\"00:00.0\"]",
+            "requesters = [\"00:00.0\", \"00:01.0\", \"00:00.0\"]",
+            "host[0].requesters[2]: 00:00.0 is already host[0].requesters[0]",
+        );
+    }
+
+    #[test]
+    fn ids_and_windows_past_the_end_are_refused() {
+        // VFs of ff:1f.7 wrapped to 00:00.0.
+        one_error(
+            "id = \"40:00.0\"",
+            "id = \"ff:1f.7\"",
+            "endpoint[0].id: ff:1f.7 with 3 virtual functions runs past ff:1f.7",
+        );
+        one_error(
+            "dma = [{ base = \"0x100000000\", size = \"0x40000000\" }]",
+            "dma = [{ base = \"0xffffffffffff0000\", size = \"0x20000\" }]",
+            "host[0].dma[0]: 0xffffffffffff0000+0x20000 runs past the end of the 64-bit address space",
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_refused() {
+        let e = errors("");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml: node: expected at least one [[node]]"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn one_bad_key_is_reported_once_not_again_by_what_refers_to_it() {
+        // A bad bus range, then nothing about the binding that names the host.
+        one_error("buses = \"00-0f\"", "buses = \"0f-00\"", "host[0].buses");
+        one_error(
+            "bar_size = \"0x10000\"",
+            "bar_size = \"12\"",
+            "endpoint[0].bar_size",
+        );
+        one_error(
+            "attach = \"sw1:1\"",
+            "attach = \"sw1:9\"",
+            "endpoint[0].attach",
+        );
+        // A node name that no reference could name is refused by itself;
+        // the references to it find it.
+        let text = GOOD.replace("\"sw0", "\"sw:0");
+        let e = errors(&text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains(
+                "node[0].name: expected 1 to 64 letters, digits, '-' or '_', found \"sw:0\""
+            ),
+            "{e:?}"
+        );
+        let e = errors(&GOOD.replace("nic0", "nic.0"));
+        assert!(e.len() == 1 && e[0].contains("endpoint[0].name"), "{e:?}");
+        one_error(
+            "vfs = 3",
+            "vfs = 3\ntemplate = \"../../etc/passwd\"",
+            "endpoint[0].template: expected a template name",
+        );
+    }
+
     #[test]
     fn a_good_topology_loads() {
         let t = Topology::parse(Path::new("t.toml"), GOOD).unwrap();
@@ -1189,7 +1474,8 @@ bar = "0xfe000000"
         assert!(e.iter().any(|e| e == "t.toml: fabric.mtu: expected 64..=9000 (1500 by default, 9000 for jumbo frames), found 10000"), "{e:?}");
         assert!(
             e.iter()
-                .any(|e| e == "t.toml: fabric.replay_slots: expected at least 2, found 1"),
+                .any(|e| e
+                    == "t.toml: fabric.replay_slots: expected 2..=4096 (64 by default), found 1"),
             "{e:?}"
         );
         let length = format!("[fabric]\nethertype = \"0x05dc\"\n{GOOD}");

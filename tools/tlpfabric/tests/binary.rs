@@ -487,3 +487,52 @@ fn one_node_and_a_line_of_three_run_clean_on_pinned_cores() {
         assert!(m["vm"].as_u64().unwrap() > 0, "{name}: {text}");
     }
 }
+
+/// Every file in `tests/bad-configs` is refused by `config check` and by
+/// `run`, with exit status 1 and the key its first line names, without a
+/// panic and without echoing a file it should not have read.
+#[test]
+fn every_bad_config_is_refused_naming_its_key() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/bad-configs");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "{files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expect = |tag: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(tag))
+                .map(str::trim)
+                .map(str::to_string)
+        };
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let check = bin().args(["config", "check"]).arg(&file).output().unwrap();
+        let run = bin()
+            .args(["run", "--deterministic", "--duration", "5ms", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let mut cases = vec![("run", run, expect("# expect-run:").or(expect("# expect:")))];
+        if let Some(e) = expect("# expect:") {
+            cases.push(("config check", check, Some(e)));
+        }
+        for (what, out, expected) in cases {
+            let expected = expected.unwrap_or_else(|| panic!("{name}: no '# expect:' line"));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{name}: {what}: {err}");
+            assert!(
+                err.contains(&format!("{name}: {expected}")),
+                "{name}: {what}: expected {expected:?} in {err}"
+            );
+            assert!(!err.contains("panicked"), "{name}: {what}: {err}");
+            assert!(
+                !err.contains("root:"),
+                "{name}: {what} echoed a file: {err}"
+            );
+        }
+    }
+}
