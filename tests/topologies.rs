@@ -122,3 +122,23 @@ fn a_hand_over_kept_waiting_is_rolled_back_at_the_deadline_with_nothing_lost() {
     let vms: usize = hosts(&d).iter().map(|h| h.vms().len()).sum();
     assert_eq!(vms, 2);
 }
+
+/// The embedded default's templates are built into the program: a scenario
+/// built with them needs no directory at all, and every function of the
+/// device gets its VDI.
+#[test]
+fn built_in_templates_need_no_directory() {
+    let mut c = config(200_000.0, 2, Schedule::default());
+    c.config_dir = std::path::PathBuf::from("/nonexistent/configs");
+    c.builtin_templates = true;
+    let s = migrate::scenario::build(&topology("default"), &c).expect("the scenario builds");
+    assert!(s.notes.is_empty(), "{:?}", s.notes);
+    // From a directory without templates, the same build says so.
+    c.builtin_templates = false;
+    let s = migrate::scenario::build(&topology("default"), &c).expect("the scenario builds");
+    assert!(
+        s.notes.iter().any(|n| n.contains("no VDI")),
+        "{:?}",
+        s.notes
+    );
+}

@@ -292,6 +292,13 @@ impl Link {
         })
     }
 
+    /// Bytes one end of a link with `config` allocates (its replay buffer
+    /// and the per-slot bookkeeping), as [`Link::new`] would.
+    pub fn memory(config: &LinkConfig) -> usize {
+        let body = ETHERNET_LEN + config.mtu - HEADER_LEN - CRC_LEN;
+        config.replay_slots * (body + 2 * std::mem::size_of::<usize>())
+    }
+
     /// The configuration.
     pub fn config(&self) -> &LinkConfig {
         &self.config

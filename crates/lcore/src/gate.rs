@@ -402,6 +402,18 @@ impl std::fmt::Debug for Gate {
 /// TLPs each direction of a binding can hold: more than the header credits
 /// of every path into it, so flow control stops senders first.
 const HOLD_CAPACITY: usize = 8192;
+
+/// Bytes a gate allocates before it holds anything: spare TLP buffers and
+/// room for what a release lets go, whatever the number of functions.
+pub fn gate_memory() -> usize {
+    SPARE * MAX_TLP + 2 * HOLD_CAPACITY * std::mem::size_of::<(Direction, HeldTlp)>()
+}
+
+/// Bytes a gate allocates per function, about: a pause point's two hold
+/// lanes and a VDI's configuration space and registers.
+pub fn function_memory() -> usize {
+    2 * HOLD_CAPACITY * (std::mem::size_of::<HeldTlp>() + 16) + 3 * 4096
+}
 /// TLPs a binding holds from a stopped source before held TLPs keep their
 /// credits anyway. Up to it the fabric's own buffers absorb what the
 /// stopped source still had in flight, so it all reaches the pause point

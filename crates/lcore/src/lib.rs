@@ -19,7 +19,9 @@ pub use gate::{
     Arrival, Blackouts, Gate, GateCommand, GateOffer, GateStats, GateStatus, GatedFunction,
 };
 pub use io::IoTask;
-pub use node::{FrameSettings, LiveSnapshot, LiveStats, NodeStats, NodeTask, BURST};
+pub use node::{
+    reliable_port_memory, FrameSettings, LiveSnapshot, LiveStats, NodeStats, NodeTask, BURST,
+};
 pub use stall::{StallClock, StallWatch, STALL_AFTER_NS};
 pub use task::{
     Control, CoreSpec, CoreStats, Cores, Deterministic, Stuck, Task, Tasks, ROUND_THRESHOLDS_NS,

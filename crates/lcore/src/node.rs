@@ -191,6 +191,14 @@ const WAITING_BYTES: usize = 1 << 20;
 /// The largest TLP (4 KiB of data, a 4 DW header, four prefixes, a digest).
 const MAX_TLP: usize = 4096 + 16 + 16 + 4;
 
+/// Bytes a node allocates for each port with a reliable link: its waiting
+/// room (TLP bytes, lengths and owners) and its share of the credits to
+/// return.
+pub fn reliable_port_memory() -> usize {
+    let per_tlp = std::mem::size_of::<usize>() + std::mem::size_of::<Option<(u16, Cost)>>();
+    WAITING_BYTES + WAITING_BYTES / 16 * (per_tlp + std::mem::size_of::<(u16, Cost)>()) + MAX_TLP
+}
+
 /// TLPs waiting for a link to take them, in order, in a byte ring.
 struct Waiting {
     bytes: VecDeque<u8>,

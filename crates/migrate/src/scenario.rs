@@ -37,7 +37,7 @@ impl Ports {
     /// The embedded default: in-memory rings, frames moving without copies.
     pub fn ring() -> Ports {
         Ports {
-            pool: FramePool::new(32_768, 1600),
+            pool: FramePool::new(RING_POOL.0, RING_POOL.1),
             link: Arc::new(|name, capacity, max_frame| {
                 let (a, b) = ring_link(name, capacity, max_frame);
                 Ok((Box::new(a) as DynPort, Box::new(b) as DynPort))
@@ -63,8 +63,12 @@ pub struct ScenarioConfig {
     pub duration: u64,
     /// The migrations. Its `stop` stops the hosts and devices too.
     pub schedule: Schedule,
-    /// Where endpoint templates are (`templates/NAME.toml` under it).
+    /// Where endpoint templates are (`templates/NAME.toml` under it; the
+    /// dumps they name must be under it too).
     pub config_dir: PathBuf,
+    /// Take endpoint templates from those built into the program instead
+    /// of `config_dir` (the embedded default topology).
+    pub builtin_templates: bool,
     /// Faults on every link between nodes (each direction).
     pub link_faults: Option<FaultConfig>,
     /// How long a drain may last before its pause point closes anyway.
@@ -88,6 +92,7 @@ impl Default for ScenarioConfig {
             duration: 20_000_000,
             schedule: Schedule::default(),
             config_dir: PathBuf::from("configs"),
+            builtin_templates: false,
             link_faults: None,
             drain_budget: DRAIN_BUDGET,
             read_every: HostConfig::default().read_every,
@@ -119,6 +124,59 @@ impl std::fmt::Debug for Scenario {
             .field("models", &self.models.len())
             .field("notes", &self.notes)
             .finish()
+    }
+}
+
+/// What a scenario of a topology allocates when it is built, about, by
+/// part (bytes). Held TLPs' own buffers come on top while a pause holds
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// The frame pool of the in-memory ports.
+    pub frame_pool: usize,
+    /// Replay buffers of every link end (each link between nodes has two;
+    /// so does each host's and device's link with its node).
+    pub replay_buffers: usize,
+    /// Waiting rooms of the nodes' reliable ports.
+    pub waiting_rooms: usize,
+    /// Gates: pause points and VDIs.
+    pub gates: usize,
+    /// Host and device models (their functions' memory).
+    pub models: usize,
+}
+
+impl Memory {
+    /// All of it.
+    pub fn total(&self) -> usize {
+        self.frame_pool + self.replay_buffers + self.waiting_rooms + self.gates + self.models
+    }
+}
+
+/// Frames in the in-memory ports' pool, and the bytes of each.
+const RING_POOL: (usize, usize) = (32_768, 1600);
+
+/// What building `t` as a scenario allocates, about (see [`Memory`]).
+pub fn memory(t: &Topology) -> Memory {
+    let link = fabric::Link::memory(&fabric::LinkConfig {
+        mtu: t.link.mtu,
+        replay_slots: t.link.replay_slots,
+        ..fabric::LinkConfig::default()
+    });
+    let edges = t.hosts.len() + t.endpoints.len();
+    let reliable_ports = 2 * t.links.len() + edges;
+    let functions: usize = t.endpoints.iter().map(|e| 1 + e.vfs as usize).sum();
+    let function_bytes: usize = t
+        .endpoints
+        .iter()
+        .map(|e| (1 + e.vfs as usize) * Layout::of(e.bar_size).size as usize)
+        .sum();
+    Memory {
+        frame_pool: RING_POOL.0 * RING_POOL.1,
+        replay_buffers: (reliable_ports + edges) * link,
+        waiting_rooms: reliable_ports * lcore::reliable_port_memory(),
+        gates: t.endpoints.len() * lcore::gate::gate_memory()
+            + functions * lcore::gate::function_memory(),
+        models: function_bytes,
     }
 }
 
@@ -328,8 +386,19 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             continue;
         }
         let template = end.template.as_ref().and_then(|name| {
-            let path = c.config_dir.join("templates").join(format!("{name}.toml"));
-            match vdi::Template::load(&path) {
+            let loaded = if c.builtin_templates {
+                vdi::Template::builtin(name).unwrap_or_else(|| {
+                    Err(vec![vdi::TemplateError {
+                        file: PathBuf::from(format!("(built in)/templates/{name}.toml")),
+                        key: "(file)".into(),
+                        message: "no such built-in template".into(),
+                    }])
+                })
+            } else {
+                let path = c.config_dir.join("templates").join(format!("{name}.toml"));
+                vdi::Template::load_within(&path, &c.config_dir)
+            };
+            match loaded {
                 Ok(t) => Some(t),
                 Err(errors) => {
                     let first = errors.first().map(|e| e.to_string()).unwrap_or_default();

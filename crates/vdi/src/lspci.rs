@@ -32,6 +32,18 @@ impl fmt::Display for DumpError {
 
 impl std::error::Error for DumpError {}
 
+/// The first word of `text`, at most 16 characters of it, quoted: an error
+/// says what it found without echoing a line of whatever file it was given.
+fn token(text: &str) -> String {
+    let word = text.split_whitespace().next().unwrap_or("");
+    let short: String = word.chars().take(16).collect();
+    if short.len() < word.len() {
+        format!("{short:?}...")
+    } else {
+        format!("{short:?}")
+    }
+}
+
 /// Reads the first device of an `lspci -xxx`/`-xxxx` dump.
 pub fn parse(text: &str) -> Result<Dump, DumpError> {
     let mut header: Option<String> = None;
@@ -52,7 +64,8 @@ pub fn parse(text: &str) -> Result<Dump, DumpError> {
         }
         let Some((offset, rest)) = raw.split_once(':') else {
             return Err(err(format!(
-                "expected \"offset: hex bytes\" or a device header, found {raw:?}"
+                "expected \"offset: hex bytes\" or a device header, found {}",
+                token(raw)
             )));
         };
         let offset = match usize::from_str_radix(offset.trim(), 16) {
@@ -63,7 +76,10 @@ pub fn parse(text: &str) -> Result<Dump, DumpError> {
                         // The next device's header: this dump is complete.
                         break;
                     }
-                    return Err(err(format!("expected a hex offset, found {offset:?}")));
+                    return Err(err(format!(
+                        "expected a hex offset, found {}",
+                        token(offset)
+                    )));
                 }
                 header = Some(raw.trim().to_string());
                 continue;
@@ -88,7 +104,7 @@ pub fn parse(text: &str) -> Result<Dump, DumpError> {
             let b = u8::from_str_radix(v, 16)
                 .ok()
                 .filter(|_| v.len() == 2)
-                .ok_or_else(|| err(format!("expected a 2-digit hex byte, found {v:?}")))?;
+                .ok_or_else(|| err(format!("expected a 2-digit hex byte, found {}", token(v))))?;
             bytes[offset + j] = b;
         }
         end = end.max(offset + values.len());

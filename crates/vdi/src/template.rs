@@ -3,7 +3,8 @@
 //! sizes, and the registers of its BARs with their access classes.
 //!
 //! ```toml
-//! config = "../devices/82576-pf.lspci"   # relative to this file
+//! config = "../devices/82576-pf.lspci"   # relative to this file, inside the
+//!                                        # topology's directory
 //! bars = [{ index = 0, size = "0x20000" }, { index = 3, size = "0x4000" }]
 //! rom_size = "0x20000"                   # optional
 //!
@@ -82,6 +83,14 @@ pub struct Template {
     pub registers: RegisterFile,
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 fn number(s: &str) -> Option<u64> {
     let t = s.replace('_', "");
     match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
@@ -90,9 +99,28 @@ fn number(s: &str) -> Option<u64> {
     }
 }
 
+/// The templates built into the program, with the dumps they name: the
+/// embedded default topology runs from them wherever the program is.
+const BUILTIN: &[(&str, &str, &str, &str)] = &[(
+    "nic",
+    include_str!("../../../configs/templates/nic.toml"),
+    "../devices/82576-pf.lspci",
+    include_str!("../../../configs/devices/82576-pf.lspci"),
+)];
+
 impl Template {
     /// Reads a template and the dump it names; every problem is returned.
+    /// The dump may be anywhere the template's `config` says (see
+    /// [`load_within`](Self::load_within) for files from users).
     pub fn load(path: &Path) -> Result<Template, Vec<TemplateError>> {
+        let dir = parent(path);
+        Template::load_within(path, &parent(&dir))
+    }
+
+    /// Reads a template and the dump it names, refusing a dump outside
+    /// `root` (the topology's directory): a template names a file of its
+    /// own fabric, not any file the program can read.
+    pub fn load_within(path: &Path, root: &Path) -> Result<Template, Vec<TemplateError>> {
         let err = |key: &str, message: String| TemplateError {
             file: path.to_path_buf(),
             key: key.into(),
@@ -100,7 +128,50 @@ impl Template {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| vec![err("(file)", format!("cannot read: {e}"))])?;
-        let spec: Spec = toml::from_str(&text).map_err(|e| {
+        let dir = parent(path);
+        Template::parse(path, &text, |config| {
+            let dump_path = dir.join(config);
+            let inside = match (dump_path.canonicalize(), root.canonicalize()) {
+                (Ok(dump), Ok(root)) => dump.starts_with(root),
+                (Err(e), _) => return Err(format!("cannot read {config:?}: {e}")),
+                (_, Err(e)) => return Err(format!("cannot read {}: {e}", root.display())),
+            };
+            if Path::new(config).is_absolute() || !inside {
+                return Err(format!(
+                    "expected a dump inside {} (a path relative to the template), found {config:?}",
+                    root.display()
+                ));
+            }
+            std::fs::read_to_string(&dump_path).map_err(|e| format!("cannot read {config:?}: {e}"))
+        })
+    }
+
+    /// A template built into the program, by name (`None`: there is none).
+    pub fn builtin(name: &str) -> Option<Result<Template, Vec<TemplateError>>> {
+        let &(name, text, config, dump) = BUILTIN.iter().find(|b| b.0 == name)?;
+        let path = PathBuf::from(format!("(built in)/templates/{name}.toml"));
+        Some(Template::parse(&path, text, |wanted| {
+            if wanted == config {
+                Ok(dump.to_string())
+            } else {
+                Err(format!("no built-in dump {wanted:?}"))
+            }
+        }))
+    }
+
+    /// Checks template text (`path` names it in errors), reading the dump
+    /// its `config` names through `dump`.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        dump: impl FnOnce(&str) -> Result<String, String>,
+    ) -> Result<Template, Vec<TemplateError>> {
+        let err = |key: &str, message: String| TemplateError {
+            file: path.to_path_buf(),
+            key: key.into(),
+            message,
+        };
+        let spec: Spec = toml::from_str(text).map_err(|e| {
             let key = e
                 .span()
                 .map(|s| format!("(byte {})", s.start))
@@ -185,12 +256,9 @@ impl Template {
                 None
             }
         };
-        let dump_path = path.parent().unwrap_or(Path::new(".")).join(&spec.config);
-        let dump = std::fs::read_to_string(&dump_path)
-            .map_err(|e| format!("cannot read {}: {e}", dump_path.display()))
-            .and_then(|t| {
-                crate::lspci::parse(&t).map_err(|e| format!("{}: {e}", dump_path.display()))
-            });
+        let config = &spec.config;
+        let dump = dump(config)
+            .and_then(|t| crate::lspci::parse(&t).map_err(|e| format!("{config:?}: {e}")));
         let (device, config) = match dump {
             Ok(d) => match ConfigSpace::new(&d.bytes, sizes) {
                 Ok(c) => (d.header, Some(c)),

@@ -20,15 +20,18 @@ pub(crate) struct CheckArgs {
 
 /// Each endpoint's template, `templates/NAME.toml` beside the topology,
 /// must load; its problems are reported against the endpoint's key.
-fn template_problems(file: &std::path::Path, t: &Topology) -> Vec<ConfigError> {
-    let dir = file.parent().unwrap_or(std::path::Path::new("."));
+pub(crate) fn template_problems(file: &std::path::Path, t: &Topology) -> Vec<ConfigError> {
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     let mut problems = Vec::new();
     for (i, e) in t.endpoints.iter().enumerate() {
         let Some(name) = &e.template else {
             continue;
         };
         let path = dir.join("templates").join(format!("{name}.toml"));
-        if let Err(errors) = vdi::Template::load(&path) {
+        if let Err(errors) = vdi::Template::load_within(&path, dir) {
             for err in errors {
                 problems.push(ConfigError {
                     file: file.to_path_buf(),
@@ -89,6 +92,7 @@ pub(crate) fn run(cmd: ConfigCommand, out: &mut dyn Write, err: &mut dyn Write) 
                 ));
             }
             let _ = writeln!(out, "  routes per node: {}", per_node.join(", "));
+            let _ = writeln!(out, "  memory: {}", crate::memory_line(&t));
             for h in &t.hosts {
                 let dma: Vec<String> = h
                     .dma
@@ -255,5 +259,31 @@ mod tests {
             ratio < 40.0,
             "10x the nodes took {ratio:.1}x as long: {best:?}"
         );
+    }
+
+    /// The summary says what the fabric's buffers will take, and more
+    /// replay slots take more.
+    #[test]
+    fn the_summary_says_what_memory_the_buffers_take() {
+        let mib = |out: &str| -> f64 {
+            let at = out.find("memory: about ").expect("a memory line") + 14;
+            out[at..].split(' ').next().unwrap().parse().unwrap()
+        };
+        let (code, small, err) = run_captured(&["config", "check", &shipped("default.toml")], "");
+        assert_eq!(code, 0, "{err}");
+        let dir = std::env::temp_dir().join(format!("tlpfabric-memory-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("templates")).unwrap();
+        let path = dir.join("big.toml");
+        let text = std::fs::read_to_string(shipped("default.toml"))
+            .unwrap()
+            .replace("replay_slots = 64", "replay_slots = 4096")
+            .replace("template = \"nic\"\n", "");
+        std::fs::write(&path, text).unwrap();
+        let (code, big, err) = run_captured(&["config", "check", path.to_str().unwrap()], "");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(code, 0, "{err}");
+        // Six link ends of 4096 slots of about 1.5 KB more.
+        let grew = mib(&big) - mib(&small);
+        assert!((25.0..60.0).contains(&grew), "{small}\n{big}");
     }
 }

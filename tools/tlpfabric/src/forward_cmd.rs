@@ -110,8 +110,23 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     if !(value.is_finite() && value > 0.0) {
         return Err(format!("expected a positive duration, found {s:?}"));
     }
-    Ok(Duration::from_secs_f64(value * scale))
+    let secs = value * scale;
+    if secs > MAX_DURATION_S {
+        return Err(format!(
+            "expected a duration of at most {} days, found {s:?}",
+            MAX_DURATION_S / 86_400.0
+        ));
+    }
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d >= Duration::from_nanos(1) => Ok(d),
+        _ => Err(format!(
+            "expected a duration of at least 1 ns, found {s:?} (rounds to 0 ns)"
+        )),
+    }
 }
+
+/// The longest duration any option takes: a year, far past any run.
+const MAX_DURATION_S: f64 = 365.0 * 86_400.0;
 
 const TOPOLOGY: &str = include_str!("../../../configs/forward.toml");
 
@@ -848,6 +863,21 @@ mod tests {
         assert_eq!(parse_duration("750ns"), Ok(Duration::from_nanos(750)));
         assert!(parse_duration("5h").unwrap_err().contains("ms, s or m"));
         assert!(parse_duration("-1s").is_err());
+        // Past what a Duration holds, and what rounds to nothing, are
+        // refused with words, not a panic or an instant run.
+        for (s, expected) in [
+            ("100000000000000000000000000000s", "at most 365 days"),
+            ("99999999999999999999999999m", "at most 365 days"),
+            ("0.0000000001s", "rounds to 0 ns"),
+            ("0.4ns", "rounds to 0 ns"),
+            ("inf", "expected a duration like"),
+            ("-0.5s", "positive"),
+        ] {
+            let e = parse_duration(s).unwrap_err();
+            assert!(e.contains(expected), "{s}: {e}");
+        }
+        assert!(parse_duration("365d").unwrap_err().contains("unit"));
+        assert!(parse_duration("525600m").is_ok());
         assert!(parse_duration("fast").is_err());
     }
 

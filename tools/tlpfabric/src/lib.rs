@@ -126,6 +126,22 @@ where
     }
 }
 
+/// What building a topology's fabric allocates, in words.
+pub(crate) fn memory_line(t: &fabric::Topology) -> String {
+    let m = migrate::scenario::memory(t);
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    format!(
+        "about {:.0} MiB of buffers when built (frame pool {:.0}, replay buffers {:.1}, waiting rooms {:.1}, \
+         pause points and VDIs {:.1}, functions' memory {:.1})",
+        mib(m.total()),
+        mib(m.frame_pool),
+        mib(m.replay_buffers),
+        mib(m.waiting_rooms),
+        mib(m.gates),
+        mib(m.models)
+    )
+}
+
 /// Runs the program with `args` (without the program name) and `stdin`,
 /// capturing its output: `(exit status, standard output, standard error)`.
 pub fn run_captured(args: &[&str], stdin: &str) -> (i32, String, String) {

@@ -350,6 +350,26 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
             return EXIT_REJECTED;
         }
     };
+    if args.config.is_some() {
+        // A template that does not load is the topology's problem, said as
+        // `config check` says it, not a fabric quietly without VDIs.
+        let problems = crate::config_cmd::template_problems(&file, &t);
+        if !problems.is_empty() {
+            for e in &problems {
+                let _ = writeln!(err, "error: {e}");
+            }
+            return EXIT_REJECTED;
+        }
+    }
+    if t.bindings.is_empty() {
+        let _ = writeln!(
+            err,
+            "error: {}: binding: expected at least one [[binding]] of a function to a host: \
+             run drives traffic between hosts and their functions, and would test nothing",
+            file.display()
+        );
+        return EXIT_REJECTED;
+    }
     if !(args.rate.is_finite() && args.rate > 0.0) {
         let _ = writeln!(
             err,
@@ -389,15 +409,11 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         abort: None,
         stop: stop.clone(),
     };
-    let mut dir = file
+    let dir = file
         .parent()
+        .filter(|d| !d.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    if args.config.is_none() && !dir.join("templates").is_dir() {
-        // The embedded default run outside the source tree's root: its
-        // templates are where this program was built from, if still there.
-        dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-    }
     let ports = if args.pmd == "dpdk" {
         match dpdk_ports(&args, &t) {
             Ok(p) => p,
@@ -416,6 +432,9 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         duration,
         schedule,
         config_dir: dir,
+        // The embedded default is whole in the program: it runs the same
+        // from any directory, with or without a source tree.
+        builtin_templates: args.config.is_none(),
         read_every: args.read_every,
         config_every: args.config_every,
         register_every: args.register_every,
@@ -632,6 +651,7 @@ fn report(
             "in-memory ring ports"
         }
     );
+    let _ = writeln!(out, "  memory: {}", crate::memory_line(t));
     let _ = writeln!(
         out,
         "  traffic: {} host writes, {} device DMA writes; {:.0} tracked TLPs/s delivered",
