@@ -11,8 +11,10 @@ use core::fmt;
 pub struct Dump {
     /// The header line: location and description.
     pub header: String,
-    /// 256 or 4096 bytes.
+    /// 256 or 4096 bytes (what the dump did not list reads as zero).
     pub bytes: Vec<u8>,
+    /// How many bytes the dump had: up to the last byte it listed.
+    pub len: usize,
 }
 
 /// Why a dump did not load: the line (1-based) and what was wrong.
@@ -122,7 +124,11 @@ pub fn parse(text: &str) -> Result<Dump, DumpError> {
         });
     }
     bytes.truncate(if end <= 256 { 256 } else { 4096 });
-    Ok(Dump { header, bytes })
+    Ok(Dump {
+        header,
+        bytes,
+        len: end,
+    })
 }
 
 #[cfg(test)]

@@ -89,7 +89,15 @@ enum Command {
     Vdi(vdi_cmd::VdiCommand),
 }
 
-/// Runs the program with `args` (the first is the program name).
+/// Whether usage errors may be coloured: standard error is a terminal and
+/// `NO_COLOR` (no-color.org) is not set to anything.
+pub fn colour_errors() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Runs the program with `args` (the first is the program name), usage
+/// errors in plain text.
 pub fn run<I, T>(
     args: I,
     stdin: &mut dyn BufRead,
@@ -100,11 +108,31 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    run_coloured(args, stdin, stdout, stderr, false)
+}
+
+/// [`run`], with usage errors in ANSI colour if `colour` (see
+/// [`colour_errors`]).
+pub fn run_coloured<I, T>(
+    args: I,
+    stdin: &mut dyn BufRead,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+    colour: bool,
+) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            let text = e.render().ansi().to_string();
+            let text = if colour {
+                e.render().ansi().to_string()
+            } else {
+                e.render().to_string()
+            };
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                     let _ = write!(stdout, "{}", e.render());

@@ -11,7 +11,14 @@ fn main() {
     let stdout = io::stdout();
     let mut stdout = io::BufWriter::new(stdout.lock());
     let mut stderr = io::stderr();
-    let code = tlpfabric::run(std::env::args_os(), &mut stdin, &mut stdout, &mut stderr);
+    let colour = tlpfabric::colour_errors();
+    let code = tlpfabric::run_coloured(
+        std::env::args_os(),
+        &mut stdin,
+        &mut stdout,
+        &mut stderr,
+        colour,
+    );
     let flushed = stdout.flush();
     drop(stdout);
     if let Err(e) = flushed {

@@ -592,7 +592,29 @@ fn build(a: &EncodeArgs) -> Result<(Vec<u8>, Option<String>), String> {
         .last_be
         .map(|v| v as u8)
         .unwrap_or(if length > 1 { 0xf } else { 0 });
-    let address = a.address.unwrap_or(0);
+    let needs_address = match r.body {
+        Body::Memory { .. } | Body::Io { .. } => true,
+        Body::Message { routing, .. } => routing == MsgRouting::ByAddress,
+        _ => false,
+    };
+    let address = match a.address {
+        Some(address) => address,
+        None if needs_address => {
+            return Err(
+                "--address is required for a memory, I/O or atomic request, or a \
+                        message routed by address"
+                    .into(),
+            )
+        }
+        None => 0,
+    };
+    if a.register & 0x3 != 0 || a.register > 0xffc {
+        return Err(format!(
+            "--register {:#x} must be DW aligned and at most 0xffc (a configuration request \
+             names a DW of the 4 KiB space)",
+            a.register
+        ));
+    }
     if address & 0x3 != 0 {
         return Err(format!(
             "--address {address:#x} must be DW aligned (the low two bits carry PH)"
@@ -620,7 +642,7 @@ fn build(a: &EncodeArgs) -> Result<(Vec<u8>, Option<String>), String> {
             first_be,
             last_be,
             target: a.target.unwrap_or_default(),
-            register: a.register as u16 & 0xffc,
+            register: a.register as u16,
         },
         Body::Message { routing, .. } => {
             let mut fields = [0u8; 8];
@@ -777,6 +799,64 @@ mod tests {
             "",
         );
         assert_eq!(code, 0);
+    }
+
+    #[test]
+    fn encode_refuses_what_it_would_silently_change() {
+        for (args, expected) in [
+            (
+                &[
+                    "--kind",
+                    "CfgRd0",
+                    "--target",
+                    "01:00.0",
+                    "--register",
+                    "0x3",
+                ][..],
+                "--register 0x3 must be DW aligned",
+            ),
+            (
+                &[
+                    "--kind",
+                    "CfgWr0",
+                    "--register",
+                    "0x1000",
+                    "--data",
+                    "00000000",
+                ],
+                "at most 0xffc",
+            ),
+            (&["--kind", "MRd"], "--address is required"),
+            (
+                &["--kind", "IOWr", "--data", "00000000"],
+                "--address is required",
+            ),
+        ] {
+            let mut argv = vec!["tlp", "encode"];
+            argv.extend_from_slice(args);
+            let (code, out, err) = cli(&argv, "");
+            assert_eq!(code, 2, "{args:?}: {out}{err}");
+            assert!(err.contains(expected), "{args:?}: {err}");
+            assert!(out.is_empty(), "{args:?}: {out}");
+        }
+        // An aligned register is encoded as given.
+        let (code, out, err) = cli(
+            &[
+                "tlp",
+                "encode",
+                "--kind",
+                "CfgRd0",
+                "--target",
+                "01:00.0",
+                "--register",
+                "0xffc",
+            ],
+            "",
+        );
+        assert_eq!(code, 0, "{err}");
+        let (_, decoded, _) = cli(&["tlp", "decode", "--json", out.trim()], "");
+        let v: serde_json::Value = serde_json::from_str(&decoded).unwrap();
+        assert_eq!(v["register"], 0xffc);
     }
 
     #[test]

@@ -61,6 +61,9 @@ fn extended_name(id: u16) -> &'static str {
     }
 }
 
+/// A type 0 or type 1 header.
+const HEADER_BYTES: usize = 64;
+
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
@@ -99,6 +102,14 @@ pub(crate) fn run(
         }
     };
     let b = &dump.bytes;
+    let have = dump.len;
+    if have < HEADER_BYTES {
+        let _ = writeln!(
+            err,
+            "error: {name}: the dump has {have} bytes; a configuration header has {HEADER_BYTES}"
+        );
+        return EXIT_REJECTED;
+    }
     let chains = config::capabilities(b).and_then(|c| Ok((c, config::extended_capabilities(b)?)));
     let (caps, ext) = match chains {
         Ok(c) => c,
@@ -107,16 +118,32 @@ pub(crate) fn run(
             return EXIT_REJECTED;
         }
     };
+    // What the dump did not list reads as zero in `b`: a capability found
+    // there was read from padding, not from the device.
+    let msix = config::msix(b);
+    let beyond = caps
+        .iter()
+        .chain(&ext)
+        .map(|c| (c.offset, c.offset as usize + 4))
+        .chain(msix.map(|m| (m.offset, m.offset as usize + 12)))
+        .find(|&(_, end)| end > have);
+    if let Some((offset, end)) = beyond {
+        let _ = writeln!(
+            err,
+            "error: {name}: the capability at {offset:#x} needs bytes up to {end:#x}; the dump has {have}"
+        );
+        return EXIT_REJECTED;
+    }
     let vendor = u16_at(b, 0);
     let device = u16_at(b, 2);
     let class = u32::from_le_bytes([b[9], b[10], b[11], 0]);
     let header_type = b[0x0e] & 0x7f;
-    let msix = config::msix(b);
     if args.json {
         let cap_json = |c: &Capability, width: usize| json!({"id": format!("0x{:0w$x}", c.id, w = width), "offset": format!("{:#x}", c.offset)});
         let doc = json!({
             "device": dump.header,
-            "size": b.len(),
+            "size": have,
+            "space": b.len(),
             "vendor_id": format!("0x{vendor:04x}"),
             "device_id": format!("0x{device:04x}"),
             "revision": b[8],
@@ -147,7 +174,7 @@ pub(crate) fn run(
     );
     let _ = writeln!(
         out,
-        "  command 0x{:04x} status 0x{:04x}, {} bytes",
+        "  command 0x{:04x} status 0x{:04x}, {have} bytes of a {}-byte space",
         u16_at(b, 4),
         u16_at(b, 6),
         b.len()
@@ -190,6 +217,44 @@ mod tests {
             "{}/../../configs/devices/{name}",
             env!("CARGO_MANIFEST_DIR")
         )
+    }
+
+    /// A 64-byte dump (the header only) whose capability pointer points
+    /// past it: the capability would be read from zero padding.
+    #[test]
+    fn a_short_dump_says_its_size_and_reads_nothing_beyond_it() {
+        let header = "00:01.0 Ethernet controller: a 64-byte dump\n\
+            00: 86 80 c9 10 07 04 10 00 01 00 00 02 10 00 80 00\n\
+            10: 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00\n\
+            20: 00 00 00 00 00 00 00 00 00 00 00 00 86 80 00 a0\n\
+            30: 00 00 00 00 40 00 00 00 00 00 00 00 00 01 00 00\n";
+        let (code, _, err) = run_captured(&["vdi", "inspect", "-"], header);
+        assert_eq!(code, 1);
+        assert!(
+            err.contains(
+                "error: -: the capability at 0x40 needs bytes up to 0x44; the dump has 64"
+            ),
+            "{err}"
+        );
+        // Without a capability list the same dump inspects, said as 64 bytes.
+        let no_caps = header.replace("07 04 10 00", "07 04 00 00");
+        let (code, out, err) = run_captured(&["vdi", "inspect", "-"], &no_caps);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("64 bytes of a 256-byte space"), "{out}");
+        let (_, out, _) = run_captured(&["vdi", "inspect", "--json", "-"], &no_caps);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            (v["size"].as_u64(), v["space"].as_u64()),
+            (Some(64), Some(256))
+        );
+        // Less than a header is refused.
+        let short: String = no_caps.lines().take(3).map(|l| format!("{l}\n")).collect();
+        let (code, _, err) = run_captured(&["vdi", "inspect", "-"], &short);
+        assert_eq!(code, 1);
+        assert!(
+            err.contains("the dump has 32 bytes; a configuration header has 64"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -536,3 +536,21 @@ fn every_bad_config_is_refused_naming_its_key() {
         }
     }
 }
+
+/// Usage errors carry no colour codes when standard error is not a
+/// terminal (here a pipe), with or without NO_COLOR.
+#[test]
+fn usage_errors_are_plain_text_off_a_terminal() {
+    for no_colour in [None, Some("1")] {
+        let mut command = bin();
+        command.args(["tlp", "encode", "--kind", "Bogus"]);
+        if let Some(v) = no_colour {
+            command.env("NO_COLOR", v);
+        }
+        let out = command.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("Bogus"), "{err}");
+        assert!(!err.contains('\u{1b}'), "colour codes in {err:?}");
+    }
+}
