@@ -369,15 +369,19 @@ impl<T: AsRef<[u8]>> Tlp<T> {
         self.h(self.header_len() - 1) & 0x3
     }
 
-    /// Steering Tag\[7:0\] when TH is set: the Tag byte of a write, the byte
-    /// enables byte of a read (§2.2.7.1).
+    /// Steering Tag\[7:0\] when TH is set: the Tag byte of a Memory Write,
+    /// the byte-enables byte of a Memory Read or an AtomicOp (TPH, §2.2.7.1
+    /// of the Base Specification 4.0: requests that need their Tag for the
+    /// completion carry the Steering Tag where the byte enables would be).
     pub fn steering_tag(&self) -> Option<u8> {
         if !self.th() {
             return None;
         }
         match self.kind()? {
-            Kind::MWr | Kind::FetchAdd | Kind::Swap | Kind::Cas => Some(self.h(field::TAG_REQ)),
-            Kind::MRd | Kind::MRdLk => Some(self.h(field::BE_CODE)),
+            Kind::MWr => Some(self.h(field::TAG_REQ)),
+            Kind::MRd | Kind::MRdLk | Kind::FetchAdd | Kind::Swap | Kind::Cas => {
+                Some(self.h(field::BE_CODE))
+            }
             _ => None,
         }
     }

@@ -71,6 +71,41 @@ fn mrd_4dw_with_th_and_10bit_tag() {
     round_trip(&b);
 }
 
+/// Every AtomicOp header format (FetchAdd, Swap and CAS, each with a 32-bit
+/// and a 64-bit address) with TH set: the Steering Tag is the byte-enables
+/// byte, not the Tag byte, which the completion needs (§2.2.7.1).
+#[test]
+fn atomics_with_th_carry_the_steering_tag_in_the_byte_enables_byte() {
+    // (Fmt/Type byte, Length in DW, operand bytes).
+    let formats = [
+        (0x4c, 1, 4),  // FetchAdd, 3 DW header, 32-bit operand
+        (0x6c, 2, 8),  // FetchAdd, 4 DW header, 64-bit operand
+        (0x4d, 1, 4),  // Swap, 3 DW
+        (0x6d, 1, 4),  // Swap, 4 DW
+        (0x4e, 2, 8),  // CAS, 3 DW, two 32-bit operands
+        (0x6e, 4, 16), // CAS, 4 DW, two 64-bit operands
+    ];
+    for (fmt_type, length, operand) in formats {
+        // TH set, requester 01:00.0, Tag 0x33, Steering Tag 0xa7; PH 0b01 in
+        // the address's low bits, the address aligned to the operand.
+        let mut b = vec![fmt_type, 0x01, 0x00, length, 0x01, 0x00, 0x33, 0xa7];
+        if fmt_type & 0x20 != 0 {
+            b.extend([0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x10, 0x01]);
+        } else {
+            b.extend([0xfe, 0x00, 0x10, 0x01]);
+        }
+        b.extend((0..operand).map(|i| i as u8));
+        let t = Tlp::new_checked(&b[..]).unwrap();
+        assert!(t.th(), "{fmt_type:#x}");
+        assert_eq!(t.steering_tag(), Some(0xa7), "{fmt_type:#x}");
+        assert_eq!(t.tag(), 0x33, "{fmt_type:#x}");
+        assert_eq!(t.ph(), 1, "{fmt_type:#x}");
+        let r = parse_ok(&b);
+        assert!(r.kind().is_atomic(), "{fmt_type:#x}");
+        round_trip(&b);
+    }
+}
+
 #[test]
 fn mrdlk() {
     let b = [
