@@ -4,13 +4,15 @@
 //! in-memory [`RingPort`] link, the [`NullPort`] (DPDK's `net_null` with
 //! frames filled from templates), and wrappers that are ports themselves:
 //! [`FaultPort`] (seeded faults) and [`TracePort`] (every frame to a
-//! callback; [`pcap::PcapWriter`] writes captures). With the `dpdk` feature,
+//! callback; [`pcap::PcapWriter`] writes captures, [`capture::Capture`]
+//! off the polling core). With the `dpdk` feature,
 //! [`dpdk::DpdkPort`] drives any DPDK ethdev with mbufs as frames.
 // Unsafe code lives only in the DPDK port (feature `dpdk`), each block with
 // the invariant it relies on.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capture;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod pcap;

@@ -23,6 +23,33 @@ impl<W: Write> PcapWriter<W> {
         Ok(PcapWriter { out, snaplen })
     }
 
+    /// Starts a capture with nanosecond timestamps (the pcap magic
+    /// 0xa1b23c4d), of frames cut to `snaplen` bytes.
+    pub fn new_nanos(mut out: W, snaplen: u32) -> io::Result<PcapWriter<W>> {
+        out.write_all(&0xa1b2_3c4du32.to_le_bytes())?;
+        out.write_all(&2u16.to_le_bytes())?;
+        out.write_all(&4u16.to_le_bytes())?;
+        out.write_all(&0i32.to_le_bytes())?;
+        out.write_all(&0u32.to_le_bytes())?;
+        out.write_all(&snaplen.to_le_bytes())?;
+        out.write_all(&1u32.to_le_bytes())?; // LINKTYPE_ETHERNET
+        Ok(PcapWriter { out, snaplen })
+    }
+
+    /// Appends one frame of a nanosecond capture, seen at `nanos`
+    /// nanoseconds since the epoch: its first bytes (at most the snap
+    /// length), and its length on the wire.
+    pub fn write_nanos(&mut self, nanos: u64, frame: &[u8], wire_len: usize) -> io::Result<()> {
+        let kept = frame.len().min(self.snaplen as usize);
+        self.out
+            .write_all(&((nanos / 1_000_000_000) as u32).to_le_bytes())?;
+        self.out
+            .write_all(&((nanos % 1_000_000_000) as u32).to_le_bytes())?;
+        self.out.write_all(&(kept as u32).to_le_bytes())?;
+        self.out.write_all(&(wire_len as u32).to_le_bytes())?;
+        self.out.write_all(&frame[..kept])
+    }
+
     /// Appends one frame seen at `micros` microseconds.
     pub fn write(&mut self, micros: u64, frame: &[u8]) -> io::Result<()> {
         let kept = frame.len().min(self.snaplen as usize);

@@ -7,7 +7,8 @@ use fabric::frame::{FrameHeader, FrameWriter, DEFAULT_MTU};
 use fabric::routing::epoch;
 use fabric::{NodeTables, Topology};
 use lcore::{FrameSettings, IoTask, NodeTask, Task};
-use pmd::{DeviceStats, FramePool, NullPort, Port, PortStats};
+use pmd::capture::Capture;
+use pmd::{DeviceStats, FramePool, NullPort, Port, PortStats, TracePort};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -65,7 +66,21 @@ pub(crate) struct ForwardArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Capture what one port receives and sends to this pcap file
+    /// (nanosecond timestamps, frames cut to 2048 bytes), off the forwarding
+    /// core: frames are copied to a ring a writer thread drains, and when
+    /// it falls behind the capture misses frames (counted), never the
+    /// forwarder.
+    #[arg(long)]
+    pcap: Option<PathBuf>,
+    /// The port `--pcap` captures: `west` or `east` (of the first core).
+    #[arg(long, default_value = "west", value_parser = ["west", "east"])]
+    pcap_port: String,
 }
+
+/// Spare capture buffers per tap, and the bytes each keeps of a frame.
+const CAPTURE_BUFFERS: usize = 8192;
+const CAPTURE_SNAPLEN: usize = 2048;
 
 /// Writes `frame` to `dir/name` as a one-frame pcap capture.
 fn write_pcap(dir: &Path, name: &str, frame: &[u8]) -> Result<PathBuf, String> {
@@ -488,6 +503,27 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     } else {
         ring_ports(east, west, args.lcores)
     };
+    let mut lanes = lanes;
+    let capture = match &args.pcap {
+        Some(path) => {
+            let port = usize::from(args.pcap_port == "east");
+            match Capture::start(path, 1, CAPTURE_BUFFERS, CAPTURE_SNAPLEN) {
+                Ok((capture, mut taps)) => {
+                    if let (Some((ports, _)), Some(mut tap)) = (lanes.first_mut(), taps.pop()) {
+                        let inner = ports.remove(port);
+                        let traced = TracePort::new(inner, move |d, f: &[u8]| tap.record(d, f));
+                        ports.insert(port, Box::new(traced));
+                    }
+                    Some(capture)
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "error: --pcap {}: cannot write: {e}", path.display());
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        None => None,
+    };
     let io = args.mode == "io";
     let duration = args.duration;
     let dpdk = args.pmd == "dpdk";
@@ -567,6 +603,22 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             err,
             "note: interrupted after {secs:.2} s of {:.2}: the report covers the time the cores ran",
             duration.as_secs_f64()
+        );
+    }
+    let captured = match capture.map(Capture::finish) {
+        Some(Ok(counts)) => Some(counts),
+        Some(Err(e)) => {
+            let _ = writeln!(err, "error: --pcap: {e}");
+            return EXIT_REJECTED;
+        }
+        None => None,
+    };
+    if let (Some((written, missed)), Some(path)) = (captured, &args.pcap) {
+        let _ = writeln!(
+            out,
+            "capture: {written} frames of the {} port written to {}, {missed} missed (the writer fell behind)",
+            args.pcap_port,
+            path.display()
         );
     }
     let snaps: Vec<_> = lives.iter().map(|l| l.snapshot()).collect();
@@ -652,6 +704,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             "busy_fraction": busy,
             "tlps_refused": tlps_refused,
             "frames_malformed": malformed,
+            "capture": captured.map(|(written, missed)| json!({"written": written, "missed": missed})),
             "ports": ports.json(),
             "directions": [
                 {"from": "west", "to": "east", "frames_per_s": west_in / secs, "tlps_per_s": west_tlps / secs},

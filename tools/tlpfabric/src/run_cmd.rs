@@ -97,6 +97,34 @@ pub(crate) struct RunArgs {
     /// 1 GiB, a file prefix of this process's own).
     #[arg(long, allow_hyphen_values = true)]
     eal: Option<String>,
+    /// Capture what one link carries, at its node's end, to this pcap file
+    /// (nanosecond timestamps), off the cores: a capture that falls behind
+    /// misses frames (counted), never the fabric.
+    #[arg(long)]
+    pcap: Option<PathBuf>,
+    /// The link `--pcap` captures: `link0`, `link1`, ... (between nodes, in
+    /// the topology's order) or a host's or endpoint's name (its link with
+    /// its node).
+    #[arg(long, default_value = "link0")]
+    pcap_port: String,
+}
+
+/// Wraps the node end of link `name` made by `ports` in a capture tap.
+fn with_capture(ports: &mut scenario::Ports, name: &str, tap: pmd::capture::Tap) {
+    let inner = ports.link.clone();
+    let wanted = name.to_string();
+    let slot = std::sync::Mutex::new(Some(tap));
+    ports.link = std::sync::Arc::new(move |name, capacity, max_frame| {
+        let (node_end, far_end) = inner(name, capacity, max_frame)?;
+        let tap = (name == wanted).then(|| slot.lock().ok()?.take()).flatten();
+        Ok(match tap {
+            Some(mut tap) => {
+                let traced = pmd::TracePort::new(node_end, move |d, f: &[u8]| tap.record(d, f));
+                (Box::new(traced) as DynPort, far_end)
+            }
+            None => (node_end, far_end),
+        })
+    });
 }
 
 /// Every link a pair of DPDK ethdevs over net_ring, every frame an mbuf.
@@ -425,6 +453,37 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
     } else {
         scenario::Ports::ring()
     };
+    let mut ports = ports;
+    let capture = match &args.pcap {
+        Some(path) => {
+            let mut names: Vec<String> = (0..t.links.len()).map(|i| format!("link{i}")).collect();
+            names.extend(t.hosts.iter().map(|h| h.name.clone()));
+            names.extend(t.endpoints.iter().map(|e| e.name.clone()));
+            if !names.contains(&args.pcap_port) {
+                let _ = writeln!(
+                    err,
+                    "error: --pcap-port: expected one of {}, found {:?}",
+                    names.join(", "),
+                    args.pcap_port
+                );
+                return EXIT_USAGE;
+            }
+            let room = (14 + t.link.mtu).max(64);
+            match pmd::capture::Capture::start(path, 1, 8192, room) {
+                Ok((capture, mut taps)) => {
+                    if let Some(tap) = taps.pop() {
+                        with_capture(&mut ports, &args.pcap_port, tap);
+                    }
+                    Some(capture)
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "error: --pcap {}: cannot write: {e}", path.display());
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        None => None,
+    };
     let config = ScenarioConfig {
         ports,
         rate: args.rate,
@@ -567,6 +626,22 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         round_trip,
         interrupted: stop.requested(),
     };
+    if let (Some(capture), Some(path)) = (capture, &args.pcap) {
+        match capture.finish() {
+            Ok((written, missed)) => {
+                let _ = writeln!(
+                    err,
+                    "capture: {written} frames of {} written to {}, {missed} missed (the writer fell behind)",
+                    args.pcap_port,
+                    path.display()
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(err, "error: --pcap {}: {e}", path.display());
+                return EXIT_REJECTED;
+            }
+        }
+    }
     report(&args, &t, &totals, elapsed, &cores, out, err)
 }
 

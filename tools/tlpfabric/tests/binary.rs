@@ -554,3 +554,122 @@ fn usage_errors_are_plain_text_off_a_terminal() {
         assert!(!err.contains('\u{1b}'), "colour codes in {err:?}");
     }
 }
+
+/// The frames of one pcap file (classic format, either timestamp unit).
+fn pcap_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+    assert!(bytes.len() >= 24, "no pcap header");
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let kept = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        frames.push(bytes[at + 16..at + 16 + kept].to_vec());
+        at += 16 + kept;
+    }
+    assert_eq!(at, bytes.len(), "a record cut short");
+    frames
+}
+
+/// `run --pcap` captures one link both ways, off the cores: every frame in
+/// the file is a whole fabric frame with a good CRC, and both ends' TLPs
+/// are there (host writes going toward the device, completions and DMA
+/// coming back).
+#[test]
+fn run_captures_a_link_both_ways_with_good_frames() {
+    let pcap = std::env::temp_dir().join(format!("tlpf-run-capture-{}.pcap", std::process::id()));
+    let out = bin()
+        .args(["run", "--deterministic", "--duration", "10ms", "--pcap"])
+        .arg(&pcap)
+        .args(["--pcap-port", "link0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("capture: "), "{err}");
+    let bytes = std::fs::read(&pcap).unwrap();
+    std::fs::remove_file(&pcap).unwrap();
+    assert_eq!(
+        &bytes[..4],
+        &0xa1b2_3c4du32.to_le_bytes(),
+        "nanosecond pcap"
+    );
+    let frames = pcap_frames(&bytes);
+    assert!(frames.len() > 100, "{} frames", frames.len());
+    let (mut to_device, mut from_device) = (0, 0);
+    for f in &frames {
+        let frame = fabric::Frame::new_checked(&f[..], fabric::frame::ETHERTYPE)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        // Node 0 (sw0) sends toward the device's node, node 1 back.
+        match frame.source_node() {
+            0 => to_device += frame.tlp_count() as usize,
+            1 => from_device += frame.tlp_count() as usize,
+            other => panic!("a frame from node {other}"),
+        }
+    }
+    assert!(
+        to_device > 0 && from_device > 0,
+        "{to_device} TLPs one way, {from_device} the other"
+    );
+    let written: usize = err
+        .split("capture: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert_eq!(written, frames.len(), "{err}");
+    // A link that is not in the topology is refused, naming those that are.
+    let out = bin()
+        .args(["run", "--deterministic", "--duration", "1ms", "--pcap"])
+        .arg(&pcap)
+        .args(["--pcap-port", "link7"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("expected one of link0, host-a, host-b, nic0"),
+        "{err}"
+    );
+    assert!(!pcap.exists());
+}
+
+/// `forward --pcap` captures the chosen port while it forwards: frames
+/// whole and checked, and as many in the file as the report says.
+#[test]
+fn forward_captures_a_port_while_it_forwards() {
+    let pcap = std::env::temp_dir().join(format!("tlpf-fwd-capture-{}.pcap", std::process::id()));
+    let out = bin()
+        .args([
+            "forward",
+            "--duration",
+            "100ms",
+            "--tlps-per-frame",
+            "4",
+            "--pcap",
+        ])
+        .arg(&pcap)
+        .args(["--pcap-port", "east"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let bytes = std::fs::read(&pcap).unwrap();
+    std::fs::remove_file(&pcap).unwrap();
+    let frames = pcap_frames(&bytes);
+    assert!(!frames.is_empty());
+    for f in &frames {
+        let frame = fabric::Frame::new_checked(&f[..], fabric::frame::ETHERTYPE)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(frame.tlp_count(), 4);
+    }
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("capture: "))
+        .expect(&text);
+    assert!(
+        line.contains(&format!(
+            "capture: {} frames of the east port",
+            frames.len()
+        )),
+        "{line}"
+    );
+}
