@@ -237,6 +237,7 @@ mod tests {
             seen.push((bytes[at + 16], kept, wire));
             at += 16 + kept;
         }
+        assert_eq!(crate::pcap::frames(&bytes).unwrap().len(), 4);
         assert_eq!(seen, [(1, 60, 60), (2, 60, 60), (3, 60, 60), (9, 128, 200)]);
     }
 

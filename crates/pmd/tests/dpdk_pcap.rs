@@ -10,14 +10,7 @@ use std::time::{Duration, Instant};
 
 /// The frames of a classic pcap file.
 fn frames_of(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut at = 24;
-    while at + 16 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
-        out.push(bytes[at + 16..at + 16 + len].to_vec());
-        at += 16 + len;
-    }
-    out
+    pmd::pcap::frames(bytes).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -555,18 +555,9 @@ fn usage_errors_are_plain_text_off_a_terminal() {
     }
 }
 
-/// The frames of one pcap file (classic format, either timestamp unit).
+/// The frames of a pcap file the program wrote.
 fn pcap_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
-    assert!(bytes.len() >= 24, "no pcap header");
-    let mut frames = Vec::new();
-    let mut at = 24;
-    while at + 16 <= bytes.len() {
-        let kept = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
-        frames.push(bytes[at + 16..at + 16 + kept].to_vec());
-        at += 16 + kept;
-    }
-    assert_eq!(at, bytes.len(), "a record cut short");
-    frames
+    pmd::pcap::frames(bytes).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `run --pcap` captures one link both ways, off the cores: every frame in
