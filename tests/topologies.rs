@@ -142,3 +142,35 @@ fn built_in_templates_need_no_directory() {
         s.notes
     );
 }
+
+/// A pause point whose hold is full takes nothing more and drops nothing:
+/// the TLP waits at its ingress with the credits it consumed, so that its
+/// sender is slowed by flow control, and it is offered again, in order,
+/// once the release makes room. Here each hold has room for 1 TLP while
+/// the hosts and the device keep sending toward the paused bindings, in
+/// VM and endpoint migrations and both ID modes.
+#[test]
+fn a_full_pause_point_makes_senders_wait_and_loses_nothing() {
+    for mode in ["different", "common"] {
+        let path = configs().join("default.toml");
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "[[binding]]\n",
+            &format!("[[binding]]\nid_mode = \"{mode}\"\n"),
+        );
+        let t = fabric::Topology::parse(&path, &text).unwrap();
+        let mut c = config(1_000_000.0, 12, migrations(10, 10));
+        c.hold_capacity = Some(1);
+        let mut d = fabric(&t, &c);
+        let end = c.duration + 10_000_000;
+        d.run_until(u64::MAX, |d| d.now() >= end);
+        let g = fabric_gate(&d);
+        assert!(g.stats().refused_full > 0, "{mode}: no hold was ever full");
+        let node = find::<lcore::NodeTask<migrate::scenario::DynPort>>(&d)
+            .into_iter()
+            .find(|n| n.gate().is_some())
+            .unwrap();
+        assert_eq!(node.parked(), 0, "{mode}: everything that waited went on");
+        assert_eq!(orchestrator(&d).counts(), (20, 0), "{mode}");
+        assert_clean(&integrity(&d));
+    }
+}

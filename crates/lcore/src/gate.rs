@@ -174,9 +174,10 @@ pub struct GateStats {
     pub held: u64,
     /// Held TLPs released.
     pub released: u64,
-    /// TLPs dropped because a hold queue was full (sized beyond the
-    /// credits of the paths, so this stays zero).
-    pub overflow: u64,
+    /// Times a TLP was refused because its binding's hold was full: it
+    /// waited at its ingress, with its credits, and was offered again.
+    /// Nothing is dropped.
+    pub refused_full: u64,
     /// Configuration writes a VDI completed, made to its function when the
     /// function was in reach again.
     pub replays: u64,
@@ -201,7 +202,7 @@ impl GateStats {
     pub fn add(&mut self, o: &GateStats) {
         self.held += o.held;
         self.released += o.released;
-        self.overflow += o.overflow;
+        self.refused_full += o.refused_full;
         self.replays += o.replays;
         self.replays_completed += o.replays_completed;
         self.vdi_config_reads += o.vdi_config_reads;
@@ -273,6 +274,9 @@ struct Gated {
     /// The bytes at the start of its BAR where its VDI has registers (0:
     /// none): posted writes there are shown to the VDI.
     register_span: u64,
+    /// Since the last release, the requester ID rewrite it made to held
+    /// requests: what waited for room behind them gets it too.
+    moved_requester: Option<(Bdf, Bdf)>,
 }
 
 impl Gated {
@@ -312,6 +316,9 @@ pub struct Arrival {
     /// It was routed to another function whose state moved here
     /// ([`Gate::redirect_down`]).
     pub redirected: bool,
+    /// Offered before and refused because its hold was full
+    /// ([`GateOffer::Full`]): counted as arrived then, not again now.
+    pub again: bool,
 }
 
 /// What the gate did with an offered TLP.
@@ -324,9 +331,15 @@ pub enum GateOffer {
     /// A VDI completed it; its completion (this many bytes) is in the
     /// reply buffer.
     Served(usize),
-    /// Served without a completion (a posted write absorbed by a VDI), or
-    /// dropped because the hold was full.
-    Consumed,
+    /// Taken with nothing to send on: a posted write a VDI absorbed, or a
+    /// completion that ends at the gate (of a write it made).
+    Absorbed,
+    /// The binding's hold is full: not taken. The caller keeps the TLP, with
+    /// the credits it consumed, and offers it again (`again`) before anything
+    /// that came in after it from the same port; the sender sees only
+    /// withheld credits, as from a full PCIe receive buffer. It counts as
+    /// having reached the pause point now (hand-overs wait on that).
+    Full,
 }
 
 /// Blackout histograms, in nanoseconds.
@@ -432,6 +445,61 @@ pub const REPLAY_REQUESTER: Bdf = Bdf(0xffff);
 const MAX_TLP: usize = 4096 + 16 + 16 + 4;
 
 impl Gate {
+    /// Gives every pause point room for `capacity` TLPs each way instead of
+    /// the default (before any pause; to show what a full hold does).
+    pub fn with_hold_capacity(mut self, capacity: usize) -> Gate {
+        for g in &mut self.bindings {
+            let config = PauseConfig {
+                hold_capacity: capacity,
+                ..g.point.config()
+            };
+            g.point = PausePoint::new(config);
+        }
+        self
+    }
+
+    /// A request toward a function that waited for room at its full pause
+    /// point while the binding moved: re-pointed to the destination's
+    /// requester ID as the held ones were at the release, so that its
+    /// completion reaches the VM where it runs now.
+    pub(crate) fn readdress_waiting(&self, tlp: &mut [u8]) {
+        let moved = self
+            .match_down(tlp)
+            .and_then(|b| self.bindings.get(b))
+            .and_then(|g| g.moved_requester);
+        if let Some((from, to)) = moved {
+            rewrite_requester(tlp, from, to);
+        }
+    }
+
+    /// Counts a TLP that waits at its ingress behind one a full pause point
+    /// refused as having reached its pause point (as `offer` counts those
+    /// it holds), since hand-overs wait for every TLP to get this far.
+    pub(crate) fn count_waiting(&self, dir: Direction, tlp: &[u8]) {
+        let b = match dir {
+            Direction::Up => self.match_up(tlp),
+            Direction::Down => self.match_down(tlp),
+        };
+        let Some(status) = b.and_then(|b| self.status.bindings.get(b)) else {
+            return;
+        };
+        let completion = tlp::classify(tlp).is_ok_and(|c| c.flow == FlowClass::Completion);
+        match dir {
+            Direction::Up => {
+                status.up_offered.fetch_add(1, Ordering::Relaxed);
+            }
+            Direction::Down if !completion => {
+                status.down_requests.fetch_add(1, Ordering::Relaxed);
+            }
+            Direction::Down => {}
+        }
+    }
+
+    /// A spare TLP buffer, if one is left.
+    pub(crate) fn spare_buffer(&mut self) -> Option<Vec<u8>> {
+        self.spare.pop()
+    }
+
     /// A gate at node port `port` over `functions` (index = binding index at
     /// this gate), each with its VDI if it has one; control arrives on
     /// `commands`.
@@ -468,6 +536,7 @@ impl Gate {
                     redirected_from: None,
                     stopped: None,
                     replay: Vec::new(),
+                    moved_requester: None,
                 })
                 .collect(),
             commands,
@@ -645,7 +714,10 @@ impl Gate {
             ingress,
             credits: owner,
             redirected,
+            again,
         } = arrival;
+        // Counted as arrived the first time it was offered.
+        let count = !again;
         let open = self
             .bindings
             .get(b)
@@ -667,7 +739,9 @@ impl Gate {
                     }
                 }
                 let status = &self.status.bindings[b];
-                status.down_requests.fetch_add(1, Ordering::Relaxed);
+                if count {
+                    status.down_requests.fetch_add(1, Ordering::Relaxed);
+                }
                 status.down_passed.fetch_add(1, Ordering::Relaxed);
                 return GateOffer::Pass;
             }
@@ -686,16 +760,20 @@ impl Gate {
         let status = &self.status.bindings[b];
         let request = dir == Direction::Down && info.flow != FlowClass::Completion;
         if dir == Direction::Up {
-            status.up_offered.fetch_add(1, Ordering::Relaxed);
+            if count {
+                status.up_offered.fetch_add(1, Ordering::Relaxed);
+            }
             if info.flow == FlowClass::Completion && info.requester == REPLAY_REQUESTER {
                 // The function completed a write the gate made for its VDI.
                 self.stats.replays_completed += 1;
-                return GateOffer::Consumed;
+                return GateOffer::Absorbed;
             }
         }
         if g.point.state() == State::Open {
             if request {
-                status.down_requests.fetch_add(1, Ordering::Relaxed);
+                if count {
+                    status.down_requests.fetch_add(1, Ordering::Relaxed);
+                }
                 if let Some(vdi) = &mut g.vdi {
                     vdi.observe(tlp);
                 }
@@ -724,12 +802,21 @@ impl Gate {
                     // arrived sees its answer on its way.
                     status.up_passed.fetch_add(1, Ordering::Release);
                 }
-                status.down_requests.fetch_add(1, Ordering::Release);
+                if count {
+                    status.down_requests.fetch_add(1, Ordering::Release);
+                }
                 return served;
             }
         }
-        if request {
+        if request && count {
             status.down_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        // A full hold takes nothing: the caller keeps it and offers it again
+        // (counted as arrived already, above).
+        let passes_drain = g.point.state() == State::Draining && info.flow != FlowClass::NonPosted;
+        if !passes_drain && g.point.held(dir) >= g.point.config().hold_capacity {
+            self.stats.refused_full += 1;
+            return GateOffer::Full;
         }
         if request && info.flow == FlowClass::Posted {
             // Held, and already in the VDI's registers: what it answers
@@ -765,9 +852,11 @@ impl Gate {
                 GateOffer::Held
             }
             Offer::Full(item) => {
+                // Checked above; were the point still to refuse it, it is
+                // offered again all the same, never dropped.
                 self.spare.push(item.bytes);
-                self.stats.overflow += 1;
-                GateOffer::Consumed
+                self.stats.refused_full += 1;
+                GateOffer::Full
             }
         }
     }
@@ -895,6 +984,7 @@ impl Gate {
         match command {
             GateCommand::Pause { mode, stopped, .. } => {
                 g.stopped = stopped;
+                g.moved_requester = None;
                 status.drain_expired.store(false, Ordering::Release);
                 if g.point.pause(mode, at).is_ok() {
                     g.paused_since = Some(at);
@@ -914,6 +1004,7 @@ impl Gate {
                     status,
                     &mut self.stats,
                 );
+                g.moved_requester = requester;
                 if let Some((from, to)) = requester {
                     g.point.rewrite_held(Direction::Down, |held| {
                         if rewrite_requester(&mut held.bytes, from, to) {
@@ -1171,7 +1262,7 @@ fn serve_request(
                 _ => stats.vdi_register_reads += 1,
             }
             Some(if n == 0 {
-                GateOffer::Consumed
+                GateOffer::Absorbed
             } else {
                 GateOffer::Served(n)
             })

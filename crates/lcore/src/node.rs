@@ -172,6 +172,28 @@ pub struct NodeTask<P> {
     staged: Vec<(usize, usize)>,
     /// The pause stage at an endpoint's port, if the node has one.
     gate: Option<Gate>,
+    /// Per port: TLPs waiting for room at a full pause point, in order.
+    parked: Vec<VecDeque<Parked>>,
+    /// Offering waiting TLPs again (they were counted as arrived).
+    retrying: bool,
+}
+
+/// Whether a pause point took a TLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// Taken: forwarded, held, served or refused.
+    Yes,
+    /// Its pause point was full; if routed already, toward this egress.
+    Full(Option<u16>),
+}
+
+/// A TLP waiting at its ingress for room at a full pause point.
+struct Parked {
+    bytes: Vec<u8>,
+    /// The credits it consumed on a reliable ingress link.
+    credits: Option<(u16, Cost)>,
+    /// Routed (and translated) already, toward this egress.
+    routed: Option<u16>,
 }
 
 /// Where one TLP goes, without the borrow of the tables.
@@ -188,6 +210,9 @@ enum Routed {
 /// ports while any link has more than half of this waiting, and one poll
 /// brings at most a burst of jumbo frames, so the rest always fits.
 const WAITING_BYTES: usize = 1 << 20;
+/// TLPs that can wait at one port for a full pause point: a reliable link
+/// delivers no more than its header credits of the three classes.
+const PARKED_ROOM: usize = 3 * 64;
 /// The largest TLP (4 KiB of data, a 4 DW header, four prefixes, a digest).
 const MAX_TLP: usize = 4096 + 16 + 16 + 4;
 
@@ -311,6 +336,8 @@ impl<P: Port> NodeTask<P> {
             staging: Vec::with_capacity(2 * fabric::frame::MAX_MTU + 64),
             staged: Vec::with_capacity(1024),
             gate: None,
+            parked: (0..n).map(|_| VecDeque::new()).collect(),
+            retrying: false,
         }
     }
 
@@ -318,6 +345,23 @@ impl<P: Port> NodeTask<P> {
     /// through it) at the gate's port.
     pub fn with_gate(&mut self, gate: Gate) {
         self.gate = Some(gate);
+        // Room for what a reliable link's credits let wait at each port, so
+        // that waiting allocates no bookkeeping.
+        for q in &mut self.parked {
+            q.reserve(PARKED_ROOM);
+        }
+    }
+
+    /// Whether TLPs from `port` wait for a full pause point.
+    fn parked_at(&self, port: u16) -> bool {
+        self.parked
+            .get(port as usize)
+            .is_some_and(|q| !q.is_empty())
+    }
+
+    /// TLPs waiting at their ingress for room at a full pause point.
+    pub fn parked(&self) -> usize {
+        self.parked.iter().map(VecDeque::len).sum()
     }
 
     /// Its counters and refusal log, to read.
@@ -529,7 +573,13 @@ impl<P: Port> NodeTask<P> {
             let range = at + 2..at + 2 + len;
             at = range.end;
             if mixed {
-                self.handle(ingress, &mut bytes[range], now);
+                let tlp = &mut bytes[range];
+                if self.parked_at(ingress) {
+                    self.holding = None;
+                    self.park_behind(ingress, tlp, now);
+                } else if let Taken::Full(routed) = self.handle(ingress, tlp, now) {
+                    self.park(ingress, tlp, routed);
+                }
                 continue;
             }
             // No credits to note: a reliable link's frames go the other way.
@@ -620,7 +670,15 @@ impl<P: Port> NodeTask<P> {
             // congested link parks it, and then when that link takes it, so
             // congestion reaches back to the sender as withheld credits.
             // (`route_one` sets what it holds, from the one classification.)
-            self.handle(ingress, tlp, now);
+            if self.parked_at(ingress) {
+                self.holding = tlp::classify(tlp).ok().map(|c| (ingress, Cost::of(&c)));
+                if self.park_behind(ingress, tlp, now) {
+                    continue;
+                }
+            } else if let Taken::Full(routed) = self.handle(ingress, tlp, now) {
+                self.park(ingress, tlp, routed);
+                continue;
+            }
             if let Some((_, cost)) = self.holding.take() {
                 if let Some(Some(r)) = self.links.get_mut(ingress as usize) {
                     r.link.release(cost);
@@ -634,19 +692,20 @@ impl<P: Port> NodeTask<P> {
     }
 
     /// Forwards one TLP (translated in place) to where it goes.
-    fn handle(&mut self, ingress: u16, tlp: &mut [u8], now: u64) {
+    fn handle(&mut self, ingress: u16, tlp: &mut [u8], now: u64) -> Taken {
         if self.gate.is_some() {
             return self.handle_gated(ingress, tlp, now);
         }
         let action = self.route_one(ingress, tlp, now);
         self.finish_one(ingress, action, tlp, now);
+        Taken::Yes
     }
 
     /// `handle` at a node with a gate: traffic from a gated function is
     /// offered before routing, traffic to one after.
-    fn handle_gated(&mut self, ingress: u16, tlp: &mut [u8], now: u64) {
+    fn handle_gated(&mut self, ingress: u16, tlp: &mut [u8], now: u64) -> Taken {
         let Some(mut gate) = self.gate.take() else {
-            return;
+            return Taken::Yes;
         };
         let reliable = self
             .links
@@ -666,8 +725,15 @@ impl<P: Port> NodeTask<P> {
                     ingress,
                     credits: owner.filter(|_| keeps),
                     redirected: false,
+                    again: self.retrying,
                 };
                 let offer = gate.offer(b, arrival, tlp, &mut self.reply, now);
+                if offer == GateOffer::Full {
+                    // Not taken: it waits at its ingress with its credits.
+                    self.holding = owner;
+                    self.gate = Some(gate);
+                    return Taken::Full(None);
+                }
                 if offer != GateOffer::Pass {
                     self.stats.tlps_held += u64::from(offer == GateOffer::Held);
                     // Held with its credits, or they go back now.
@@ -682,11 +748,22 @@ impl<P: Port> NodeTask<P> {
                     });
                     self.holding = if keeps && held { None } else { owner };
                     self.gate = Some(gate);
-                    return;
+                    return Taken::Yes;
                 }
             }
         }
         let action = self.route_one(ingress, tlp, now);
+        self.gate = Some(gate);
+        self.gate_down(ingress, action, tlp, now)
+    }
+
+    /// The part of `handle_gated` after routing: a TLP toward a gated
+    /// function is offered to its pause point, anything else goes on.
+    fn gate_down(&mut self, ingress: u16, action: Routed, tlp: &mut [u8], now: u64) -> Taken {
+        let Some(mut gate) = self.gate.take() else {
+            self.finish_one(ingress, action, tlp, now);
+            return Taken::Yes;
+        };
         if let Routed::Forward(egress) = action {
             if egress == gate.port() {
                 if let Some(b) = gate.match_down(tlp) {
@@ -702,6 +779,7 @@ impl<P: Port> NodeTask<P> {
                                 ingress,
                                 credits: owner,
                                 redirected,
+                                again: self.retrying,
                             };
                             gate.offer(b, arrival, tlp, &mut self.reply, now)
                         }
@@ -715,19 +793,25 @@ impl<P: Port> NodeTask<P> {
                                 self.holding = None;
                             }
                             self.gate = Some(gate);
-                            return;
+                            return Taken::Yes;
                         }
                         GateOffer::Served(len) => {
                             self.stats.vdi_served += 1;
                             let port = gate.port();
                             self.gate = Some(gate);
                             self.route_served(port, len, now);
-                            return;
+                            return Taken::Yes;
                         }
-                        GateOffer::Consumed => {
+                        GateOffer::Absorbed => {
                             self.stats.vdi_served += 1;
                             self.gate = Some(gate);
-                            return;
+                            return Taken::Yes;
+                        }
+                        GateOffer::Full => {
+                            // Routed (translated) already: offered again as
+                            // it is, not routed twice.
+                            self.gate = Some(gate);
+                            return Taken::Full(Some(egress));
                         }
                     }
                 }
@@ -735,6 +819,94 @@ impl<P: Port> NodeTask<P> {
         }
         self.gate = Some(gate);
         self.finish_one(ingress, action, tlp, now);
+        Taken::Yes
+    }
+
+    /// Keeps a TLP a full pause point did not take at its ingress, with
+    /// the credits it consumed; everything after it from that port waits
+    /// behind it.
+    fn park(&mut self, ingress: u16, tlp: &[u8], routed: Option<u16>) {
+        let credits = self.holding.take();
+        let mut bytes = self
+            .gate
+            .as_mut()
+            .and_then(Gate::spare_buffer)
+            .unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(tlp);
+        if let Some(q) = self.parked.get_mut(ingress as usize) {
+            q.push_back(Parked {
+                bytes,
+                credits,
+                routed,
+            });
+        }
+    }
+
+    /// A TLP from a port where others wait for a full pause point: if it
+    /// goes the same way (from the gated device, or toward it) it waits
+    /// behind them, counted as having reached the pause point, and `true`;
+    /// anything else goes on now (a switch keeps order only toward one
+    /// egress, §2.4), and `false` with its credits in `holding`.
+    fn park_behind(&mut self, ingress: u16, tlp: &mut [u8], now: u64) -> bool {
+        let Some(port) = self.gate.as_ref().map(Gate::port) else {
+            return false;
+        };
+        if ingress == port {
+            if let Some(g) = self.gate.as_ref() {
+                g.count_waiting(Direction::Up, tlp);
+            }
+            self.park(ingress, tlp, None);
+            return true;
+        }
+        let credits = self.holding.take();
+        let action = self.route_one(ingress, tlp, now);
+        self.holding = credits;
+        match action {
+            Routed::Forward(egress) if egress == port => {
+                if let Some(g) = self.gate.as_ref() {
+                    g.count_waiting(Direction::Down, tlp);
+                }
+                self.park(ingress, tlp, Some(egress));
+                true
+            }
+            other => {
+                self.finish_one(ingress, other, tlp, now);
+                false
+            }
+        }
+    }
+
+    /// Offers what waits at each port again, in order, until a pause point
+    /// is still full; what is taken gives its credits back as usual.
+    fn retry_parked(&mut self, now: u64) {
+        self.retrying = true;
+        for p in 0..self.parked.len() {
+            while let Some(mut parked) = self.parked[p].pop_front() {
+                let ingress = p as u16;
+                self.holding = parked.credits.take();
+                let taken = match parked.routed {
+                    None => self.handle(ingress, &mut parked.bytes, now),
+                    Some(egress) => {
+                        if let Some(g) = self.gate.as_ref() {
+                            g.readdress_waiting(&mut parked.bytes);
+                        }
+                        let action = Routed::Forward(egress);
+                        self.gate_down(ingress, action, &mut parked.bytes, now)
+                    }
+                };
+                if let Taken::Full(_) = taken {
+                    parked.credits = self.holding.take();
+                    self.parked[p].push_front(parked);
+                    break;
+                }
+                self.return_holding();
+                if let Some(g) = self.gate.as_mut() {
+                    g.recycle(parked.bytes);
+                }
+            }
+        }
+        self.retrying = false;
     }
 
     /// Control for the gate, and what it released: toward the function
@@ -897,6 +1069,10 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
     fn poll(&mut self, now: u64) -> usize {
         self.tables.refresh();
         self.poll_gate(now);
+        // What waited for room goes before anything new from its port.
+        if self.parked.iter().any(|q| !q.is_empty()) {
+            self.retry_parked(now);
+        }
         let started = crate::tsc::cycles();
         let mut done = 0;
         let mut light = true;

@@ -82,6 +82,9 @@ pub struct ScenarioConfig {
     pub register_every: u64,
     /// The ports to run on.
     pub ports: Ports,
+    /// TLPs each pause point holds each way (`None`: the gate's default,
+    /// beyond what credits let in; smaller shows what a full hold does).
+    pub hold_capacity: Option<usize>,
 }
 
 impl Default for ScenarioConfig {
@@ -99,6 +102,7 @@ impl Default for ScenarioConfig {
             config_every: HostConfig::default().config_every,
             register_every: HostConfig::default().register_every,
             ports: Ports::ring(),
+            hold_capacity: None,
         }
     }
 }
@@ -426,6 +430,9 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             .collect();
         let (commands, commands_rx) = rings::spsc::ring(64);
         let mut gate = Gate::new(end.attach.port, functions, commands_rx, c.drain_budget);
+        if let Some(capacity) = c.hold_capacity {
+            gate = gate.with_hold_capacity(capacity);
+        }
         // The devices answer on the models' core, the gate runs on the
         // nodes': a drain does not count the time either was kept from
         // running.

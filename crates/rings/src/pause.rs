@@ -446,6 +446,11 @@ impl<T: Pausable> PausePoint<T> {
         }
     }
 
+    /// How it was configured.
+    pub fn config(&self) -> PauseConfig {
+        self.config
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.state
