@@ -952,6 +952,69 @@ fn claim_20_the_device_is_unaware_of_the_blocking() {
     assert_clean(&integrity(&d));
 }
 
+/// Claims 11 and 20, the device's side: in VM migrations the device is told
+/// nothing, and keeps sending DMA toward the paused binding. Its held TLPs
+/// keep the credits they consumed, so once its link's posted-header credits
+/// are all held it waits, exactly as a PCIe port with a full partner, and
+/// that is all it sees. Links between nodes that hold frames back for 2 ms
+/// make pauses long enough for that.
+#[test]
+fn claims_11_20_a_device_that_keeps_sending_sees_only_its_credits_run_out() {
+    use std::cell::Cell;
+    use tlp::CreditType;
+    // One binding: all the device's DMA is the migrating VM's.
+    let path = configs().join("default.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let one = &text[..text.rfind("[[binding]]").unwrap()];
+    let t = Topology::parse(&path, one).unwrap();
+    assert_eq!(t.bindings.len(), 1);
+    let schedule = Schedule {
+        vm_migrations: 10,
+        start: 1_000_000,
+        interval: 1_000_000,
+        budget: u64::MAX,
+        deadline: 1_000_000_000,
+        ..Schedule::default()
+    };
+    let mut c = scenario_config(2_000_000.0, 12, schedule);
+    c.link_faults = Some(FaultConfig {
+        delay: 0.05,
+        delay_ticks: 2_000_000,
+        seed: 11,
+        ..FaultConfig::NONE
+    });
+    let mut d = fabric(&t, &c);
+    // Seen from the device while its DMA toward the paused binding is
+    // held: no posted-header credit left, and its own TLPs waiting for one,
+    // while nothing of it waits for a congested link at its node (so the
+    // held TLPs are what keep its credits).
+    let starved = Cell::new(0u32);
+    let end = c.duration + 10_000_000;
+    d.run_until(u64::MAX, |d| {
+        let g = fabric_gate(d);
+        let held_up: usize = (0..4).map(|b| g.held(b).1).sum();
+        let device = find::<EndpointModel<DynPort>>(d)[0];
+        let (ph, waiting) = device.credits(CreditType::PH);
+        let gate_node = find::<NodeTask<DynPort>>(d)
+            .into_iter()
+            .find(|n| n.gate().is_some())
+            .unwrap();
+        if held_up >= 64 && ph == Some(0) && waiting > 0 && gate_node.waiting() == 0 {
+            starved.set(starved.get() + 1);
+        }
+        d.now() >= end
+    });
+    assert!(starved.get() > 0, "the device never ran out of credits");
+    assert_eq!(orchestrator(&d).counts(), (10, 0));
+    let device = find::<EndpointModel<DynPort>>(&d)[0];
+    // Told nothing: no command reached it in a VM migration; nothing it
+    // sent was lost, and it is not waiting for anything any more.
+    assert_eq!(device.commands(), 0);
+    assert_eq!(device.credits(CreditType::PH).1, 0);
+    assert_clean(device.integrity());
+    assert_clean(&integrity(&d));
+}
+
 /// A run stopped by hand part way: hosts and devices offer nothing more, no
 /// migration starts, the one under way finishes, and what was in flight is
 /// delivered, so the report of the time it ran is whole.

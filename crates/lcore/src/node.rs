@@ -359,6 +359,15 @@ impl<P: Port> NodeTask<P> {
             .is_some_and(|q| !q.is_empty())
     }
 
+    /// TLPs waiting for a reliable link to take them, over all its ports.
+    pub fn waiting(&self) -> usize {
+        self.links
+            .iter()
+            .flatten()
+            .map(|r| r.waiting.lengths.len())
+            .sum()
+    }
+
     /// TLPs waiting at their ingress for room at a full pause point.
     pub fn parked(&self) -> usize {
         self.parked.iter().map(VecDeque::len).sum()

@@ -82,6 +82,13 @@ impl Edge {
     }
 
     /// Frames and TLPs not yet on the wire, or not yet acknowledged.
+    /// What its link will let it send now, of credit type `t` (`None`:
+    /// no link, or infinite), and the TLPs waiting for credits.
+    pub(crate) fn credits(&self, t: tlp::CreditType) -> (Option<u16>, usize) {
+        let available = self.link.as_ref().and_then(|l| l.credits_available(t));
+        (available, self.waiting.len())
+    }
+
     pub(crate) fn backlog(&self) -> usize {
         let link = self.link.as_ref().is_some_and(|l| !l.is_idle()) as usize;
         self.pending.len() + self.open.is_some() as usize + self.waiting.len() + link

@@ -231,6 +231,8 @@ pub struct EndpointModel<P> {
     tlp: Vec<u8>,
     control: Option<(Consumer<EndpointCommand>, Producer<Moved>)>,
     moves: Vec<(u8, u8, u64)>,
+    /// Control commands received.
+    commands: u64,
     interrupts: u64,
 }
 
@@ -259,6 +261,7 @@ impl<P: Port> EndpointModel<P> {
             integrity: Integrity::default(),
             control: None,
             moves: Vec::new(),
+            commands: 0,
             interrupts: 0,
         }
     }
@@ -274,6 +277,7 @@ impl<P: Port> EndpointModel<P> {
             return;
         };
         while let Some(command) = commands.pop() {
+            self.commands += 1;
             match command {
                 EndpointCommand::Detach { function } | EndpointCommand::Resume { function } => {
                     if let Some(f) = self.functions.get_mut(function as usize) {
@@ -374,6 +378,18 @@ impl<P: Port> EndpointModel<P> {
     /// reach the device).
     pub fn doorbells(&self) -> u64 {
         self.functions.iter().map(|f| f.registers.doorbells).sum()
+    }
+
+    /// The credits of type `t` its link lets it use now (`None`: no link,
+    /// or infinite), and its TLPs waiting for credits: all a device learns
+    /// of a fabric that holds its traffic.
+    pub fn credits(&self, t: tlp::CreditType) -> (Option<u16>, usize) {
+        self.edge.credits(t)
+    }
+
+    /// Control commands it has received from an orchestrator.
+    pub fn commands(&self) -> u64 {
+        self.commands
     }
 
     /// Whether it has sent all its DMA.
