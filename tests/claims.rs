@@ -206,23 +206,6 @@ fn default_topology() -> Topology {
     Topology::load(&configs().join("default.toml")).expect("the default topology")
 }
 
-/// The default topology with every binding in `mode`.
-fn topology_in(mode: IdMode) -> Topology {
-    let path = configs().join("default.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let name = match mode {
-        IdMode::Different => "different",
-        IdMode::Common => "common",
-    };
-    let text = text.replace(
-        "[[binding]]\n",
-        &format!("[[binding]]\nid_mode = \"{name}\"\n"),
-    );
-    let t = Topology::parse(&path, &text).expect("the default topology");
-    assert!(t.bindings.iter().all(|b| b.id_mode.name() == name));
-    t
-}
-
 fn scenario_config(rate: f64, duration_ms: u64, schedule: Schedule) -> ScenarioConfig {
     ScenarioConfig {
         rate,
@@ -977,12 +960,7 @@ fn claims_11_20_a_device_that_keeps_sending_sees_only_its_credits_run_out() {
         ..Schedule::default()
     };
     let mut c = scenario_config(2_000_000.0, 12, schedule);
-    c.link_faults = Some(FaultConfig {
-        delay: 0.05,
-        delay_ticks: 2_000_000,
-        seed: 11,
-        ..FaultConfig::NONE
-    });
+    c.link_faults = Some(slow_links(11));
     let mut d = fabric(&t, &c);
     // Seen from the device while its DMA toward the paused binding is
     // held: no posted-header credit left, and its own TLPs waiting for one,

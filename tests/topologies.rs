@@ -6,8 +6,8 @@
 //! And migrations whose hand-over the fabric keeps waiting are rolled back
 //! at their deadline with nothing lost.
 
-use fabric::FaultConfig;
 use migrate::scenario::ScenarioConfig;
+use migrate::IdMode;
 use migrate::{AbortReason, Outcome, Phase, Schedule};
 
 mod common;
@@ -88,12 +88,7 @@ fn a_hand_over_kept_waiting_is_rolled_back_at_the_deadline_with_nothing_lost() {
     let mut schedule = migrations(20, 20);
     schedule.deadline = 200_000;
     let mut c = config(300_000.0, 20, schedule);
-    c.link_faults = Some(FaultConfig {
-        delay: 0.05,
-        delay_ticks: 2_000_000,
-        seed: 7,
-        ..FaultConfig::NONE
-    });
+    c.link_faults = Some(slow_links(7));
     let d = run("line", &c);
     let o = orchestrator(&d);
     let at_deadline: Vec<_> = o
@@ -151,26 +146,24 @@ fn built_in_templates_need_no_directory() {
 /// VM and endpoint migrations and both ID modes.
 #[test]
 fn a_full_pause_point_makes_senders_wait_and_loses_nothing() {
-    for mode in ["different", "common"] {
-        let path = configs().join("default.toml");
-        let text = std::fs::read_to_string(&path).unwrap().replace(
-            "[[binding]]\n",
-            &format!("[[binding]]\nid_mode = \"{mode}\"\n"),
-        );
-        let t = fabric::Topology::parse(&path, &text).unwrap();
+    for mode in [IdMode::Different, IdMode::Common] {
+        let t = topology_in(mode);
         let mut c = config(1_000_000.0, 12, migrations(10, 10));
         c.hold_capacity = Some(1);
         let mut d = fabric(&t, &c);
         let end = c.duration + 10_000_000;
         d.run_until(u64::MAX, |d| d.now() >= end);
         let g = fabric_gate(&d);
-        assert!(g.stats().refused_full > 0, "{mode}: no hold was ever full");
+        assert!(
+            g.stats().refused_full > 0,
+            "{mode:?}: no hold was ever full"
+        );
         let node = find::<lcore::NodeTask<migrate::scenario::DynPort>>(&d)
             .into_iter()
             .find(|n| n.gate().is_some())
             .unwrap();
-        assert_eq!(node.parked(), 0, "{mode}: everything that waited went on");
-        assert_eq!(orchestrator(&d).counts(), (20, 0), "{mode}");
+        assert_eq!(node.parked(), 0, "{mode:?}: everything that waited went on");
+        assert_eq!(orchestrator(&d).counts(), (20, 0), "{mode:?}");
         assert_clean(&integrity(&d));
     }
 }

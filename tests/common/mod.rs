@@ -2,10 +2,11 @@
 //! a fabric built on the deterministic runner, and reading its tasks back.
 #![allow(dead_code)]
 
-use fabric::Topology;
+use fabric::{FaultConfig, Topology};
 use lcore::{Deterministic, Gate, NodeTask};
 use migrate::scenario::{self, DynPort, ScenarioConfig};
 use migrate::Orchestrator;
+use rings::pause::IdMode;
 use std::path::{Path, PathBuf};
 use traffic::{EndpointModel, HostModel, Integrity};
 
@@ -17,6 +18,34 @@ pub fn configs() -> PathBuf {
 /// A shipped topology, `configs/NAME.toml`.
 pub fn topology(name: &str) -> Topology {
     Topology::load(&configs().join(format!("{name}.toml"))).expect("a shipped topology")
+}
+
+/// The default topology with every binding in `mode`.
+pub fn topology_in(mode: IdMode) -> Topology {
+    let path = configs().join("default.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let name = match mode {
+        IdMode::Different => "different",
+        IdMode::Common => "common",
+    };
+    let text = text.replace(
+        "[[binding]]\n",
+        &format!("[[binding]]\nid_mode = \"{name}\"\n"),
+    );
+    let t = Topology::parse(&path, &text).expect("the default topology");
+    assert!(t.bindings.iter().all(|b| b.id_mode.name() == name));
+    t
+}
+
+/// Links between nodes that hold one frame in twenty back for 2 ms:
+/// hand-overs wait on them, so pauses last (seeded: runs repeat).
+pub fn slow_links(seed: u64) -> FaultConfig {
+    FaultConfig {
+        delay: 0.05,
+        delay_ticks: 2_000_000,
+        seed,
+        ..FaultConfig::NONE
+    }
 }
 
 /// The scenario of `t` as `c` asks, on the deterministic runner.

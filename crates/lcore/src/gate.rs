@@ -813,8 +813,7 @@ impl Gate {
         }
         // A full hold takes nothing: the caller keeps it and offers it again
         // (counted as arrived already, above).
-        let passes_drain = g.point.state() == State::Draining && info.flow != FlowClass::NonPosted;
-        if !passes_drain && g.point.held(dir) >= g.point.config().hold_capacity {
+        if g.point.refuses(dir, info.flow) {
             self.stats.refused_full += 1;
             return GateOffer::Full;
         }

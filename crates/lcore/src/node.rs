@@ -868,10 +868,8 @@ impl<P: Port> NodeTask<P> {
             self.park(ingress, tlp, None);
             return true;
         }
-        let credits = self.holding.take();
-        let action = self.route_one(ingress, tlp, now);
-        self.holding = credits;
-        match action {
+        // Routing notes its credits in `holding` again, as the caller did.
+        match self.route_one(ingress, tlp, now) {
             Routed::Forward(egress) if egress == port => {
                 if let Some(g) = self.gate.as_ref() {
                     g.count_waiting(Direction::Down, tlp);

@@ -339,6 +339,24 @@ impl Migration {
         (waited > self.deadline).then_some(waited)
     }
 
+    /// Rolls back from `phase` if it has waited on the plane (for
+    /// `waiting_for`) past the deadline.
+    fn abort_if_overdue(
+        &mut self,
+        plane: &mut dyn Plane,
+        phase: Phase,
+        waiting_for: &'static str,
+        now: u64,
+    ) {
+        if let Some(waited_ns) = self.overdue(self.record.phases[phase as usize], now) {
+            let reason = AbortReason::Deadline {
+                waiting_for,
+                waited_ns,
+            };
+            self.abort(plane, phase, reason, now);
+        }
+    }
+
     /// Advances as far as the plane allows now.
     pub fn step(&mut self, plane: &mut dyn Plane, now: u64) {
         let plan = self.record.plan;
@@ -399,14 +417,13 @@ impl Migration {
                             self.enter(Phase::Move, now);
                             plane.hand_over(&plan, now);
                         }
-                    } else if let Some(waited) =
-                        self.overdue(self.record.phases[Phase::Quiesce as usize], now)
-                    {
-                        let reason = AbortReason::Deadline {
-                            waiting_for: "the pause points to close",
-                            waited_ns: waited,
-                        };
-                        self.abort(plane, Phase::Quiesce, reason, now);
+                    } else {
+                        self.abort_if_overdue(
+                            plane,
+                            Phase::Quiesce,
+                            "the pause points to close",
+                            now,
+                        );
                     }
                 }
                 Step::In(Phase::Move) => {
@@ -417,14 +434,8 @@ impl Migration {
                         if paused > self.budget {
                             let reason = AbortReason::Budget { paused_ns: paused };
                             self.abort(plane, Phase::Move, reason, now);
-                        } else if let Some(waited) =
-                            self.overdue(self.record.phases[Phase::Move as usize], now)
-                        {
-                            let reason = AbortReason::Deadline {
-                                waiting_for: "the hand-over",
-                                waited_ns: waited,
-                            };
-                            self.abort(plane, Phase::Move, reason, now);
+                        } else {
+                            self.abort_if_overdue(plane, Phase::Move, "the hand-over", now);
                         }
                     } else if self.abort_in == Some(Phase::Move) {
                         self.abort(plane, Phase::Move, AbortReason::Requested, now);

@@ -543,19 +543,32 @@ impl<T: Pausable> PausePoint<T> {
     #[inline(always)]
     pub fn offer(&mut self, dir: Direction, item: T, now: Instant) -> Offer<T> {
         let info = item.info();
-        let pass = match self.state {
-            State::Open => true,
-            State::Draining => info.flow != FlowClass::NonPosted,
-            State::Closed => false,
-            State::Releasing => self.lanes[dir.index()].len == 0,
-        };
-        if pass {
+        if self.passes(dir, info.flow) {
             self.stats.forwarded += 1;
             self.leaves(&info, now);
             Offer::Forward(item)
         } else {
             self.hold(dir, info, item, now)
         }
+    }
+
+    /// Whether a TLP of class `flow` arriving in `dir` now goes on
+    /// rather than being held.
+    #[inline(always)]
+    fn passes(&self, dir: Direction, flow: FlowClass) -> bool {
+        match self.state {
+            State::Open => true,
+            State::Draining => flow != FlowClass::NonPosted,
+            State::Closed => false,
+            State::Releasing => self.lanes[dir.index()].len == 0,
+        }
+    }
+
+    /// Whether an offer of a TLP of class `flow` in `dir` now would be
+    /// refused ([`Offer::Full`]): it would be held, and the hold is full.
+    /// Asked first, a caller can leave the TLP untouched until there is room.
+    pub fn refuses(&self, dir: Direction, flow: FlowClass) -> bool {
+        !self.passes(dir, flow) && self.lanes[dir.index()].len >= self.config.hold_capacity
     }
 
     /// Starts a pause: draining first when the IDs differ, closing at once
@@ -924,9 +937,14 @@ mod tests {
             ..PauseConfig::default()
         };
         let mut pp = PausePoint::new(cfg);
+        assert!(!pp.refuses(Direction::Up, FlowClass::Posted), "open");
         pp.pause(IdMode::Common, t0).unwrap();
         assert_eq!(pp.offer(Direction::Up, p(1), t0), Offer::Held);
+        assert!(!pp.refuses(Direction::Up, FlowClass::Posted));
         assert_eq!(pp.offer(Direction::Up, p(2), t0), Offer::Held);
+        // Asked first, the point says what the offer would do.
+        assert!(pp.refuses(Direction::Up, FlowClass::Posted));
+        assert!(!pp.refuses(Direction::Down, FlowClass::Posted));
         assert_eq!(pp.offer(Direction::Up, p(3), t0), Offer::Full(p(3)));
         assert_eq!(
             pp.offer(Direction::Down, p(4), t0),
