@@ -44,10 +44,19 @@ pub fn cache_line_round_trip(
                 let mut expect = 1;
                 while expect < 2 * total {
                     match line.0.load(Ordering::Acquire) {
-                        v if v == expect => {
-                            line.0.store(expect + 1, Ordering::Release);
-                            expect += 2;
-                        }
+                        // A compare-exchange, not a store: a store could
+                        // overwrite a give-up written since the load, and
+                        // this thread would then wait forever for a value
+                        // nobody sends (and `join` with it).
+                        v if v == expect => match line.0.compare_exchange(
+                            expect,
+                            expect + 1,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => expect += 2,
+                            Err(_) => break,
+                        },
                         GIVE_UP => break,
                         _ => std::hint::spin_loop(),
                     }
@@ -120,6 +129,32 @@ mod tests {
         assert!(
             super::cache_line_round_trip(0, cpus, 3, 200, patience).is_none(),
             "no such CPU"
+        );
+    }
+
+    /// Giving up at any moment ends both threads: the echo's answer never
+    /// overwrites the give-up and leaves it waiting forever.
+    #[test]
+    fn giving_up_at_any_moment_returns() {
+        let cpus = core_affinity::get_core_ids().map_or(0, |c| c.len());
+        if cpus < 2 {
+            return;
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for i in 0..300u64 {
+                // Patience from nothing to a few round trips: the give-up
+                // lands at every point of the exchange.
+                let patience = std::time::Duration::from_nanos(i * 97 % 20_000);
+                let _ = super::cache_line_round_trip(0, cpus - 1, 2, 1_000_000, patience);
+            }
+            let _ = done.send(());
+        });
+        assert!(
+            finished
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .is_ok(),
+            "a measurement that gave up did not return"
         );
     }
 }

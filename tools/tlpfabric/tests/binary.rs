@@ -28,7 +28,7 @@ fn encode_piped_into_decode() {
             "01:00.0",
         ])
         .args(["--tag", "5", "--data", "0102030405060708"])
-        .output()
+        .finish()
         .unwrap();
     assert!(enc.status.success());
     let mut dec = bin()
@@ -46,10 +46,71 @@ fn encode_piped_into_decode() {
     );
 }
 
+/// How long any process a test starts may take before the test kills it
+/// and fails: a hang is a failure with a message, never a stuck run.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `Command::output` with a time limit (and no standard input).
+trait Finish {
+    /// Runs to the end and collects both streams; past [`PATIENCE`], kills
+    /// the process and fails the test saying what it printed so far.
+    fn finish(&mut self) -> std::io::Result<std::process::Output>;
+}
+
+impl Finish for Command {
+    fn finish(&mut self) -> std::io::Result<std::process::Output> {
+        use std::io::Read;
+        let mut child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        // Both streams are read as the process writes them, so that a full
+        // pipe never holds it up.
+        let drain = |r: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let out = drain(child.stdout.take().map(|r| Box::new(r) as _));
+        let err = drain(child.stderr.take().map(|r| Box::new(r) as _));
+        let status = wait_within(&mut child, PATIENCE, "to end");
+        Ok(std::process::Output {
+            status,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    }
+}
+
+/// Waits for `child` to end; past `limit`, kills it and fails the test.
+fn wait_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the process did not {what} within {limit:?}: killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Runs `command` and, for each `(ready, after)` in turn, waits until its
-/// standard error shows `ready`, then `after`, then sends it SIGINT
-/// (Ctrl-C); then waits for it to end (20 s at most). Returns its exit
-/// code, standard output and standard error.
+/// standard error shows `ready` (for [`PATIENCE`] at most), then `after`,
+/// then sends it SIGINT (Ctrl-C); then waits for it to end (20 s at most).
+/// Returns its exit code, standard output and standard error.
 fn interrupted(
     mut command: Command,
     steps: &[(&str, std::time::Duration)],
@@ -61,42 +122,53 @@ fn interrupted(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // Standard error is read on a thread of its own, line by line, so that
+    // waiting for a line has a limit and the pipe never fills.
+    let (lines, from_stderr) = std::sync::mpsc::channel::<String>();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line + "\n").is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
     let mut seen = String::new();
     for (ready, after) in steps {
+        let started = Instant::now();
         while !seen.contains(ready) {
-            assert!(
-                stderr.read_line(&mut seen).unwrap() > 0,
-                "ended early: {seen}"
-            );
+            let left = PATIENCE.saturating_sub(started.elapsed());
+            match from_stderr.recv_timeout(left) {
+                Ok(line) => seen.push_str(&line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = child.wait();
+                    panic!("ended before {ready:?}: {seen}");
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("no {ready:?} within {PATIENCE:?}: killed; it said: {seen}");
+                }
+            }
         }
         std::thread::sleep(*after);
-        let kill = Command::new("sh")
-            .args(["-c", &format!("kill -INT {}", child.id())])
+        let kill = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
             .status()
             .unwrap();
         assert!(kill.success());
     }
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("did not stop within 20 s of Ctrl-C: {seen}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    stderr.read_to_string(&mut seen).unwrap();
-    (status.code(), out, seen)
+    let status = wait_within(&mut child, Duration::from_secs(20), "stop after Ctrl-C");
+    let _ = reader.join();
+    seen.extend(from_stderr.try_iter());
+    (status.code(), stdout.join().unwrap_or_default(), seen)
 }
 
 /// Ctrl-C in the middle of a long `forward` stops the cores and reports
@@ -206,21 +278,21 @@ fn a_second_interrupt_ends_the_process_at_once() {
 fn exit_statuses() {
     let ok = bin()
         .args(["tlp", "decode", "0a000000 01002004 00001100"])
-        .output()
+        .finish()
         .unwrap();
     assert_eq!(ok.status.code(), Some(0));
     let bad = bin()
         .args(["tlp", "decode", "00000001 01"])
-        .output()
+        .finish()
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("truncated"));
     let usage = bin()
         .args(["tlp", "decode", "--profile", "router", "00"])
-        .output()
+        .finish()
         .unwrap();
     assert_eq!(usage.status.code(), Some(2));
-    let help = bin().arg("--help").output().unwrap();
+    let help = bin().arg("--help").finish().unwrap();
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("tlp"));
 }
@@ -246,7 +318,7 @@ fn a_deterministic_run_over_dpdk_ethdevs_matches_the_ring_run() {
                     std::process::id()
                 ),
             ])
-            .output()
+            .finish()
             .unwrap();
         let text = output_text(&out);
         assert!(out.status.success(), "{pmd}: {text}");
@@ -358,7 +430,7 @@ fn written_frames_replayed_through_net_pcap_come_out_unchanged() {
             "--write-frames",
             &path(""),
         ])
-        .output()
+        .finish()
         .unwrap();
     assert!(written.status.success(), "{written:?}");
     let eal = format!(
@@ -382,7 +454,7 @@ fn written_frames_replayed_through_net_pcap_come_out_unchanged() {
             "net_pcap0,net_pcap1",
         ])
         .args(["--tlps-per-frame", "2", "--duration", "300ms"])
-        .output()
+        .finish()
         .unwrap();
     let text = output_text(&out);
     assert!(out.status.success(), "{text}");
@@ -413,7 +485,7 @@ fn forward_round(mut command: Command, eal: &str, ports: &str, what: &str) {
         .args(["--ports", ports, "--tx-first", "2"])
         .args(["--tlps-per-frame", "4", "--duration", "500ms"])
         .args(["--json", json.to_str().unwrap()])
-        .output()
+        .finish()
         .unwrap();
     let text = output_text(&out);
     assert!(out.status.success(), "{what}: {text}");
@@ -442,7 +514,7 @@ fn forward_round(mut command: Command, eal: &str, ports: &str, what: &str) {
 #[cfg(not(feature = "dpdk"))]
 #[test]
 fn run_over_dpdk_needs_the_feature() {
-    let out = bin().args(["run", "--pmd", "dpdk"]).output().unwrap();
+    let out = bin().args(["run", "--pmd", "dpdk"]).finish().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--features dpdk"), "{err}");
@@ -467,7 +539,7 @@ fn one_node_and_a_line_of_three_run_clean_on_pinned_cores() {
             .args(["--vm-migrations", "50", "--endpoint-migrations", "50"])
             .arg("--json")
             .arg(&json)
-            .output()
+            .finish()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
@@ -510,11 +582,11 @@ fn every_bad_config_is_refused_naming_its_key() {
                 .map(str::to_string)
         };
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let check = bin().args(["config", "check"]).arg(&file).output().unwrap();
+        let check = bin().args(["config", "check"]).arg(&file).finish().unwrap();
         let run = bin()
             .args(["run", "--deterministic", "--duration", "5ms", "--config"])
             .arg(&file)
-            .output()
+            .finish()
             .unwrap();
         let mut cases = vec![("run", run, expect("# expect-run:").or(expect("# expect:")))];
         if let Some(e) = expect("# expect:") {
@@ -547,7 +619,7 @@ fn usage_errors_are_plain_text_off_a_terminal() {
         if let Some(v) = no_colour {
             command.env("NO_COLOR", v);
         }
-        let out = command.output().unwrap();
+        let out = command.finish().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("Bogus"), "{err}");
@@ -571,7 +643,7 @@ fn run_captures_a_link_both_ways_with_good_frames() {
         .args(["run", "--deterministic", "--duration", "10ms", "--pcap"])
         .arg(&pcap)
         .args(["--pcap-port", "link0"])
-        .output()
+        .finish()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -612,7 +684,7 @@ fn run_captures_a_link_both_ways_with_good_frames() {
         .args(["run", "--deterministic", "--duration", "1ms", "--pcap"])
         .arg(&pcap)
         .args(["--pcap-port", "link7"])
-        .output()
+        .finish()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -639,7 +711,7 @@ fn forward_captures_a_port_while_it_forwards() {
         ])
         .arg(&pcap)
         .args(["--pcap-port", "east"])
-        .output()
+        .finish()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
