@@ -1,8 +1,8 @@
 //! Reports of latency histograms: a percentile [`Summary`], the
 //! HdrHistogram interval-log format that HdrHistogram's own tools read
 //! ([`interval_log`]), and an SVG percentile-distribution plot
-//! ([`percentile_svg`]). Histograms record nanoseconds; reports speak
-//! microseconds.
+//! ([`percentile_svg`]), line charts as SVG and PNG ([`plot`]). Histograms
+//! record nanoseconds; reports speak microseconds.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -10,6 +10,8 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 use std::time::Duration;
+
+pub mod plot;
 
 /// The percentiles of a histogram of nanoseconds, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -87,78 +89,41 @@ pub fn interval_log(
 }
 
 /// The percentile distribution of each histogram (nanoseconds), plotted in
-/// microseconds against percentile on the customary 1/(1−p) axis, as an SVG
-/// document. An empty histogram keeps its legend entry but draws no line.
+/// microseconds on a logarithmic axis against percentile on the customary
+/// 1/(1−p) axis, with the reference lines of [`plot::LATENCY_REFERENCES`],
+/// as an SVG document. An empty histogram keeps its legend entry but draws
+/// no line.
 pub fn percentile_svg(title: &str, series: &[(&str, &Histogram<u64>)]) -> Result<String, String> {
-    use plotters::prelude::*;
-    const COLOURS: [RGBColor; 4] = [
-        RGBColor(0x1f, 0x77, 0xb4),
-        RGBColor(0xd6, 0x27, 0x28),
-        RGBColor(0x2c, 0xa0, 0x2c),
-        RGBColor(0x94, 0x67, 0xbd),
-    ];
-    // Percentiles from 0 to 99.999: x = log10(1 / (1 - p)), 0..=5.
-    let quantile = |x: f64| 1.0 - 10f64.powf(-x);
-    let top_us = series
+    let lines: Vec<plot::Series> = series
         .iter()
-        .filter(|(_, h)| !h.is_empty())
-        .map(|(_, h)| h.max() as f64 / 1000.0)
-        .fold(1.0, f64::max)
-        * 1.1;
-    let percentile_label = |x: &f64| match x.round() as u32 {
-        0 => "0%".to_string(),
-        1 => "90%".to_string(),
-        2 => "99%".to_string(),
-        n => format!("99.{}%", "9".repeat(n as usize - 2)),
-    };
-    let failed = |e: DrawingAreaErrorKind<std::io::Error>| format!("plot: {e}");
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(failed)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
-            .margin(14)
-            .margin_right(34)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..5f64, 0f64..top_us)
-            .map_err(failed)?;
-        chart
-            .configure_mesh()
-            .x_labels(6)
-            .label_style(("sans-serif", 15))
-            .x_label_formatter(&percentile_label)
-            .y_label_formatter(&|us| format!("{us:.1}"))
-            .x_desc("percentile")
-            .y_desc("blackout (µs)")
-            .draw()
-            .map_err(failed)?;
-        for (k, (name, h)) in series.iter().enumerate() {
-            let colour = COLOURS[k % COLOURS.len()];
-            let points = (0..=100)
-                .map(|i| i as f64 * 0.05)
-                .filter(|_| !h.is_empty())
-                .map(|x| (x, h.value_at_quantile(quantile(x)) as f64 / 1000.0));
-            chart
-                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-                .map_err(failed)?
-                .label(format!("{name} ({} samples)", h.len()))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 15))
-            .draw()
-            .map_err(failed)?;
-        root.present().map_err(failed)?;
+        .map(|(name, h)| plot::Series {
+            name: format!("{name} ({} samples)", h.len()),
+            points: percentile_points(h),
+        })
+        .collect();
+    plot::lines_svg(
+        &plot::Chart {
+            title,
+            x_label: "percentile",
+            x_axis: plot::XAxis::Percentile,
+            y_label: "latency (µs)",
+            log_y: true,
+            references: &plot::LATENCY_REFERENCES,
+        },
+        &lines,
+    )
+}
+
+/// A histogram of nanoseconds as (percentile-axis x, microseconds) points
+/// from 0 to 99.999 %: none when it is empty.
+pub fn percentile_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
     }
-    Ok(svg)
+    (0..=100)
+        .map(|i| i as f64 * 0.05)
+        .map(|x| (x, h.value_at_quantile(plot::quantile_at(x)) as f64 / 1000.0))
+        .collect()
 }
 
 #[cfg(test)]
@@ -257,5 +222,8 @@ mod tests {
         assert!(svg.contains("per TLP (0 samples)"));
         assert!(svg.contains("per migration (100 samples)"));
         assert!(svg.contains("\n99.99%\n"), "{svg}");
+        // Latency on a log axis: a p50 of 5 µs is not flattened onto zero
+        // by a 10 ms tail, and the 50 µs reference line is there.
+        assert!(svg.contains("PCIe minimum completion timeout"), "{svg}");
     }
 }
