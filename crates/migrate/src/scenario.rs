@@ -80,6 +80,8 @@ pub struct ScenarioConfig {
     pub config_every: u64,
     /// A register access after every this many writes of a host (0: none).
     pub register_every: u64,
+    /// Bytes of data in each host write and read.
+    pub payload: usize,
     /// The ports to run on.
     pub ports: Ports,
     /// TLPs each pause point holds each way (`None`: the gate's default,
@@ -101,6 +103,7 @@ impl Default for ScenarioConfig {
             read_every: HostConfig::default().read_every,
             config_every: HostConfig::default().config_every,
             register_every: HostConfig::default().register_every,
+            payload: HostConfig::default().payload,
             ports: Ports::ring(),
             hold_capacity: None,
         }
@@ -316,6 +319,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             read_every: c.read_every,
             config_every: c.config_every,
             register_every: c.register_every,
+            payload: c.payload,
             ..HostConfig::default()
         };
         let mut host_model = HostModel::new(config, model, pool.clone());

@@ -88,6 +88,59 @@ pub fn interval_log(
     Ok(out)
 }
 
+/// The histograms of an interval log (as [`interval_log`] writes it), with
+/// their tags, in order.
+pub fn read_interval_log(log: &[u8]) -> Result<Vec<(String, Histogram<u64>)>, String> {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let mut out = Vec::new();
+    let mut de = Deserializer::new();
+    for entry in IntervalLogIterator::new(log) {
+        match entry {
+            Ok(LogEntry::Interval(h)) => {
+                let bytes = base64_decode(h.encoded_histogram())
+                    .ok_or("interval log: a histogram is not base64")?;
+                let histogram: Histogram<u64> = de
+                    .deserialize(&mut &bytes[..])
+                    .map_err(|e| format!("interval log: a histogram does not decode: {e:?}"))?;
+                let tag = h.tag().map_or(String::new(), |t| t.as_str().to_string());
+                out.push((tag, histogram));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("interval log: {e:?}")),
+        }
+    }
+    Ok(out)
+}
+
+/// Standard base64 (with or without padding), as interval logs write it.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let bytes: Vec<u8> = s
+        .trim_end_matches('=')
+        .bytes()
+        .map(value)
+        .collect::<Option<_>>()?;
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, &v) in chunk.iter().enumerate() {
+            n |= (v as u32) << (18 - 6 * i);
+        }
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
+}
+
 /// The percentile distribution of each histogram (nanoseconds), plotted in
 /// microseconds on a logarithmic axis against percentile on the customary
 /// 1/(1−p) axis, with the reference lines of [`plot::LATENCY_REFERENCES`],
@@ -129,8 +182,6 @@ pub fn percentile_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-    use hdrhistogram::serialization::Deserializer;
 
     fn histogram(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
         let mut h = Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap();
@@ -163,47 +214,18 @@ mod tests {
         .unwrap();
         let text = String::from_utf8(log.clone()).unwrap();
         assert!(text.starts_with("#tlpfabric"), "{text}");
-        let mut read = Vec::new();
-        let mut de = Deserializer::new();
-        for entry in IntervalLogIterator::new(&log) {
-            if let Ok(LogEntry::Interval(h)) = entry {
-                let bytes = base64_decode(h.encoded_histogram());
-                let hist: Histogram<u64> = de.deserialize(&mut &bytes[..]).unwrap();
-                read.push((
-                    h.tag().unwrap().as_str().to_string(),
-                    hist.len(),
-                    hist.max(),
-                ));
-            }
-        }
+        let read: Vec<(String, u64, u64)> = read_interval_log(&log)
+            .unwrap()
+            .into_iter()
+            .map(|(tag, h)| (tag, h.len(), h.max()))
+            .collect();
         assert_eq!(read.len(), 2, "{text}");
         assert_eq!(read[0].0, "per_migration");
         assert_eq!(read[0].1, 3);
         assert_eq!(read[1].0, "per_tlp");
         assert!(b.equivalent(read[1].2, 40_000));
-    }
-
-    /// Standard base64, as the log writes it.
-    fn base64_decode(s: &str) -> Vec<u8> {
-        let value = |c: u8| match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            _ => 63,
-        };
-        let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').map(value).collect();
-        let mut out = Vec::new();
-        for chunk in bytes.chunks(4) {
-            let mut n = 0u32;
-            for (i, &v) in chunk.iter().enumerate() {
-                n |= (v as u32) << (18 - 6 * i);
-            }
-            for i in 0..chunk.len().saturating_sub(1) {
-                out.push((n >> (16 - 8 * i)) as u8);
-            }
-        }
-        out
+        let broken = text.replace("Tag=per_tlp,", "Tag=per_tlp,!");
+        assert!(read_interval_log(broken.as_bytes()).is_err());
     }
 
     #[test]

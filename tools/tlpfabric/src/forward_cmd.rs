@@ -140,6 +140,16 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A duration as [`parse_duration`] reads it, or nothing at all: `0`,
+/// `0s`, `0ms`.
+pub(crate) fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    let number = s.trim_end_matches(|c: char| c.is_alphabetic());
+    match number.parse::<f64>() {
+        Ok(0.0) => parse_duration(&format!("1{}", &s[number.len()..])).map(|_| Duration::ZERO),
+        _ => parse_duration(s),
+    }
+}
+
 /// The longest duration any option takes: a year, far past any run.
 const MAX_DURATION_S: f64 = 365.0 * 86_400.0;
 
@@ -687,6 +697,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     ports.write(out);
     if let Some(path) = &args.json {
         let doc = json!({
+            "machine": crate::machine::describe(),
             "pmd": args.pmd,
             "mode": "pipeline",
             "lcores": args.lcores,
@@ -878,6 +889,7 @@ fn report_io(
     ports.write(out);
     if let Some(path) = &args.json {
         let doc = json!({
+            "machine": crate::machine::describe(),
             "pmd": args.pmd,
             "mode": "io",
             "lcores": args.lcores,
@@ -916,6 +928,15 @@ mod tests {
         assert_eq!(parse_duration("750ns"), Ok(Duration::from_nanos(750)));
         assert!(parse_duration("5h").unwrap_err().contains("ms, s or m"));
         assert!(parse_duration("-1s").is_err());
+        // Zero where nothing at all is meant, still with a known unit.
+        assert_eq!(parse_duration_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("0ms"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_duration_or_zero("20ms"),
+            Ok(Duration::from_millis(20))
+        );
+        assert!(parse_duration_or_zero("0h").is_err());
+        assert!(parse_duration_or_zero("-0.5s").is_err());
         // Past what a Duration holds, and what rounds to nothing, are
         // refused with words, not a panic or an instant run.
         for (s, expected) in [

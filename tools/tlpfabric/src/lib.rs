@@ -6,10 +6,12 @@
 //! processed), 2 for usage errors.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod config_cmd;
 mod forward_cmd;
 pub mod hex;
 mod interrupt;
+mod machine;
 mod progress;
 mod run_cmd;
 mod tlp_cmd;
@@ -84,6 +86,9 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Run one node's forwarding pipeline between two ports, for benchmarking.
     Forward(forward_cmd::ForwardArgs),
+    /// Run a sweep of `run` or `forward` points and write a table, plots
+    /// and a page of them (`configs/sweeps/`).
+    Bench(bench::BenchArgs),
     /// Virtual device instantiations: inspect a configuration-space dump.
     #[command(subcommand)]
     Vdi(vdi_cmd::VdiCommand),
@@ -151,6 +156,7 @@ where
         Command::Vdi(cmd) => vdi_cmd::run(cmd, stdin, stdout, stderr),
         Command::Forward(args) => forward_cmd::run(args, stdout, stderr),
         Command::Run(args) => run_cmd::run(args, stdout, stderr),
+        Command::Bench(args) => bench::run(args, stdout, stderr),
     }
 }
 

@@ -32,6 +32,14 @@ pub(crate) struct RunArgs {
     /// How long traffic flows: `2s`, `500ms`.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     duration: Duration,
+    /// Traffic before the measured duration, with no migration: buffers,
+    /// caches and page tables warm up before the first blackout counts.
+    #[arg(long, default_value = "0s", value_parser = crate::forward_cmd::parse_duration_or_zero)]
+    warmup: Duration,
+    /// Bytes of data in each host write and read (a multiple of 4, from
+    /// 16 to 4096, that fits the links' MTU).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
     /// Writes per second each host offers (its reads and the devices' DMA
     /// come on top).
     #[arg(long, default_value_t = 200_000.0)]
@@ -81,7 +89,8 @@ pub(crate) struct RunArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write both blackout histograms in the HdrHistogram interval-log
+    /// Write the blackout histograms (`per_migration`, `per_tlp`) and the
+    /// request round trips (`round_trip`) in the HdrHistogram interval-log
     /// format to this file.
     #[arg(long)]
     hdr_log: Option<PathBuf>,
@@ -421,16 +430,37 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
             return EXIT_USAGE;
         }
     }
+    // A TLP of the payload in a frame of its own: the fabric header, the
+    // TLP's length, its 4-DW header and the CRC.
+    let largest = (t.link.mtu + fabric::frame::ETHERNET_LEN)
+        .saturating_sub(fabric::frame::HEADER_LEN + 2 + 16 + fabric::frame::CRC_LEN)
+        / 4
+        * 4;
+    if !args.payload.is_multiple_of(4) || !(16..=4096.min(largest)).contains(&args.payload) {
+        let _ = writeln!(
+            err,
+            "error: --payload: expected a multiple of 4 from 16 (the stream stamp a write carries) \
+             to {} (4096, or less to fit the MTU of {}), found {}",
+            4096.min(largest),
+            t.link.mtu,
+            args.payload
+        );
+        return EXIT_USAGE;
+    }
     let timeout = args.completion_timeout.as_nanos() as u64;
-    let duration = args.duration.as_nanos() as u64;
+    let warmup = args.warmup.as_nanos() as u64;
+    let measured = args.duration.as_nanos() as u64;
+    // Traffic flows through the warm-up and the measured duration.
+    let duration = warmup.saturating_add(measured);
+    let offered_for = args.warmup + args.duration;
     let n = args.vm_migrations + args.endpoint_migrations;
-    let interval = duration.checked_div(n).unwrap_or(duration);
+    let interval = measured.checked_div(n).unwrap_or(measured);
     // Ctrl-C stops what the hosts, devices and orchestrator offer.
     let stop = traffic::Stop::new();
     let schedule = Schedule {
         vm_migrations: args.vm_migrations,
         endpoint_migrations: args.endpoint_migrations,
-        start: interval / 2,
+        start: warmup + interval / 2,
         interval: interval.max(1),
         budget: args.budget.as_nanos() as u64,
         deadline: args.phase_deadline.as_nanos() as u64,
@@ -497,6 +527,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         read_every: args.read_every,
         config_every: args.config_every,
         register_every: args.register_every,
+        payload: args.payload,
         ..ScenarioConfig::default()
     };
     let assembly = match scenario::build(&t, &config) {
@@ -513,7 +544,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
     let drain = timeout.max(10_000_000);
     let mut totals = Totals::default();
     // The time traffic was offered: the whole duration unless interrupted.
-    let mut offered = args.duration;
+    let mut offered = offered_for;
     let (elapsed, busy, round_trip) = if args.deterministic {
         let mut d = Deterministic::new(1_000);
         for task in assembly.models.into_iter().chain(assembly.nodes) {
@@ -566,7 +597,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
                 tasks: with_setup(assembly.nodes),
             },
         ]);
-        let total = args.duration + Duration::from_nanos(drain);
+        let total = offered_for + Duration::from_nanos(drain);
         match crate::interrupt::arm() {
             Err(e) => {
                 let _ = writeln!(err, "note: {e}: Ctrl-C ends the run without a report");
@@ -575,7 +606,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
                 let _ = writeln!(
                     err,
                     "run: traffic for {:.2} s, then {:.0} ms to drain (Ctrl-C stops it early and reports)",
-                    args.duration.as_secs_f64(),
+                    offered_for.as_secs_f64(),
                     drain as f64 / 1e6
                 );
             }
@@ -585,14 +616,22 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
             // Nothing new is offered; what is in flight drains as after a
             // whole run, so the report of the time it ran is whole too.
             stop.request();
-            offered = at.min(args.duration);
+            offered = at.min(offered_for);
             let _ = writeln!(
                 err,
                 "note: interrupted after {:.2} s of {:.2}: draining, then reporting that time",
                 offered.as_secs_f64(),
-                args.duration.as_secs_f64()
+                offered_for.as_secs_f64()
             );
             std::thread::sleep(Duration::from_nanos(drain));
+        }
+        let settled = settle(&cores, Duration::from_nanos(drain) * 20);
+        if settled > Duration::from_millis(100) {
+            let _ = writeln!(
+                err,
+                "note: TLPs were still moving after the drain: waited {:.0} ms more for them",
+                settled.as_secs_f64() * 1e3
+            );
         }
         // Busy share, and the mean time a round of the core's tasks takes
         // (how long a command from the other core waits, on average).
@@ -643,6 +682,29 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         }
     }
     report(&args, &t, &totals, elapsed, &cores, out, err)
+}
+
+/// Waits, past the drain, while the cores still move TLPs, for at most
+/// `cap`: on cores shared with other work what is in flight can outlast
+/// the drain, and counting it lost would be wrong. Settled is a spell in
+/// which the cores published new rounds and none of them moved anything.
+fn settle(cores: &Cores, cap: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    let totals = |c: &Cores| {
+        c.stats().iter().fold((0u64, 0u64), |(items, rounds), s| {
+            (items + s.items, rounds + s.idle_polls + s.busy_polls)
+        })
+    };
+    let (mut items, mut rounds) = totals(cores);
+    while started.elapsed() < cap {
+        std::thread::sleep(Duration::from_millis(20));
+        let (now_items, now_rounds) = totals(cores);
+        if now_items == items && now_rounds > rounds {
+            break;
+        }
+        (items, rounds) = (now_items, now_rounds);
+    }
+    started.elapsed()
 }
 
 /// Per phase, the summary of its durations over completed migrations.
@@ -949,10 +1011,15 @@ fn report(
         );
     }
     if let Some(path) = &args.hdr_log {
+        let round_trip_histogram = totals
+            .round_trips
+            .clone()
+            .unwrap_or_else(|| Blackouts::new().per_tlp);
         let log = telemetry::interval_log(
             &[
                 ("per_migration", &totals.blackouts.per_migration),
                 ("per_tlp", &totals.blackouts.per_tlp),
+                ("round_trip", &round_trip_histogram),
             ],
             Duration::ZERO,
             Duration::from_secs_f64(secs),
@@ -980,7 +1047,11 @@ fn report(
             .collect();
         let doc = json!({
             "config": args.config.as_ref().map_or("configs/default.toml".to_string(), |p| p.display().to_string()),
+            "machine": crate::machine::describe(),
             "duration_s": secs,
+            "warmup_s": args.warmup.as_secs_f64(),
+            "payload": args.payload,
+            "rate": args.rate,
             "interrupted": cores.interrupted,
             "deterministic": args.deterministic,
             "pmd": args.pmd,
@@ -1213,6 +1284,17 @@ mod tests {
     fn bad_options_are_refused() {
         let (code, _, err) = run_captured(&["run", "--rate", "-5"], "");
         assert_eq!(code, 2, "{err}");
+        // A payload the stamp does not fit in, one not in whole DWs, and
+        // one past the MTU: each names the range it takes.
+        for payload in ["8", "66", "2048"] {
+            let (code, _, err) = run_captured(&["run", "--payload", payload], "");
+            assert_eq!(code, 2, "{payload}: {err}");
+            assert!(
+                err.contains("--payload: expected a multiple of 4 from 16"),
+                "{err}"
+            );
+            assert!(err.contains(&format!("found {payload}")), "{err}");
+        }
         let (code, _, err) = run_captured(&["run", "--config", "/nonexistent.toml"], "");
         assert_eq!(code, 1);
         assert!(err.contains("cannot read"), "{err}");

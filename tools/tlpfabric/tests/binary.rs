@@ -736,3 +736,151 @@ fn forward_captures_a_port_while_it_forwards() {
         "{line}"
     );
 }
+
+/// A small sweep, as a user would write one: two loads, migrations going on.
+fn small_sweep(dir: &std::path::Path, window: &str) -> std::path::PathBuf {
+    let file = dir.join("sweep.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "description = \"two loads\"\nwarmup = \"100ms\"\nwindow = \"{window}\"\n\
+             [fixed]\nmigrations-per-s = 20\ncompletion-timeout = \"500ms\"\n\
+             [axes]\nrate = [5000, 10000]\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// Everything a sweep writes reads back with the tools a user would open
+/// it with: the reports as JSON, the table as CSV, the logs with the
+/// hdrhistogram crate, the plots and the page as XML, the PNGs as images.
+#[test]
+fn a_sweep_writes_reports_a_table_logs_plots_and_a_page_that_all_read_back() {
+    let dir = std::env::temp_dir().join(format!("tlpf-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sweep = small_sweep(&dir, "400ms");
+    let out = dir.join("out");
+    let run = bin()
+        .args([
+            "bench",
+            "--sweep",
+            sweep.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .finish()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("bench: run 2/2: p001 #1 rate=10000"),
+        "progress per run: {text}"
+    );
+    // One report and one log per run, each from its own process.
+    for point in ["p000", "p001"] {
+        let json = std::fs::read_to_string(out.join(format!("points/{point}-r1.json"))).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["integrity"]["lost"], 0, "{point}");
+        assert!(v["integrity"]["delivered"].as_u64().unwrap() > 0, "{point}");
+        assert!(v["machine"]["kernel"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty()));
+        assert_eq!(v["warmup_s"], 0.1);
+        let log = std::fs::read(out.join(format!("points/{point}-r1.hlog"))).unwrap();
+        let histograms = telemetry::read_interval_log(&log).unwrap();
+        let tags: Vec<&str> = histograms.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(tags, ["per_migration", "per_tlp", "round_trip"]);
+        // The round trips in the log are the ones the report summarises.
+        let round_trips = &histograms[2].1;
+        assert_eq!(
+            round_trips.len(),
+            v["round_trip_us"]["count"].as_u64().unwrap()
+        );
+        assert!(!round_trips.is_empty());
+    }
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3, "a header and a row per run: {csv}");
+    let column = |name: &str| {
+        rows[0]
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("{name}: {csv}"))
+    };
+    assert_eq!(rows[1][column("rate")], "5000");
+    assert_eq!(rows[2][column("rate")], "10000");
+    assert_eq!(rows[1][column("lost")], "0");
+    assert!(rows.iter().all(|r| r.len() == rows[0].len()), "{csv}");
+    // More offered, more delivered.
+    let rate = |row: &Vec<&str>| row[column("tlps_per_s")].parse::<f64>().unwrap();
+    assert!(rate(&rows[2]) > rate(&rows[1]), "{csv}");
+    for stem in ["throughput", "blackout", "percentiles", "round-trips"] {
+        let svg = std::fs::read_to_string(out.join(format!("{stem}.svg"))).unwrap();
+        roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{stem}.svg: {e}"));
+        let png = std::fs::read(out.join(format!("{stem}.png"))).unwrap();
+        let info = png::Decoder::new(&png[..])
+            .read_info()
+            .unwrap_or_else(|e| panic!("{stem}.png: {e}"));
+        assert!(info.info().width > 0);
+    }
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&page, options).unwrap();
+    assert_eq!(
+        doc.descendants()
+            .filter(|n| n.has_tag_name("figure"))
+            .count(),
+        4
+    );
+    assert!(page.contains("rate=10000"));
+    assert!(
+        !page.contains("src=\"http"),
+        "nothing fetched from a network"
+    );
+    let machine: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("machine.json")).unwrap()).unwrap();
+    assert_eq!(machine["sweep"]["runs"], 2);
+    assert_eq!(machine["sweep"]["interrupted"], false);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Ctrl-C in the middle of a sweep stops the run under way (which reports
+/// what it measured) and writes out the sweep so far.
+#[test]
+fn an_interrupted_sweep_writes_what_it_measured() {
+    let dir = std::env::temp_dir().join(format!("tlpf-bench-int-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sweep = small_sweep(&dir, "30s");
+    let out = dir.join("out");
+    let mut command = bin();
+    command.args([
+        "bench",
+        "--sweep",
+        sweep.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (code, _, err) = interrupted(
+        command,
+        &[("bench: run 1/2", std::time::Duration::from_millis(1500))],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("interrupted after 1 of 2 runs"), "{err}");
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "the one run measured: {csv}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("points/p000-r1.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["interrupted"], true);
+    assert!(v["duration_s"].as_f64().unwrap() < 20.0);
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(page.contains("Interrupted"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
