@@ -118,9 +118,11 @@ pub fn lines_svg(chart: &Chart<'_>, series: &[Series]) -> Result<String, String>
     let failed = |e: DrawingAreaErrorKind<std::io::Error>| format!("plot: {e}");
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (820, 480)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(failed)?;
-        let mut builder = ChartBuilder::on(&root);
+        // The legend beside the plot, never over its lines.
+        let (area, legend_area) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let mut builder = ChartBuilder::on(&area);
         builder
             .caption(chart.title, ("sans-serif", 22))
             .margin(14)
@@ -146,38 +148,22 @@ pub fn lines_svg(chart: &Chart<'_>, series: &[Series]) -> Result<String, String>
                     let points: Vec<(f64, f64)> =
                         s.points.iter().copied().filter(drawable).collect();
                     ctx.draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-                        .map_err(failed)?
-                        .label(s.name.clone())
-                        .legend(move |(x, y)| {
-                            PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(2))
-                        });
+                        .map_err(failed)?;
                     if points.len() == 1 {
                         // A lone point draws no line: a mark shows it.
                         ctx.draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
                             .map_err(failed)?;
                     }
                 }
-                for (label, y) in chart.references {
-                    let grey = RGBColor(0x55, 0x55, 0x55);
+                for (k, (_, y)) in chart.references.iter().enumerate() {
                     ctx.draw_series(DashedLineSeries::new(
                         [(x_lo, *y), (x_hi, *y)],
                         8,
                         5,
-                        grey.stroke_width(1),
+                        REFERENCE_COLOURS[k % REFERENCE_COLOURS.len()].stroke_width(1),
                     ))
-                    .map_err(failed)?
-                    .label(label.to_string())
-                    .legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 24, y)], grey.stroke_width(1))
-                    });
-                }
-                ctx.configure_series_labels()
-                    .position(SeriesLabelPosition::UpperLeft)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .label_font(("sans-serif", 13))
-                    .draw()
                     .map_err(failed)?;
+                }
             }};
         }
         let number = |v: &f64| short_number(*v);
@@ -213,9 +199,62 @@ pub fn lines_svg(chart: &Chart<'_>, series: &[Series]) -> Result<String, String>
                 &number
             ),
         }
+        // The legend: each series, then each reference line.
+        let entries = series
+            .iter()
+            .enumerate()
+            .map(|(k, s)| (s.name.as_str(), COLOURS[k % COLOURS.len()], 2))
+            .chain(chart.references.iter().enumerate().map(|(k, (label, _))| {
+                (*label, REFERENCE_COLOURS[k % REFERENCE_COLOURS.len()], 1)
+            }));
+        let rows = ((HEIGHT - 60) / 20) as usize;
+        let total = series.len() + chart.references.len();
+        for (i, (name, colour, width)) in entries.enumerate() {
+            let y = 50 + 20 * i as i32;
+            if i + 1 == rows && total > rows {
+                legend_area
+                    .draw(&Text::new(
+                        format!("… and {} more", total - i),
+                        (8, y - 7),
+                        ("sans-serif", 13),
+                    ))
+                    .map_err(failed)?;
+                break;
+            }
+            legend_area
+                .draw(&PathElement::new(
+                    [(4, y), (28, y)],
+                    colour.stroke_width(width),
+                ))
+                .map_err(failed)?;
+            legend_area
+                .draw(&Text::new(
+                    shorten(name, 44),
+                    (34, y - 7),
+                    ("sans-serif", 13),
+                ))
+                .map_err(failed)?;
+        }
         root.present().map_err(failed)?;
     }
     Ok(svg)
+}
+
+/// The chart's size in pixels, and the legend's share of its width.
+const WIDTH: u32 = 1100;
+const HEIGHT: u32 = 480;
+const LEGEND_WIDTH: u32 = 330;
+
+/// The colours of reference lines: apart from the series' own.
+const REFERENCE_COLOURS: [RGBColor; 2] = [RGBColor(0x80, 0x00, 0x00), RGBColor(0x00, 0x00, 0x80)];
+
+/// `name`, cut to `chars` characters with an ellipsis.
+fn shorten(name: &str, chars: usize) -> String {
+    if name.chars().count() <= chars {
+        name.to_string()
+    } else {
+        name.chars().take(chars - 1).chain(['…']).collect()
+    }
 }
 
 /// The percentile of x on the log10(1 / (1 − p)) axis.
@@ -264,7 +303,23 @@ fn short_number(v: f64) -> String {
 pub fn png_of_svg(svg: &str) -> Result<Vec<u8>, String> {
     use resvg::{tiny_skia, usvg};
     let mut options = usvg::Options::default();
-    options.fontdb_mut().load_system_fonts();
+    let fonts = options.fontdb_mut();
+    fonts.load_system_fonts();
+    // The generic family names a font the system has: fontdb's own default
+    // (Arial) is rarely installed on Linux.
+    let families: Vec<String> = fonts
+        .faces()
+        .flat_map(|f| f.families.iter().map(|(name, _)| name.clone()))
+        .collect();
+    let preferred = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "FreeSans"];
+    if let Some(family) = preferred
+        .iter()
+        .find(|p| families.iter().any(|f| f == *p))
+        .map(|p| p.to_string())
+        .or_else(|| families.first().cloned())
+    {
+        fonts.set_sans_serif_family(family);
+    }
     let tree = usvg::Tree::from_str(svg, &options).map_err(|e| format!("png: {e}"))?;
     let size = tree.size().to_int_size();
     let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
@@ -339,7 +394,7 @@ mod tests {
         let png = png_of_svg(&svg).unwrap();
         let decoder = png::Decoder::new(&png[..]);
         let reader = decoder.read_info().expect("a PNG");
-        assert_eq!((reader.info().width, reader.info().height), (820, 480));
+        assert_eq!((reader.info().width, reader.info().height), (WIDTH, HEIGHT));
         assert!(png_of_svg("<svg").is_err());
     }
 

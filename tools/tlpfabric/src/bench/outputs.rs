@@ -210,9 +210,20 @@ fn plots(sweep: &Sweep, measured: &[Measured]) -> Result<Vec<Plot>, String> {
         Some(name) => name.to_string(),
         None => "point".to_string(),
     };
-    let x_axis_kind = match x_name {
-        Some("rate") => XAxis::Log,
-        _ => XAxis::Linear,
+    // A logarithmic x axis where the values span a decade or more.
+    let values: Vec<f64> = sweep
+        .axes
+        .iter()
+        .filter(|(k, _)| Some(k.as_str()) == x_name)
+        .flat_map(|(_, v)| v.iter().filter_map(|v| v.parse().ok()))
+        .collect();
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let x_axis_kind = if lo > 0.0 && hi / lo >= 10.0 {
+        XAxis::Log
+    } else {
+        XAxis::Linear
     };
     let report =
         |m: &Measured, pointers: &[&str]| m.report.as_ref().and_then(|r| number(r, pointers));
