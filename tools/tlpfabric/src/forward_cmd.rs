@@ -2,6 +2,7 @@
 //! ports, both directions, for benchmarking (like testpmd's io mode).
 
 use crate::{EXIT_REJECTED, EXIT_USAGE};
+use crate::Pmd;
 use clap::Args;
 use fabric::frame::{FrameHeader, FrameWriter, DEFAULT_MTU};
 use fabric::routing::epoch;
@@ -16,12 +17,21 @@ use std::time::{Duration, Instant};
 use tlp::build::{memory_write, MemAccess};
 use tlp::Bdf;
 
+/// What `forward` does with each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Mode {
+    /// The node's whole pipeline.
+    Pipeline,
+    /// Frames passed from port to port unexamined, like testpmd's io mode.
+    Io,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ForwardArgs {
     /// Ports: `ring` (the embedded default: null ports whose received frames
     /// are filled from templates) or `dpdk`.
-    #[arg(long, default_value = "ring")]
-    pmd: String,
+    #[arg(long, value_enum, default_value_t = Pmd::Ring)]
+    pmd: Pmd,
     /// How long to run: `5s`, `500ms`, `1m`.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     duration: Duration,
@@ -39,8 +49,8 @@ pub(crate) struct ForwardArgs {
     /// passed from each port to the other unexamined and unfilled, over the
     /// same ports and poll loop, like testpmd's io mode: what the ports and
     /// the loop cost without the pipeline.
-    #[arg(long, default_value = "pipeline")]
-    mode: String,
+    #[arg(long, value_enum, default_value_t = Mode::Pipeline)]
+    mode: Mode,
     /// The two ethdevs for `--pmd dpdk`, west first (default:
     /// `net_null0,net_null1`).
     #[arg(long)]
@@ -278,7 +288,7 @@ fn dpdk_ports(
             }
         })?;
         for (lane, port) in lanes.iter_mut().zip(handles) {
-            if name.starts_with("net_null") && args.mode == "pipeline" {
+            if name.starts_with("net_null") && args.mode == Mode::Pipeline {
                 filled = true;
                 lane.0
                     .push(Box::new(FillPort::new(port, vec![template.clone()])));
@@ -376,22 +386,6 @@ fn dpdk_ports(_: &ForwardArgs, _: Vec<u8>, _: Vec<u8>) -> Result<(Vec<Lane>, Str
 }
 
 pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    if args.mode != "pipeline" && args.mode != "io" {
-        let _ = writeln!(
-            err,
-            "error: --mode: expected pipeline or io, found {:?}",
-            args.mode
-        );
-        return EXIT_USAGE;
-    }
-    if args.pmd != "ring" && args.pmd != "dpdk" {
-        let _ = writeln!(
-            err,
-            "error: --pmd: expected ring or dpdk, found {:?}",
-            args.pmd
-        );
-        return EXIT_USAGE;
-    }
     let cpus = core_affinity::get_core_ids().unwrap_or_default();
     if args.lcores == 0 || args.lcores > cpus.len().max(1) {
         let _ = writeln!(
@@ -410,7 +404,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         );
         return EXIT_USAGE;
     }
-    if args.tx_first > 0 && args.pmd != "dpdk" {
+    if args.tx_first > 0 && args.pmd != Pmd::Dpdk {
         let _ = writeln!(
             err,
             "error: --tx-first: only for --pmd dpdk (ring ports make their own traffic)"
@@ -429,7 +423,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         let _ = writeln!(err, "error: --tlps-per-frame: expected at least 1");
         return EXIT_USAGE;
     }
-    if args.pmd == "ring" {
+    if args.pmd == Pmd::Ring {
         // Said, not refused: a script may pass the same options to both.
         for (flag, given) in [
             ("--ports", args.ports.is_some()),
@@ -499,7 +493,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         }
         return 0;
     }
-    let (lanes, what) = if args.pmd == "dpdk" {
+    let (lanes, what) = if args.pmd == Pmd::Dpdk {
         match dpdk_ports(&args, east, west) {
             Ok(p) => p,
             Err(e) => {
@@ -507,7 +501,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 return EXIT_USAGE;
             }
         }
-    } else if args.mode == "io" {
+    } else if args.mode == Mode::Io {
         // Nothing reads the frames: empty ones, like net_null's unfilled.
         ring_ports(Vec::new(), Vec::new(), args.lcores)
     } else {
@@ -534,9 +528,9 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         }
         None => None,
     };
-    let io = args.mode == "io";
+    let io = args.mode == Mode::Io;
     let duration = args.duration;
-    let dpdk = args.pmd == "dpdk";
+    let dpdk = args.pmd == Pmd::Dpdk;
     // Two-core figures depend on where the two cores are: measured first,
     // while nothing else spins.
     let round_trip = (args.lcores > 1)
@@ -698,7 +692,7 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     if let Some(path) = &args.json {
         let doc = json!({
             "machine": crate::machine::describe(),
-            "pmd": args.pmd,
+            "pmd": args.pmd.name(),
             "mode": "pipeline",
             "lcores": args.lcores,
             "tlps_per_s_per_core": per_core,
@@ -890,7 +884,7 @@ fn report_io(
     if let Some(path) = &args.json {
         let doc = json!({
             "machine": crate::machine::describe(),
-            "pmd": args.pmd,
+            "pmd": args.pmd.name(),
             "mode": "io",
             "lcores": args.lcores,
             "frames_per_s_per_core": per_core,
@@ -1172,7 +1166,13 @@ mod tests {
         assert!(err.contains("do not fit"), "{err}");
         let (code, _, err) = run_captured(&["forward", "--mode", "testpmd"], "");
         assert_eq!(code, 2);
-        assert!(err.contains("--mode: expected pipeline or io"), "{err}");
+        assert!(
+            err.contains("'--mode <MODE>'") && err.contains("[possible values: pipeline, io]"),
+            "{err}"
+        );
+        let (code, _, err) = run_captured(&["forward", "--pmd", "pcap"], "");
+        assert_eq!(code, 2);
+        assert!(err.contains("[possible values: ring, dpdk]"), "{err}");
         let (code, _, err) = run_captured(&["forward", "--lcores", "0"], "");
         assert_eq!(code, 2);
         assert!(err.contains("--lcores: expected 1 to"), "{err}");

@@ -21,6 +21,25 @@ use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
 
+/// The ports a run or a forwarder uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Pmd {
+    /// In-memory ports: the embedded default, no DPDK.
+    Ring,
+    /// DPDK ethdevs (a build with `--features dpdk`).
+    Dpdk,
+}
+
+impl Pmd {
+    /// The name reports use.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Pmd::Ring => "ring",
+            Pmd::Dpdk => "dpdk",
+        }
+    }
+}
+
 /// Exit status when some input was rejected.
 pub const EXIT_REJECTED: i32 = 1;
 /// Exit status for usage errors.

@@ -9,7 +9,7 @@
 //! their traffic and record the blackout histograms the report shows.
 
 use crate::forward_cmd::parse_duration;
-use crate::{EXIT_REJECTED, EXIT_USAGE};
+use crate::{Pmd, EXIT_REJECTED, EXIT_USAGE};
 use clap::Args;
 use fabric::Topology;
 use lcore::{
@@ -100,8 +100,8 @@ pub(crate) struct RunArgs {
     /// Ports: `ring` (in-memory rings, the embedded default) or `dpdk`
     /// (every link a pair of DPDK ethdevs joined by the net_ring driver,
     /// frames in DPDK mbufs; needs a build with `--features dpdk`).
-    #[arg(long, default_value = "ring", value_parser = ["ring", "dpdk"])]
-    pmd: String,
+    #[arg(long, value_enum, default_value_t = Pmd::Ring)]
+    pmd: Pmd,
     /// EAL arguments for `--pmd dpdk` (default: no hugepages, no PCI,
     /// 1 GiB, a file prefix of this process's own).
     #[arg(long, allow_hyphen_values = true)]
@@ -181,9 +181,9 @@ impl Task for DpdkLcore {
 }
 
 /// The tasks a core starts with before its own: on DPDK, becoming an lcore.
-fn core_setup(pmd: &str) -> Vec<Box<dyn Task>> {
+fn core_setup(pmd: Pmd) -> Vec<Box<dyn Task>> {
     #[cfg(feature = "dpdk")]
-    if pmd == "dpdk" {
+    if pmd == Pmd::Dpdk {
         return vec![Box::new(DpdkLcore::default())];
     }
     let _ = pmd;
@@ -415,7 +415,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         );
         return EXIT_USAGE;
     }
-    if args.pmd == "ring" && args.eal.is_some() {
+    if args.pmd == Pmd::Ring && args.eal.is_some() {
         // Said, not refused: a script may pass the same options to both.
         let _ = writeln!(err, "note: --eal is for --pmd dpdk; ignored on ring ports");
     }
@@ -472,7 +472,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         .filter(|d| !d.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let ports = if args.pmd == "dpdk" {
+    let ports = if args.pmd == Pmd::Dpdk {
         match dpdk_ports(&args, &t) {
             Ok(p) => p,
             Err(e) => {
@@ -583,7 +583,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
             })
             .flatten();
         let with_setup = |tasks: Vec<Box<dyn Task>>| {
-            let mut all = core_setup(&args.pmd);
+            let mut all = core_setup(args.pmd);
             all.extend(tasks);
             all
         };
@@ -782,7 +782,7 @@ fn report(
         } else {
             ""
         },
-        if args.pmd == "dpdk" {
+        if args.pmd == Pmd::Dpdk {
             "DPDK ethdevs (net_ring pairs)"
         } else {
             "in-memory ring ports"
@@ -1054,7 +1054,7 @@ fn report(
             "rate": args.rate,
             "interrupted": cores.interrupted,
             "deterministic": args.deterministic,
-            "pmd": args.pmd,
+            "pmd": args.pmd.name(),
             "integrity": {
                 "lost": i.lost(),
                 "duplicated": i.duplicated,

@@ -30,8 +30,8 @@ pub(crate) struct BenchArgs {
     out: PathBuf,
     /// Ports for every point, over the sweep's own choice: `ring` or
     /// `dpdk` (a build with `--features dpdk`).
-    #[arg(long, value_parser = ["ring", "dpdk"])]
-    pmd: Option<String>,
+    #[arg(long, value_enum)]
+    pmd: Option<crate::Pmd>,
     /// EAL arguments for every point's `--pmd dpdk` (each point is its own
     /// process, with a file prefix of its own by default).
     #[arg(long, allow_hyphen_values = true)]
@@ -76,7 +76,7 @@ pub(crate) fn run(args: BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
     if let Some(pmd) = &args.pmd {
         sweep.fixed.retain(|(k, _)| k != "pmd");
         sweep.axes.retain(|(k, _)| k != "pmd");
-        sweep.fixed.push(("pmd".into(), pmd.clone()));
+        sweep.fixed.push(("pmd".into(), pmd.name().into()));
     }
     let points_dir = args.out.join("points");
     if let Err(e) = std::fs::create_dir_all(&points_dir) {
