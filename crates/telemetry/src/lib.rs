@@ -12,9 +12,14 @@ use hdrhistogram::Histogram;
 use std::time::Duration;
 
 pub mod plot;
+// The fields are the JSON schema's keys; where a name does not say what
+// it counts, the field says it.
+#[allow(missing_docs)]
+pub mod report;
 
 /// The percentiles of a histogram of nanoseconds, in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Summary {
     /// Median.
     pub p50: f64,

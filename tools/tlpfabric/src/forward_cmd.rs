@@ -1,8 +1,8 @@
 //! `tlpfabric forward`: one node's forwarding pipeline alone, between two
 //! ports, both directions, for benchmarking (like testpmd's io mode).
 
-use crate::{EXIT_REJECTED, EXIT_USAGE};
 use crate::Pmd;
+use crate::{EXIT_REJECTED, EXIT_USAGE};
 use clap::Args;
 use fabric::frame::{FrameHeader, FrameWriter, DEFAULT_MTU};
 use fabric::routing::epoch;

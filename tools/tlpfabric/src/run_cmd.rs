@@ -17,10 +17,10 @@ use lcore::{
     ROUND_THRESHOLDS_NS,
 };
 use migrate::{AbortReason, MigrationKind, Orchestrator, Outcome, Phase, Record, Schedule};
-use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use telemetry::report::RunReport;
 use telemetry::Summary;
 use traffic::{EndpointModel, HostModel, Integrity};
 
@@ -737,10 +737,6 @@ fn write_out(path: &Path, bytes: Result<Vec<u8>, String>, err: &mut dyn Write) -
     }
 }
 
-fn summary_json(s: &Summary) -> serde_json::Value {
-    json!({"p50": s.p50, "p90": s.p90, "p99": s.p99, "p999": s.p999, "max": s.max, "mean": s.mean, "count": s.count})
-}
-
 /// What the cores did over a run.
 struct CoresRun {
     busy: Vec<CoreFigures>,
@@ -758,6 +754,185 @@ struct CoreFigures {
     timed: Option<(f64, CoreStats)>,
 }
 
+/// Everything the run measured, as the report type both the text and the
+/// JSON come from.
+fn measured(
+    args: &RunArgs,
+    t: &Topology,
+    totals: &Totals,
+    secs: f64,
+    cores: &CoresRun,
+) -> RunReport {
+    use telemetry::report::*;
+    let busy = &cores.busy;
+    let i = &totals.integrity;
+    let completed = |kind| {
+        totals
+            .records
+            .iter()
+            .filter(|r| r.plan.kind == kind && r.outcome == Some(Outcome::Completed))
+            .count() as u64
+    };
+    let (vm, endpoint) = (
+        completed(MigrationKind::Vm),
+        completed(MigrationKind::Endpoint),
+    );
+    // Why migrations were aborted, by phase and reason, most frequent first.
+    let mut aborted_by: Vec<Count> = Vec::new();
+    for r in &totals.records {
+        if let Some(Outcome::Aborted { phase, reason }) = &r.outcome {
+            let text = match reason {
+                AbortReason::Budget { .. } => "over the blackout budget".to_string(),
+                AbortReason::Requested => "asked for".to_string(),
+                AbortReason::DrainTimeout => {
+                    "completions not drained within the drain budget".to_string()
+                }
+                AbortReason::Deadline { waiting_for, .. } => {
+                    format!("{waiting_for} did not come within the phase deadline")
+                }
+                AbortReason::Plane(e) => e.clone(),
+            };
+            let what = format!("{}: {text}", phase.name());
+            match aborted_by.iter_mut().find(|c| c.what == what) {
+                Some(c) => c.count += 1,
+                None => aborted_by.push(Count { what, count: 1 }),
+            }
+        }
+    }
+    aborted_by.sort_by_key(|c| std::cmp::Reverse(c.count));
+    let g = &totals.gates;
+    let deterministic = args.deterministic;
+    RunReport {
+        config: args
+            .config
+            .as_ref()
+            .map_or("configs/default.toml".to_string(), |p| {
+                p.display().to_string()
+            }),
+        machine: crate::machine::describe(),
+        duration_s: secs,
+        warmup_s: args.warmup.as_secs_f64(),
+        payload: args.payload as u64,
+        rate: args.rate,
+        interrupted: cores.interrupted,
+        deterministic,
+        pmd: args.pmd.name().into(),
+        topology: TopologyFigures {
+            nodes: t.nodes.len() as u64,
+            hosts: t.hosts.len() as u64,
+            bindings: t.bindings.len() as u64,
+            memory: crate::memory_line(t),
+        },
+        traffic: TrafficFigures {
+            host_writes: totals.writes,
+            device_dma_writes: totals.dma,
+        },
+        integrity: IntegrityFigures {
+            lost: i.lost(),
+            duplicated: i.duplicated,
+            reordered: i.reordered,
+            completion_timeouts: i.completion_timeouts,
+            completion_timeouts_in_stalls: i.completion_timeouts_in_stalls,
+            data_mismatches: i.data_mismatches,
+            unexpected_completions: i.unexpected_completions,
+            sent: i.sent,
+            delivered: i.delivered,
+            dropped_no_buffer: totals.no_buffer,
+            dropped_too_large: totals.too_large,
+        },
+        frames: FrameFigures {
+            received: totals.frames.received,
+            sent: totals.frames.sent,
+            cut_through: totals.frames.cut_through,
+            repacked: totals.frames.repacked,
+            malformed: totals.frames.malformed,
+        },
+        throughput: ThroughputFigures {
+            tlps_per_s: i.delivered as f64 / secs,
+            by_class: ByClass {
+                posted: totals.by_class[0],
+                non_posted: totals.by_class[1],
+                completion: totals.by_class[2],
+            },
+        },
+        cores: CoreFigures {
+            busy_fraction: busy.iter().map(|c| c.busy).collect(),
+            round_trip_ns: cores.round_trip.map(|t| t.as_nanos() as u64),
+            round_us: busy.iter().map(|c| c.timed.map(|t| t.0)).collect(),
+            rounds_over_us: busy
+                .iter()
+                .map(|c| {
+                    c.timed.map(|(_, s)| {
+                        ROUND_THRESHOLDS_NS
+                            .iter()
+                            .zip(s.rounds_over)
+                            .map(|(t, n)| ((t / 1000).to_string(), serde_json::Value::from(n)))
+                            .collect()
+                    })
+                })
+                .collect(),
+            longest_round_us: busy
+                .iter()
+                .map(|c| c.timed.map(|(_, s)| s.longest_round_ns as f64 / 1e3))
+                .collect(),
+            node_tsc_cycles_per_tlp: totals.frames.cycles_per_tlp().filter(|_| !deterministic),
+            tsc_ghz: (!deterministic).then(lcore::tsc::per_ns),
+        },
+        migrations: MigrationFigures {
+            vm,
+            endpoint,
+            aborted: totals.records.len() as u64 - vm - endpoint,
+            aborted_by,
+            skipped: totals.skipped,
+            scheduled: args.vm_migrations + args.endpoint_migrations,
+            unfinished: totals.unfinished.clone(),
+            held_tlps: g.released,
+            completion_indications: totals.messages,
+            pause_points_full: g.refused_full,
+        },
+        vdi: VdiFigures {
+            config_reads: g.vdi_config_reads,
+            config_writes: g.vdi_config_writes,
+            replayed_writes: g.replays,
+            register_reads: g.vdi_register_reads,
+            upstream: g.vdi_upstream,
+        },
+        configuration: ConfigurationFigures {
+            reads: totals.config[0],
+            writes: totals.config[1],
+            interrupts: totals.interrupts,
+        },
+        registers: RegisterFigures {
+            reads: totals.registers[0],
+            doorbells: totals.registers[1],
+        },
+        refused: fabric::node::Refusal::ALL
+            .iter()
+            .zip(totals.refused)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| Count {
+                what: format!("{r:?}"),
+                count: n,
+            })
+            .collect(),
+        refusal_log: totals.refusal_log.clone(),
+        blackout: BlackoutFigures {
+            per_migration_us: Summary::of(&totals.blackouts.per_migration),
+            per_migration_unstalled_us: Summary::of(&totals.blackouts.per_migration_unstalled),
+            per_tlp_us: Summary::of(&totals.blackouts.per_tlp),
+            phases_us: phase_summaries(&totals.records)
+                .into_iter()
+                .map(|(p, s)| (p.name().to_string(), s))
+                .collect(),
+        },
+        round_trip_us: totals
+            .round_trips
+            .as_ref()
+            .map(Summary::of)
+            .unwrap_or_default(),
+    }
+}
+
 fn report(
     args: &RunArgs,
     t: &Topology,
@@ -767,249 +942,8 @@ fn report(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let busy = &cores.busy;
-    let i = &totals.integrity;
-    let tracked = i.delivered as f64 / secs;
-    let _ = writeln!(
-        out,
-        "run: {} nodes, {} hosts, {} bindings, {:.2} s{}, {}",
-        t.nodes.len(),
-        t.hosts.len(),
-        t.bindings.len(),
-        secs,
-        if args.deterministic {
-            " (deterministic, virtual time)"
-        } else {
-            ""
-        },
-        if args.pmd == Pmd::Dpdk {
-            "DPDK ethdevs (net_ring pairs)"
-        } else {
-            "in-memory ring ports"
-        }
-    );
-    let _ = writeln!(out, "  memory: {}", crate::memory_line(t));
-    let _ = writeln!(
-        out,
-        "  traffic: {} host writes, {} device DMA writes; {:.0} tracked TLPs/s delivered",
-        totals.writes, totals.dma, tracked
-    );
-    let _ = writeln!(
-        out,
-        "  TLPs in at nodes by class: posted {}, non-posted {}, completion {}",
-        totals.by_class[0], totals.by_class[1], totals.by_class[2]
-    );
-    let f = &totals.frames;
-    let _ = writeln!(
-        out,
-        "  frames at nodes: {} in, {} out; {} passed on whole, {} repacked to fit a smaller MTU, {} malformed",
-        f.received, f.sent, f.cut_through, f.repacked, f.malformed
-    );
-    let busy_text: Vec<String> = busy
-        .iter()
-        .map(|c| match c.timed {
-            Some((us, _)) => format!("{:.0}% (a round every {us:.2} µs)", c.busy * 100.0),
-            None => format!("{:.0}%", c.busy * 100.0),
-        })
-        .collect();
-    let _ = writeln!(out, "  busy polls per core: {}", busy_text.join(", "));
-    if let (Some(c), false) = (f.cycles_per_tlp(), args.deterministic) {
-        // Time per TLP while the pipelines had work: at light load the
-        // wall clock over TLPs says nothing of what forwarding one costs.
-        let rate = lcore::tsc::per_ns();
-        let _ = writeln!(
-            out,
-            "  node pipelines: {c:.0} TSC cycles ({:.1} ns at {rate:.2} GHz) per TLP in polls that did work",
-            c / rate
-        );
-    }
-    if let Some(t) = cores.round_trip {
-        let _ = writeln!(
-            out,
-            "  core-to-core cache-line round trip: {} ns (measured before the run)",
-            t.as_nanos()
-        );
-    }
-    if busy.iter().any(|c| c.timed.is_some()) {
-        // A core kept from its round (by the OS, the hypervisor or a long
-        // task) holds up everything it carries: a read waiting on it can
-        // time out whatever the fabric does.
-        let at = |us: u64| {
-            ROUND_THRESHOLDS_NS
-                .iter()
-                .position(|&t| t == us * 1000)
-                .unwrap_or(0)
-        };
-        let stalls: Vec<String> = busy
-            .iter()
-            .filter_map(|c| c.timed)
-            .map(|(_, s)| {
-                format!(
-                    "{} over 20 µs, {} over 50 µs, longest {:.1} µs",
-                    s.rounds_over[at(20)],
-                    s.rounds_over[at(50)],
-                    s.longest_round_ns as f64 / 1e3
-                )
-            })
-            .collect();
-        let _ = writeln!(out, "  long rounds per core: {}", stalls.join("; "));
-    }
-    if totals.too_large > 0 {
-        let _ = writeln!(
-            out,
-            "  dropped: {} TLPs too large for the frames of their egress (a link MTU smaller than the frames it is given)",
-            totals.too_large
-        );
-    }
-    if totals.no_buffer > 0 {
-        let _ = writeln!(
-            out,
-            "  overload: {} TLPs found no frame buffer at a node (offer less with --rate)",
-            totals.no_buffer
-        );
-    }
-    let completed = totals
-        .records
-        .iter()
-        .filter(|r| r.outcome == Some(Outcome::Completed))
-        .count();
-    let aborted = totals.records.len() - completed;
-    let of_kind = |kind| {
-        totals
-            .records
-            .iter()
-            .filter(|r| r.plan.kind == kind && r.outcome == Some(Outcome::Completed))
-            .count()
-    };
-    let (vm, endpoint) = (of_kind(MigrationKind::Vm), of_kind(MigrationKind::Endpoint));
-    let g = &totals.gates;
-    let _ = writeln!(
-        out,
-        "  migrations: {vm} VM and {endpoint} endpoint completed, {aborted} aborted, of {} scheduled{}",
-        args.vm_migrations + args.endpoint_migrations,
-        if totals.skipped > 0 {
-            format!(" ({} with nothing to move)", totals.skipped)
-        } else {
-            String::new()
-        }
-    );
-    if aborted > 0 {
-        // Why, by phase and reason, most frequent first.
-        let mut why: Vec<(String, usize)> = Vec::new();
-        for r in &totals.records {
-            if let Some(Outcome::Aborted { phase, reason }) = &r.outcome {
-                let text = match reason {
-                    AbortReason::Budget { .. } => "over the blackout budget".to_string(),
-                    AbortReason::Requested => "asked for".to_string(),
-                    AbortReason::DrainTimeout => {
-                        "completions not drained within the drain budget".to_string()
-                    }
-                    AbortReason::Deadline { waiting_for, .. } => {
-                        format!("{waiting_for} did not come within the phase deadline")
-                    }
-                    AbortReason::Plane(e) => e.clone(),
-                };
-                let key = format!("{}: {text}", phase.name());
-                match why.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, n)) => *n += 1,
-                    None => why.push((key, 1)),
-                }
-            }
-        }
-        why.sort_by_key(|w| std::cmp::Reverse(w.1));
-        let text: Vec<String> = why.iter().map(|(k, n)| format!("{n} in {k}")).collect();
-        let _ = writeln!(out, "  aborted: {}", text.join("; "));
-    }
-    let _ = writeln!(
-        out,
-        "  pause points: {} TLPs held and released; VDIs served {} config reads, {} config writes ({} made to the function after), {} register reads; {} completion indications received",
-        g.released, g.vdi_config_reads, g.vdi_config_writes, g.replays, g.vdi_register_reads, totals.messages
-    );
-    let _ = writeln!(
-        out,
-        "  configuration: hosts completed {} reads and {} writes; {} MSI-X interrupts received",
-        totals.config[0], totals.config[1], totals.interrupts
-    );
-    let _ = writeln!(
-        out,
-        "  registers: hosts completed {} register reads (each checked); devices acted on {} doorbell writes",
-        totals.registers[0], totals.registers[1]
-    );
-    if totals.refused.iter().any(|&n| n > 0) {
-        let text: Vec<String> = fabric::node::Refusal::ALL
-            .iter()
-            .zip(totals.refused)
-            .filter(|(_, n)| *n > 0)
-            .map(|(r, n)| format!("{r:?} {n}"))
-            .collect();
-        let _ = writeln!(out, "  refused at nodes: {}", text.join(", "));
-        for line in &totals.refusal_log {
-            let _ = writeln!(out, "    {line}");
-        }
-    }
-    if let Some(m) = &totals.unfinished {
-        let _ = writeln!(
-            out,
-            "  a migration had not finished when the run ended: {m}"
-        );
-    }
-    let per_migration = Summary::of(&totals.blackouts.per_migration);
-    let per_tlp = Summary::of(&totals.blackouts.per_tlp);
-    let _ = writeln!(out, "  blackout per migration: {}", per_migration.line());
-    let unstalled = Summary::of(&totals.blackouts.per_migration_unstalled);
-    if unstalled.count > 0 {
-        let _ = writeln!(
-            out,
-            "    of those, with no core round over 10 µs: {}",
-            unstalled.line()
-        );
-    }
-    let _ = writeln!(out, "  blackout per held TLP:  {}", per_tlp.line());
-    let round_trips = totals
-        .round_trips
-        .as_ref()
-        .map(Summary::of)
-        .unwrap_or_default();
-    let _ = writeln!(out, "  request round trips:    {}", round_trips.line());
-    let phases = phase_summaries(&totals.records);
-    if completed > 0 {
-        let text: Vec<String> = phases
-            .iter()
-            .map(|(p, s)| format!("{} {:.1}/{:.1}", p.name(), s.p50, s.p99))
-            .collect();
-        let _ = writeln!(out, "  phases (p50/p99 µs): {}", text.join(", "));
-    }
-    if g.refused_full > 0 {
-        let _ = writeln!(
-            out,
-            "  pause points full: {} times a TLP waited at its ingress, with its credits, for room",
-            g.refused_full
-        );
-    }
-    let _ = writeln!(
-        out,
-        "  integrity: lost {}, duplicated {}, reordered {}, completion timeouts {}, data mismatches {}",
-        i.lost(),
-        i.duplicated,
-        i.reordered,
-        i.completion_timeouts,
-        i.data_mismatches
-    );
-    if i.completion_timeouts > 0 {
-        let _ = writeln!(
-            out,
-            "  completion timeouts the nodes' core being kept from running explains: {} of {} \
-             (see the long rounds above)",
-            i.completion_timeouts_in_stalls, i.completion_timeouts
-        );
-    }
-    if i.unexpected_completions > 0 {
-        let _ = writeln!(
-            out,
-            "  completions that came after their read timed out: {}",
-            i.unexpected_completions
-        );
-    }
+    let report = measured(args, t, totals, secs, cores);
+    let _ = write!(out, "{}", report.text());
     if let Some(path) = &args.hdr_log {
         let round_trip_histogram = totals
             .round_trips
@@ -1041,85 +975,11 @@ fn report(
         }
     }
     if let Some(path) = &args.json {
-        let phases_json: serde_json::Map<String, serde_json::Value> = phases
-            .iter()
-            .map(|(p, s)| (p.name().to_string(), summary_json(s)))
-            .collect();
-        let doc = json!({
-            "config": args.config.as_ref().map_or("configs/default.toml".to_string(), |p| p.display().to_string()),
-            "machine": crate::machine::describe(),
-            "duration_s": secs,
-            "warmup_s": args.warmup.as_secs_f64(),
-            "payload": args.payload,
-            "rate": args.rate,
-            "interrupted": cores.interrupted,
-            "deterministic": args.deterministic,
-            "pmd": args.pmd.name(),
-            "integrity": {
-                "lost": i.lost(),
-                "duplicated": i.duplicated,
-                "reordered": i.reordered,
-                "completion_timeouts": i.completion_timeouts,
-                "completion_timeouts_in_stalls": i.completion_timeouts_in_stalls,
-                "data_mismatches": i.data_mismatches,
-                "unexpected_completions": i.unexpected_completions,
-                "sent": i.sent,
-                "delivered": i.delivered,
-                "dropped_no_buffer": totals.no_buffer,
-                "dropped_too_large": totals.too_large,
-            },
-            "frames": {
-                "in": totals.frames.received,
-                "out": totals.frames.sent,
-                "cut_through": totals.frames.cut_through,
-                "repacked": totals.frames.repacked,
-                "malformed": totals.frames.malformed,
-            },
-            "throughput": {
-                "tlps_per_s": tracked,
-                "by_class": {"posted": totals.by_class[0], "non_posted": totals.by_class[1], "completion": totals.by_class[2]},
-            },
-            "cores": {
-                "busy_fraction": busy.iter().map(|c| c.busy).collect::<Vec<_>>(),
-                "round_trip_ns": cores.round_trip.map(|t| t.as_nanos() as u64),
-                "round_us": busy.iter().map(|c| c.timed.map(|t| t.0)).collect::<Vec<_>>(),
-                "rounds_over_us": busy.iter().map(|c| c.timed.map(|(_, s)| {
-                    ROUND_THRESHOLDS_NS
-                        .iter()
-                        .zip(s.rounds_over)
-                        .map(|(t, n)| ((t / 1000).to_string(), serde_json::Value::from(n)))
-                        .collect::<serde_json::Map<_, _>>()
-                })).collect::<Vec<_>>(),
-                "longest_round_us": busy.iter().map(|c| c.timed.map(|(_, s)| s.longest_round_ns as f64 / 1e3)).collect::<Vec<_>>(),
-                "node_tsc_cycles_per_tlp": totals.frames.cycles_per_tlp().filter(|_| !args.deterministic),
-                "tsc_ghz": (!args.deterministic).then(lcore::tsc::per_ns),
-            },
-            "migrations": {
-                "vm": vm,
-                "endpoint": endpoint,
-                "aborted": aborted,
-                "skipped": totals.skipped,
-                "scheduled": args.vm_migrations + args.endpoint_migrations,
-                "unfinished": totals.unfinished,
-                "held_tlps": g.released,
-                "completion_indications": totals.messages,
-            },
-            "vdi": {"config_reads": g.vdi_config_reads, "config_writes": g.vdi_config_writes, "replayed_writes": g.replays, "register_reads": g.vdi_register_reads, "upstream": g.vdi_upstream},
-            "configuration": {"reads": totals.config[0], "writes": totals.config[1], "interrupts": totals.interrupts},
-            "registers": {"reads": totals.registers[0], "doorbells": totals.registers[1]},
-            "blackout": {
-                "per_migration_us": summary_json(&per_migration),
-                "per_migration_unstalled_us": summary_json(&unstalled),
-                "per_tlp_us": summary_json(&per_tlp),
-                "phases_us": phases_json,
-            },
-            "round_trip_us": summary_json(&round_trips),
-        });
-        if !write_out(path, Ok(format!("{doc:#}\n").into_bytes()), err) {
+        if !write_out(path, Ok(report.json().into_bytes()), err) {
             return EXIT_REJECTED;
         }
     }
-    if i.clean() {
+    if totals.integrity.clean() {
         0
     } else {
         let _ = writeln!(err, "error: integrity failed");

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::Path;
 use telemetry::plot::{self, Chart, Series, XAxis};
+use telemetry::report::RunReport;
 
 /// Where a report keeps its rate of TLPs: `run`'s, then `forward`'s.
 pub(crate) const THROUGHPUT: &[&str] = &["/throughput/tlps_per_s", "/tlps_per_s"];
@@ -18,43 +19,87 @@ pub(crate) fn number(report: &Value, pointers: &[&str]) -> Option<f64> {
         .find_map(|p| report.pointer(p).and_then(Value::as_f64))
 }
 
-/// The columns of `summary.csv` taken from a point's report: a name and
-/// where in the report's JSON it is. Documented in docs/benchmarks.md.
-fn report_columns(command: Command) -> &'static [(&'static str, &'static str)] {
+/// A column of `summary.csv` taken from a point's report.
+type Column = (&'static str, Cell);
+
+/// How a column's cell is read: from `run`'s report type, or (`forward`)
+/// from where its JSON keeps it.
+#[derive(Clone, Copy)]
+enum Cell {
+    Run(fn(&RunReport) -> Value),
+    Pointer(&'static str),
+}
+
+/// The columns taken from each run's report. Documented in
+/// docs/benchmarks.md.
+fn report_columns(command: Command) -> &'static [Column] {
+    use Cell::{Pointer, Run};
     match command {
         Command::Run => &[
-            ("duration_s", "/duration_s"),
-            ("interrupted", "/interrupted"),
-            ("tlps_per_s", "/throughput/tlps_per_s"),
-            ("sent", "/integrity/sent"),
-            ("delivered", "/integrity/delivered"),
-            ("lost", "/integrity/lost"),
-            ("completion_timeouts", "/integrity/completion_timeouts"),
-            ("vm_migrations", "/migrations/vm"),
-            ("endpoint_migrations", "/migrations/endpoint"),
-            ("aborted_migrations", "/migrations/aborted"),
-            ("blackout_p50_us", "/blackout/per_migration_us/p50"),
-            ("blackout_p99_us", "/blackout/per_migration_us/p99"),
-            ("blackout_p999_us", "/blackout/per_migration_us/p999"),
-            ("blackout_max_us", "/blackout/per_migration_us/max"),
-            ("held_tlp_p50_us", "/blackout/per_tlp_us/p50"),
-            ("held_tlp_p99_us", "/blackout/per_tlp_us/p99"),
-            ("round_trip_p50_us", "/round_trip_us/p50"),
-            ("round_trip_p99_us", "/round_trip_us/p99"),
-            ("round_trip_p999_us", "/round_trip_us/p999"),
-            ("busy_core0", "/cores/busy_fraction/0"),
-            ("busy_core1", "/cores/busy_fraction/1"),
+            ("duration_s", Run(|r| r.duration_s.into())),
+            ("interrupted", Run(|r| r.interrupted.into())),
+            ("tlps_per_s", Run(|r| r.throughput.tlps_per_s.into())),
+            ("sent", Run(|r| r.integrity.sent.into())),
+            ("delivered", Run(|r| r.integrity.delivered.into())),
+            ("lost", Run(|r| r.integrity.lost.into())),
+            (
+                "completion_timeouts",
+                Run(|r| r.integrity.completion_timeouts.into()),
+            ),
+            ("vm_migrations", Run(|r| r.migrations.vm.into())),
+            ("endpoint_migrations", Run(|r| r.migrations.endpoint.into())),
+            ("aborted_migrations", Run(|r| r.migrations.aborted.into())),
+            (
+                "blackout_p50_us",
+                Run(|r| r.blackout.per_migration_us.p50.into()),
+            ),
+            (
+                "blackout_p99_us",
+                Run(|r| r.blackout.per_migration_us.p99.into()),
+            ),
+            (
+                "blackout_p999_us",
+                Run(|r| r.blackout.per_migration_us.p999.into()),
+            ),
+            (
+                "blackout_max_us",
+                Run(|r| r.blackout.per_migration_us.max.into()),
+            ),
+            ("held_tlp_p50_us", Run(|r| r.blackout.per_tlp_us.p50.into())),
+            ("held_tlp_p99_us", Run(|r| r.blackout.per_tlp_us.p99.into())),
+            ("round_trip_p50_us", Run(|r| r.round_trip_us.p50.into())),
+            ("round_trip_p99_us", Run(|r| r.round_trip_us.p99.into())),
+            ("round_trip_p999_us", Run(|r| r.round_trip_us.p999.into())),
+            (
+                "busy_core0",
+                Run(|r| r.cores.busy_fraction.first().copied().into()),
+            ),
+            (
+                "busy_core1",
+                Run(|r| r.cores.busy_fraction.get(1).copied().into()),
+            ),
         ],
         Command::Forward => &[
-            ("duration_s", "/duration_s"),
-            ("interrupted", "/interrupted"),
-            ("tlps_per_s", "/tlps_per_s"),
-            ("frames_per_s", "/frames_per_s"),
-            ("ns_per_tlp", "/ns_per_tlp"),
-            ("tsc_cycles_per_tlp", "/tsc_cycles_per_tlp"),
-            ("tlps_refused", "/tlps_refused"),
-            ("frames_malformed", "/frames_malformed"),
+            ("duration_s", Pointer("/duration_s")),
+            ("interrupted", Pointer("/interrupted")),
+            ("tlps_per_s", Pointer("/tlps_per_s")),
+            ("frames_per_s", Pointer("/frames_per_s")),
+            ("ns_per_tlp", Pointer("/ns_per_tlp")),
+            ("tsc_cycles_per_tlp", Pointer("/tsc_cycles_per_tlp")),
+            ("tlps_refused", Pointer("/tlps_refused")),
+            ("frames_malformed", Pointer("/frames_malformed")),
         ],
+    }
+}
+
+impl Cell {
+    fn of(self, report: &Value) -> Value {
+        match self {
+            Cell::Run(f) => {
+                serde_json::from_value::<RunReport>(report.clone()).map_or(Value::Null, |r| f(&r))
+            }
+            Cell::Pointer(p) => report.pointer(p).cloned().unwrap_or(Value::Null),
+        }
     }
 }
 
@@ -97,16 +142,13 @@ pub(crate) fn csv(sweep: &Sweep, measured: &[Measured]) -> String {
             axes.iter()
                 .map(|a| csv_field(m.point.value(a).unwrap_or_default())),
         );
-        for (_, pointer) in columns {
-            let cell = m.report.as_ref().and_then(|r| r.pointer(pointer)).map_or(
-                String::new(),
-                |v| match v {
-                    Value::Null => String::new(),
-                    Value::String(s) => csv_field(s),
-                    other => other.to_string(),
-                },
-            );
-            row.push(cell);
+        for (_, cell) in columns {
+            let value = m.report.as_ref().map_or(Value::Null, |r| cell.of(r));
+            row.push(match value {
+                Value::Null => String::new(),
+                Value::String(s) => csv_field(&s),
+                other => other.to_string(),
+            });
         }
         let _ = writeln!(text, "{}", row.join(","));
     }
@@ -538,11 +580,16 @@ mod tests {
             point: point.clone(),
             repetition,
             exit: Some(if p99 > 0.0 { 0 } else { 1 }),
-            report: Some(json!({
-                "throughput": {"tlps_per_s": tlps},
-                "integrity": {"lost": 0},
-                "blackout": {"per_migration_us": {"p50": p99 / 2.0, "p99": p99, "p999": p99 * 2.0}},
-            })),
+            report: Some({
+                let mut r = RunReport::default();
+                r.throughput.tlps_per_s = tlps;
+                r.integrity.sent = 7;
+                r.blackout.per_migration_us.p50 = p99 / 2.0;
+                r.blackout.per_migration_us.p99 = p99;
+                r.blackout.per_migration_us.p999 = p99 * 2.0;
+                r.cores.busy_fraction = vec![0.5];
+                serde_json::to_value(r).unwrap()
+            }),
             hdr_log: None,
             round_trip_before: Some(Duration::from_nanos(120)),
             round_trip_after: None,
@@ -584,7 +631,9 @@ mod tests {
         assert_eq!(first[column("core_round_trip_before_ns")], "120");
         assert_eq!(first[column("core_round_trip_after_ns")], "");
         assert_eq!(first[column("id-mode")], "different");
-        assert_eq!(first[column("sent")], "", "not in the report: empty");
+        assert_eq!(first[column("sent")], "7");
+        assert_eq!(first[column("busy_core0")], "0.5");
+        assert_eq!(first[column("busy_core1")], "", "one core: nothing to say");
         assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
     }
 
