@@ -35,9 +35,11 @@ pub mod config;
 pub mod lspci;
 pub mod msix;
 pub mod registers;
+mod state;
 pub mod sync;
 pub mod template;
 mod vdi;
 
+pub use state::{Layout, VdiState, SNAPSHOT_VERSION};
 pub use template::{Template, TemplateError};
-pub use vdi::{CompletionSignal, Mode, SnapshotError, Vdi, VdiStats, Verdict, SNAPSHOT_VERSION};
+pub use vdi::{CompletionSignal, Mode, SnapshotError, Vdi, VdiStats, Verdict};

@@ -4,6 +4,7 @@
 use crate::config::ConfigSpace;
 use crate::msix::{Msix, Raised};
 use crate::registers::RegisterFile;
+use crate::state::{Layout, VdiState};
 use crate::template::Template;
 use std::collections::VecDeque;
 use tlp::build::{
@@ -155,16 +156,12 @@ impl std::fmt::Display for SnapshotError {
 
 impl std::error::Error for SnapshotError {}
 
-const MAGIC: &[u8; 8] = b"TLPF-VDI";
-/// The snapshot format version written and read.
-pub const SNAPSHOT_VERSION: u16 = 1;
-
 /// The six BAR registers of a type 0 configuration header.
 const BARS: std::ops::Range<usize> = 0x10..0x28;
 
 static CRC_TABLE: [u32; 256] = tlp::ecrc::reflected_table(0xedb8_8320);
 
-fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     !tlp::ecrc::reflected_update(&CRC_TABLE, !0, bytes)
 }
 
@@ -714,37 +711,34 @@ impl Vdi {
     }
 
     /// The state that moves with the function: configuration space, BAR
-    /// registers, MSI-X table and pending bits; versioned and checksummed.
-    pub fn snapshot(&self) -> Vec<u8> {
-        let mut s = Vec::new();
-        s.extend_from_slice(MAGIC);
-        s.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-        let (v, d) = self.ids();
-        s.extend_from_slice(&v.to_le_bytes());
-        s.extend_from_slice(&d.to_le_bytes());
-        s.extend_from_slice(&(self.config.len() as u32).to_le_bytes());
-        s.extend_from_slice(self.config.bytes());
-        let values = self.registers.values();
-        s.extend_from_slice(&(values.len() as u32).to_le_bytes());
-        for v in values {
-            s.extend_from_slice(&v.to_le_bytes());
-        }
+    /// registers, MSI-X table and pending bits.
+    pub fn state(&self) -> VdiState {
         let (table, pending): (&[[u32; 4]], &[u64]) = match &self.msix {
             Some(m) => (m.table(), m.pending_words()),
             None => (&[], &[]),
         };
-        s.extend_from_slice(&(table.len() as u32).to_le_bytes());
-        for e in table {
-            for w in e {
-                s.extend_from_slice(&w.to_le_bytes());
-            }
+        VdiState {
+            ids: self.ids(),
+            config: self.config.bytes().to_vec(),
+            registers: self.registers.values().to_vec(),
+            msix_table: table.to_vec(),
+            msix_pending: pending.to_vec(),
         }
-        for w in pending {
-            s.extend_from_slice(&w.to_le_bytes());
+    }
+
+    /// What a state must share with this VDI for it to take the state.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            ids: self.ids(),
+            config_len: self.config.len(),
+            registers: self.registers.values().len(),
+            vectors: self.msix.as_ref().map_or(0, |m| m.table().len()),
         }
-        let crc = crc32(&s);
-        s.extend_from_slice(&crc.to_le_bytes());
-        s
+    }
+
+    /// [`Vdi::state`] as a snapshot: versioned and checksummed.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.state().encode()
     }
 
     /// Restores the state of another function of the same kind moved to
@@ -762,29 +756,7 @@ impl Vdi {
     /// without the snapshot's copy and checksums, and without allocating,
     /// which matters while the function is paused.
     pub fn take_state_of(&mut self, other: &Vdi) -> Result<(), SnapshotError> {
-        if other.ids() != self.ids() {
-            return Err(SnapshotError::Device {
-                found: other.ids(),
-                expected: self.ids(),
-            });
-        }
-        if other.config.len() != self.config.len() {
-            return Err(SnapshotError::Layout("configuration space size"));
-        }
-        if other.registers.values().len() != self.registers.values().len() {
-            return Err(SnapshotError::Layout("register count"));
-        }
-        let fits = match (&self.msix, &other.msix) {
-            (Some(m), Some(o)) => {
-                m.table().len() == o.table().len()
-                    && m.pending_words().len() == o.pending_words().len()
-            }
-            (None, None) => true,
-            _ => false,
-        };
-        if !fits {
-            return Err(SnapshotError::Layout("MSI-X vectors"));
-        }
+        self.layout().fits(&other.layout())?;
         let placed = self.placed_bars();
         self.config.set_raw(0, other.config.bytes());
         self.config.set_raw(BARS.start as u16, &placed);
@@ -804,103 +776,18 @@ impl Vdi {
     /// Restores a snapshot taken from a VDI of the same kind of device.
     /// Nothing changes unless every check passes.
     pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), SnapshotError> {
-        let mut r = Reader { b: snapshot, at: 0 };
-        if r.take(8) != Some(&MAGIC[..]) {
-            return Err(SnapshotError::NotASnapshot);
-        }
-        let version = r.u16().ok_or(SnapshotError::NotASnapshot)?;
-        if version != SNAPSHOT_VERSION {
-            return Err(SnapshotError::Version {
-                found: version,
-                expected: SNAPSHOT_VERSION,
-            });
-        }
-        let Some(body) = snapshot.len().checked_sub(4) else {
-            return Err(SnapshotError::NotASnapshot);
-        };
-        let stored = u32::from_le_bytes(
-            snapshot[body..]
-                .try_into()
-                .map_err(|_| SnapshotError::NotASnapshot)?,
-        );
-        if crc32(&snapshot[..body]) != stored {
-            return Err(SnapshotError::Checksum);
-        }
-        let found = (
-            r.u16().ok_or(SnapshotError::NotASnapshot)?,
-            r.u16().ok_or(SnapshotError::NotASnapshot)?,
-        );
-        if found != self.ids() {
-            return Err(SnapshotError::Device {
-                found,
-                expected: self.ids(),
-            });
-        }
-        let config_len = r.u32().ok_or(SnapshotError::NotASnapshot)? as usize;
-        if config_len != self.config.len() {
-            return Err(SnapshotError::Layout("configuration space size"));
-        }
-        let config = r.take(config_len).ok_or(SnapshotError::NotASnapshot)?;
-        let count = r.u32().ok_or(SnapshotError::NotASnapshot)? as usize;
-        if count != self.registers.values().len() {
-            return Err(SnapshotError::Layout("register count"));
-        }
-        let mut values = Vec::with_capacity(count);
-        for _ in 0..count {
-            values.push(r.u64().ok_or(SnapshotError::NotASnapshot)?);
-        }
-        let vectors = r.u32().ok_or(SnapshotError::NotASnapshot)? as usize;
-        let expected_vectors = self.msix.as_ref().map_or(0, |m| m.table().len());
-        if vectors != expected_vectors {
-            return Err(SnapshotError::Layout("MSI-X table size"));
-        }
-        let mut table = Vec::with_capacity(vectors);
-        for _ in 0..vectors {
-            let mut e = [0u32; 4];
-            for w in &mut e {
-                *w = r.u32().ok_or(SnapshotError::NotASnapshot)?;
-            }
-            table.push(e);
-        }
-        let mut pending = Vec::new();
-        for _ in 0..vectors.div_ceil(64) {
-            pending.push(r.u64().ok_or(SnapshotError::NotASnapshot)?);
-        }
-        if r.at != body {
-            return Err(SnapshotError::Layout("length"));
-        }
-        self.config.set_raw(0, config);
-        self.registers.set_values(&values);
+        let state = VdiState::try_from(snapshot)?;
+        self.take(&state)
+    }
+
+    /// Takes `state`, if it fits this VDI; nothing changes otherwise.
+    pub fn take(&mut self, state: &VdiState) -> Result<(), SnapshotError> {
+        self.layout().fits(&state.layout())?;
+        self.config.set_raw(0, &state.config);
+        self.registers.set_values(&state.registers);
         if let Some(m) = self.msix.as_mut() {
-            m.restore(&table, &pending);
+            m.restore(&state.msix_table, &state.msix_pending);
         }
         Ok(())
-    }
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.b.get(self.at..self.at + n)?;
-        self.at += n;
-        Some(s)
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            u64::from_le_bytes(a)
-        })
     }
 }
