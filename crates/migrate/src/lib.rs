@@ -139,7 +139,7 @@ pub enum AbortReason {
     /// Requests in flight did not complete within the drain budget.
     DrainTimeout,
     /// The plane could not do what a phase needs.
-    Plane(String),
+    Plane(PlaneError),
 }
 
 /// How a migration ended.
@@ -389,12 +389,7 @@ impl Migration {
                     if self.abort_in == Some(Phase::Prepare) {
                         self.abort(plane, Phase::Prepare, AbortReason::Requested, now);
                     } else if let Err(e) = plane.prepare(&plan, now) {
-                        self.abort(
-                            plane,
-                            Phase::Prepare,
-                            AbortReason::Plane(e.to_string()),
-                            now,
-                        );
+                        self.abort(plane, Phase::Prepare, AbortReason::Plane(e), now);
                     } else {
                         // Quiescing starts at the next step, so the time
                         // preparing took shows as the prepare phase's.
@@ -547,7 +542,10 @@ mod tests {
             self.log.push("prepare".into());
             self.prepared.push((plan.from, plan.to));
             if self.fail_prepare {
-                return Err(PlaneError("no window free".into()));
+                return Err(PlaneError::NoWindow {
+                    host: "b".into(),
+                    binding: plan.binding,
+                });
             }
             Ok(())
         }
@@ -812,7 +810,7 @@ mod tests {
             Some(Outcome::Aborted {
                 phase: Phase::Prepare,
                 reason: AbortReason::Plane(e),
-            }) => assert!(e.contains("no window"), "{e}"),
+            }) => assert!(matches!(e, PlaneError::NoWindow { binding: 0, .. }), "{e}"),
             other => panic!("{other:?}"),
         }
         assert!(!plane.log.iter().any(|l| l == "quiesce"));

@@ -16,16 +16,65 @@ use traffic::{EndpointCommand, HostCommand, Moved, Vm, VmCounters};
 use vdi::CompletionSignal;
 
 /// Why the plane could not do what was asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlaneError(pub String);
-
-impl std::fmt::Display for PlaneError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaneError {
+    /// The topology has no such binding.
+    #[error("no binding {0}")]
+    NoBinding(usize),
+    /// A VM migration from a host the binding is not on (or to itself, or
+    /// to no host).
+    #[error("binding {binding} is on host {on}, cannot move it from {from} to {to}")]
+    NotOnHost {
+        /// The binding.
+        binding: usize,
+        /// The host it is on.
+        on: usize,
+        /// The host the plan moves it from.
+        from: usize,
+        /// The host the plan moves it to.
+        to: usize,
+    },
+    /// An endpoint migration from a function the binding is not on.
+    #[error("binding {binding} is on {on}, not {from}")]
+    NotOnFunction {
+        /// The binding.
+        binding: usize,
+        /// The function it is on.
+        on: String,
+        /// The function the plan moves it from.
+        from: String,
+    },
+    /// The device has no such function to move to.
+    #[error("{endpoint} has no function {function} to move to")]
+    NoFunction {
+        /// The device.
+        endpoint: String,
+        /// The function asked for.
+        function: usize,
+    },
+    /// The function to move to serves another binding.
+    #[error("{0} is bound already")]
+    Bound(String),
+    /// The binding's device has no pause point: it cannot migrate.
+    #[error("{0} has no pause point")]
+    NoPausePoint(String),
+    /// The destination host has no window left for the binding's BAR.
+    #[error("host {host} has no free window for binding {binding}")]
+    NoWindow {
+        /// The host.
+        host: String,
+        /// The binding.
+        binding: usize,
+    },
+    /// The destination host has no ID left for the binding's function.
+    #[error("host {host} has no free ID for binding {binding}")]
+    NoId {
+        /// The host.
+        host: String,
+        /// The binding.
+        binding: usize,
+    },
 }
-
-impl std::error::Error for PlaneError {}
 
 /// The control side of one endpoint's gate.
 #[derive(Debug)]
@@ -220,32 +269,33 @@ impl Plane for FabricPlane {
             return self.endpoint_prepare(plan);
         }
         let Some(b) = self.topology.bindings.get(plan.binding) else {
-            return Err(PlaneError(format!("no binding {}", plan.binding)));
+            return Err(PlaneError::NoBinding(plan.binding));
         };
         if b.host != plan.from || plan.to >= self.topology.hosts.len() || plan.to == plan.from {
-            return Err(PlaneError(format!(
-                "binding {} is on host {}, cannot move it from {} to {}",
-                plan.binding, b.host, plan.from, plan.to
-            )));
+            return Err(PlaneError::NotOnHost {
+                binding: plan.binding,
+                on: b.host,
+                from: plan.from,
+                to: plan.to,
+            });
         }
         if self.status(plan).is_none() {
-            return Err(PlaneError(format!(
-                "binding {}'s endpoint has no pause point",
-                plan.binding
-            )));
+            return Err(PlaneError::NoPausePoint(
+                self.topology.endpoints[b.endpoint].name.clone(),
+            ));
         }
-        let bar = self.free_bar(plan.binding, plan.to).ok_or_else(|| {
-            PlaneError(format!(
-                "host {} has no free window for binding {}",
-                self.topology.hosts[plan.to].name, plan.binding
-            ))
-        })?;
-        let id = self.free_id(plan.binding, plan.to).ok_or_else(|| {
-            PlaneError(format!(
-                "host {} has no free ID for binding {}",
-                self.topology.hosts[plan.to].name, plan.binding
-            ))
-        })?;
+        let bar = self
+            .free_bar(plan.binding, plan.to)
+            .ok_or_else(|| PlaneError::NoWindow {
+                host: self.topology.hosts[plan.to].name.clone(),
+                binding: plan.binding,
+            })?;
+        let id = self
+            .free_id(plan.binding, plan.to)
+            .ok_or_else(|| PlaneError::NoId {
+                host: self.topology.hosts[plan.to].name.clone(),
+                binding: plan.binding,
+            })?;
         let mut destination = self.topology.clone();
         let moved = &mut destination.bindings[plan.binding];
         moved.host = plan.to;
@@ -542,7 +592,7 @@ impl FabricPlane {
 
     fn endpoint_prepare(&mut self, plan: &Plan) -> Result<(), PlaneError> {
         let Some(b) = self.topology.bindings.get(plan.binding) else {
-            return Err(PlaneError(format!("no binding {}", plan.binding)));
+            return Err(PlaneError::NoBinding(plan.binding));
         };
         let endpoint = &self.topology.endpoints[b.endpoint];
         let name = |f: usize| {
@@ -557,18 +607,17 @@ impl FabricPlane {
             )
         };
         if b.function as usize != plan.from {
-            return Err(PlaneError(format!(
-                "binding {} is on {}, not {}",
-                plan.binding,
-                name(b.function as usize),
-                name(plan.from)
-            )));
+            return Err(PlaneError::NotOnFunction {
+                binding: plan.binding,
+                on: name(b.function as usize),
+                from: name(plan.from),
+            });
         }
         if plan.to > endpoint.vfs as usize || plan.to == plan.from {
-            return Err(PlaneError(format!(
-                "{} has no function {} to move to",
-                endpoint.name, plan.to
-            )));
+            return Err(PlaneError::NoFunction {
+                endpoint: endpoint.name.clone(),
+                function: plan.to,
+            });
         }
         if self
             .topology
@@ -576,12 +625,12 @@ impl FabricPlane {
             .iter()
             .any(|o| o.endpoint == b.endpoint && o.function as usize == plan.to)
         {
-            return Err(PlaneError(format!("{} is bound already", name(plan.to))));
+            return Err(PlaneError::Bound(name(plan.to)));
         }
         let (Some(Some(_)), Some(Some(_))) =
             (self.gates.get(b.endpoint), self.devices.get(b.endpoint))
         else {
-            return Err(PlaneError(format!("{} has no pause point", endpoint.name)));
+            return Err(PlaneError::NoPausePoint(endpoint.name.clone()));
         };
         let mut destination = self.topology.clone();
         destination.bindings[plan.binding].function = plan.to as u8;

@@ -52,6 +52,31 @@ impl std::fmt::Debug for Ports {
     }
 }
 
+/// Why a scenario could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The ports could not make a link.
+    #[error("cannot make {name}: {reason}")]
+    Link {
+        /// The link (`link0`, a host's or an endpoint's name).
+        name: String,
+        /// What the ports said.
+        reason: String,
+    },
+    /// A reliable link's configuration was refused.
+    #[error("link on {at}: {source}")]
+    LinkConfig {
+        /// Where: a host's or endpoint's name, or `node:port`.
+        at: String,
+        /// What was wrong with it.
+        source: fabric::link::LinkConfigError,
+    },
+    /// The topology's parts did not agree (a node without tables, a link
+    /// without a configuration): a defect, not an input error.
+    #[error("inconsistent fabric: {0}")]
+    Inconsistent(&'static str),
+}
+
 /// How to build a scenario.
 #[derive(Debug, Clone)]
 pub struct ScenarioConfig {
@@ -221,11 +246,16 @@ impl Layout {
 }
 
 /// The fabric of `t` as `c` asks.
-pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
+pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
     let (rate, timeout, duration) = (c.rate, c.completion_timeout, c.duration);
     let total = |rate: f64| (rate * duration as f64 / 1e9) as u64;
     let pool = c.ports.pool.clone();
-    let link = |name: &str| (c.ports.link)(name, 1024, 14 + t.link.mtu);
+    let link = |name: &str| {
+        (c.ports.link)(name, 1024, 14 + t.link.mtu).map_err(|reason| BuildError::Link {
+            name: name.to_string(),
+            reason,
+        })
+    };
     let mut notes = Vec::new();
     let mut ports: Vec<Vec<Option<DynPort>>> = t
         .nodes
@@ -330,7 +360,10 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         let link = edge_link(host.attach.node);
         host_model
             .with_link(link.peer())
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| BuildError::LinkConfig {
+                at: host.name.clone(),
+                source,
+            })?;
         let (commands, commands_rx) = rings::spsc::ring(64);
         let (handed_tx, handed) = rings::spsc::ring(64);
         host_model.with_control(commands_rx, handed_tx);
@@ -377,7 +410,12 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         };
         let mut device = EndpointModel::new(config, model, pool.clone());
         let link = edge_link(end.attach.node);
-        device.with_link(link.peer()).map_err(|e| e.to_string())?;
+        device
+            .with_link(link.peer())
+            .map_err(|source| BuildError::LinkConfig {
+                at: end.name.clone(),
+                source,
+            })?;
         let (commands, commands_rx) = rings::spsc::ring(64);
         let (moved_tx, moved) = rings::spsc::ring(64);
         device.with_control(commands_rx, moved_tx);
@@ -456,7 +494,9 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
             .into_iter()
             .map(|p| p.unwrap_or_else(|| Box::new(ClosedPort::default())))
             .collect();
-        let first = tables.next().ok_or("a node without tables")?;
+        let first = tables
+            .next()
+            .ok_or(BuildError::Inconsistent("a node without tables"))?;
         let (publisher, reader) = epoch::channel(first);
         publishers.push(publisher);
         let settings = FrameSettings {
@@ -466,9 +506,14 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         let mut task = NodeTask::new(&t.nodes[n].name, reader, node_ports, pool.clone(), settings);
         for (node, port, config) in &reliable {
             if *node == n {
-                let config = config.ok_or("a link without a configuration")?;
-                task.with_reliable_link(*port, config)
-                    .map_err(|e| format!("link on {}:{port}: {e}", t.nodes[n].name))?;
+                let config =
+                    config.ok_or(BuildError::Inconsistent("a link without a configuration"))?;
+                task.with_reliable_link(*port, config).map_err(|source| {
+                    BuildError::LinkConfig {
+                        at: format!("{}:{port}", t.nodes[n].name),
+                        source,
+                    }
+                })?;
             }
         }
         if let Some(gate) = gates[n].take() {
@@ -496,4 +541,38 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, String> {
         notes,
         fabric_stalls,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_that_cannot_make_a_link_are_named_in_a_typed_error() {
+        let t = fabric::Topology::parse(
+            std::path::Path::new("default.toml"),
+            include_str!("../../../configs/default.toml"),
+        )
+        .expect("the default topology");
+        let mut c = ScenarioConfig {
+            builtin_templates: true,
+            ..ScenarioConfig::default()
+        };
+        let inner = c.ports.link.clone();
+        c.ports.link = Arc::new(move |name, capacity, max_frame| {
+            if name == "link0" {
+                Err("no such device".to_string())
+            } else {
+                inner(name, capacity, max_frame)
+            }
+        });
+        let Err(e) = build(&t, &c) else {
+            panic!("built without link0");
+        };
+        assert!(
+            matches!(&e, BuildError::Link { name, reason } if name == "link0" && reason == "no such device"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "cannot make link0: no such device");
+    }
 }

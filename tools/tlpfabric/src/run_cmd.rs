@@ -790,7 +790,7 @@ fn measured(
                 AbortReason::Deadline { waiting_for, .. } => {
                     format!("{waiting_for} did not come within the phase deadline")
                 }
-                AbortReason::Plane(e) => e.clone(),
+                AbortReason::Plane(e) => e.to_string(),
             };
             let what = format!("{}: {text}", phase.name());
             match aborted_by.iter_mut().find(|c| c.what == what) {
