@@ -41,7 +41,7 @@ impl FaultConfig {
     };
 
     /// Checks every probability is within 0..=1; the error names the field.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), FaultConfigError> {
         for (name, p) in [
             ("drop", self.drop),
             ("duplicate", self.duplicate),
@@ -50,13 +50,24 @@ impl FaultConfig {
             ("delay", self.delay),
         ] {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!(
-                    "{name}: expected a probability in 0..=1, found {p}"
-                ));
+                return Err(FaultConfigError {
+                    field: name,
+                    found: p,
+                });
             }
         }
         Ok(())
     }
+}
+
+/// A fault probability outside 0..=1.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("{field}: expected a probability in 0..=1, found {found}")]
+pub struct FaultConfigError {
+    /// The field: `drop`, `duplicate`, `reorder`, `corrupt` or `delay`.
+    pub field: &'static str,
+    /// Its value.
+    pub found: f64,
 }
 
 /// SplitMix64: small, fast, and good enough to scatter faults.
@@ -349,7 +360,12 @@ mod tests {
             corrupt: 1.5,
             ..FaultConfig::NONE
         };
-        assert!(bad.check().unwrap_err().starts_with("corrupt:"));
+        let e = bad.check().unwrap_err();
+        assert_eq!(e.field, "corrupt");
+        assert!(
+            e.to_string().starts_with("corrupt: expected a probability"),
+            "{e}"
+        );
         assert!(FaultConfig::NONE.check().is_ok());
     }
 }

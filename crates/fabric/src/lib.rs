@@ -26,7 +26,7 @@ pub mod topology;
 pub mod walk;
 
 pub use crc32c::crc32c;
-pub use faults::{FaultConfig, Faults, Wire};
+pub use faults::{FaultConfig, FaultConfigError, Faults, Wire};
 pub use frame::{Flags, Frame, FrameError, FrameHeader, FrameWriter, OpenFrame};
 pub use link::{Link, LinkConfig, LinkStats, Received, SendError};
 pub use node::{Action, Ingress, NodeState, NodeTables, PortKind, Refusal};

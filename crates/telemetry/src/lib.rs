@@ -17,6 +17,23 @@ pub mod plot;
 #[allow(missing_docs)]
 pub mod report;
 
+/// Why a report, log or plot could not be made or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Writing an interval log failed.
+    #[error("interval log: {0}")]
+    WriteLog(String),
+    /// An interval log did not read: not the format, or a damaged entry.
+    #[error("interval log: {0}")]
+    ReadLog(String),
+    /// A plot could not be drawn.
+    #[error("plot: {0}")]
+    Plot(String),
+    /// An SVG could not be rendered to PNG.
+    #[error("png: {0}")]
+    Png(String),
+}
+
 /// The percentiles of a histogram of nanoseconds, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -73,7 +90,7 @@ pub fn interval_log(
     histograms: &[(&str, &Histogram<u64>)],
     start: Duration,
     length: Duration,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     let mut serializer = V2DeflateSerializer::new();
     let mut builder = IntervalLogWriterBuilder::new();
@@ -82,12 +99,13 @@ pub fn interval_log(
         .with_max_value_divisor(1000.0);
     let mut writer = builder
         .begin_log_with(&mut out, &mut serializer)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::WriteLog(e.to_string()))?;
     for (name, h) in histograms {
-        let tag = Tag::new(name).ok_or_else(|| format!("{name:?} cannot be a tag"))?;
+        let tag =
+            Tag::new(name).ok_or_else(|| Error::WriteLog(format!("{name:?} cannot be a tag")))?;
         writer
             .write_histogram(h, start, length, Some(tag))
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(|e| Error::WriteLog(format!("{e:?}")))?;
     }
     drop(writer);
     Ok(out)
@@ -95,7 +113,7 @@ pub fn interval_log(
 
 /// The histograms of an interval log (as [`interval_log`] writes it), with
 /// their tags, in order.
-pub fn read_interval_log(log: &[u8]) -> Result<Vec<(String, Histogram<u64>)>, String> {
+pub fn read_interval_log(log: &[u8]) -> Result<Vec<(String, Histogram<u64>)>, Error> {
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use hdrhistogram::serialization::Deserializer;
     let mut out = Vec::new();
@@ -104,15 +122,15 @@ pub fn read_interval_log(log: &[u8]) -> Result<Vec<(String, Histogram<u64>)>, St
         match entry {
             Ok(LogEntry::Interval(h)) => {
                 let bytes = base64_decode(h.encoded_histogram())
-                    .ok_or("interval log: a histogram is not base64")?;
+                    .ok_or_else(|| Error::ReadLog("a histogram is not base64".into()))?;
                 let histogram: Histogram<u64> = de
                     .deserialize(&mut &bytes[..])
-                    .map_err(|e| format!("interval log: a histogram does not decode: {e:?}"))?;
+                    .map_err(|e| Error::ReadLog(format!("a histogram does not decode: {e:?}")))?;
                 let tag = h.tag().map_or(String::new(), |t| t.as_str().to_string());
                 out.push((tag, histogram));
             }
             Ok(_) => {}
-            Err(e) => return Err(format!("interval log: {e:?}")),
+            Err(e) => return Err(Error::ReadLog(format!("{e:?}"))),
         }
     }
     Ok(out)
@@ -151,7 +169,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 /// 1/(1−p) axis, with the reference lines of [`plot::LATENCY_REFERENCES`],
 /// as an SVG document. An empty histogram keeps its legend entry but draws
 /// no line.
-pub fn percentile_svg(title: &str, series: &[(&str, &Histogram<u64>)]) -> Result<String, String> {
+pub fn percentile_svg(title: &str, series: &[(&str, &Histogram<u64>)]) -> Result<String, Error> {
     let lines: Vec<plot::Series> = series
         .iter()
         .map(|(name, h)| plot::Series {
@@ -230,7 +248,10 @@ mod tests {
         assert_eq!(read[1].0, "per_tlp");
         assert!(b.equivalent(read[1].2, 40_000));
         let broken = text.replace("Tag=per_tlp,", "Tag=per_tlp,!");
-        assert!(read_interval_log(broken.as_bytes()).is_err());
+        assert!(matches!(
+            read_interval_log(broken.as_bytes()),
+            Err(Error::ReadLog(_))
+        ));
     }
 
     #[test]

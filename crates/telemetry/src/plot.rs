@@ -4,6 +4,7 @@
 //! migration milliseconds), so latency axes are logarithmic, with
 //! reference lines for the budgets readers compare against.
 
+use crate::Error;
 use plotters::coord::combinators::IntoLogRange;
 use plotters::prelude::*;
 
@@ -79,7 +80,7 @@ pub struct Chart<'a> {
 
 /// The chart as an SVG document. Series with no drawable point keep their
 /// legend entry and draw no line.
-pub fn lines_svg(chart: &Chart<'_>, series: &[Series]) -> Result<String, String> {
+pub fn lines_svg(chart: &Chart<'_>, series: &[Series]) -> Result<String, Error> {
     let log_y = chart.log_y;
     let drawable = |&(x, y): &(f64, f64)| {
         x.is_finite()
@@ -115,7 +116,7 @@ pub fn lines_svg(chart: &Chart<'_>, series: &[Series]) -> Result<String, String>
             }
         }
     };
-    let failed = |e: DrawingAreaErrorKind<std::io::Error>| format!("plot: {e}");
+    let failed = |e: DrawingAreaErrorKind<std::io::Error>| Error::Plot(e.to_string());
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -300,7 +301,7 @@ fn short_number(v: f64) -> String {
 
 /// The SVG rendered to a PNG image, text in the system's sans-serif font
 /// (text is left out where the system has no font).
-pub fn png_of_svg(svg: &str) -> Result<Vec<u8>, String> {
+pub fn png_of_svg(svg: &str) -> Result<Vec<u8>, Error> {
     use resvg::{tiny_skia, usvg};
     let mut options = usvg::Options::default();
     let fonts = options.fontdb_mut();
@@ -320,13 +321,13 @@ pub fn png_of_svg(svg: &str) -> Result<Vec<u8>, String> {
     {
         fonts.set_sans_serif_family(family);
     }
-    let tree = usvg::Tree::from_str(svg, &options).map_err(|e| format!("png: {e}"))?;
+    let tree = usvg::Tree::from_str(svg, &options).map_err(|e| Error::Png(e.to_string()))?;
     let size = tree.size().to_int_size();
     let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
-        .ok_or_else(|| format!("png: cannot make a {size:?} image"))?;
+        .ok_or_else(|| Error::Png(format!("cannot make a {size:?} image")))?;
     pixmap.fill(tiny_skia::Color::WHITE);
     resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
-    pixmap.encode_png().map_err(|e| format!("png: {e}"))
+    pixmap.encode_png().map_err(|e| Error::Png(e.to_string()))
 }
 
 #[cfg(test)]
@@ -395,7 +396,7 @@ mod tests {
         let decoder = png::Decoder::new(&png[..]);
         let reader = decoder.read_info().expect("a PNG");
         assert_eq!((reader.info().width, reader.info().height), (WIDTH, HEIGHT));
-        assert!(png_of_svg("<svg").is_err());
+        assert!(matches!(png_of_svg("<svg"), Err(Error::Png(_))));
     }
 
     #[test]

@@ -958,7 +958,7 @@ fn report(
             Duration::ZERO,
             Duration::from_secs_f64(secs),
         );
-        if !write_out(path, log, err) {
+        if !write_out(path, log.map_err(|e| e.to_string()), err) {
             return EXIT_REJECTED;
         }
     }
@@ -970,7 +970,11 @@ fn report(
                 ("per held TLP", &totals.blackouts.per_tlp),
             ],
         );
-        if !write_out(path, svg.map(String::into_bytes), err) {
+        if !write_out(
+            path,
+            svg.map(String::into_bytes).map_err(|e| e.to_string()),
+            err,
+        ) {
             return EXIT_REJECTED;
         }
     }

@@ -245,7 +245,7 @@ struct Plot {
     svg: String,
 }
 
-fn plots(sweep: &Sweep, measured: &[Measured]) -> Result<Vec<Plot>, String> {
+fn plots(sweep: &Sweep, measured: &[Measured]) -> Result<Vec<Plot>, telemetry::Error> {
     let x_name = x_axis(sweep);
     let x_label = match x_name {
         Some("rate") => "offered load (writes/s per host)".to_string(),
@@ -408,10 +408,11 @@ pub(crate) fn write_all(
         },
     });
     write("machine.json", format!("{about:#}\n").as_bytes())?;
-    let plots = plots(sweep, measured)?;
+    let plots = plots(sweep, measured).map_err(|e| e.to_string())?;
     for p in &plots {
         write(&format!("{}.svg", p.stem), p.svg.as_bytes())?;
-        write(&format!("{}.png", p.stem), &plot::png_of_svg(&p.svg)?)?;
+        let png = plot::png_of_svg(&p.svg).map_err(|e| e.to_string())?;
+        write(&format!("{}.png", p.stem), &png)?;
     }
     write(
         "index.html",
