@@ -4,7 +4,7 @@
 //! in the whole default fabric run in the deterministic single-thread mode
 //! (a virtual clock, fixed task order), so every run is the same.
 
-use fabric::{FaultConfig, Topology};
+use fabric::{Completion, FaultConfig, Topology};
 use lcore::gate::STATE_CLOSED;
 use lcore::{Arrival, Deterministic, Gate, GateCommand, GateOffer, GatedFunction, NodeTask, Task};
 use migrate::scenario::{DynPort, ScenarioConfig};
@@ -14,7 +14,7 @@ use rings::spsc::{self, Producer};
 use std::time::Duration;
 use tlp::build::{completion, memory_read, memory_write, CplFields, MemAccess};
 use tlp::{Bdf, Body, CplStatus, Kind, Repr, Tlp};
-use traffic::EndpointModel;
+use traffic::{EndpointModel, IndicationForm, COMPLETION_DATA};
 use vdi::{CompletionSignal, Mode, Template, Vdi};
 
 mod common;
@@ -514,18 +514,73 @@ fn claim_7_upstream_messages_leave_the_vdi() {
     assert_eq!(&fields[4..8], &7u32.to_be_bytes());
 }
 
-#[test]
-fn claim_8_completion_is_indicated_to_the_destination_host() {
+/// The default topology: binding 0's completion indicated by MSI-X
+/// vector 1, binding 1's by a vendor-defined message.
+fn both_completion_forms() -> Topology {
     let t = default_topology();
-    let c = scenario_config(200_000.0, 10, one_migration());
+    assert_eq!(
+        (t.bindings[0].completion, t.bindings[1].completion),
+        (Completion::Msix(1), Completion::Message)
+    );
+    t
+}
+
+#[test]
+fn claim_8_completion_is_indicated_to_the_destination_host_in_either_form() {
+    let t = both_completion_forms();
+    // Binding 0 moves from host-a to host-b, then binding 1 from host-b
+    // to host-a.
+    let schedule = Schedule {
+        vm_migrations: 2,
+        start: 2_000_000,
+        interval: 3_000_000,
+        ..Schedule::default()
+    };
+    let c = scenario_config(200_000.0, 10, schedule);
     let mut d = fabric(&t, &c);
     run_out(&mut d, &c);
+    let o = orchestrator(&d);
+    assert_eq!(o.counts(), (2, 0));
+    let records = o.records();
+    let moved = o.plane().topology();
     let h = hosts(&d);
-    // Binding 0 moved from host-a to host-b: only host-b is told.
-    assert_eq!((h[0].messages(), h[1].messages()), (0, 1));
-    assert_eq!(h[0].vms().len(), 0);
-    assert_eq!(h[1].vms().len(), 2, "host-b runs both VMs now");
-    assert_eq!(orchestrator(&d).plane().topology().bindings[0].host, 1);
+    let (to_b, to_a) = (h[1].indications(), h[0].indications());
+    assert_eq!(
+        (to_a.len(), to_b.len()),
+        (1, 1),
+        "one each, at its destination"
+    );
+    // Binding 0's at host-b: the completion vector's write, to the
+    // address and with the data its VM programmed, once the last held TLP
+    // was released.
+    assert_eq!(
+        to_b[0].form,
+        IndicationForm::Msix {
+            address: 0xfee0_0000,
+            data: COMPLETION_DATA | (migrate::vm_stream(0) + 1),
+        }
+    );
+    assert!(
+        to_b[0].at > records[0].reopened.unwrap(),
+        "{:?}",
+        records[0]
+    );
+    // Binding 1's at host-a: the vendor message from the function, as
+    // host-a sees it now.
+    assert_eq!(
+        to_a[0].form,
+        IndicationForm::Message {
+            requester: moved.bindings[1].host_id,
+            vendor_id: 0x8086,
+            word: 1,
+        }
+    );
+    assert!(
+        to_a[0].at > records[1].reopened.unwrap(),
+        "{:?}",
+        records[1]
+    );
+    // Neither was taken for the function's own interrupts or data.
     assert_clean(&integrity(&d));
 }
 
@@ -592,7 +647,7 @@ fn claim_11_hosts_and_functions_see_only_flow_control() {
     let raised = find::<EndpointModel<DynPort>>(&d)[0].interrupts();
     assert!(raised > 0);
     assert_eq!(h.iter().map(|h| h.interrupts()).sum::<u64>(), raised);
-    assert_eq!(h.iter().map(|h| h.messages()).sum::<u64>(), 20);
+    assert_eq!(h.iter().map(|h| h.indications_received()).sum::<u64>(), 20);
     // Held TLPs kept their credits: the senders were held back by flow
     // control, and no pause point was ever full.
     assert_eq!(g.stats().refused_full, 0);

@@ -30,7 +30,7 @@ pub use faults::{FaultConfig, FaultConfigError, Faults, Wire};
 pub use frame::{Flags, Frame, FrameError, FrameHeader, FrameWriter, OpenFrame};
 pub use link::{Link, LinkConfig, LinkStats, Received, SendError};
 pub use node::{Action, Ingress, NodeState, NodeTables, PortKind, Refusal};
-pub use topology::{ConfigError, IdMode, Paths, Topology};
+pub use topology::{Completion, ConfigError, IdMode, Paths, Topology};
 pub use walk::{Attachment, Fabric, Outcome};
 
 #[cfg(test)]

@@ -40,6 +40,7 @@
 //! id = "01:00.0"                   # the ID the host sees
 //! bar = "0xfe000000"               # the BAR address the host sees (32-bit)
 //! id_mode = "different"            # or "common": see IdMode
+//! completion = "message"           # or "msix:N": see Completion
 //! ```
 //!
 //! Every size has an upper bound, checked with the rest (so that what a
@@ -165,6 +166,8 @@ struct BindingSpec {
     bar: String,
     #[serde(default)]
     id_mode: Option<String>,
+    #[serde(default)]
+    completion: Option<String>,
 }
 
 /// A port of a node.
@@ -286,7 +289,26 @@ pub struct Binding {
     pub id_mode: IdMode,
     /// In common mode, the fabric bus of the binding's requester IDs.
     pub common_bus: Option<u8>,
+    /// How the destination host is told a migration of it completed.
+    pub completion: Completion,
 }
+
+/// How a binding's destination host learns that its migration completed
+/// (claim 8): the VDI raises an MSI-X vector the VM programmed, or sends
+/// a Vendor-Defined Type 1 message to the root complex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Completion {
+    /// A Vendor-Defined message (`completion = "message"`, the default).
+    #[default]
+    Message,
+    /// MSI-X vector N of the function (`completion = "msix:N"`).
+    Msix(u16),
+}
+
+/// The highest vector `completion = "msix:N"` may name: the traffic
+/// models' VMs program vectors 0 to N in one write, and vector 0 carries
+/// the function's own interrupts.
+pub const MAX_COMPLETION_VECTOR: u16 = 255;
 
 /// How every link of the fabric runs (the `[fabric]` table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -994,6 +1016,22 @@ impl Topology {
                     IdMode::Different
                 }
             };
+            let completion = match b.completion.as_deref() {
+                None | Some("message") => Completion::Message,
+                Some(other) => match other.strip_prefix("msix:").map(str::parse::<u16>) {
+                    Some(Ok(n)) if (1..=MAX_COMPLETION_VECTOR).contains(&n) => Completion::Msix(n),
+                    _ => {
+                        c.err(
+                            key("completion"),
+                            format!(
+                                "expected \"message\" or \"msix:N\" with N from 1 to {MAX_COMPLETION_VECTOR} \
+                                 (vector 0 carries the function's own interrupts), found {other:?}"
+                            ),
+                        );
+                        Completion::Message
+                    }
+                },
+            };
             let (Some((e, n)), Some(h), Some(host_id), Some(bar)) = (function, host, host_id, bar)
             else {
                 continue;
@@ -1071,6 +1109,7 @@ impl Topology {
                 bar: window,
                 id_mode,
                 common_bus: None,
+                completion,
             });
         }
 
@@ -1504,6 +1543,29 @@ bar = "0xfe000000"
         );
         assert!(errors(&mode).iter().any(|e| e
             == "t.toml: binding[0].id_mode: expected \"different\" or \"common\", found \"same\""));
+        for bad in ["msix", "msix:0", "msix:256", "msi:1", "interrupt"] {
+            let text = GOOD.replace(
+                "bar = \"0xfe000000\"",
+                &format!("bar = \"0xfe000000\"\ncompletion = \"{bad}\""),
+            );
+            assert!(
+                errors(&text).iter().any(|e| e.starts_with(
+                    "t.toml: binding[0].completion: expected \"message\" or \"msix:N\" with N from 1 to 255"
+                ) && e.ends_with(&format!("found {bad:?}"))),
+                "{bad}: {:?}",
+                errors(&text)
+            );
+        }
+        let msix = GOOD.replace(
+            "bar = \"0xfe000000\"",
+            "bar = \"0xfe000000\"\ncompletion = \"msix:3\"",
+        );
+        let t = Topology::parse(Path::new("t.toml"), &msix).unwrap();
+        assert_eq!(t.bindings[0].completion, Completion::Msix(3));
+        assert_eq!(
+            Topology::parse(Path::new("t.toml"), GOOD).unwrap().bindings[0].completion,
+            Completion::Message
+        );
         // Endpoint IDs on bus ff push the hosts' requester buses down.
         let high_ids = GOOD.replace("id = \"40:00.0\"", "id = \"ff:00.0\"");
         let t = Topology::parse(Path::new("t.toml"), &high_ids).unwrap();

@@ -274,6 +274,9 @@ struct Gated {
     /// The bytes at the start of its BAR where its VDI has registers (0:
     /// none): posted writes there are shown to the VDI.
     register_span: u64,
+    /// The bytes of its BAR its VDI's MSI-X table takes (empty: none):
+    /// writes there are shown to the VDI too, which raises those vectors.
+    msix_span: (u64, u64),
     /// Since the last release, the requester ID rewrite it made to held
     /// requests: what waited for room behind them gets it too.
     moved_requester: Option<(Bdf, Bdf)>,
@@ -281,13 +284,15 @@ struct Gated {
 
 impl Gated {
     /// Whether a memory write toward the function may change a register
-    /// its VDI keeps.
+    /// or an MSI-X vector its VDI keeps.
     #[inline]
     fn writes_register(&self, tlp: &[u8], class: &tlp::Class) -> bool {
-        self.register_span > 0
+        (self.register_span > 0 || self.msix_span.1 > self.msix_span.0)
             && class.kind == Kind::MWr
-            && write_address(tlp, class.header_offset)
-                .is_some_and(|a| a.wrapping_sub(self.function.bar.0) < self.register_span)
+            && write_address(tlp, class.header_offset).is_some_and(|a| {
+                let at = a.wrapping_sub(self.function.bar.0);
+                at < self.register_span || (self.msix_span.0..self.msix_span.1).contains(&at)
+            })
     }
 }
 
@@ -526,6 +531,10 @@ impl Gate {
                     function,
                     point: PausePoint::new(config),
                     register_span: vdi.as_ref().map_or(0, |v| v.register_span(0)),
+                    msix_span: vdi
+                        .as_ref()
+                        .and_then(|v| v.msix_table_span(0))
+                        .unwrap_or((0, 0)),
                     vdi,
                     destination: None,
                     paused_since: None,

@@ -139,7 +139,8 @@ pub struct FabricPlane {
     devices: Vec<Option<DeviceHandle>>,
     /// Per binding: what its VM has received, wherever it runs.
     vm_counters: Vec<Arc<VmCounters>>,
-    signal: CompletionSignal,
+    /// Per binding: how its destination is told the migration completed.
+    signals: Vec<CompletionSignal>,
     work: Option<Work>,
 }
 
@@ -156,8 +157,8 @@ impl FabricPlane {
     /// A plane over `topology` (the routes the publishers' readers hold
     /// now), one gate handle and one device handle per endpoint (`None`:
     /// its functions do not migrate), one host handle per host, and per
-    /// binding its VM's published count of TLPs received. Completion is
-    /// indicated with `signal`.
+    /// binding its VM's published count of TLPs received and how its
+    /// completion is indicated (`signals`).
     pub fn new(
         topology: Topology,
         publishers: Vec<Publisher<NodeTables>>,
@@ -165,7 +166,7 @@ impl FabricPlane {
         hosts: Vec<HostHandle>,
         devices: Vec<Option<DeviceHandle>>,
         vm_counters: Vec<Arc<VmCounters>>,
-        signal: CompletionSignal,
+        signals: Vec<CompletionSignal>,
     ) -> FabricPlane {
         FabricPlane {
             original: topology.clone(),
@@ -175,7 +176,7 @@ impl FabricPlane {
             hosts,
             devices,
             vm_counters,
-            signal,
+            signals,
             work: None,
         }
     }
@@ -443,7 +444,16 @@ impl Plane for FabricPlane {
     }
 
     fn complete(&mut self, plan: &Plan, _now: u64) {
-        let signal = self.signal;
+        // A binding without its own signal (none in a topology the plane
+        // was built from) is told with the default message.
+        let signal =
+            self.signals
+                .get(plan.binding)
+                .copied()
+                .unwrap_or(CompletionSignal::VendorMessage {
+                    vendor_id: crate::scenario::SIGNAL_VENDOR,
+                    word: 1,
+                });
         self.send_gate(plan, |binding| GateCommand::Complete { binding, signal });
         self.work = None;
     }

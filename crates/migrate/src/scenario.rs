@@ -218,7 +218,7 @@ pub const DRAIN_BUDGET: Duration = Duration::from_millis(1);
 /// The vendor ID in the completion indication when no template gives one
 /// (a Vendor-Defined Type 1 message: receivers that do not know it discard
 /// it, §2.2.8.6).
-const SIGNAL_VENDOR: u16 = 0x1af4;
+pub(crate) const SIGNAL_VENDOR: u16 = 0x1af4;
 
 /// How a function's BAR is used: the register block first (when the BAR
 /// has room for it and data), then the data the host writes and reads back,
@@ -335,6 +335,10 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
                     dma_stream: crate::vm_stream(i).wrapping_add(1),
                     id: b.host_id,
                     msi: host.dma.get(1).map(|w| w.base),
+                    completion_vector: match b.completion {
+                        fabric::Completion::Msix(n) => Some(n),
+                        fabric::Completion::Message => None,
+                    },
                 }
             })
             .collect();
@@ -462,6 +466,12 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
                     // Where the fabric put the function, as enumeration
                     // would have programmed it.
                     vdi.place_bar(0, bar.0);
+                    // Its MSI-X table where the window shows it, the last
+                    // MSIX_TABLE_BYTES of what the models use, the pending
+                    // bits in that space's second half.
+                    let layout = Layout::of(end.bar_size);
+                    let table = (layout.data + layout.region) as u32;
+                    vdi.relocate_msix(0, table, table + MSIX_TABLE_BYTES as u32 / 2);
                     vdi
                 });
                 if let Some(v) = &vdi {
@@ -521,10 +531,18 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         }
         nodes.push(Box::new(task));
     }
-    let signal = vdi::CompletionSignal::VendorMessage {
-        vendor_id: vendor.unwrap_or(SIGNAL_VENDOR),
-        word: 1,
-    };
+    // Each binding's completion indication, as its topology entry asks.
+    let signals = t
+        .bindings
+        .iter()
+        .map(|b| match b.completion {
+            fabric::Completion::Message => vdi::CompletionSignal::VendorMessage {
+                vendor_id: vendor.unwrap_or(SIGNAL_VENDOR),
+                word: 1,
+            },
+            fabric::Completion::Msix(n) => vdi::CompletionSignal::Msix(n),
+        })
+        .collect();
     let plane = FabricPlane::new(
         t.clone(),
         publishers,
@@ -532,7 +550,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         host_handles,
         device_handles,
         vm_counters,
-        signal,
+        signals,
     );
     models.push(Box::new(Orchestrator::new(plane, c.schedule.clone())));
     Ok(Scenario {

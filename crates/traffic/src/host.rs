@@ -49,7 +49,48 @@ pub struct HostTarget {
     /// Whether the function has the registers of [`crate::registers`] at
     /// the start of its BAR.
     pub registers: bool,
+    /// The MSI-X vector its migrations' completion is indicated with
+    /// (`None`: a message): the VM programs it with `msi` and
+    /// [`COMPLETION_DATA`] with its DMA stream as data.
+    pub completion_vector: Option<u16>,
 }
+
+/// Marks the data the VM programs in its completion vector, apart from the
+/// data of the function's own interrupts (its DMA stream).
+pub const COMPLETION_DATA: u32 = 0x8000_0000;
+
+/// A migration's completion, as it reached the host (claim 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Indication {
+    /// When it arrived (the host's clock, ns).
+    pub at: u64,
+    /// What it was.
+    pub form: IndicationForm,
+}
+
+/// The two forms a completion indication takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndicationForm {
+    /// An MSI-X interrupt: the address and data written.
+    Msix {
+        /// Message address.
+        address: u64,
+        /// Message data.
+        data: u32,
+    },
+    /// A Vendor-Defined Type 1 message from the function.
+    Message {
+        /// The function, as the host sees it.
+        requester: Bdf,
+        /// Vendor ID in the header.
+        vendor_id: u16,
+        /// The 32-bit word it carries.
+        word: u32,
+    },
+}
+
+/// The indications a host keeps (one per migration to it).
+const MAX_INDICATIONS: usize = 4096;
 
 /// How a host model behaves.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +149,7 @@ impl Default for HostConfig {
                 id: Bdf(0x0100),
                 msi: None,
                 registers: false,
+                completion_vector: None,
             }],
             payload: 64,
             writes_per_poll: 4,
@@ -347,6 +389,8 @@ pub struct HostModel<P> {
     integrity: Integrity,
     interrupts: u64,
     messages: u64,
+    indications: Vec<Indication>,
+    indications_received: u64,
     config_reads: u64,
     config_writes: u64,
     register_reads: u64,
@@ -367,8 +411,17 @@ impl<P> std::fmt::Debug for HostModel<P> {
 impl<P: Port> HostModel<P> {
     /// A host on `port`, building frames in `pool`.
     pub fn new(config: HostConfig, port: P, pool: FramePool) -> HostModel<P> {
+        // Room for a write of the payload, or of the MSI-X entries up to a
+        // completion vector.
+        let entries = config
+            .targets
+            .iter()
+            .filter_map(|t| t.completion_vector)
+            .map(|n| 16 * (n as usize + 1))
+            .max()
+            .unwrap_or(16);
         HostModel {
-            tlp: vec![0u8; 16 + config.payload],
+            tlp: vec![0u8; 16 + config.payload.max(entries)],
             // The host's rate is its VMs' together; each VM keeps its share
             // wherever it migrates, as its workload would.
             vms: {
@@ -389,6 +442,8 @@ impl<P: Port> HostModel<P> {
             integrity: Integrity::default(),
             interrupts: 0,
             messages: 0,
+            indications: Vec::with_capacity(64),
+            indications_received: 0,
             config_reads: 0,
             config_writes: 0,
             register_reads: 0,
@@ -468,6 +523,24 @@ impl<P: Port> HostModel<P> {
         self.messages
     }
 
+    /// Completion indications received, in order (the first
+    /// MAX_INDICATIONS of them).
+    pub fn indications(&self) -> &[Indication] {
+        &self.indications
+    }
+
+    /// Completion indications received in all.
+    pub fn indications_received(&self) -> u64 {
+        self.indications_received
+    }
+
+    fn indicated(&mut self, form: IndicationForm) {
+        self.indications_received += 1;
+        if self.indications.len() < MAX_INDICATIONS {
+            self.indications.push(Indication { at: self.now, form });
+        }
+    }
+
     /// The VMs it runs now.
     pub fn vms(&self) -> &[Vm] {
         &self.vms
@@ -496,6 +569,14 @@ impl<P: Port> HostModel<P> {
                 // An MSI-X interrupt; its data names the function's DMA
                 // stream, so it counts toward the VM it is for.
                 let data = u32::from_le_bytes(t.payload().try_into().unwrap_or_default());
+                if data & COMPLETION_DATA != 0 {
+                    // A VDI's completion vector: not the function's own.
+                    self.indicated(IndicationForm::Msix {
+                        address: t.address(),
+                        data,
+                    });
+                    return;
+                }
                 if let Some(vm) = self.vms.iter_mut().find(|v| v.target.dma_stream == data) {
                     vm.count_received();
                     self.integrity.delivered += 1;
@@ -592,7 +673,19 @@ impl<P: Port> HostModel<P> {
                     self.integrity.data_mismatches += 1;
                 }
             }
-            Some(Kind::Msg | Kind::MsgD) => self.messages += 1,
+            Some(Kind::Msg | Kind::MsgD) => {
+                self.messages += 1;
+                let fields = t.message_fields();
+                // Vendor-Defined Type 1 (PCIe Base Specification §2.2.8.6):
+                // the vendor ID in bytes 10-11 of the header, the word after.
+                if t.message_code().byte() == 0x7f {
+                    self.indicated(IndicationForm::Message {
+                        requester: t.requester_id(),
+                        vendor_id: u16::from_be_bytes([fields[2], fields[3]]),
+                        word: u32::from_be_bytes([fields[4], fields[5], fields[6], fields[7]]),
+                    });
+                }
+            }
             _ => {}
         }
     }
@@ -610,16 +703,31 @@ impl<P: Port> HostModel<P> {
             else {
                 continue;
             };
-            let mut entry = [0u8; 16];
-            entry[..8].copy_from_slice(&address.to_le_bytes());
-            entry[8..12].copy_from_slice(&vm.target.dma_stream.to_le_bytes());
+            // Entry 0 for the function's interrupts; and, with a completion
+            // vector, the entries up to it in the same write: those between
+            // masked, the vector itself with the completion's data.
+            let last = vm.target.completion_vector.unwrap_or(0) as usize;
+            let mut entries = [0u8; 16 * 256];
+            let entries = &mut entries[..16 * (last + 1)];
+            for (k, entry) in entries.chunks_exact_mut(16).enumerate() {
+                let data = match k {
+                    0 => vm.target.dma_stream,
+                    k if k == last => COMPLETION_DATA | vm.target.dma_stream,
+                    _ => {
+                        entry[12] = 1; // Vector Control: masked
+                        continue;
+                    }
+                };
+                entry[..8].copy_from_slice(&address.to_le_bytes());
+                entry[8..12].copy_from_slice(&data.to_le_bytes());
+            }
             let table = vm.target.bar + vm.target.data + vm.target.region;
             let Ok(n) = memory_write(
                 &mut self.tlp,
                 self.config.requester,
                 0,
-                MemAccess::dwords(table, 4),
-                &entry,
+                MemAccess::dwords(table, (4 * (last + 1)) as u16),
+                entries,
             ) else {
                 continue;
             };

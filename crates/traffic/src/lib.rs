@@ -20,7 +20,10 @@ pub use endpoint::{
     EndpointCommand, EndpointConfig, EndpointModel, FunctionConfig, Moved, MSIX_CAPABILITY,
     MSIX_TABLE_BYTES,
 };
-pub use host::{HostCommand, HostConfig, HostModel, HostTarget, Vm, VmCounters};
+pub use host::{
+    HostCommand, HostConfig, HostModel, HostTarget, Indication, IndicationForm, Vm, VmCounters,
+    COMPLETION_DATA,
+};
 pub use registers::REGISTER_BLOCK;
 pub use stop::Stop;
 pub use stream::{Integrity, StreamCheck};

@@ -320,6 +320,16 @@ impl Vdi {
         self.registers.span(bar) as u64
     }
 
+    /// The bytes of BAR `bar` its MSI-X table takes (`start..end`), if the
+    /// table is in that BAR: writes there program vectors it may raise.
+    pub fn msix_table_span(&self, bar: u8) -> Option<(u64, u64)> {
+        let info = self.msix.as_ref()?.info();
+        (info.table_bir == bar).then(|| {
+            let start = u64::from(info.table_offset);
+            (start, start + 16 * u64::from(info.table_size))
+        })
+    }
+
     /// Places BAR `index` at `address` as a host's enumeration would (the
     /// size's alignment applies; a 64-bit BAR takes the next register too)
     /// and enables memory decoding.
@@ -334,6 +344,38 @@ impl Vdi {
         }
         let command = self.config.word(0x04) | 0x2;
         self.config.write(0x04, 0x3, (command as u32).to_le_bytes());
+    }
+
+    /// Moves the MSI-X table and pending-bit array into BAR `bar`, at
+    /// `table_offset` and `pba_offset` (8-byte aligned), as a fabric that
+    /// exposes the function through one window places them; the
+    /// capability's Table and PBA registers say so from then on (PCIe Base
+    /// Specification §7.7.2.3–4). Every vector starts masked again. False
+    /// (and nothing changes) without MSI-X or with a bad place.
+    pub fn relocate_msix(&mut self, bar: u8, table_offset: u32, pba_offset: u32) -> bool {
+        let Some(info) = self.config.msix() else {
+            return false;
+        };
+        let table_bytes = u32::from(info.table_size) * 16;
+        let apart = table_offset
+            .checked_add(table_bytes)
+            .is_some_and(|end| end <= pba_offset)
+            || pba_offset
+                .checked_add(info.table_size.div_ceil(64) as u32 * 8)
+                .is_some_and(|end| end <= table_offset);
+        if bar > 5 || !table_offset.is_multiple_of(8) || !pba_offset.is_multiple_of(8) || !apart {
+            return false;
+        }
+        self.config.set_raw(
+            info.offset + 4,
+            &(table_offset | u32::from(bar)).to_le_bytes(),
+        );
+        self.config.set_raw(
+            info.offset + 8,
+            &(pba_offset | u32::from(bar)).to_le_bytes(),
+        );
+        self.msix = self.config.msix().map(Msix::new);
+        true
     }
 
     /// Serves one TLP addressed to this function; a completion goes to

@@ -585,3 +585,57 @@ fn state_moved_from_another_function_keeps_this_ones_bars() {
     dest.restore(&source.snapshot()).unwrap();
     assert_eq!(dest.config().bar_address(0), Some(BAR0));
 }
+
+/// A fabric that shows the function through one window moves its MSI-X
+/// table there: the capability says where, writes passing to the device
+/// program it, and the vector raised from it is the programmed write.
+#[test]
+fn a_relocated_msix_table_is_programmed_through_its_new_place() {
+    let mut v = programmed(Mode::Shadow);
+    let mut out = [0u8; 64];
+    assert!(
+        !v.relocate_msix(0, 0xf004, 0xf800),
+        "table not 8-byte aligned"
+    );
+    assert!(
+        !v.relocate_msix(0, 0xf000, 0xf010),
+        "table and array overlap"
+    );
+    assert!(v.relocate_msix(0, 0xf000, 0xf800));
+    let table = cpl(&mut v, &config(Kind::CfgRd0, FUNCTION, 0x74, 0xf, &[]));
+    assert_eq!(table.payload(), 0xf000u32.to_le_bytes(), "Table Offset/BIR");
+    let pba = cpl(&mut v, &config(Kind::CfgRd0, FUNCTION, 0x78, 0xf, &[]));
+    assert_eq!(pba.payload(), 0xf800u32.to_le_bytes(), "PBA Offset/BIR");
+    v.set_mode(Mode::PassThrough);
+    // The host programs vector 1 in BAR 0 while the device serves it: the
+    // VDI sees the write on its way.
+    let mut e = Vec::new();
+    e.extend_from_slice(&0xfee0_2000u32.to_le_bytes());
+    e.extend_from_slice(&0u32.to_le_bytes());
+    e.extend_from_slice(&0x8000_0003u32.to_le_bytes());
+    e.extend_from_slice(&0u32.to_le_bytes());
+    v.observe(&mwr(BAR0 + 0xf000 + 16, &e));
+    v.observe(&config(
+        Kind::CfgWr0,
+        FUNCTION,
+        0x70,
+        0b1000,
+        &[0, 0, 0, 0x80],
+    ));
+    assert_eq!(
+        v.raise_interrupt(1),
+        Raised::Deliver {
+            address: 0xfee0_2000,
+            data: 0x8000_0003
+        }
+    );
+    let n = v.poll_upstream(&mut out).unwrap();
+    let w = Tlp::new_checked(&out[..n]).unwrap();
+    assert_eq!(
+        (w.address(), w.payload()),
+        (0xfee0_2000, &0x8000_0003u32.to_le_bytes()[..])
+    );
+    // BAR 3 holds no table any more.
+    v.observe(&mwr(BAR3 + 16, &[0xff; 16]));
+    assert_eq!(v.msix().unwrap().table()[1][0], 0xfee0_2000);
+}

@@ -274,7 +274,7 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
         if let Some(h) = any.downcast_ref::<HostModel<DynPort>>() {
             totals.integrity.add(h.integrity());
             totals.writes += h.writes();
-            totals.messages += h.messages();
+            totals.messages += h.indications_received();
             totals.config[0] += h.config_reads();
             totals.config[1] += h.config_writes();
             totals.interrupts += h.interrupts();
