@@ -138,6 +138,8 @@ pub struct ByClass {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CoreFigures {
+    /// The CPUs the cores were pinned to (none: one thread, virtual time).
+    pub used: Vec<usize>,
     /// Share of rounds that did work.
     pub busy_fraction: Vec<f64>,
     /// The cache-line round trip between the two cores, measured before.

@@ -660,8 +660,15 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         }
         (offered.as_secs_f64(), busy, round_trip)
     };
+    // The CPUs the two cores were pinned to (none: one thread, virtual time).
+    let cpus = core_affinity::get_core_ids().map_or(1, |c| c.len());
     let cores = CoresRun {
         busy,
+        used: if args.deterministic {
+            Vec::new()
+        } else {
+            vec![0, cpus.saturating_sub(1)]
+        },
         round_trip,
         interrupted: stop.requested(),
     };
@@ -740,6 +747,8 @@ fn write_out(path: &Path, bytes: Result<Vec<u8>, String>, err: &mut dyn Write) -
 /// What the cores did over a run.
 struct CoresRun {
     busy: Vec<CoreFigures>,
+    /// The CPUs each core was pinned to.
+    used: Vec<usize>,
     /// The cache-line round trip between the two cores, measured before.
     round_trip: Option<Duration>,
     /// Whether Ctrl-C ended the run before its duration.
@@ -856,6 +865,7 @@ fn measured(
             },
         },
         cores: CoreFigures {
+            used: cores.used.clone(),
             busy_fraction: busy.iter().map(|c| c.busy).collect(),
             round_trip_ns: cores.round_trip.map(|t| t.as_nanos() as u64),
             round_us: busy.iter().map(|c| c.timed.map(|t| t.0)).collect(),
