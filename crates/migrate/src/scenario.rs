@@ -109,6 +109,8 @@ pub struct ScenarioConfig {
     pub payload: usize,
     /// The ports to run on.
     pub ports: Ports,
+    /// Arrivals each host and device model logs with their times (0: none).
+    pub arrival_log: usize,
     /// TLPs each pause point holds each way (`None`: the gate's default,
     /// beyond what credits let in; smaller shows what a full hold does).
     pub hold_capacity: Option<usize>,
@@ -131,6 +133,7 @@ impl Default for ScenarioConfig {
             payload: HostConfig::default().payload,
             ports: Ports::ring(),
             hold_capacity: None,
+            arrival_log: 0,
         }
     }
 }
@@ -354,6 +357,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
             config_every: c.config_every,
             register_every: c.register_every,
             payload: c.payload,
+            arrival_log: c.arrival_log,
             ..HostConfig::default()
         };
         let mut host_model = HostModel::new(config, model, pool.clone());
@@ -410,6 +414,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
             total_dma: total(rate / 2.0),
             until: duration,
             stop: c.schedule.stop.clone(),
+            arrival_log: c.arrival_log,
             ..EndpointConfig::default()
         };
         let mut device = EndpointModel::new(config, model, pool.clone());

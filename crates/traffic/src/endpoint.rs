@@ -81,6 +81,8 @@ pub struct EndpointConfig {
     pub interrupt_every: u64,
     /// Its configuration space's first DW (device ID << 16 | vendor ID).
     pub ids: u32,
+    /// Arrivals it logs with their times (0: none; see [`crate::log`]).
+    pub arrival_log: usize,
 }
 
 impl Default for EndpointConfig {
@@ -105,6 +107,7 @@ impl Default for EndpointConfig {
             stop: crate::Stop::default(),
             interrupt_every: 32,
             ids: 0x10c9_8086,
+            arrival_log: 0,
         }
     }
 }
@@ -234,6 +237,7 @@ pub struct EndpointModel<P> {
     /// Control commands received.
     commands: u64,
     interrupts: u64,
+    log: crate::ArrivalLog,
 }
 
 impl<P> std::fmt::Debug for EndpointModel<P> {
@@ -249,6 +253,7 @@ impl<P: Port> EndpointModel<P> {
     /// A device on `port`, building frames in `pool`.
     pub fn new(config: EndpointConfig, port: P, pool: FramePool) -> EndpointModel<P> {
         EndpointModel {
+            log: crate::ArrivalLog::with_capacity(config.arrival_log),
             pacer: Pacer::new(config.rate),
             functions: config.functions.iter().map(|&c| Function::new(c)).collect(),
             tlp: vec![0; 16 + 4096],
@@ -264,6 +269,11 @@ impl<P: Port> EndpointModel<P> {
             commands: 0,
             interrupts: 0,
         }
+    }
+
+    /// What it received, with the times (if its config asked for a log).
+    pub fn arrivals(&self) -> &crate::ArrivalLog {
+        &self.log
     }
 
     /// Takes function control from `commands` and reports moves on `moved`.
@@ -411,6 +421,7 @@ impl<P: Port> EndpointModel<P> {
             self.integrity.data_mismatches += 1;
             return;
         };
+        self.log.record(self.now, &t);
         match t.kind() {
             Some(Kind::MWr) => {
                 let payload = t.payload();

@@ -134,6 +134,8 @@ pub struct HostConfig {
     /// No new writes once this is requested (a run stopped early); what is
     /// in flight completes.
     pub stop: crate::Stop,
+    /// Arrivals it logs with their times (0: none; see [`crate::log`]).
+    pub arrival_log: usize,
 }
 
 impl Default for HostConfig {
@@ -162,6 +164,7 @@ impl Default for HostConfig {
             rate: None,
             until: u64::MAX,
             stop: crate::Stop::default(),
+            arrival_log: 0,
         }
     }
 }
@@ -391,6 +394,7 @@ pub struct HostModel<P> {
     messages: u64,
     indications: Vec<Indication>,
     indications_received: u64,
+    log: crate::ArrivalLog,
     config_reads: u64,
     config_writes: u64,
     register_reads: u64,
@@ -421,6 +425,7 @@ impl<P: Port> HostModel<P> {
             .max()
             .unwrap_or(16);
         HostModel {
+            log: crate::ArrivalLog::with_capacity(config.arrival_log),
             tlp: vec![0u8; 16 + config.payload.max(entries)],
             // The host's rate is its VMs' together; each VM keeps its share
             // wherever it migrates, as its workload would.
@@ -529,6 +534,11 @@ impl<P: Port> HostModel<P> {
         &self.indications
     }
 
+    /// What it received, with the times (if its config asked for a log).
+    pub fn arrivals(&self) -> &crate::ArrivalLog {
+        &self.log
+    }
+
     /// Completion indications received in all.
     pub fn indications_received(&self) -> u64 {
         self.indications_received
@@ -564,6 +574,7 @@ impl<P: Port> HostModel<P> {
             self.integrity.data_mismatches += 1;
             return;
         };
+        self.log.record(self.now, &t);
         match t.kind() {
             Some(Kind::MWr) if t.payload().len() == 4 => {
                 // An MSI-X interrupt; its data names the function's DMA

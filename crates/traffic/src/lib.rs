@@ -12,6 +12,7 @@
 mod edge;
 mod endpoint;
 mod host;
+pub mod log;
 pub mod registers;
 mod stop;
 mod stream;
@@ -24,6 +25,7 @@ pub use host::{
     HostCommand, HostConfig, HostModel, HostTarget, Indication, IndicationForm, Vm, VmCounters,
     COMPLETION_DATA,
 };
+pub use log::{ArrivalLog, Received};
 pub use registers::REGISTER_BLOCK;
 pub use stop::Stop;
 pub use stream::{Integrity, StreamCheck};
