@@ -585,29 +585,52 @@ fn claim_8_completion_is_indicated_to_the_destination_host_in_either_form() {
 }
 
 #[test]
-fn claim_9_the_vdi_elects_pass_through_after_completion() {
-    let (mut g, mut tx) = gate();
-    pause(&mut g, &mut tx, B1, IdMode::Common, None, 0);
-    assert_eq!(g.vdi(B1).unwrap().mode(), Mode::Migrating);
-    release(&mut g, &mut tx, B1, 1);
-    let signal = CompletionSignal::VendorMessage {
-        vendor_id: 1,
-        word: 1,
+fn claim_9_after_completion_the_function_serves_what_the_vdi_could() {
+    let t = default_topology();
+    let mut c = scenario_config(1_000_000.0, 10, one_migration());
+    c.arrival_log = 100_000;
+    let mut d = fabric(&t, &c);
+    // Up to the end of the migration; then what the VDI had served so far.
+    d.run_until(u64::MAX, |d| {
+        orchestrator(d)
+            .records()
+            .first()
+            .is_some_and(|r| r.finished.is_some())
+            || d.now() > 1_000_000_000
+    });
+    let finished = orchestrator(&d).records()[0]
+        .finished
+        .expect("the migration finished");
+    // Binding 0 is nic0.vf1: the gate's function 1.
+    let function = Bdf(t.endpoints[0].id.0 + 1);
+    let served = |d: &Deterministic| {
+        let s = fabric_gate(d).vdi(1).unwrap().stats();
+        (s.config_reads, s.config_writes, s.memory_reads)
     };
-    command(
-        &mut g,
-        &mut tx,
-        GateCommand::Complete {
-            binding: B1,
-            signal,
-        },
-        2,
+    let at_completion = served(&d);
+    run_out(&mut d, &c);
+    // Configuration requests, which a VDI can complete, reached the
+    // function itself after the completion, and its VDI served none.
+    let device = find::<EndpointModel<DynPort>>(&d)[0].arrivals().entries();
+    let to_function = device
+        .iter()
+        .filter(|e| {
+            e.at > finished
+                && matches!(e.kind, Some(Kind::CfgRd0 | Kind::CfgWr0))
+                && (e.address >> 16) as u16 == function.0
+        })
+        .count();
+    assert!(
+        to_function > 10,
+        "{to_function} configuration requests reached the function"
     );
-    assert_eq!(g.vdi(B1).unwrap().mode(), Mode::PassThrough);
-    // Configuration requests go to the physical function again.
-    let mut reply = [0u8; 64];
-    let r = config(Kind::CfgRd0, HOST_A, VF1, 0, &[]);
-    assert_eq!(g.offer(B1, down(), &r, &mut reply, 3), GateOffer::Pass);
+    assert_eq!(
+        served(&d),
+        at_completion,
+        "the VDI served nothing after the completion"
+    );
+    assert_eq!(fabric_gate(&d).vdi(1).unwrap().mode(), Mode::PassThrough);
+    assert_clean(&integrity(&d));
 }
 
 /// A whole fabric run through a VM migration of binding 0 (the device

@@ -1123,7 +1123,10 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                     break;
                 };
                 done += 1;
-                let count = self.writes - 1;
+                // The VM's own count, not the host's: with two VMs taking
+                // writes in turn, an even period on the host's count would
+                // give every read and configuration request to one of them.
+                let count = seq;
                 if self.config.read_every > 0
                     && count.is_multiple_of(self.config.read_every)
                     && self.send_request(vm, seq, now)
