@@ -150,6 +150,9 @@ pub struct Scenario {
     /// How long the nodes' core was kept from running (hosts judge their
     /// completion timeouts by it).
     pub fabric_stalls: Arc<lcore::StallClock>,
+    /// Per binding, what its VM has received, published as it goes: a run
+    /// on cores tells by it whether TLPs are still arriving.
+    pub received: Vec<Arc<traffic::VmCounters>>,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -548,6 +551,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
             fabric::Completion::Msix(n) => vdi::CompletionSignal::Msix(n),
         })
         .collect();
+    let received = vm_counters.clone();
     let plane = FabricPlane::new(
         t.clone(),
         publishers,
@@ -563,6 +567,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         models,
         notes,
         fabric_stalls,
+        received,
     })
 }
 

@@ -19,6 +19,7 @@ use lcore::{
 use migrate::{AbortReason, MigrationKind, Orchestrator, Outcome, Phase, Record, Schedule};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use telemetry::report::RunReport;
 use telemetry::Summary;
@@ -561,6 +562,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
             None,
         )
     } else {
+        let received = assembly.received.clone();
         let progress = assembly.models.iter().find_map(|task| {
             task.as_any()?
                 .downcast_ref::<Orchestrator>()
@@ -625,7 +627,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
             );
             std::thread::sleep(Duration::from_nanos(drain));
         }
-        let settled = settle(&cores, Duration::from_nanos(drain) * 20);
+        let settled = settle(&received, Duration::from_nanos(drain) * 20);
         if settled > Duration::from_millis(100) {
             let _ = writeln!(
                 err,
@@ -691,25 +693,27 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
     report(&args, &t, &totals, elapsed, &cores, out, err)
 }
 
-/// Waits, past the drain, while the cores still move TLPs, for at most
+/// Waits, past the drain, while the VMs still receive TLPs, for at most
 /// `cap`: on cores shared with other work what is in flight can outlast
-/// the drain, and counting it lost would be wrong. Settled is a spell in
-/// which the cores published new rounds and none of them moved anything.
-fn settle(cores: &Cores, cap: Duration) -> Duration {
+/// the drain, and counting it lost would be wrong. Settled is a spell of
+/// 20 ms in which no VM received anything.
+fn settle(received: &[Arc<traffic::VmCounters>], cap: Duration) -> Duration {
+    use std::sync::atomic::Ordering;
     let started = std::time::Instant::now();
-    let totals = |c: &Cores| {
-        c.stats().iter().fold((0u64, 0u64), |(items, rounds), s| {
-            (items + s.items, rounds + s.idle_polls + s.busy_polls)
-        })
+    let total = || -> u64 {
+        received
+            .iter()
+            .map(|c| c.received.load(Ordering::Acquire))
+            .sum()
     };
-    let (mut items, mut rounds) = totals(cores);
+    let mut last = total();
     while started.elapsed() < cap {
         std::thread::sleep(Duration::from_millis(20));
-        let (now_items, now_rounds) = totals(cores);
-        if now_items == items && now_rounds > rounds {
+        let now = total();
+        if now == last {
             break;
         }
-        (items, rounds) = (now_items, now_rounds);
+        last = now;
     }
     started.elapsed()
 }
