@@ -546,7 +546,8 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
     let mut totals = Totals::default();
     // The time traffic was offered: the whole duration unless interrupted.
     let mut offered = offered_for;
-    let (elapsed, busy, round_trip) = if args.deterministic {
+    // The CPUs the two cores were pinned to (none: one thread, virtual time).
+    let (elapsed, busy, round_trip, used) = if args.deterministic {
         let mut d = Deterministic::new(1_000);
         for task in assembly.models.into_iter().chain(assembly.nodes) {
             d.add(task);
@@ -560,6 +561,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
                 timed: None,
             }],
             None,
+            Vec::new(),
         )
     } else {
         let received = assembly.received.clone();
@@ -589,13 +591,14 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
             all.extend(tasks);
             all
         };
+        let used = vec![0, cpus.saturating_sub(1)];
         let cores = Cores::start(vec![
             CoreSpec {
-                cpu: Some(0),
+                cpu: Some(used[0]),
                 tasks: with_setup(assembly.models),
             },
             CoreSpec {
-                cpu: Some(cpus.saturating_sub(1)),
+                cpu: Some(used[1]),
                 tasks: with_setup(assembly.nodes),
             },
         ]);
@@ -660,17 +663,11 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
                 return EXIT_REJECTED;
             }
         }
-        (offered.as_secs_f64(), busy, round_trip)
+        (offered.as_secs_f64(), busy, round_trip, used)
     };
-    // The CPUs the two cores were pinned to (none: one thread, virtual time).
-    let cpus = core_affinity::get_core_ids().map_or(1, |c| c.len());
     let cores = CoresRun {
         busy,
-        used: if args.deterministic {
-            Vec::new()
-        } else {
-            vec![0, cpus.saturating_sub(1)]
-        },
+        used,
         round_trip,
         interrupted: stop.requested(),
     };

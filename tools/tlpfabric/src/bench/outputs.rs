@@ -93,11 +93,10 @@ fn report_columns(command: Command) -> &'static [Column] {
 }
 
 impl Cell {
-    fn of(self, report: &Value) -> Value {
+    /// The cell of a report, read as JSON and (for `run`'s) as its type.
+    fn of(self, report: &Value, run: Option<&RunReport>) -> Value {
         match self {
-            Cell::Run(f) => {
-                serde_json::from_value::<RunReport>(report.clone()).map_or(Value::Null, |r| f(&r))
-            }
+            Cell::Run(f) => run.map_or(Value::Null, f),
             Cell::Pointer(p) => report.pointer(p).cloned().unwrap_or(Value::Null),
         }
     }
@@ -142,8 +141,17 @@ pub(crate) fn csv(sweep: &Sweep, measured: &[Measured]) -> String {
             axes.iter()
                 .map(|a| csv_field(m.point.value(a).unwrap_or_default())),
         );
+        // A run's report is read as its type once per row.
+        let run = m
+            .report
+            .as_ref()
+            .filter(|_| sweep.command == Command::Run)
+            .and_then(|r| serde_json::from_value::<RunReport>(r.clone()).ok());
         for (_, cell) in columns {
-            let value = m.report.as_ref().map_or(Value::Null, |r| cell.of(r));
+            let value = m
+                .report
+                .as_ref()
+                .map_or(Value::Null, |r| cell.of(r, run.as_ref()));
             row.push(match value {
                 Value::Null => String::new(),
                 Value::String(s) => csv_field(&s),
@@ -173,7 +181,7 @@ fn x_axis(sweep: &Sweep) -> Option<&str> {
     sweep
         .axes
         .iter()
-        .find(|(k, v)| k == "rate" && numeric(&&(k.clone(), v.clone())))
+        .find(|a| a.0 == "rate" && numeric(a))
         .or_else(|| sweep.axes.iter().find(|a| numeric(a)))
         .map(|(k, _)| k.as_str())
 }
