@@ -354,7 +354,7 @@ impl NodeTables {
             .filter(|(local, _)| local.node == node)
             .map(|(local, peer)| (local.port, peer.node))
             .collect();
-        NodeTables::build_toward(t, node, &links, |to| hops.get(to).copied().flatten())
+        NodeTables::build_toward(t, node, &links, None, |to| hops.get(to).copied().flatten())
     }
 
     /// Builds every node's tables, searching the fabric once per node a
@@ -368,16 +368,36 @@ impl NodeTables {
 
     /// Builds node `node`'s tables with paths found already.
     pub fn build_with(t: &Topology, node: usize, paths: &crate::Paths) -> NodeTables {
-        NodeTables::build_toward(t, node, paths.links(node), |to| paths.next(node, to))
+        NodeTables::build_toward(t, node, paths.links(node), None, |to| paths.next(node, to))
+    }
+
+    /// Builds every node's tables for the time a binding's migration
+    /// prepares: `t`'s routes, and besides them the destination host
+    /// reaching the binding's function through `guest` (the binding as the
+    /// destination will have it: its host, ID and window there), so it can
+    /// enumerate and use the destination's instantiation while the source
+    /// keeps its own (claims 1–4). Only the destination host's edge
+    /// changes: its requests to the function carry its own fabric bus, so
+    /// the pause point tells them from the source's, and every other route
+    /// (the function's DMA, its messages, other hosts) stays the source's.
+    pub fn build_all_preparing(t: &Topology, guest: &crate::topology::Binding) -> Vec<NodeTables> {
+        let paths = t.paths();
+        (0..t.nodes.len())
+            .map(|n| {
+                NodeTables::build_toward(t, n, paths.links(n), Some(guest), |to| paths.next(n, to))
+            })
+            .collect()
     }
 
     /// Builds node `node`'s tables; `links` are its links (its port, the
     /// peer node) and `next(n)` is the port on `node` that starts a
-    /// shortest path to node `n`.
+    /// shortest path to node `n`; `guest` is a binding its destination host
+    /// reaches too while its migration prepares.
     fn build_toward(
         t: &Topology,
         node: usize,
         links: &[(u16, usize)],
+        guest: Option<&crate::topology::Binding>,
         next: impl Fn(usize) -> Option<u16>,
     ) -> NodeTables {
         let port_count = t.nodes[node].ports as usize;
@@ -474,7 +494,8 @@ impl NodeTables {
             let mut targets = IdTable::default();
             let mut bindings = Vec::new();
             let mut bars = Vec::new();
-            for b in t.bindings.iter().filter(|b| b.host == h) {
+            let guests = guest.filter(|g| g.host == h);
+            for b in t.bindings.iter().filter(|b| b.host == h).chain(guests) {
                 let e = &t.endpoints[b.endpoint];
                 let function = Bdf(e.id.0.wrapping_add(b.function as u16));
                 let fabric_bar = e.fabric_bar + b.function as u64 * e.bar_size;
@@ -482,7 +503,11 @@ impl NodeTables {
                 targets.set(b.host_id, slot);
                 to_domain.set(function, b.host_id.0);
                 bars.push((b.bar, slot));
+                let guest = guest.is_some_and(|g| std::ptr::eq(g, b));
                 let requester_bus = match (b.id_mode, b.common_bus) {
+                    // The destination's requests are its own until the
+                    // switch-over, whatever the binding's ID mode.
+                    _ if guest => host.fabric_bus,
                     (IdMode::Common, Some(bus)) => {
                         for (i, r) in host.requesters.iter().enumerate() {
                             to_domain.set(fabric_requester(bus, i as u16), r.0);
@@ -1047,6 +1072,89 @@ mod tests {
             forwarded > 0 && refused > 0,
             "{forwarded} forwarded, {refused} refused"
         );
+    }
+
+    /// While a migration of binding 0 (nic0.vf1, host-a's) to host-b
+    /// prepares, host-b reaches the function at the ID and window it will
+    /// have there, with its own requester bus; host-a keeps its routes.
+    #[test]
+    fn a_destination_reaches_the_function_it_prepares_to_take() {
+        use tlp::build::{completion, config_request, memory_read, CplFields, MemAccess};
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/default.toml"
+        ));
+        let t = Topology::load(path).unwrap();
+        let mut guest = t.bindings[0].clone();
+        guest.host = 1;
+        guest.host_id = Bdf(0x0200);
+        guest.bar = Window {
+            base: 0xfe10_0000,
+            size: guest.bar.size,
+        };
+        let (host_b, host_a) = (t.hosts[1].attach, t.hosts[0].attach);
+        let b_bus = t.hosts[1].fabric_bus;
+        let vf1 = Bdf(t.endpoints[0].id.0 + 1);
+        let sw0 = host_b.node;
+        let preparing = NodeTables::build_all_preparing(&t, &guest);
+        let plain = NodeTables::build_all(&t);
+        let toward_vf1 = plain[sw0].route_id(vf1).unwrap();
+        let mut buf = [0u8; 64];
+        let mut reply = [0u8; 16];
+        let n = config_request(&mut buf, Kind::CfgRd0, Bdf(0), 5, Bdf(0x0200), 0, &[]).unwrap();
+        let read_ids = buf[..n].to_vec();
+        // Without the preparing routes the ID is nobody's in host-b's domain.
+        let mut tlp = read_ids.clone();
+        let mut state = NodeState::new(4);
+        let refused = plain[sw0].forward(host_b.port, &mut tlp, &mut reply, &mut state, 0);
+        assert!(matches!(refused, Action::Reply { .. }), "{refused:?}");
+        let mut tlp = read_ids.clone();
+        let routed = preparing[sw0].forward(host_b.port, &mut tlp, &mut reply, &mut state, 0);
+        assert_eq!(routed, Action::Forward(toward_vf1));
+        let t_out = Tlp::new_checked(&tlp[..]).unwrap();
+        assert_eq!(t_out.target_id(), vf1);
+        assert_eq!(t_out.requester_id(), Bdf((b_bus as u16) << 8));
+        // A read of its window reaches the function's fabric BAR.
+        let n = memory_read(&mut buf, Bdf(0), 6, MemAccess::dwords(0xfe10_0008, 1)).unwrap();
+        let mut tlp = buf[..n].to_vec();
+        let routed = preparing[sw0].forward(host_b.port, &mut tlp, &mut reply, &mut state, 0);
+        assert_eq!(routed, Action::Forward(toward_vf1));
+        let e = &t.endpoints[0];
+        let fabric_bar = e.fabric_bar + e.bar_size;
+        assert_eq!(
+            Tlp::new_checked(&tlp[..]).unwrap().address(),
+            fabric_bar + 8
+        );
+        // The answer comes back as from the ID host-b gave it.
+        let fields = CplFields {
+            completer: vf1,
+            requester: Bdf((b_bus as u16) << 8),
+            tag: 5,
+            status: CplStatus::Sc,
+            byte_count: 4,
+            lower_address: 0,
+        };
+        let n = completion(&mut buf, fields, &[1, 2, 3, 4]).unwrap();
+        let mut tlp = buf[..n].to_vec();
+        let routed = preparing[sw0].forward(toward_vf1, &mut tlp, &mut reply, &mut state, 0);
+        assert_eq!(routed, Action::Forward(host_b.port));
+        let c = Tlp::new_checked(&tlp[..]).unwrap();
+        assert_eq!((c.completer_id(), c.requester_id()), (Bdf(0x0200), Bdf(0)));
+        // Host-a still reaches its function at its own ID.
+        let n = config_request(
+            &mut buf,
+            Kind::CfgRd0,
+            Bdf(0),
+            7,
+            t.bindings[0].host_id,
+            0,
+            &[],
+        )
+        .unwrap();
+        let mut tlp = buf[..n].to_vec();
+        let routed = preparing[sw0].forward(host_a.port, &mut tlp, &mut reply, &mut state, 0);
+        assert_eq!(routed, Action::Forward(toward_vf1));
+        assert_eq!(Tlp::new_checked(&tlp[..]).unwrap().target_id(), vf1);
     }
 
     fn tables() -> &'static [NodeTables] {
