@@ -216,6 +216,11 @@ pub trait Plane {
     /// Builds the destination's routes and instantiation; both operate
     /// from now on.
     fn prepare(&mut self, plan: &Plan, now: u64) -> Result<(), PlaneError>;
+    /// Whether the destination is ready to take over: its routes in use and
+    /// its host done enumerating its instantiation.
+    fn prepared(&mut self, _plan: &Plan) -> bool {
+        true
+    }
     /// Stops the source issuing and starts closing the pause points.
     fn quiesce(&mut self, plan: &Plan, now: u64);
     /// Whether every pause point of the binding has closed.
@@ -268,6 +273,8 @@ pub struct Migration {
     created: Option<u64>,
     abort_in: Option<Phase>,
     started: bool,
+    /// The plane was asked to prepare (and did).
+    preparing: bool,
     /// The migration back, after an abort past the switch-over.
     back: Option<Box<Migration>>,
 }
@@ -283,6 +290,7 @@ impl Migration {
             created: None,
             abort_in: None,
             started: false,
+            preparing: false,
             back: None,
         }
     }
@@ -386,15 +394,22 @@ impl Migration {
                         self.started = true;
                         self.enter(Phase::Prepare, now);
                     }
-                    if self.abort_in == Some(Phase::Prepare) {
+                    if self.preparing {
+                        if plane.prepared(&plan) {
+                            // Quiescing starts at the next step, so the time
+                            // preparing took shows as the prepare phase's.
+                            self.step = Step::In(Phase::Quiesce);
+                            return;
+                        }
+                        let waiting_for = "the destination to prepare";
+                        self.abort_if_overdue(plane, Phase::Prepare, waiting_for, now);
+                    } else if self.abort_in == Some(Phase::Prepare) {
                         self.abort(plane, Phase::Prepare, AbortReason::Requested, now);
                     } else if let Err(e) = plane.prepare(&plan, now) {
                         self.abort(plane, Phase::Prepare, AbortReason::Plane(e), now);
                     } else {
-                        // Quiescing starts at the next step, so the time
-                        // preparing took shows as the prepare phase's.
-                        self.step = Step::In(Phase::Quiesce);
-                        return;
+                        self.preparing = true;
+                        continue;
                     }
                 }
                 Step::In(Phase::Quiesce) => {
@@ -549,6 +564,9 @@ mod tests {
             }
             Ok(())
         }
+        fn prepared(&mut self, _: &Plan) -> bool {
+            self.after(0, "prepared")
+        }
         fn quiesce(&mut self, _: &Plan, _: u64) {
             self.log.push("quiesce".into());
         }
@@ -626,6 +644,7 @@ mod tests {
             plane.log,
             [
                 "prepare",
+                "prepared",
                 "quiesce",
                 "closed",
                 "hand_over",
@@ -709,6 +728,7 @@ mod tests {
     #[test]
     fn no_phase_before_the_switch_over_waits_past_the_deadline() {
         for (never, phase, waiting_for) in [
+            ("prepared", Phase::Prepare, "the destination to prepare"),
             ("closed", Phase::Quiesce, "the pause points to close"),
             ("handed", Phase::Move, "the hand-over"),
         ] {
