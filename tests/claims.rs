@@ -14,6 +14,8 @@ use rings::spsc::{self, Producer};
 use std::time::Duration;
 use tlp::build::{completion, memory_read, memory_write, CplFields, MemAccess};
 use tlp::{Bdf, Body, CplStatus, Kind, Repr, Tlp};
+use traffic::enumerate::{Probe, Probed};
+use traffic::registers::{CTRL_EXT, ICR, STATUS, STATUS_VALUE, WUS, WUS_RESET};
 use traffic::{EndpointModel, IndicationForm, COMPLETION_DATA};
 use vdi::{CompletionSignal, Mode, Template, Vdi};
 
@@ -253,7 +255,7 @@ fn one_migration() -> Schedule {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn claim_1_source_and_destination_vdis_operate_together_during_migration() {
+fn both_instantiations_stand_during_the_move() {
     let t = default_topology();
     let c = scenario_config(1_000_000.0, 10, one_migration());
     let mut d = fabric(&t, &c);
@@ -274,7 +276,7 @@ fn claim_1_source_and_destination_vdis_operate_together_during_migration() {
 }
 
 #[test]
-fn claim_2_destination_host_detects_the_source_instantiation() {
+fn gate_destination_vdi_answers_with_the_source_ids() {
     let (mut g, mut tx) = gate();
     let source_ids = g.vdi(B1).unwrap().ids();
     prepare(&mut g, &mut tx, 0);
@@ -286,7 +288,7 @@ fn claim_2_destination_host_detects_the_source_instantiation() {
 }
 
 #[test]
-fn claim_3_destination_host_accesses_the_source_instantiation_state() {
+fn gate_destination_vdi_starts_from_the_source_state() {
     let (mut g, mut tx) = gate();
     // The source host changes its function while it is paused (served by
     // the source's VDI) …
@@ -419,7 +421,7 @@ fn a_standby_function_holds_configuration_requests() {
 }
 
 #[test]
-fn claim_4_destination_exchanges_tlps_while_the_source_operates() {
+fn gate_destination_is_served_while_the_source_passes() {
     let (mut g, mut tx) = gate();
     prepare(&mut g, &mut tx, 0);
     let mut reply = [0u8; 64];
@@ -433,8 +435,39 @@ fn claim_4_destination_exchanges_tlps_while_the_source_operates() {
     assert_eq!(g.state(B1), Some(State::Open));
 }
 
+/// What the destination's instantiation cannot serve before the
+/// switch-over is refused as a function refuses what it does not support
+/// (PCIe Base Specification §2.3.1): a read with an Unsupported Request
+/// completion from the function's ID, a posted write discarded; neither
+/// reaches the function.
 #[test]
-fn claim_5_register_reads_and_writes_reach_the_vdi() {
+fn gate_destination_refuses_what_needs_the_device() {
+    let (mut g, mut tx) = placed_gate();
+    prepare(&mut g, &mut tx, 0);
+    let mut reply = [0u8; 64];
+    let icr = read(HOST_B, 3, VF1_BAR_128K + 0x1500);
+    let Some(GateOffer::Served(n)) = g.serve_destination(B1, &icr, &mut reply) else {
+        panic!("a read of ICR is answered");
+    };
+    let c = Tlp::new_checked(&reply[..n]).unwrap();
+    assert_eq!(
+        (c.status(), c.completer_id(), c.requester_id(), c.tag()),
+        (CplStatus::Ur, VF1, HOST_B, 3)
+    );
+    let doorbell = write(HOST_B, VF1_BAR_128K + 0xe018, 1);
+    assert_eq!(
+        g.serve_destination(B1, &doorbell, &mut reply),
+        Some(GateOffer::Absorbed)
+    );
+    assert_eq!(g.stats().destination_refused, 2);
+    assert!(released(&mut g).is_empty(), "nothing went to the function");
+    // The source's requests are not the destination's business.
+    let source = read(HOST_A, 4, VF1_BAR_128K + 0x1500);
+    assert_eq!(g.serve_destination(B1, &source, &mut reply), None);
+}
+
+#[test]
+fn gate_destination_configuration_writes_stay_its_own() {
     let (mut g, mut tx) = gate();
     prepare(&mut g, &mut tx, 0);
     let before = cfg_read(&mut g, HOST_B, 0x3c).unwrap();
@@ -485,7 +518,7 @@ fn claim_6_interrupts_are_raised_by_the_vdi() {
 }
 
 #[test]
-fn claim_7_upstream_messages_leave_the_vdi() {
+fn gate_vdi_sends_vendor_messages_upstream() {
     let (mut g, mut tx) = gate();
     let signal = CompletionSignal::VendorMessage {
         vendor_id: 0x8086,
@@ -1106,6 +1139,23 @@ fn claim_18_the_vdi_serves_supported_operations_during_the_move() {
 const VF1_BAR_128K: u64 = 0x8002_0000;
 
 /// A 1-DW register access in VF1's 128 KiB BAR.
+/// A gate whose VDIs' BARs are placed where the fabric put their
+/// functions' (128 KiB each), so they decode register accesses.
+fn placed_gate() -> (Gate, Producer<GateCommand>) {
+    let t = template();
+    let functions = (0..4u16)
+        .map(|f| {
+            let id = Bdf(0x4000 + f);
+            let bar = (0x8000_0000 + f as u64 * 0x2_0000, 0x2_0000);
+            let mut vdi = Vdi::new(&t, id);
+            vdi.place_bar(0, bar.0);
+            (GatedFunction { function: id, bar }, Some(vdi))
+        })
+        .collect();
+    let (tx, rx) = spsc::ring(64);
+    (Gate::new(1, functions, rx, Duration::from_millis(1)), tx)
+}
+
 fn register(kind: Kind, tag: u16, offset: u64, value: u32) -> Vec<u8> {
     let mut b = vec![0u8; 32];
     let access = MemAccess::dwords(VF1_BAR_128K + offset, 1);
@@ -1120,19 +1170,7 @@ fn register(kind: Kind, tag: u16, offset: u64, value: u32) -> Vec<u8> {
 
 #[test]
 fn claim_18_the_vdi_answers_register_reads_by_access_class() {
-    // VDIs placed where the fabric put their functions.
-    let t = template();
-    let functions = (0..4u16)
-        .map(|f| {
-            let id = Bdf(0x4000 + f);
-            let bar = (0x8000_0000 + f as u64 * 0x2_0000, 0x2_0000);
-            let mut vdi = Vdi::new(&t, id);
-            vdi.place_bar(0, bar.0);
-            (GatedFunction { function: id, bar }, Some(vdi))
-        })
-        .collect();
-    let (mut tx, rx) = spsc::ring(64);
-    let mut g = Gate::new(1, functions, rx, Duration::from_millis(1));
+    let (mut g, mut tx) = placed_gate();
     let mut reply = [0u8; 64];
     // Open: writes pass to the function, and its VDI notes them.
     for (offset, value) in [(0x18, 0xabcd), (0xe018, 5), (0x5810, 0b0011)] {
@@ -1721,4 +1759,229 @@ fn held_tlps_give_their_credits_back_once() {
     assert_eq!(sw0.got, 20, "released toward the host");
     // And not a second time when they left.
     assert_eq!(device.link.credits_available(CreditType::PH), initial);
+}
+
+// ---------------------------------------------------------------------------
+// Claims 1–5, 7 and 18 at the destination: while binding 0 (nic0.vf1) moves
+// from host-a to host-b, host-b enumerates and uses the instantiation it is
+// about to take over, and records each request with its times.
+
+/// One VM migration of binding 0 in `mode`, the source VM making
+/// configuration and register requests often (so some are in flight when
+/// its binding closes), every host logging what it received.
+fn enumerated_migration(mode: IdMode) -> Deterministic {
+    let t = topology_in(mode);
+    let mut c = scenario_config(1_000_000.0, 10, one_migration());
+    c.arrival_log = 100_000;
+    c.config_every = 2;
+    c.register_every = 2;
+    let mut d = fabric(&t, &c);
+    run_out(&mut d, &c);
+    assert_eq!(orchestrator(&d).counts(), (1, 0), "the migration completed");
+    assert_clean(&integrity(&d));
+    d
+}
+
+/// What host-b (the destination) did with its instantiation of binding 0.
+fn destination_log(d: &Deterministic) -> Vec<Probed> {
+    let log = hosts(d)[1].enumeration_log().to_vec();
+    assert!(!log.is_empty(), "the destination enumerated nothing");
+    log
+}
+
+/// When the destination's requests that the instantiation completed
+/// successfully were answered.
+fn served_at(log: &[Probed]) -> Vec<u64> {
+    log.iter()
+        .filter(|p| p.status == Some(CplStatus::Sc))
+        .filter_map(|p| p.done_at)
+        .collect()
+}
+
+/// The completions host-a (the source) received while its binding was
+/// closed: only the function's VDI answers then.
+fn source_vdi_served(d: &Deterministic) -> Vec<u64> {
+    let r = &orchestrator(d).records()[0];
+    let (closed, reopened) = (r.closed.unwrap(), r.reopened.unwrap());
+    hosts(d)[0]
+        .arrivals()
+        .entries()
+        .iter()
+        .filter(|e| matches!(e.kind, Some(Kind::Cpl | Kind::CplD)))
+        .map(|e| e.at)
+        .filter(|at| *at > closed && *at < reopened)
+        .collect()
+}
+
+/// The value of the `n`th read of `probe` in the log.
+fn read_value(log: &[Probed], probe: Probe, n: usize) -> Option<u32> {
+    log.iter().filter(|p| p.probe == probe).nth(n)?.value
+}
+
+#[test]
+fn claim_1_source_and_destination_vdis_operate_together_during_migration() {
+    for mode in [IdMode::Common, IdMode::Different] {
+        let d = enumerated_migration(mode);
+        let r = &orchestrator(&d).records()[0];
+        let destination = served_at(&destination_log(&d));
+        // The destination's instantiation served from the prepare on …
+        let prepare = r.phases[Phase::Prepare as usize].unwrap();
+        assert!(destination.iter().all(|at| *at > prepare));
+        assert!(destination.len() >= 15, "{mode:?}: {destination:?}");
+        // … and into the pause, while the source's served its VM.
+        let (closed, reopened) = (r.closed.unwrap(), r.reopened.unwrap());
+        let paused = destination
+            .iter()
+            .filter(|at| **at >= closed && **at < reopened)
+            .count();
+        assert!(paused > 0, "{mode:?}: none served while paused: {r:?}");
+        if mode == IdMode::Common {
+            // Closed at once, over requests in flight: the source's VDI
+            // answers them, within the destination's window.
+            let source = source_vdi_served(&d);
+            assert!(!source.is_empty(), "{r:?}");
+            let (first, last) = (destination[0], *destination.last().unwrap());
+            assert!(
+                source.iter().any(|at| (first..=last).contains(at)),
+                "windows apart: source {source:?}, destination {first}..{last}"
+            );
+        }
+        // Then one instantiation: the function, which the destination's
+        // host reaches itself.
+        assert!(fabric_gate(&d).destination_vdi(1).is_none());
+    }
+}
+
+#[test]
+fn claim_2_destination_host_detects_the_source_instantiation() {
+    let d = enumerated_migration(IdMode::Different);
+    let log = destination_log(&d);
+    let r = &orchestrator(&d).records()[0];
+    // The IDs the function answers its own host with (every one of the
+    // source's reads of them was checked against these: integrity clean).
+    let expected_ids = traffic::HostConfig::default().expect_ids;
+    assert_eq!(read_value(&log, Probe::Config(0), 0), Some(expected_ids));
+    // Class, subsystem, BARs and the capability chain: the function's.
+    let function = fabric_gate(&d).vdi(1).unwrap();
+    let mut caps = 0;
+    for p in log.iter().filter(|p| p.enumerating) {
+        let (Probe::Config(at) | Probe::Capability(at)) = p.probe else {
+            continue;
+        };
+        caps += usize::from(matches!(p.probe, Probe::Capability(_)));
+        let dw = u32::from_le_bytes(function.config().read(at));
+        assert_eq!(p.value, Some(dw), "{p:?}");
+        assert!(p.done_at.unwrap() < r.reopened.unwrap(), "{p:?}");
+    }
+    assert!(caps >= 3, "the chain followed: {caps} capabilities");
+}
+
+#[test]
+fn claim_3_destination_host_accesses_the_source_instantiation_state() {
+    let d = enumerated_migration(IdMode::Different);
+    let log = destination_log(&d);
+    // What the source's VM had made of its function by the prepare: it
+    // wrote CTRL_EXT (reset 0) and cleared WUS bits (reset 0xf), and the
+    // destination reads that state, not a reset one.
+    let ctrl_ext = read_value(&log, Probe::Read(CTRL_EXT), 0).unwrap();
+    let wus = read_value(&log, Probe::Read(WUS), 0).unwrap();
+    assert_ne!(ctrl_ext, 0, "the source's writes of CTRL_EXT");
+    assert!(wus != WUS_RESET && wus & !WUS_RESET == 0, "WUS {wus:#x}");
+}
+
+#[test]
+fn claim_4_destination_exchanges_tlps_while_the_source_operates() {
+    let d = enumerated_migration(IdMode::Different);
+    let destination = served_at(&destination_log(&d));
+    let r = &orchestrator(&d).records()[0];
+    // While host-b's requests completed at its instantiation, host-a's
+    // VM went on with its function: its completions and DMA arrived
+    // between host-b's, before the pause.
+    let quiesce = r.phases[Phase::Quiesce as usize].unwrap();
+    let before: Vec<u64> = destination
+        .iter()
+        .copied()
+        .filter(|at| *at < quiesce)
+        .collect();
+    assert!(before.len() > 10, "{before:?}");
+    let source: Vec<u64> = hosts(&d)[0]
+        .arrivals()
+        .entries()
+        .iter()
+        .filter(|e| matches!(e.kind, Some(Kind::Cpl | Kind::CplD | Kind::MWr)))
+        .map(|e| e.at)
+        .collect();
+    let between = before
+        .windows(2)
+        .filter(|w| source.iter().any(|at| *at > w[0] && *at < w[1]))
+        .count();
+    let (first, last) = (before[0], *before.last().unwrap());
+    let meanwhile = source
+        .iter()
+        .filter(|at| (first..=last).contains(*at))
+        .count();
+    assert!(
+        between >= 3 && meanwhile >= 10,
+        "the source received {meanwhile} TLPs while the destination enumerated, \
+         between {between} of its {} completions",
+        before.len()
+    );
+}
+
+#[test]
+fn claim_5_register_reads_and_writes_reach_the_vdi() {
+    let d = enumerated_migration(IdMode::Different);
+    let log = destination_log(&d);
+    // Plain storage: written and read back from the destination's
+    // instantiation.
+    let first = read_value(&log, Probe::Read(CTRL_EXT), 0).unwrap();
+    let written = log
+        .iter()
+        .find_map(|p| match p.probe {
+            Probe::Write(CTRL_EXT, v) => Some(v),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(written, first.wrapping_add(0x10));
+    assert_eq!(read_value(&log, Probe::Read(CTRL_EXT), 1), Some(written));
+    // Read-only: the function's value, every time.
+    let status: Vec<_> = log
+        .iter()
+        .filter(|p| p.probe == Probe::Read(STATUS))
+        .collect();
+    assert!(!status.is_empty());
+    assert!(status.iter().all(|p| p.value == Some(STATUS_VALUE)));
+}
+
+#[test]
+fn claim_7_a_write_with_a_side_effect_is_seen_by_the_destination_host() {
+    let d = enumerated_migration(IdMode::Different);
+    let log = destination_log(&d);
+    // WUS is write-1-to-clear: the bit written is cleared, the rest stay.
+    let before = read_value(&log, Probe::Read(WUS), 0).unwrap();
+    let bit = log
+        .iter()
+        .find_map(|p| match p.probe {
+            Probe::Write(WUS, v) => Some(v),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(bit.count_ones(), 1);
+    assert_ne!(before & bit, 0, "a bit that was set");
+    assert_eq!(read_value(&log, Probe::Read(WUS), 1), Some(before & !bit));
+    // ICR clears when read: only the device may answer, so before the
+    // switch-over the instantiation refuses it as unsupported.
+    let icr = log.iter().find(|p| p.probe == Probe::Read(ICR)).unwrap();
+    assert_eq!(icr.status, Some(CplStatus::Ur));
+}
+
+#[test]
+fn claim_18_vdi_served_operations_proceed_at_both_ends_during_the_move() {
+    let d = enumerated_migration(IdMode::Common);
+    let r = &orchestrator(&d).records()[0];
+    let (closed, reopened) = (r.closed.unwrap(), r.reopened.unwrap());
+    let inside = |at: &u64| *at >= closed && *at < reopened;
+    let destination = served_at(&destination_log(&d));
+    assert!(destination.iter().any(inside), "{destination:?} {r:?}");
+    assert!(source_vdi_served(&d).iter().any(inside));
 }

@@ -189,6 +189,14 @@ pub struct GateStats {
     pub vdi_config_writes: u64,
     /// Register reads completed by a VDI.
     pub vdi_register_reads: u64,
+    /// Register (and MSI-X table) writes completed by a destination's VDI.
+    pub vdi_register_writes: u64,
+    /// Requests of a destination host its instantiation could not serve
+    /// before the switch-over (a doorbell, a register read that changes
+    /// the device): non-posted ones completed as Unsupported Requests,
+    /// posted ones discarded, as a function does with what it does not
+    /// support (PCIe Base Specification §2.3.1).
+    pub destination_refused: u64,
     /// TLPs a VDI generated (interrupts, messages).
     pub vdi_upstream: u64,
     /// Pauses that ended by release, and by abort.
@@ -208,6 +216,8 @@ impl GateStats {
         self.vdi_config_reads += o.vdi_config_reads;
         self.vdi_config_writes += o.vdi_config_writes;
         self.vdi_register_reads += o.vdi_register_reads;
+        self.vdi_register_writes += o.vdi_register_writes;
+        self.destination_refused += o.destination_refused;
         self.vdi_upstream += o.vdi_upstream;
         self.migrations += o.migrations;
         self.aborted += o.aborted;
@@ -1238,11 +1248,12 @@ fn serve_request(
 ) -> Option<GateOffer> {
     let t = Tlp::new_checked(tlp).ok()?;
     let kind = t.kind()?;
-    // Register reads too, from the function's own VDI (the destination's
-    // host does not reach the function's BAR before the switch-over).
+    // Register reads too; and register writes at the destination, whose
+    // instantiation is its own until the switch-over (the source's VDI
+    // answers for a function whose registers it must not change unseen).
     let served = match kind {
-        Kind::CfgRd0 | Kind::CfgWr0 => true,
-        Kind::MRd => !destination,
+        Kind::CfgRd0 | Kind::CfgWr0 | Kind::MRd => true,
+        Kind::MWr => destination,
         _ => false,
     };
     if !served {
@@ -1267,6 +1278,7 @@ fn serve_request(
             match kind {
                 Kind::CfgRd0 => stats.vdi_config_reads += 1,
                 Kind::CfgWr0 => stats.vdi_config_writes += 1,
+                Kind::MWr => stats.vdi_register_writes += 1,
                 _ => stats.vdi_register_reads += 1,
             }
             Some(if n == 0 {
@@ -1394,12 +1406,20 @@ fn rewrite_requester(bytes: &mut [u8], from: Bdf, to: Bdf) -> bool {
     true
 }
 
-/// Destination VDIs are served while a migration prepares, so a pause does
-/// not need to be closed to use them.
+/// Destination VDIs are served from the prepare to the switch-over, paused
+/// or not: a pause does not need to be closed to use them.
 impl Gate {
-    /// Serves a configuration request from the destination host while the
-    /// binding is still open (claims 2–4: the destination enumerates and
-    /// accesses its instantiation while the source operates its own).
+    /// Serves a request of the destination host to its instantiation of
+    /// the function, from the prepare until the switch-over (claims 1–5,
+    /// 18: the destination enumerates and uses its instantiation while the
+    /// source operates its own). The VM is nowhere on the destination until
+    /// the release, so what comes from the destination's requester bus
+    /// meanwhile is its host's. `None`: not the destination's.
+    ///
+    /// What the instantiation cannot serve (a register whose access needs
+    /// the device) is refused as a function refuses what it does not
+    /// support (§2.3.1): a non-posted request gets an Unsupported Request
+    /// completion, a posted one is discarded and counted.
     pub fn serve_destination(
         &mut self,
         b: usize,
@@ -1407,16 +1427,25 @@ impl Gate {
         reply: &mut [u8],
     ) -> Option<GateOffer> {
         let g = self.bindings.get_mut(b)?;
-        g.destination.as_ref()?;
-        // Once paused, the function's VDI answers whoever asks (`offer`).
-        if g.point.state() != State::Open {
-            return None;
-        }
-        let t = Tlp::new_checked(tlp).ok()?;
         let (_, bus) = g.destination.as_ref()?;
-        if t.requester_id().bus() != *bus {
+        let t = Tlp::new_checked(tlp).ok()?;
+        if t.requester_id().bus() != *bus || t.kind().is_none_or(|k| k.is_completion()) {
             return None;
         }
-        serve_request(g, tlp, reply, &mut self.stats, true)
+        if let Some(served) = serve_request(g, tlp, reply, &mut self.stats, true) {
+            return Some(served);
+        }
+        self.stats.destination_refused += 1;
+        let kind = t.kind()?;
+        let posted = tlp::classify(tlp).is_ok_and(|c| c.flow == FlowClass::Posted);
+        if posted {
+            return Some(GateOffer::Absorbed);
+        }
+        let Some(n) = fabric::node::unsupported_request(tlp, kind, reply) else {
+            return Some(GateOffer::Absorbed);
+        };
+        // The instantiation completes it, as the function it stands for.
+        Tlp::new_unchecked(&mut reply[..n]).set_completer_id(g.function.function);
+        Some(GateOffer::Served(n))
     }
 }

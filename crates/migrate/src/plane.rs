@@ -12,7 +12,8 @@ use rings::spsc::{Consumer, Producer};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tlp::Bdf;
-use traffic::{EndpointCommand, HostCommand, Moved, Vm, VmCounters};
+use traffic::enumerate::Instantiation;
+use traffic::{EndpointCommand, EnumerationStatus, HostCommand, Moved, Vm, VmCounters};
 use vdi::CompletionSignal;
 
 /// Why the plane could not do what was asked.
@@ -92,6 +93,8 @@ pub struct HostHandle {
     pub commands: Producer<HostCommand>,
     /// VMs it hands over.
     pub handed: Consumer<Box<Vm>>,
+    /// Its enumerations' progress.
+    pub enumerated: Arc<EnumerationStatus>,
 }
 
 /// The control side of one device model.
@@ -108,6 +111,13 @@ pub struct DeviceHandle {
 struct Work {
     destination: Topology,
     tables: Vec<Option<NodeTables>>,
+    /// VM migration: the tables in force while it prepares (the source's
+    /// routes, and the destination host's to its instantiation), those not
+    /// yet published.
+    preparing: Vec<Option<NodeTables>>,
+    /// VM migration: the destination host's count of enumerations when it
+    /// was asked for one (`None`: not yet asked).
+    enumerations: Option<u64>,
     vm: Option<Box<Vm>>,
     /// The gate's count of finished pauses when this one began.
     reopened: u64,
@@ -142,6 +152,12 @@ pub struct FabricPlane {
     /// Per binding: how its destination is told the migration completed.
     signals: Vec<CompletionSignal>,
     work: Option<Work>,
+    /// Tables of the topology in force again after a migration that had
+    /// published its preparing ones was abandoned, those not yet published.
+    restore: Vec<Option<NodeTables>>,
+    /// An abandoned VM migration's gate abort waits for its destination
+    /// host to stop using its instantiation.
+    abort_deferred: bool,
 }
 
 /// The VM of binding `i` is the one whose writes are stream `2i + 1`.
@@ -178,6 +194,8 @@ impl FabricPlane {
             vm_counters,
             signals,
             work: None,
+            restore: Vec::new(),
+            abort_deferred: false,
         }
     }
 
@@ -307,8 +325,14 @@ impl Plane for FabricPlane {
             .into_iter()
             .map(Some)
             .collect();
+        let preparing =
+            NodeTables::build_all_preparing(&self.topology, &destination.bindings[plan.binding])
+                .into_iter()
+                .map(Some)
+                .collect();
         let reopened = self.reopened(plan);
         let destination_bus = self.topology.hosts[plan.to].fabric_bus;
+        // The destination's instantiation is up before any route reaches it.
         self.send_gate(plan, |binding| GateCommand::Prepare {
             binding,
             destination_bus,
@@ -316,6 +340,8 @@ impl Plane for FabricPlane {
         self.work = Some(Work {
             destination,
             tables,
+            preparing,
+            enumerations: None,
             vm: None,
             reopened,
             bar: bar.base,
@@ -326,6 +352,46 @@ impl Plane for FabricPlane {
             handover_asked: true,
         });
         Ok(())
+    }
+
+    fn prepared(&mut self, plan: &Plan) -> bool {
+        if plan.kind == MigrationKind::Endpoint {
+            return true;
+        }
+        let Some(work) = self.work.as_mut() else {
+            return false;
+        };
+        // The destination host's routes to its instantiation in use first.
+        let mut all = true;
+        for (p, slot) in self.publishers.iter_mut().zip(work.preparing.iter_mut()) {
+            if let Some(tables) = slot.take() {
+                if let Err(back) = p.publish(tables) {
+                    *slot = Some(back);
+                    all = false;
+                }
+            }
+        }
+        if !all || !self.publishers.iter().all(Publisher::adopted) {
+            return false;
+        }
+        let Some(host) = self.hosts.get(plan.to) else {
+            return true;
+        };
+        let done = host.enumerated.passes.load(Ordering::Acquire);
+        match work.enumerations {
+            Some(before) => done > before,
+            None => {
+                let b = &work.destination.bindings[plan.binding];
+                let target = Instantiation {
+                    id: b.host_id,
+                    bar: b.bar.base,
+                    registers: crate::scenario::has_registers(b.bar.size),
+                };
+                work.enumerations = Some(done);
+                self.send_host(plan.to, HostCommand::Enumerate(target));
+                false
+            }
+        }
     }
 
     fn quiesce(&mut self, plan: &Plan, _now: u64) {
@@ -369,6 +435,9 @@ impl Plane for FabricPlane {
         if let Some(w) = self.work.as_mut() {
             w.handover_asked = false;
         }
+        // The destination stops using its instantiation: its last request
+        // is answered there before the release (see `released`).
+        self.send_host(plan.to, HostCommand::EndEnumeration);
     }
 
     fn handed(&mut self, plan: &Plan) -> bool {
@@ -425,6 +494,12 @@ impl Plane for FabricPlane {
                     fabric_requester(to.fabric_bus),
                 )
             });
+            // The destination's instantiation goes with the release, so no
+            // request of its enumeration may be left to reach the function
+            // after it (it would count as the VM's).
+            if self.enumerating(plan.to) {
+                return false;
+            }
             self.send_gate(plan, |binding| GateCommand::Release {
                 binding,
                 requester,
@@ -462,7 +537,26 @@ impl Plane for FabricPlane {
         if plan.kind == MigrationKind::Endpoint {
             return self.endpoint_roll_back(plan, phase);
         }
-        self.send_gate(plan, |binding| GateCommand::Abort { binding });
+        // The destination's instantiation goes with the abort, once its
+        // host has stopped using it (see `released`).
+        self.send_host(plan.to, HostCommand::EndEnumeration);
+        if self.enumerating(plan.to) {
+            self.abort_deferred = true;
+        } else {
+            self.send_gate(plan, |binding| GateCommand::Abort { binding });
+        }
+        // Routes as they were, if the destination's reached the nodes.
+        let published = self
+            .work
+            .as_ref()
+            .is_some_and(|w| w.preparing.iter().any(Option::is_none));
+        if published {
+            self.restore = NodeTables::build_all(&self.topology)
+                .into_iter()
+                .map(Some)
+                .collect();
+            self.publish_restore();
+        }
         let stream = vm_stream(plan.binding);
         match phase {
             Phase::Prepare => {}
@@ -496,6 +590,16 @@ impl Plane for FabricPlane {
     fn rolled_back(&mut self, plan: &Plan) -> bool {
         if plan.kind == MigrationKind::Endpoint {
             return self.endpoint_rolled_back(plan);
+        }
+        if self.abort_deferred {
+            if self.enumerating(plan.to) {
+                return false;
+            }
+            self.send_gate(plan, |binding| GateCommand::Abort { binding });
+            self.abort_deferred = false;
+        }
+        if !self.publish_restore() {
+            return false;
         }
         // A VM handed over before the host was told the hand-over was off
         // goes back to it.
@@ -540,6 +644,29 @@ impl FabricPlane {
             self.topology = std::mem::replace(&mut work.destination, self.original.clone());
             work.released = true;
         }
+    }
+
+    /// Whether host `host` may still send to, or wait on, the
+    /// instantiation it enumerates.
+    fn enumerating(&self, host: usize) -> bool {
+        self.hosts
+            .get(host)
+            .is_some_and(|h| h.enumerated.busy.load(Ordering::Acquire))
+    }
+
+    /// Publishes the routes of an abandoned migration's source that have
+    /// not been yet; true once every node uses them.
+    fn publish_restore(&mut self) -> bool {
+        let mut all = true;
+        for (p, slot) in self.publishers.iter_mut().zip(self.restore.iter_mut()) {
+            if let Some(tables) = slot.take() {
+                if let Err(back) = p.publish(tables) {
+                    *slot = Some(back);
+                    all = false;
+                }
+            }
+        }
+        all && self.publishers.iter().all(Publisher::adopted)
     }
 
     /// Publishes the tables the migration built to the nodes that have not
@@ -660,6 +787,8 @@ impl FabricPlane {
         self.work = Some(Work {
             destination,
             tables,
+            preparing: Vec::new(),
+            enumerations: None,
             vm: None,
             reopened,
             bar: 0,

@@ -237,10 +237,16 @@ struct Layout {
     region: u64,
 }
 
+/// Whether a BAR of `bar_size` bytes has the register block (room for it
+/// and as much data).
+pub(crate) fn has_registers(bar_size: u64) -> bool {
+    bar_size >= 2 * REGISTER_BLOCK
+}
+
 impl Layout {
     fn of(bar_size: u64) -> Layout {
         let size = bar_size.min(2 * REGISTER_BLOCK);
-        let registers = size >= 2 * REGISTER_BLOCK;
+        let registers = has_registers(size);
         let data = if registers { REGISTER_BLOCK } else { 0 };
         Layout {
             size,
@@ -379,7 +385,11 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         let (handed_tx, handed) = rings::spsc::ring(64);
         host_model.with_control(commands_rx, handed_tx);
         host_model.with_stall_clock(fabric_stalls.clone());
-        host_handles.push(HostHandle { commands, handed });
+        host_handles.push(HostHandle {
+            commands,
+            handed,
+            enumerated: host_model.enumerations(),
+        });
         reliable.push((host.attach.node, host.attach.port, Some(link)));
         models.push(Box::new(host_model));
     }

@@ -1,6 +1,7 @@
 //! The host model.
 
 use crate::edge::{Edge, Pacer};
+use crate::enumerate::{Enumeration, Instantiation, Probe, Probed};
 use crate::registers;
 use crate::stream::{self, Integrity, StreamCheck};
 use hdrhistogram::Histogram;
@@ -317,6 +318,16 @@ impl Vm {
     }
 }
 
+/// A host's enumerations, readable from any thread.
+#[derive(Debug, Default)]
+pub struct EnumerationStatus {
+    /// Enumerations whose first pass finished.
+    pub passes: AtomicU64,
+    /// An enumeration may still send, or has a request unanswered: the
+    /// instantiation it uses must stay until this clears.
+    pub busy: AtomicBool,
+}
+
 /// A VM's counts, readable from any thread.
 #[derive(Debug, Default)]
 pub struct VmCounters {
@@ -368,7 +379,22 @@ pub enum HostCommand {
         /// Its write stream.
         stream: u32,
     },
+    /// Enumerate and use this instantiation of a function a VM migration
+    /// to this host prepares (see [`crate::enumerate`]), until
+    /// [`HostCommand::EndEnumeration`].
+    Enumerate(Instantiation),
+    /// Stop using the instantiation enumerated: the switch-over came, or
+    /// the migration was abandoned.
+    EndEnumeration,
 }
+
+/// The tag of the enumeration's request in flight: the last of the tag
+/// space, past the VMs' ranges of [`TAGS_PER_VM`] each (up to 31 VMs a
+/// host).
+const ENUMERATION_TAG: u16 = (TAGS - 1) as u16;
+
+/// Enumeration requests a host keeps the record of.
+const ENUMERATION_LOG: usize = 8192;
 
 /// A host: sequence-numbered writes into its functions' BARs, reads of
 /// what it wrote, checks of the functions' DMA and of every completion.
@@ -401,6 +427,10 @@ pub struct HostModel<P> {
     tlp: Vec<u8>,
     control: Option<(Consumer<HostCommand>, Producer<Box<Vm>>)>,
     handovers: Vec<(u32, u64)>,
+    enumeration: Option<Enumeration>,
+    /// Its enumerations' progress, for an orchestrator.
+    enumerated: Arc<EnumerationStatus>,
+    probed: Vec<Probed>,
 }
 
 impl<P> std::fmt::Debug for HostModel<P> {
@@ -454,6 +484,9 @@ impl<P: Port> HostModel<P> {
             register_reads: 0,
             control: None,
             handovers: Vec::new(),
+            enumeration: None,
+            enumerated: Arc::new(EnumerationStatus::default()),
+            probed: Vec::new(),
         }
     }
 
@@ -544,6 +577,110 @@ impl<P: Port> HostModel<P> {
         self.indications_received
     }
 
+    /// Every enumeration request it made and what came of it, in order
+    /// (the first [`ENUMERATION_LOG`]).
+    pub fn enumeration_log(&self) -> &[Probed] {
+        &self.probed
+    }
+
+    /// Its enumerations' progress, as an orchestrator on another core
+    /// reads it.
+    pub fn enumerations(&self) -> Arc<EnumerationStatus> {
+        self.enumerated.clone()
+    }
+
+    /// Publishes whether an enumeration may still send or be answered.
+    fn publish_enumeration(&self) {
+        let busy = self.enumeration.as_ref().is_some_and(|e| !e.idle());
+        self.enumerated.busy.store(busy, Ordering::Release);
+    }
+
+    fn log_probe(&mut self, record: Probed) {
+        if self.probed.len() < ENUMERATION_LOG {
+            self.probed.push(record);
+        }
+        let first_pass = self.enumeration.as_ref().is_some_and(|e| e.enumerated());
+        if record.enumerating && first_pass {
+            self.enumerated.passes.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Takes the completion of the enumeration's request in flight.
+    fn enumeration_completed(&mut self, t: &Tlp<&[u8]>) {
+        let value = t
+            .payload()
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let now = self.now;
+        let record = self
+            .enumeration
+            .as_mut()
+            .and_then(|e| e.completed(Some(t.status()), value, now));
+        if let Some(record) = record {
+            self.log_probe(record);
+        }
+    }
+
+    /// Sends the enumeration's next request, if one may go.
+    fn send_enumeration(&mut self, now: u64) {
+        let Some(e) = &self.enumeration else {
+            return;
+        };
+        let Some(probe) = e.next() else {
+            return;
+        };
+        let target = e.target();
+        let requester = self.config.requester;
+        let built = match probe {
+            Probe::Config(at) | Probe::Capability(at) => tlp::build::config_request(
+                &mut self.tlp,
+                Kind::CfgRd0,
+                requester,
+                ENUMERATION_TAG,
+                target.id,
+                at,
+                &[],
+            ),
+            Probe::Read(at) => {
+                let access = MemAccess::dwords(target.bar + at as u64, 1);
+                memory_read(&mut self.tlp, requester, ENUMERATION_TAG, access)
+            }
+            Probe::Write(at, value) => {
+                let access = MemAccess::dwords(target.bar + at as u64, 1);
+                memory_write(&mut self.tlp, requester, 0, access, &value.to_le_bytes())
+            }
+        };
+        let Ok(n) = built else {
+            return;
+        };
+        if !self.edge.push(&self.tlp[..n], now) {
+            return;
+        }
+        let record = self.enumeration.as_mut().and_then(|e| e.sent(probe, now));
+        if let Some(record) = record {
+            self.log_probe(record);
+        }
+    }
+
+    /// Gives up on an enumeration request whose completion is overdue.
+    fn enumeration_timeouts(&mut self, now: u64) {
+        let overdue = self
+            .enumeration
+            .as_ref()
+            .and_then(Enumeration::in_flight)
+            .is_some_and(|(_, sent)| now.saturating_sub(sent) > self.config.completion_timeout);
+        if overdue {
+            let record = self
+                .enumeration
+                .as_mut()
+                .and_then(|e| e.completed(None, None, now));
+            if let Some(record) = record {
+                self.integrity.completion_timeouts += 1;
+                self.log_probe(record);
+            }
+        }
+    }
+
     fn indicated(&mut self, form: IndicationForm) {
         self.indications_received += 1;
         if self.indications.len() < MAX_INDICATIONS {
@@ -612,6 +749,14 @@ impl<P: Port> HostModel<P> {
             Some(Kind::CplD | Kind::Cpl) => {
                 let tag = t.tag() as usize;
                 let mine = t.requester_id() == self.config.requester;
+                let enumerating = self
+                    .enumeration
+                    .as_ref()
+                    .is_some_and(|e| e.in_flight().is_some());
+                if mine && t.tag() == ENUMERATION_TAG && enumerating {
+                    self.enumeration_completed(&t);
+                    return;
+                }
                 let Some(vm) = self.vms.iter_mut().find(|v| mine && v.owns(tag)) else {
                     self.integrity.unexpected_completions += 1;
                     return;
@@ -971,6 +1116,15 @@ impl<P: Port> HostModel<P> {
                     stream,
                     after_received,
                 } => self.handovers.push((stream, after_received)),
+                HostCommand::Enumerate(target) => {
+                    self.enumeration = Some(Enumeration::new(target));
+                    self.enumerated.busy.store(true, Ordering::Release);
+                }
+                HostCommand::EndEnumeration => {
+                    if let Some(e) = &mut self.enumeration {
+                        e.stop();
+                    }
+                }
                 HostCommand::Attach { mut vm, bar, id } => {
                     vm.target.bar = bar;
                     vm.target.id = id;
@@ -1109,9 +1263,13 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                 }
             }
         }
+        if caught_up {
+            self.enumeration_timeouts(now);
+        }
         if self.edge.ready() {
             self.program_msix();
             self.send_probes(now);
+            self.send_enumeration(now);
             for _ in 0..self.config.writes_per_poll {
                 if self.writes >= self.config.total_writes
                     || now >= self.config.until
@@ -1162,6 +1320,7 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
             }
         }
         self.edge.flush(&mut self.port, now);
+        self.publish_enumeration();
         done
     }
 }

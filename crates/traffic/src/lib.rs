@@ -11,6 +11,7 @@
 
 mod edge;
 mod endpoint;
+pub mod enumerate;
 mod host;
 pub mod log;
 pub mod registers;
@@ -22,8 +23,8 @@ pub use endpoint::{
     MSIX_TABLE_BYTES,
 };
 pub use host::{
-    HostCommand, HostConfig, HostModel, HostTarget, Indication, IndicationForm, Vm, VmCounters,
-    COMPLETION_DATA,
+    EnumerationStatus, HostCommand, HostConfig, HostModel, HostTarget, Indication, IndicationForm,
+    Vm, VmCounters, COMPLETION_DATA,
 };
 pub use log::{ArrivalLog, Received};
 pub use registers::REGISTER_BLOCK;
