@@ -1985,3 +1985,53 @@ fn claim_18_vdi_served_operations_proceed_at_both_ends_during_the_move() {
     assert!(destination.iter().any(inside), "{destination:?} {r:?}");
     assert!(source_vdi_served(&d).iter().any(inside));
 }
+
+/// A destination that has not finished enumerating by the phase deadline
+/// abandons the migration in its prepare: its host stops using the
+/// instantiation, its last request is still answered, and the source's
+/// routes come back; the source never paused and loses nothing.
+#[test]
+fn a_prepare_past_its_deadline_is_abandoned_and_the_routes_restored() {
+    for mode in [IdMode::Different, IdMode::Common] {
+        let t = topology_in(mode);
+        let schedule = Schedule {
+            vm_migrations: 3,
+            start: 1_000_000,
+            interval: 1_000_000,
+            // An enumeration takes tens of round trips.
+            deadline: 10_000,
+            ..Schedule::default()
+        };
+        let d = migrate(&t, 1_000_000.0, 8, schedule);
+        let o = orchestrator(&d);
+        assert_eq!(o.counts(), (0, 3), "{mode:?}");
+        for r in o.records() {
+            let Some(Outcome::Aborted {
+                phase: Phase::Prepare,
+                reason: migrate::AbortReason::Deadline { waiting_for, .. },
+            }) = &r.outcome
+            else {
+                panic!("{mode:?}: {r:?}");
+            };
+            assert_eq!(*waiting_for, "the destination to prepare");
+            assert!(r.closed.is_none(), "the source never paused");
+        }
+        // Each destination enumerated until the abort, and nothing after
+        // its migration ended; every request it made was answered.
+        let h = hosts(&d);
+        for r in o.records() {
+            let log = h[r.plan.to].enumeration_log();
+            let (start, end) = (r.phases[0].unwrap(), r.finished.unwrap());
+            let mine: Vec<_> = log
+                .iter()
+                .filter(|p| p.sent_at >= start && p.sent_at <= end + 1_000_000)
+                .collect();
+            assert!(!mine.is_empty(), "{mode:?}: {r:?}");
+            assert!(mine.iter().all(|p| p.sent_at <= end), "{mode:?}: {r:?}");
+            assert!(mine.iter().all(|p| p.done_at.is_some()), "{mode:?}");
+        }
+        assert_eq!(fabric_gate(&d).stats().aborted, 0, "no pause to abort");
+        assert!(fabric_gate(&d).destination_vdi(1).is_none());
+        assert_clean(&integrity(&d));
+    }
+}
