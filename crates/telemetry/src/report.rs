@@ -182,6 +182,11 @@ pub struct VdiFigures {
     /// Configuration writes made to the function after the move.
     pub replayed_writes: u64,
     pub register_reads: u64,
+    /// Register writes a destination's instantiation completed.
+    pub register_writes: u64,
+    /// Requests of destination hosts their instantiations refused before
+    /// the switch-over (needing the device).
+    pub destination_refused: u64,
     pub upstream: u64,
 }
 
@@ -385,9 +390,16 @@ impl RunReport {
         let v = &self.vdi;
         let _ = writeln!(
             out,
-            "  pause points: {} TLPs held and released; VDIs served {} config reads, {} config writes ({} made to the function after), {} register reads; {} completion indications received",
-            m.held_tlps, v.config_reads, v.config_writes, v.replayed_writes, v.register_reads, m.completion_indications
+            "  pause points: {} TLPs held and released; VDIs served {} config reads, {} config writes ({} made to the function after), {} register reads, {} register writes (destinations' own); {} completion indications received",
+            m.held_tlps, v.config_reads, v.config_writes, v.replayed_writes, v.register_reads, v.register_writes, m.completion_indications
         );
+        if v.destination_refused > 0 {
+            let _ = writeln!(
+                out,
+                "  destinations' instantiations refused {} requests that need the device before the switch-over",
+                v.destination_refused
+            );
+        }
         let cfg = &self.configuration;
         let _ = writeln!(
             out,

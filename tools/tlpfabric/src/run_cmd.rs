@@ -906,6 +906,8 @@ fn measured(
             config_writes: g.vdi_config_writes,
             replayed_writes: g.replays,
             register_reads: g.vdi_register_reads,
+            register_writes: g.vdi_register_writes,
+            destination_refused: g.destination_refused,
             upstream: g.vdi_upstream,
         },
         configuration: ConfigurationFigures {
