@@ -362,15 +362,7 @@ impl Plane for FabricPlane {
             return false;
         };
         // The destination host's routes to its instantiation in use first.
-        let mut all = true;
-        for (p, slot) in self.publishers.iter_mut().zip(work.preparing.iter_mut()) {
-            if let Some(tables) = slot.take() {
-                if let Err(back) = p.publish(tables) {
-                    *slot = Some(back);
-                    all = false;
-                }
-            }
-        }
+        let all = publish_all(&mut self.publishers, &mut work.preparing);
         if !all || !self.publishers.iter().all(Publisher::adopted) {
             return false;
         }
@@ -657,16 +649,8 @@ impl FabricPlane {
     /// Publishes the routes of an abandoned migration's source that have
     /// not been yet; true once every node uses them.
     fn publish_restore(&mut self) -> bool {
-        let mut all = true;
-        for (p, slot) in self.publishers.iter_mut().zip(self.restore.iter_mut()) {
-            if let Some(tables) = slot.take() {
-                if let Err(back) = p.publish(tables) {
-                    *slot = Some(back);
-                    all = false;
-                }
-            }
-        }
-        all && self.publishers.iter().all(Publisher::adopted)
+        publish_all(&mut self.publishers, &mut self.restore)
+            && self.publishers.iter().all(Publisher::adopted)
     }
 
     /// Publishes the tables the migration built to the nodes that have not
@@ -675,17 +659,23 @@ impl FabricPlane {
         let Some(work) = self.work.as_mut() else {
             return false;
         };
-        let mut all = true;
-        for (p, slot) in self.publishers.iter_mut().zip(work.tables.iter_mut()) {
-            if let Some(tables) = slot.take() {
-                if let Err(back) = p.publish(tables) {
-                    *slot = Some(back);
-                    all = false;
-                }
+        publish_all(&mut self.publishers, &mut work.tables)
+    }
+}
+
+/// Publishes each node's waiting set of tables (`slots`, one per node) that
+/// its reader has room for; true once every one has been sent.
+fn publish_all(publishers: &mut [Publisher<NodeTables>], slots: &mut [Option<NodeTables>]) -> bool {
+    let mut all = true;
+    for (p, slot) in publishers.iter_mut().zip(slots.iter_mut()) {
+        if let Some(tables) = slot.take() {
+            if let Err(back) = p.publish(tables) {
+                *slot = Some(back);
+                all = false;
             }
         }
-        all
     }
+    all
 }
 
 /// Endpoint migrations: the binding's function changes, its host does not.
