@@ -1117,6 +1117,10 @@ impl<P: Port> HostModel<P> {
                     after_received,
                 } => self.handovers.push((stream, after_received)),
                 HostCommand::Enumerate(target) => {
+                    // Room for the record once, off the path of its polls.
+                    if self.probed.capacity() == 0 {
+                        self.probed.reserve_exact(ENUMERATION_LOG);
+                    }
                     self.enumeration = Some(Enumeration::new(target));
                     self.enumerated.busy.store(true, Ordering::Release);
                 }
