@@ -360,10 +360,7 @@ impl NodeTables {
     /// Builds every node's tables, searching the fabric once per node a
     /// host or endpoint attaches to rather than once per node.
     pub fn build_all(t: &Topology) -> Vec<NodeTables> {
-        let paths = t.paths();
-        (0..t.nodes.len())
-            .map(|n| NodeTables::build_with(t, n, &paths))
-            .collect()
+        NodeTables::build_all_with(t, None)
     }
 
     /// Builds node `node`'s tables with paths found already.
@@ -381,11 +378,14 @@ impl NodeTables {
     /// the pause point tells them from the source's, and every other route
     /// (the function's DMA, its messages, other hosts) stays the source's.
     pub fn build_all_preparing(t: &Topology, guest: &crate::topology::Binding) -> Vec<NodeTables> {
+        NodeTables::build_all_with(t, Some(guest))
+    }
+
+    /// Every node's tables, with `guest` reached by its host too.
+    fn build_all_with(t: &Topology, guest: Option<&crate::topology::Binding>) -> Vec<NodeTables> {
         let paths = t.paths();
         (0..t.nodes.len())
-            .map(|n| {
-                NodeTables::build_toward(t, n, paths.links(n), Some(guest), |to| paths.next(n, to))
-            })
+            .map(|n| NodeTables::build_toward(t, n, paths.links(n), guest, |to| paths.next(n, to)))
             .collect()
     }
 

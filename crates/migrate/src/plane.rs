@@ -321,15 +321,9 @@ impl Plane for FabricPlane {
         moved.bar = bar;
         moved.host_id = id;
         // Built now, off the blackout: the switch-over only publishes them.
-        let tables = NodeTables::build_all(&destination)
-            .into_iter()
-            .map(Some)
-            .collect();
-        let preparing =
-            NodeTables::build_all_preparing(&self.topology, &destination.bindings[plan.binding])
-                .into_iter()
-                .map(Some)
-                .collect();
+        let tables = unpublished(NodeTables::build_all(&destination));
+        let guest = &destination.bindings[plan.binding];
+        let preparing = unpublished(NodeTables::build_all_preparing(&self.topology, guest));
         let reopened = self.reopened(plan);
         let destination_bus = self.topology.hosts[plan.to].fabric_bus;
         // The destination's instantiation is up before any route reaches it.
@@ -543,10 +537,7 @@ impl Plane for FabricPlane {
             .as_ref()
             .is_some_and(|w| w.preparing.iter().any(Option::is_none));
         if published {
-            self.restore = NodeTables::build_all(&self.topology)
-                .into_iter()
-                .map(Some)
-                .collect();
+            self.restore = unpublished(NodeTables::build_all(&self.topology));
             self.publish_restore();
         }
         let stream = vm_stream(plan.binding);
@@ -663,6 +654,11 @@ impl FabricPlane {
     }
 }
 
+/// Each node's tables, none published yet.
+fn unpublished(tables: Vec<NodeTables>) -> Vec<Option<NodeTables>> {
+    tables.into_iter().map(Some).collect()
+}
+
 /// Publishes each node's waiting set of tables (`slots`, one per node) that
 /// its reader has room for; true once every one has been sent.
 fn publish_all(publishers: &mut [Publisher<NodeTables>], slots: &mut [Option<NodeTables>]) -> bool {
@@ -761,10 +757,7 @@ impl FabricPlane {
         };
         let mut destination = self.topology.clone();
         destination.bindings[plan.binding].function = plan.to as u8;
-        let tables = NodeTables::build_all(&destination)
-            .into_iter()
-            .map(Some)
-            .collect();
+        let tables = unpublished(NodeTables::build_all(&destination));
         let reopened = self.function_reopened(plan, plan.from);
         let standby = self.function_reopened(plan, plan.to);
         self.send_function(

@@ -592,7 +592,10 @@ impl<P: Port> HostModel<P> {
     /// Publishes whether an enumeration may still send or be answered.
     fn publish_enumeration(&self) {
         let busy = self.enumeration.as_ref().is_some_and(|e| !e.idle());
-        self.enumerated.busy.store(busy, Ordering::Release);
+        // Stored on a change only: an orchestrator's core reads the line.
+        if self.enumerated.busy.load(Ordering::Relaxed) != busy {
+            self.enumerated.busy.store(busy, Ordering::Release);
+        }
     }
 
     fn log_probe(&mut self, record: Probed) {
