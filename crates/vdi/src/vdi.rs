@@ -72,6 +72,9 @@ pub struct VdiStats {
     pub passed_through: u64,
     /// Interrupts delivered (memory writes generated).
     pub interrupts: u64,
+    /// The function's interrupts taken while they were held (each one sets
+    /// its vector's pending bit; raises of a vector already pending merge).
+    pub interrupts_held: u64,
     /// Messages generated.
     pub messages: u64,
     /// Configuration writes seen passing to the function.
@@ -107,6 +110,10 @@ pub struct Vdi {
     registers: RegisterFile,
     msix: Option<Msix>,
     mode: Mode,
+    /// The fabric holds the function's interrupts (its binding is paused):
+    /// they wait in their pending bits as under the Function Mask, which
+    /// the host does not see set.
+    interrupts_held: bool,
     upstream: VecDeque<Upstream>,
     stats: VdiStats,
 }
@@ -176,6 +183,7 @@ impl Vdi {
             registers: template.registers.clone(),
             msix,
             mode: Mode::PassThrough,
+            interrupts_held: false,
             upstream: VecDeque::with_capacity(capacity),
             stats: VdiStats::default(),
         }
@@ -647,14 +655,66 @@ impl Vdi {
         }
     }
 
+    /// MSI-X Enable, and whether the function's vectors are masked as a
+    /// whole: by the Function Mask bit, or by the fabric holding them.
     fn msix_control(&self) -> (bool, bool) {
         match &self.msix {
             Some(m) => {
                 let control = self.config.word(m.info().offset + 2);
-                (control & 0x8000 != 0, control & 0x4000 != 0)
+                (
+                    control & 0x8000 != 0,
+                    control & 0x4000 != 0 || self.interrupts_held,
+                )
             }
             None => (false, false),
         }
+    }
+
+    /// The vector whose message is `data` written to `address`, if MSI-X
+    /// is enabled and one is programmed so: how a memory write from the
+    /// function is known to be one of its interrupts.
+    pub fn interrupt_vector(&self, address: u64, data: u32) -> Option<u16> {
+        let m = self.msix.as_ref()?;
+        let (enabled, _) = self.msix_control();
+        if !enabled {
+            return None;
+        }
+        m.table()
+            .iter()
+            .position(|e| (e[1] as u64) << 32 | (e[0] & !3) as u64 == address && e[2] == data)
+            .map(|v| v as u16)
+    }
+
+    /// Holds the function's interrupts from now on: each one it raises
+    /// sets its pending bit instead of reaching the host.
+    pub fn hold_interrupts(&mut self) {
+        self.interrupts_held = true;
+    }
+
+    /// Whether the function's interrupts are held.
+    pub fn interrupts_held(&self) -> bool {
+        self.interrupts_held
+    }
+
+    /// Takes an interrupt the function raised while they are held (see
+    /// [`Vdi::hold_interrupts`]); false if MSI-X is off or no such vector.
+    pub fn take_held_interrupt(&mut self, vector: u16) -> bool {
+        let taken = self.raise_interrupt(vector) != Raised::Dropped;
+        self.stats.interrupts_held += u64::from(taken);
+        taken
+    }
+
+    /// Stops holding interrupts: each vector pending and not masked by the
+    /// host is delivered, once, behind whatever the VDI already owes
+    /// upstream. Returns how many were queued.
+    pub fn release_interrupts(&mut self) -> usize {
+        if !self.interrupts_held {
+            return 0;
+        }
+        let before = self.upstream.len();
+        self.interrupts_held = false;
+        self.deliver_pending();
+        self.upstream.len() - before
     }
 
     fn deliver_pending(&mut self) {

@@ -639,3 +639,47 @@ fn a_relocated_msix_table_is_programmed_through_its_new_place() {
     v.observe(&mwr(BAR3 + 16, &[0xff; 16]));
     assert_eq!(v.msix().unwrap().table()[1][0], 0xfee0_2000);
 }
+
+#[test]
+fn held_interrupts_pend_merge_and_go_once_when_released() {
+    let mut v = programmed(Mode::Migrating);
+    let mut out = [0u8; 64];
+    // Vectors 0 (unmasked) and 1 (masked by the host) programmed.
+    for (k, control) in [(0u32, 0u32), (1, 1)] {
+        let mut e = Vec::new();
+        e.extend_from_slice(&0xfee0_0000u32.to_le_bytes());
+        e.extend_from_slice(&0u32.to_le_bytes());
+        e.extend_from_slice(&(0x40 + k).to_le_bytes());
+        e.extend_from_slice(&control.to_le_bytes());
+        v.serve(&mwr(BAR3 + 16 * k as u64, &e), &mut out);
+    }
+    enable_msix(&mut v, &mut out);
+    // A memory write is known as an interrupt by its address and data.
+    assert_eq!(v.interrupt_vector(0xfee0_0000, 0x40), Some(0));
+    assert_eq!(v.interrupt_vector(0xfee0_0000, 0x41), Some(1));
+    assert_eq!(v.interrupt_vector(0xfee0_0000, 0x42), None);
+    assert_eq!(v.interrupt_vector(0xfee0_1000, 0x40), None);
+    while v.poll_upstream(&mut out).is_some() {}
+    v.hold_interrupts();
+    assert!(v.take_held_interrupt(0));
+    assert!(v.take_held_interrupt(0));
+    assert!(v.take_held_interrupt(1));
+    assert_eq!(v.poll_upstream(&mut out), None, "nothing while held");
+    assert!(v.msix().unwrap().is_pending(0));
+    // The host sees no Function Mask set meanwhile.
+    let control = cpl(&mut v, &config(Kind::CfgRd0, FUNCTION, 0x70, 0xf, &[])).payload()[3];
+    assert_eq!(control & 0x40, 0);
+    // Released: vector 0 once (the two raises merged); vector 1 stays
+    // pending behind the host's own mask until it unmasks it.
+    assert_eq!(v.release_interrupts(), 1);
+    let n = v.poll_upstream(&mut out).unwrap();
+    let w = Tlp::new_checked(&out[..n]).unwrap();
+    assert_eq!((w.address(), w.payload()), (0xfee0_0000, &0x40u32.to_le_bytes()[..]));
+    assert_eq!(v.poll_upstream(&mut out), None);
+    assert!(v.msix().unwrap().is_pending(1));
+    assert_eq!(v.release_interrupts(), 0, "released once");
+    v.serve(&mwr(BAR3 + 16 + 12, &[0; 4]), &mut out);
+    let n = v.poll_upstream(&mut out).unwrap();
+    assert_eq!(Tlp::new_checked(&out[..n]).unwrap().payload(), 0x41u32.to_le_bytes());
+    assert_eq!(v.stats().interrupts_held, 3);
+}
