@@ -199,6 +199,12 @@ pub struct GateStats {
     pub destination_refused: u64,
     /// TLPs a VDI generated (interrupts, messages).
     pub vdi_upstream: u64,
+    /// Interrupts a function raised while its binding was paused, taken by
+    /// its VDI into their vectors' pending bits.
+    pub interrupts_held: u64,
+    /// Of those, what reached the host when the binding resumed: one
+    /// message a vector, so raises of a vector already pending merged.
+    pub interrupts_released: u64,
     /// Pauses that ended by release, and by abort.
     pub migrations: u64,
     /// Pauses abandoned.
@@ -219,6 +225,8 @@ impl GateStats {
         self.vdi_register_writes += o.vdi_register_writes;
         self.destination_refused += o.destination_refused;
         self.vdi_upstream += o.vdi_upstream;
+        self.interrupts_held += o.interrupts_held;
+        self.interrupts_released += o.interrupts_released;
         self.migrations += o.migrations;
         self.aborted += o.aborted;
     }
@@ -346,7 +354,8 @@ pub enum GateOffer {
     /// A VDI completed it; its completion (this many bytes) is in the
     /// reply buffer.
     Served(usize),
-    /// Taken with nothing to send on: a posted write a VDI absorbed, or a
+    /// Taken with nothing to send on: a posted write a VDI absorbed, an
+    /// interrupt of a paused function its VDI took into a pending bit, or a
     /// completion that ends at the gate (of a write it made).
     Absorbed,
     /// The binding's hold is full: not taken. The caller keeps the TLP, with
@@ -808,6 +817,21 @@ impl Gate {
             passed(status, dir);
             return GateOffer::Pass;
         }
+        if dir == Direction::Up && info.flow == FlowClass::Posted {
+            if let Some(vdi) = g.vdi.as_mut().filter(|v| v.interrupts_held()) {
+                // The function's interrupt, raised while its vectors are
+                // held: it waits in its pending bit and is delivered when
+                // the binding resumes, after what was held before it
+                // (claim 6; MSI-X masking, PCIe Base Specification
+                // §6.1.4.5).
+                let vector = interrupt_of(tlp, g.function.function)
+                    .and_then(|(address, data)| vdi.interrupt_vector(address, data));
+                if vector.is_some_and(|v| vdi.take_held_interrupt(v)) {
+                    self.stats.interrupts_held += 1;
+                    return GateOffer::Absorbed;
+                }
+            }
+        }
         // A function standing by for another's state has a VDI that is not
         // yet that state: what reaches it waits for the state to arrive.
         if dir == Direction::Down && !g.standby {
@@ -928,6 +952,14 @@ impl Gate {
             );
             if g.point.state() == State::Open {
                 if let Some(since) = g.paused_since.take() {
+                    if let Some(vdi) = &mut g.vdi {
+                        // Behind everything released: each vector raised
+                        // meanwhile, once. They pass toward the VM as if
+                        // the function had sent them now.
+                        let n = vdi.release_interrupts() as u64;
+                        self.stats.interrupts_released += n;
+                        status.up_passed.fetch_add(n, Ordering::Release);
+                    }
                     if g.standby {
                         // Reopened behind another function's release.
                     } else if g.aborting {
@@ -1009,6 +1041,12 @@ impl Gate {
                     g.drain_stalls_at = stalled_by(&self.stall_clocks, now);
                     if let Some(vdi) = &mut g.vdi {
                         vdi.set_mode(Mode::Migrating);
+                        // A function that keeps running (its VM moves) has
+                        // its interrupts held with the rest; a stopped one
+                        // raises none, and what it sent is held in order.
+                        if stopped != Some(Direction::Up) {
+                            vdi.hold_interrupts();
+                        }
                     }
                 }
             }
@@ -1289,6 +1327,15 @@ fn serve_request(
         }
         Verdict::Hold | Verdict::PassThrough => None,
     }
+}
+
+/// The address and data of `tlp` if it is a one-DW memory write from
+/// `function`: the form of an MSI-X message.
+fn interrupt_of(tlp: &[u8], function: Bdf) -> Option<(u64, u32)> {
+    let t = Tlp::new_checked(tlp).ok()?;
+    let data: [u8; 4] = t.payload().try_into().ok()?;
+    (t.kind() == Some(Kind::MWr) && t.requester_id() == function)
+        .then(|| (t.address(), u32::from_le_bytes(data)))
 }
 
 /// Bindings `a` and `b` (different ones) at once.

@@ -105,6 +105,9 @@ pub struct ScenarioConfig {
     pub config_every: u64,
     /// A register access after every this many writes of a host (0: none).
     pub register_every: u64,
+    /// An MSI-X interrupt from each device function after every this many
+    /// of its DMA writes (0: none).
+    pub interrupt_every: u64,
     /// Bytes of data in each host write and read.
     pub payload: usize,
     /// The ports to run on.
@@ -130,6 +133,7 @@ impl Default for ScenarioConfig {
             read_every: HostConfig::default().read_every,
             config_every: HostConfig::default().config_every,
             register_every: HostConfig::default().register_every,
+            interrupt_every: EndpointConfig::default().interrupt_every,
             payload: HostConfig::default().payload,
             ports: Ports::ring(),
             hold_capacity: None,
@@ -428,6 +432,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
             until: duration,
             stop: c.schedule.stop.clone(),
             arrival_log: c.arrival_log,
+            interrupt_every: c.interrupt_every,
             ..EndpointConfig::default()
         };
         let mut device = EndpointModel::new(config, model, pool.clone());

@@ -197,6 +197,14 @@ pub struct ConfigurationFigures {
     pub writes: u64,
     /// MSI-X interrupts the hosts received.
     pub interrupts: u64,
+    /// MSI-X interrupts the devices' functions raised.
+    pub interrupts_raised: u64,
+    /// Of those, the ones raised while their binding was paused, which its
+    /// VDI took into their vectors' pending bits.
+    pub interrupts_held: u64,
+    /// Of those, the ones that merged with a raise of the same vector
+    /// already pending (one message a vector when the binding resumed).
+    pub interrupts_merged: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -403,9 +411,16 @@ impl RunReport {
         let cfg = &self.configuration;
         let _ = writeln!(
             out,
-            "  configuration: hosts completed {} reads and {} writes; {} MSI-X interrupts received",
-            cfg.reads, cfg.writes, cfg.interrupts
+            "  configuration: hosts completed {} reads and {} writes; {} MSI-X interrupts received of {} raised",
+            cfg.reads, cfg.writes, cfg.interrupts, cfg.interrupts_raised
         );
+        if cfg.interrupts_held > 0 {
+            let _ = writeln!(
+                out,
+                "  interrupts raised during pauses: {} held in pending bits by VDIs, {} of them merged with one already pending",
+                cfg.interrupts_held, cfg.interrupts_merged
+            );
+        }
         let _ = writeln!(
             out,
             "  registers: hosts completed {} register reads (each checked); devices acted on {} doorbell writes",

@@ -238,6 +238,7 @@ pub struct EndpointModel<P> {
     commands: u64,
     interrupts: u64,
     log: crate::ArrivalLog,
+    raised: crate::ArrivalLog,
 }
 
 impl<P> std::fmt::Debug for EndpointModel<P> {
@@ -254,6 +255,7 @@ impl<P: Port> EndpointModel<P> {
     pub fn new(config: EndpointConfig, port: P, pool: FramePool) -> EndpointModel<P> {
         EndpointModel {
             log: crate::ArrivalLog::with_capacity(config.arrival_log),
+            raised: crate::ArrivalLog::with_capacity(config.arrival_log),
             pacer: Pacer::new(config.rate),
             functions: config.functions.iter().map(|&c| Function::new(c)).collect(),
             tlp: vec![0; 16 + 4096],
@@ -274,6 +276,12 @@ impl<P: Port> EndpointModel<P> {
     /// What it received, with the times (if its config asked for a log).
     pub fn arrivals(&self) -> &crate::ArrivalLog {
         &self.log
+    }
+
+    /// The MSI-X messages its functions sent, with the times (if its config
+    /// asked for a log); each one's stamp is the DMA write it follows.
+    pub fn raised(&self) -> &crate::ArrivalLog {
+        &self.raised
     }
 
     /// Takes function control from `commands` and reports moves on `moved`.
@@ -581,14 +589,26 @@ impl<P: Port> EndpointModel<P> {
             .filter(|_| f.msix_enabled && every > 0 && f.dma_seq.is_multiple_of(every))
         {
             let data = f.msi_data.to_le_bytes();
-            let function = f.config.function;
+            let (function, stream) = (f.config.function, f.config.stream);
             if let Ok(len) =
                 memory_write(&mut self.tlp, function, 0, MemAccess::dwords(msi, 1), &data)
             {
                 if self.edge.push(&self.tlp[..len], self.now) {
+                    // Not a tracked TLP: raises of a vector the function
+                    // has pending merge into one message (MSI-X, PCIe Base
+                    // Specification §6.1.4.5), so an interrupt is counted,
+                    // not owed.
                     self.functions[i].sent += 1;
-                    self.integrity.sent += 1;
                     self.interrupts += 1;
+                    self.raised.note(crate::Received {
+                        at: self.now,
+                        kind: Some(Kind::MWr),
+                        requester: function,
+                        address: msi,
+                        // The DMA write it signals.
+                        stamp: Some((stream, seq)),
+                        data: Some(u32::from_le_bytes(data)),
+                    });
                 }
             }
         }

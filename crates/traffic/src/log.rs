@@ -19,6 +19,8 @@ pub struct Received {
     pub address: u64,
     /// A tracked payload's stream and sequence number.
     pub stamp: Option<(u32, u64)>,
+    /// A one-DW memory write's data (an MSI-X message's, say).
+    pub data: Option<u32>,
 }
 
 /// A log of what arrived, of a capacity fixed when it is made: past it,
@@ -60,13 +62,30 @@ impl ArrivalLog {
             Some(Kind::MWr | Kind::CplD) => stream::read(t.payload()).map(|(s, q, _)| (s, q)),
             _ => None,
         };
+        let data = match kind {
+            Some(Kind::MWr) => <[u8; 4]>::try_from(t.payload())
+                .ok()
+                .map(u32::from_le_bytes),
+            _ => None,
+        };
         self.entries.push(Received {
             at,
             kind,
             requester: t.requester_id(),
             address,
             stamp,
+            data,
         });
+    }
+
+    /// Notes an entry made by the caller (what a model sent, say), if there
+    /// is room.
+    pub fn note(&mut self, entry: Received) {
+        if self.entries.len() < self.entries.capacity() {
+            self.entries.push(entry);
+        } else if self.entries.capacity() > 0 {
+            self.missed += 1;
+        }
     }
 
     /// What arrived, in order.
@@ -107,9 +126,21 @@ mod tests {
         assert_eq!(log.missed(), 1);
         let first = log.entries()[0];
         assert_eq!(
-            (first.at, first.kind, first.address, first.stamp),
-            (10, Some(Kind::MWr), 0x1000, Some((7, 3)))
+            (first.at, first.kind, first.address, first.stamp, first.data),
+            (10, Some(Kind::MWr), 0x1000, Some((7, 3)), None)
         );
+        let mut buf = [0u8; 64];
+        let n = memory_write(
+            &mut buf,
+            Bdf(0x0100),
+            0,
+            MemAccess::dwords(0xfee0_0000, 1),
+            &0x41u32.to_le_bytes(),
+        )
+        .unwrap();
+        let mut log = ArrivalLog::with_capacity(1);
+        log.record(5, &Tlp::new_checked(&buf[..n]).unwrap());
+        assert_eq!(log.entries()[0].data, Some(0x41), "an interrupt's data");
         let mut none = ArrivalLog::default();
         none.record(1, &t);
         assert!(none.entries().is_empty());
