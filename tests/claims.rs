@@ -603,7 +603,10 @@ fn claim_6_interrupts_raised_while_paused_reach_the_host_once_after_what_was_hel
             }
         }
     }
-    assert!(pauses_with_several > 0, "no pause saw two interrupts raised");
+    assert!(
+        pauses_with_several > 0,
+        "no pause saw two interrupts raised"
+    );
     // Raises of a pending vector merged: what the device raised is what
     // the hosts received and what merged while held, nothing else.
     let s = fabric_gate(&d).stats();
@@ -1165,7 +1168,7 @@ fn claim_14_a_common_id_closes_at_once() {
 }
 
 #[test]
-fn claim_15_pause_points_block_every_traffic_type_from_the_device() {
+fn gate_pause_points_hold_every_traffic_type_toward_the_function() {
     let (mut g, mut tx) = gate();
     pause(&mut g, &mut tx, B1, IdMode::Common, None, 0);
     let mut reply = [0u8; 64];
@@ -1180,6 +1183,153 @@ fn claim_15_pause_points_block_every_traffic_type_from_the_device() {
         assert_eq!(g.offer(B1, down(), tlp, &mut reply, 1), GateOffer::Held);
     }
     assert_eq!(g.held(B1), (3, 0));
+}
+
+/// Endpoint migrations while each VM writes, reads back every second
+/// write, and makes a configuration request and a register read after
+/// every second write: every kind of request is in flight when a binding
+/// closes. Hosts log what they sent and received, the device what it
+/// received.
+fn busy_endpoint_migrations() -> Deterministic {
+    let t = default_topology();
+    let schedule = Schedule {
+        endpoint_migrations: 10,
+        start: 1_000_000,
+        interval: 400_000,
+        ..Schedule::default()
+    };
+    let mut c = scenario_config(2_000_000.0, 6, schedule);
+    c.read_every = 2;
+    c.config_every = 2;
+    c.register_every = 2;
+    c.arrival_log = 200_000;
+    let mut d = fabric(&t, &c);
+    run_out(&mut d, &c);
+    assert_eq!(orchestrator(&d).counts(), (10, 0));
+    assert_clean(&integrity(&d));
+    assert!(hosts(&d)
+        .iter()
+        .all(|h| h.arrivals().missed() + h.sent().missed() == 0));
+    d
+}
+
+/// What a host request is, by its kind and where in the BAR at `bar` it
+/// goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Request {
+    Write,
+    Read,
+    Configuration,
+    Register,
+}
+
+fn request_of(e: &traffic::Received, bar: u64) -> Option<Request> {
+    match e.kind? {
+        Kind::MWr => Some(Request::Write),
+        Kind::MRd if e.address < bar + traffic::REGISTER_BLOCK => Some(Request::Register),
+        Kind::MRd => Some(Request::Read),
+        Kind::CfgRd0 | Kind::CfgWr0 => Some(Request::Configuration),
+        _ => None,
+    }
+}
+
+#[test]
+fn claim_15_while_closed_the_function_gets_nothing_and_its_vdi_completes_configuration_and_registers(
+) {
+    let d = busy_endpoint_migrations();
+    let t = default_topology();
+    let device = find::<EndpointModel<DynPort>>(&d)[0].arrivals().entries();
+    let records = orchestrator(&d).records();
+    // From the quiesce (a drain first, with different IDs) to the reopening.
+    let paused = |r: &migrate::Record| {
+        (
+            r.phases[Phase::Quiesce as usize].unwrap(),
+            r.reopened.unwrap(),
+        )
+    };
+    let within = |at: u64, window: &dyn Fn(&migrate::Record) -> (u64, u64)| {
+        records.iter().any(|r| {
+            let (c, o) = window(r);
+            at > c && at < o
+        })
+    };
+    let closed = |r: &migrate::Record| (r.closed.unwrap(), r.reopened.unwrap());
+    let mut sent_while_closed = std::collections::HashSet::new();
+    let mut answered_without_the_device = std::collections::HashMap::new();
+    for (h, host) in hosts(&d).iter().enumerate() {
+        let bar = t.bindings.iter().find(|b| b.host == h).unwrap().bar.base;
+        let fabric_requester = Bdf(u16::from(t.hosts[h].fabric_bus) << 8);
+        let from_host: Vec<&traffic::Received> = device
+            .iter()
+            .filter(|e| e.requester == fabric_requester)
+            .collect();
+        // The device received nothing from the host while its binding
+        // was closed (each host's VM is the only one on its binding).
+        for r in records
+            .iter()
+            .filter(|r| t.bindings[r.plan.binding].host == h)
+        {
+            let (c, o) = closed(r);
+            assert!(!from_host.iter().any(|e| e.at > c && e.at < o), "{r:?}");
+        }
+        let sent = host.sent().entries();
+        let arrivals = host.arrivals().entries();
+        for (k, request) in sent.iter().enumerate() {
+            let Some(kind) = request_of(request, bar) else {
+                continue;
+            };
+            if within(request.at, &closed) {
+                sent_while_closed.insert(kind);
+            }
+            if kind == Request::Write {
+                continue;
+            }
+            // Its completion: the first with its tag after it was sent
+            // (the tag is free again only then).
+            let completion = arrivals
+                .iter()
+                .find(|a| {
+                    matches!(a.kind, Some(Kind::Cpl | Kind::CplD))
+                        && a.tag == request.tag
+                        && a.at >= request.at
+                })
+                .unwrap_or_else(|| panic!("{request:?} never completed"));
+            // Whether the function received it before it completed: the
+            // device saw a request with its tag in between (a later send
+            // of the same tag comes after the completion).
+            let next_use = sent[k + 1..]
+                .iter()
+                .find(|e| e.tag == request.tag && e.kind.is_some_and(|k| k != Kind::MWr))
+                .map_or(u64::MAX, |e| e.at);
+            let reached = from_host.iter().any(|e| {
+                e.tag == request.tag
+                    && e.kind == request.kind
+                    && e.at >= request.at
+                    && e.at <= completion.at
+                    && e.at < next_use
+            });
+            if !reached {
+                assert!(
+                    within(completion.at, &paused),
+                    "{request:?} answered without the device while the binding was open"
+                );
+                assert!(
+                    matches!(kind, Request::Configuration | Request::Register),
+                    "{request:?}: only its VDI's kinds are answered without the function"
+                );
+                *answered_without_the_device.entry(kind).or_insert(0) += 1;
+            }
+        }
+    }
+    assert_eq!(
+        sent_while_closed.len(),
+        4,
+        "writes, reads, configuration requests and register reads were all sent while closed: {sent_while_closed:?}"
+    );
+    assert!(
+        answered_without_the_device.len() == 2,
+        "configuration requests and register reads completed by the VDIs while paused: {answered_without_the_device:?}"
+    );
 }
 
 #[test]

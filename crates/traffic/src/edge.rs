@@ -17,6 +17,8 @@ pub(crate) struct Edge {
     waiting: VecDeque<Vec<u8>>,
     rx: Vec<Frame>,
     tlps: Vec<Vec<u8>>,
+    /// What the model sent, with the times (if asked for).
+    pub(crate) sent: crate::ArrivalLog,
 }
 
 impl Edge {
@@ -29,6 +31,23 @@ impl Edge {
             waiting: VecDeque::new(),
             rx: Vec::with_capacity(32),
             tlps: Vec::new(),
+            sent: crate::ArrivalLog::default(),
+        }
+    }
+
+    /// The edge, keeping a log of up to `capacity` TLPs sent, with their
+    /// times.
+    pub(crate) fn logging_sent(mut self, capacity: usize) -> Edge {
+        self.sent = crate::ArrivalLog::with_capacity(capacity);
+        self
+    }
+
+    /// Notes a TLP taken to send, if a log was asked for.
+    fn note_sent(&mut self, tlp: &[u8], now: u64) {
+        if self.sent.capacity() > 0 {
+            if let Ok(t) = tlp::Tlp::new_checked(tlp) {
+                self.sent.record(now, &t);
+            }
         }
     }
 
@@ -46,6 +65,9 @@ impl Edge {
     /// Queues one TLP to send; false if it could not be taken (no frame
     /// buffer). With a link, a TLP without credits waits, in order.
     pub(crate) fn push(&mut self, tlp: &[u8], now: u64) -> bool {
+        if self.link.is_some() {
+            self.note_sent(tlp, now);
+        }
         if let Some(link) = &mut self.link {
             if self.waiting.is_empty() && link.try_send(tlp, now).is_ok() {
                 return true;
@@ -56,6 +78,7 @@ impl Edge {
         loop {
             if let Some((frame, open)) = &mut self.open {
                 if open.push(frame.buffer_mut(), tlp) {
+                    self.note_sent(tlp, now);
                     return true;
                 }
                 if open.count() == 0 {

@@ -605,6 +605,7 @@ impl<P: Port> EndpointModel<P> {
                         kind: Some(Kind::MWr),
                         requester: function,
                         address: msi,
+                        tag: 0,
                         // The DMA write it signals.
                         stamp: Some((stream, seq)),
                         data: Some(u32::from_le_bytes(data)),

@@ -454,6 +454,7 @@ impl<P: Port> HostModel<P> {
             .map(|n| 16 * (n as usize + 1))
             .max()
             .unwrap_or(16);
+        let edge = Edge::new(pool).logging_sent(config.arrival_log);
         HostModel {
             log: crate::ArrivalLog::with_capacity(config.arrival_log),
             tlp: vec![0u8; 16 + config.payload.max(entries)],
@@ -465,7 +466,7 @@ impl<P: Port> HostModel<P> {
             },
             config,
             port,
-            edge: Edge::new(pool),
+            edge,
             now: 0,
             last_poll: None,
             frozen_ns: 0,
@@ -570,6 +571,12 @@ impl<P: Port> HostModel<P> {
     /// What it received, with the times (if its config asked for a log).
     pub fn arrivals(&self) -> &crate::ArrivalLog {
         &self.log
+    }
+
+    /// What it sent, with the times it was queued (if its config asked for
+    /// a log of arrivals).
+    pub fn sent(&self) -> &crate::ArrivalLog {
+        &self.edge.sent
     }
 
     /// Completion indications received in all.

@@ -17,6 +17,8 @@ pub struct Received {
     /// Memory requests: the address. Configuration requests: the target
     /// ID (high 16 bits) and register. Completions: the tag.
     pub address: u64,
+    /// Its tag (requests and completions; a posted write's is 0).
+    pub tag: u16,
     /// A tracked payload's stream and sequence number.
     pub stamp: Option<(u32, u64)>,
     /// A one-DW memory write's data (an MSI-X message's, say).
@@ -73,6 +75,7 @@ impl ArrivalLog {
             kind,
             requester: t.requester_id(),
             address,
+            tag: t.tag(),
             stamp,
             data,
         });
@@ -86,6 +89,11 @@ impl ArrivalLog {
         } else if self.entries.capacity() > 0 {
             self.missed += 1;
         }
+    }
+
+    /// Entries it has room for.
+    pub fn capacity(&self) -> usize {
+        self.entries.capacity()
     }
 
     /// What arrived, in order.
@@ -126,8 +134,15 @@ mod tests {
         assert_eq!(log.missed(), 1);
         let first = log.entries()[0];
         assert_eq!(
-            (first.at, first.kind, first.address, first.stamp, first.data),
-            (10, Some(Kind::MWr), 0x1000, Some((7, 3)), None)
+            (
+                first.at,
+                first.kind,
+                first.address,
+                first.tag,
+                first.stamp,
+                first.data
+            ),
+            (10, Some(Kind::MWr), 0x1000, 1, Some((7, 3)), None)
         );
         let mut buf = [0u8; 64];
         let n = memory_write(

@@ -674,12 +674,18 @@ fn held_interrupts_pend_merge_and_go_once_when_released() {
     assert_eq!(v.release_interrupts(), 1);
     let n = v.poll_upstream(&mut out).unwrap();
     let w = Tlp::new_checked(&out[..n]).unwrap();
-    assert_eq!((w.address(), w.payload()), (0xfee0_0000, &0x40u32.to_le_bytes()[..]));
+    assert_eq!(
+        (w.address(), w.payload()),
+        (0xfee0_0000, &0x40u32.to_le_bytes()[..])
+    );
     assert_eq!(v.poll_upstream(&mut out), None);
     assert!(v.msix().unwrap().is_pending(1));
     assert_eq!(v.release_interrupts(), 0, "released once");
     v.serve(&mwr(BAR3 + 16 + 12, &[0; 4]), &mut out);
     let n = v.poll_upstream(&mut out).unwrap();
-    assert_eq!(Tlp::new_checked(&out[..n]).unwrap().payload(), 0x41u32.to_le_bytes());
+    assert_eq!(
+        Tlp::new_checked(&out[..n]).unwrap().payload(),
+        0x41u32.to_le_bytes()
+    );
     assert_eq!(v.stats().interrupts_held, 3);
 }
