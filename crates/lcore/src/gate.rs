@@ -199,6 +199,11 @@ pub struct GateStats {
     pub destination_refused: u64,
     /// TLPs a VDI generated (interrupts, messages).
     pub vdi_upstream: u64,
+    /// TLPs of open bindings that passed to or from their functions while
+    /// another binding at the gate was paused, by flow class (posted,
+    /// non-posted, completion): the device serving other domains directly
+    /// beside a VDI standing in for one (claim 19).
+    pub beside_pauses: [u64; 3],
     /// Interrupts a function raised while its binding was paused, taken by
     /// its VDI into their vectors' pending bits.
     pub interrupts_held: u64,
@@ -225,6 +230,9 @@ impl GateStats {
         self.vdi_register_writes += o.vdi_register_writes;
         self.destination_refused += o.destination_refused;
         self.vdi_upstream += o.vdi_upstream;
+        for (sum, n) in self.beside_pauses.iter_mut().zip(o.beside_pauses) {
+            *sum += n;
+        }
         self.interrupts_held += o.interrupts_held;
         self.interrupts_released += o.interrupts_released;
         self.migrations += o.migrations;
@@ -771,6 +779,7 @@ impl Gate {
                     status.down_requests.fetch_add(1, Ordering::Relaxed);
                 }
                 status.down_passed.fetch_add(1, Ordering::Relaxed);
+                self.count_beside_pause(b, FlowClass::Posted);
                 return GateOffer::Pass;
             }
         }
@@ -815,6 +824,7 @@ impl Gate {
             };
             let _ = g.point.offer(dir, probe, at);
             passed(status, dir);
+            self.count_beside_pause(b, info.flow);
             return GateOffer::Pass;
         }
         if dir == Direction::Up && info.flow == FlowClass::Posted {
@@ -900,6 +910,28 @@ impl Gate {
                 self.stats.refused_full += 1;
                 GateOffer::Full
             }
+        }
+    }
+
+    /// Counts a TLP of open binding `b` that passed, if another binding
+    /// (not one standing by for it) is paused.
+    #[inline]
+    fn count_beside_pause(&mut self, b: usize, flow: FlowClass) {
+        if !self.any_paused {
+            return;
+        }
+        let beside = self
+            .bindings
+            .iter()
+            .enumerate()
+            .any(|(i, g)| i != b && !g.standby && g.point.state() != State::Open);
+        if beside {
+            let class = match flow {
+                FlowClass::Posted => 0,
+                FlowClass::NonPosted => 1,
+                FlowClass::Completion => 2,
+            };
+            self.stats.beside_pauses[class] += 1;
         }
     }
 

@@ -188,6 +188,22 @@ pub struct VdiFigures {
     /// the switch-over (needing the device).
     pub destination_refused: u64,
     pub upstream: u64,
+    /// The kinds of operation VDIs completed on their own, for a domain
+    /// whose function was out of reach (claim 19): of configuration reads,
+    /// configuration writes, register reads, register writes and
+    /// interrupts held in pending bits, those that happened.
+    pub alone: Vec<String>,
+    /// TLPs of other bindings that passed to or from their functions
+    /// while a binding at the same device was paused (claim 19).
+    pub beside_pauses: BesidePauses,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BesidePauses {
+    pub posted: u64,
+    pub non_posted: u64,
+    pub completions: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -401,6 +417,18 @@ impl RunReport {
             "  pause points: {} TLPs held and released; VDIs served {} config reads, {} config writes ({} made to the function after), {} register reads, {} register writes (destinations' own); {} completion indications received",
             m.held_tlps, v.config_reads, v.config_writes, v.replayed_writes, v.register_reads, v.register_writes, m.completion_indications
         );
+        let b = &v.beside_pauses;
+        if b.posted + b.non_posted + b.completions > 0 || !v.alone.is_empty() {
+            let _ = writeln!(
+                out,
+                "  while a binding was paused: its VDI alone completed {} kinds of operation ({}); the device served other bindings directly: {} posted, {} non-posted, {} completions",
+                v.alone.len(),
+                if v.alone.is_empty() { "none".to_string() } else { v.alone.join(", ") },
+                b.posted,
+                b.non_posted,
+                b.completions
+            );
+        }
         if v.destination_refused > 0 {
             let _ = writeln!(
                 out,

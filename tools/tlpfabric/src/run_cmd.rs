@@ -911,6 +911,22 @@ fn measured(
             register_writes: g.vdi_register_writes,
             destination_refused: g.destination_refused,
             upstream: g.vdi_upstream,
+            alone: [
+                ("configuration reads", g.vdi_config_reads),
+                ("configuration writes", g.vdi_config_writes),
+                ("register reads", g.vdi_register_reads),
+                ("register writes", g.vdi_register_writes),
+                ("interrupts", g.interrupts_held),
+            ]
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(what, _)| what.to_string())
+            .collect(),
+            beside_pauses: BesidePauses {
+                posted: g.beside_pauses[0],
+                non_posted: g.beside_pauses[1],
+                completions: g.beside_pauses[2],
+            },
         },
         configuration: ConfigurationFigures {
             reads: totals.config[0],
@@ -1149,6 +1165,19 @@ mod tests {
             }
             assert!(per_migration["p50"].as_f64() <= per_migration["max"].as_f64());
             assert!(v["blackout"]["per_tlp_us"]["count"].as_u64().unwrap() > 0);
+            // While a binding was paused its VDI completed configuration
+            // reads on its own, and the device served the other binding
+            // directly.
+            let alone = v["vdi"]["alone"].as_array().unwrap();
+            assert!(
+                alone.iter().any(|k| k == "configuration reads"),
+                "{alone:?}"
+            );
+            assert!(v["vdi"]["beside_pauses"]["posted"].as_u64().unwrap() > 0);
+            assert!(
+                out.contains("while a binding was paused: its VDI alone completed"),
+                "{out}"
+            );
             for key in [
                 "lost",
                 "duplicated",
