@@ -1375,8 +1375,58 @@ fn claim_15_while_closed_the_function_gets_nothing_and_its_vdi_completes_configu
     );
 }
 
+/// Claim 16 with claim 15: the pauses and VDIs above are in a fabric of
+/// PCIe switch nodes. Each host's requests cross both nodes to the device
+/// routed by address, arriving in the fabric's space (its ID for the
+/// host's root complex, the function's BAR where the fabric placed it);
+/// completions come back routed by ID into each host's own domain.
 #[test]
-fn claim_16_the_fabric_is_a_pcie_switch_fabric() {
+fn claim_16_the_pauses_are_in_a_pcie_switch_fabric() {
+    let d = busy_endpoint_migrations();
+    let t = default_topology();
+    let nic = &t.endpoints[0];
+    let fabric_bars = nic.fabric_bar..nic.fabric_bar + (1 + nic.vfs as u64) * nic.bar_size;
+    for (h, host) in t.hosts.iter().enumerate() {
+        assert_ne!(host.attach.node, nic.attach.node, "two switches apart");
+        let requester = host.requesters[0];
+        let bar = t.bindings.iter().find(|b| b.host == h).unwrap().bar;
+        let sent = hosts(&d)[h].sent().entries();
+        assert!(sent.iter().all(|e| e.requester == requester));
+        assert!(sent
+            .iter()
+            .filter(|e| matches!(e.kind, Some(Kind::MWr | Kind::MRd)))
+            .all(|e| (bar.base..bar.base + bar.size).contains(&e.address)));
+        let at_device = device_arrivals_from(&d, &t, h);
+        assert!(!at_device.is_empty());
+        assert_ne!(at_device[0].requester, requester, "translated");
+        assert!(at_device
+            .iter()
+            .filter(|e| matches!(e.kind, Some(Kind::MWr | Kind::MRd)))
+            .all(|e| fabric_bars.contains(&e.address)));
+        let completions: Vec<_> = hosts(&d)[h]
+            .arrivals()
+            .entries()
+            .iter()
+            .filter(|e| matches!(e.kind, Some(Kind::Cpl | Kind::CplD)))
+            .collect();
+        assert!(!completions.is_empty());
+        assert!(completions.iter().all(|e| e.requester == requester));
+    }
+    // Every request the device received came from a host's root complex
+    // by its fabric ID, or from a gate (its VDI's writes made to the
+    // function).
+    let device = find::<EndpointModel<DynPort>>(&d)[0].arrivals().entries();
+    let fabric_ids: Vec<Bdf> = t
+        .hosts
+        .iter()
+        .map(|h| Bdf(u16::from(h.fabric_bus) << 8))
+        .chain([lcore::gate::REPLAY_REQUESTER])
+        .collect();
+    assert!(device.iter().all(|e| fabric_ids.contains(&e.requester)));
+}
+
+#[test]
+fn switch_refuses_a_malformed_tlp() {
     // Frames carry TLPs the switch checks as a PCIe switch does: a TLP
     // whose length field disagrees with its size is refused as malformed,
     // a well-formed one is routed.
