@@ -1,8 +1,10 @@
-//! One test (or more) per claim of the office action (`shared/seed`): each
-//! shows the behaviour the claim describes, either at a gate on its own
-//! (pause points and VDIs of an endpoint's functions, fed TLPs by hand) or
-//! in the whole default fabric run in the deterministic single-thread mode
-//! (a virtual clock, fixed task order), so every run is the same.
+//! One test (or more) per claim of the office action (`shared/seed`). Each
+//! `claim_N_*` test runs the whole default fabric in the deterministic
+//! single-thread mode (a virtual clock, fixed task order, so every run is
+//! the same): node pipelines, gates, orchestrator, host and device models.
+//! It asserts what the hosts and the device recorded, with their times.
+//! The `gate_*` tests check one gate on its own (the pause points and VDIs
+//! of an endpoint's functions), fed TLPs by hand.
 
 use fabric::{Completion, FaultConfig, Topology};
 use lcore::gate::STATE_CLOSED;
@@ -943,7 +945,7 @@ fn claim_12_held_traffic_is_released_in_order_to_the_destination_translated() {
 }
 
 #[test]
-fn claim_13_a_drain_waits_out_a_stall_of_the_core_that_answers() {
+fn gate_drain_waits_out_a_stall_of_the_core_that_answers() {
     let (mut g, mut tx, mut watch) = gate_with_stall_watch();
     let mut reply = [0u8; 64];
     let r = read(HOST_A, 3, VF1_BAR);
@@ -1003,7 +1005,7 @@ fn blackouts_during_which_a_core_stalled_are_told_apart() {
 }
 
 #[test]
-fn claim_13_completions_drain_before_close() {
+fn gate_completions_drain_before_close() {
     let (mut g, mut tx) = gate();
     let mut reply = [0u8; 64];
     // A read in flight when the pause begins.
@@ -1151,7 +1153,7 @@ fn claim_14_in_the_fabric_a_common_id_closes_at_once_and_loses_nothing() {
 }
 
 #[test]
-fn claim_14_a_common_id_closes_at_once() {
+fn gate_common_id_closes_at_once() {
     let (mut g, mut tx) = gate();
     let mut reply = [0u8; 64];
     let r = read(HOST_A, 3, VF1_BAR);
@@ -1462,7 +1464,7 @@ fn claim_17_hosts_are_servers_with_their_own_domains() {
 }
 
 #[test]
-fn claim_18_the_vdi_serves_supported_operations_during_the_move() {
+fn gate_vdi_serves_supported_operations_during_the_move() {
     let (mut g, mut tx) = gate();
     pause(&mut g, &mut tx, B1, IdMode::Common, None, 0);
     // Configuration reads complete at once at the source …
@@ -1508,7 +1510,7 @@ fn register(kind: Kind, tag: u16, offset: u64, value: u32) -> Vec<u8> {
 }
 
 #[test]
-fn claim_18_the_vdi_answers_register_reads_by_access_class() {
+fn gate_vdi_answers_register_reads_by_access_class() {
     let (mut g, mut tx) = placed_gate();
     let mut reply = [0u8; 64];
     // Open: writes pass to the function, and its VDI notes them.
