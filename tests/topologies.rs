@@ -167,3 +167,80 @@ fn a_full_pause_point_makes_senders_wait_and_loses_nothing() {
         assert_clean(&integrity(&d));
     }
 }
+
+/// Two hosts, two devices on two nodes, 33 bindings, alternating between the hosts:
+/// more VMs than a host's 1,024 tags hold at 32 each. Each VM's tags stay
+/// its own on every host it meets (bindings 0 and 32 start on one host;
+/// binding 31's range must not reach the tag a host enumerates with).
+fn many_bindings() -> fabric::Topology {
+    let mut text = String::from(
+        r#"
+[[node]]
+name = "sw0"
+ports = 4
+
+[[node]]
+name = "sw1"
+ports = 2
+
+[[link]]
+a = "sw0:3"
+b = "sw1:0"
+
+[[host]]
+name = "host-a"
+attach = "sw0:0"
+buses = "00-3f"
+requesters = ["00:00.0"]
+dma = [{ base = "0x100000000", size = "0x40000000" }, { base = "0xfee00000", size = "0x100000" }]
+
+[[host]]
+name = "host-b"
+attach = "sw0:1"
+buses = "00-3f"
+requesters = ["00:00.0"]
+dma = [{ base = "0x100000000", size = "0x40000000" }, { base = "0xfee00000", size = "0x100000" }]
+
+[[endpoint]]
+name = "nic0"
+attach = "sw0:2"
+id = "40:00.0"
+vfs = 16
+bar_size = "0x20000"
+template = "nic"
+
+[[endpoint]]
+name = "nic1"
+attach = "sw1:1"
+id = "50:00.0"
+vfs = 17
+bar_size = "0x20000"
+template = "nic"
+"#,
+    );
+    for k in 0..33u64 {
+        let (nic, vf) = if k < 16 { (0, k + 1) } else { (1, k - 15) };
+        text += &format!(
+            "\n[[binding]]\nfunction = \"nic{nic}.vf{vf}\"\nhost = \"host-{}\"\nid = \"{:02x}:00.0\"\nbar = \"{:#x}\"\n",
+            if k % 2 == 0 { "a" } else { "b" },
+            k + 1,
+            0xc000_0000 + k * 0x2_0000,
+        );
+    }
+    fabric::Topology::parse(&configs().join("many-bindings.toml"), &text).unwrap()
+}
+
+#[test]
+fn thirty_three_vms_keep_their_tags_apart_wherever_they_run() {
+    let t = many_bindings();
+    let mut c = config(2_000_000.0, 8, migrations(12, 0));
+    c.read_every = 1;
+    let mut d = fabric(&t, &c);
+    let end = c.duration + 10_000_000;
+    d.run_until(u64::MAX, |d| d.now() >= end);
+    assert_eq!(orchestrator(&d).counts(), (12, 0));
+    // Every read completed once, at the VM that sent it.
+    let i = integrity(&d);
+    assert_clean(&i);
+    assert!(i.delivered > 10_000, "{i:?}");
+}

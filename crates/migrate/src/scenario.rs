@@ -75,6 +75,12 @@ pub enum BuildError {
     /// without a configuration): a defect, not an input error.
     #[error("inconsistent fabric: {0}")]
     Inconsistent(&'static str),
+    /// More bindings than the host models have tags to give their VMs.
+    #[error(
+        "binding: expected at most 1023 [[binding]] entries (each VM keeps tags of its own on \
+         every host), found {0}"
+    )]
+    Bindings(usize),
 }
 
 /// How to build a scenario.
@@ -272,6 +278,9 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
             reason,
         })
     };
+    if traffic::vm_tags(0, t.bindings.len()).is_none() {
+        return Err(BuildError::Bindings(t.bindings.len()));
+    }
     let mut notes = Vec::new();
     let mut ports: Vec<Vec<Option<DynPort>>> = t
         .nodes
@@ -342,6 +351,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
             .map(|(i, b)| {
                 let layout = Layout::of(b.bar.size);
                 HostTarget {
+                    tags: traffic::vm_tags(i, t.bindings.len()).unwrap_or((0, 1)),
                     bar: b.bar.base,
                     data: layout.data,
                     registers: layout.registers,

@@ -54,6 +54,18 @@ pub struct HostTarget {
     /// (`None`: a message): the VM programs it with `msi` and
     /// [`COMPLETION_DATA`] with its DMA stream as data.
     pub completion_vector: Option<u16>,
+    /// The tags its VM's requests use, on whichever host it runs: the
+    /// first, and how many (see [`vm_tags`]).
+    pub tags: (u16, u16),
+}
+
+/// The tags of the VM of binding `binding` of `bindings`: a range of its
+/// own (at most 32), so that no two VMs share a tag on any host they meet
+/// on, and none is the last tag, the host's own for its enumerations.
+/// `None` past 1,023 bindings.
+pub fn vm_tags(binding: usize, bindings: usize) -> Option<(u16, u16)> {
+    let count = MAX_TAGS_PER_VM.min((TAGS - 1) / bindings.max(1));
+    (count > 0 && binding < bindings).then(|| ((binding * count) as u16, count as u16))
 }
 
 /// Marks the data the VM programs in its completion vector, apart from the
@@ -153,6 +165,7 @@ impl Default for HostConfig {
                 msi: None,
                 registers: false,
                 completion_vector: None,
+                tags: (0, MAX_TAGS_PER_VM as u16),
             }],
             payload: 64,
             writes_per_poll: 4,
@@ -234,8 +247,8 @@ pub struct Vm {
     probe: bool,
 }
 
-/// Tags each VM owns, so its reads in flight can move with it.
-const TAGS_PER_VM: usize = 32;
+/// Tags a VM owns at most, so its reads in flight can move with it.
+const MAX_TAGS_PER_VM: usize = 32;
 /// The sequence numbers outstanding configuration requests are kept under:
 /// a read of the IDs, a read of the Interrupt Line, a write of it.
 const CONFIG_IDS: u64 = u64::MAX;
@@ -257,7 +270,7 @@ impl Vm {
             pacer: Pacer::new(rate),
             next_seq: 0,
             dma: StreamCheck::default(),
-            outstanding: vec![None; TAGS_PER_VM],
+            outstanding: vec![None; usize::from(target.tags.1.max(1))],
             in_flight: 0,
             next_tag: 0,
             requests_sent: 0,
@@ -278,13 +291,18 @@ impl Vm {
         }
     }
 
-    /// Its first tag: VMs are numbered by their write stream (1, 3, 5, …).
+    /// Its first tag.
     fn tag_base(&self) -> usize {
-        (self.target.stream as usize / 2) * TAGS_PER_VM % TAGS
+        usize::from(self.target.tags.0)
+    }
+
+    /// How many tags it has.
+    fn tag_count(&self) -> usize {
+        self.outstanding.len()
     }
 
     fn owns(&self, tag: usize) -> bool {
-        tag.wrapping_sub(self.tag_base()) < TAGS_PER_VM
+        tag.wrapping_sub(self.tag_base()) < self.tag_count()
     }
 
     /// Reads not yet completed.
@@ -389,8 +407,7 @@ pub enum HostCommand {
 }
 
 /// The tag of the enumeration's request in flight: the last of the tag
-/// space, past the VMs' ranges of [`TAGS_PER_VM`] each (up to 31 VMs a
-/// host).
+/// space, past every VM's range (see [`vm_tags`]).
 const ENUMERATION_TAG: u16 = (TAGS - 1) as u16;
 
 /// Enumeration requests a host keeps the record of.
@@ -953,12 +970,12 @@ impl<P: Port> HostModel<P> {
 
     fn send_request(&mut self, i: usize, seq: u64, now: u64) -> bool {
         let vm = &self.vms[i];
-        if vm.in_flight >= TAGS_PER_VM {
+        if vm.in_flight >= vm.tag_count() {
             return false;
         }
         let mut slot = vm.next_tag as usize;
         while vm.outstanding[slot].is_some() {
-            slot = (slot + 1) % TAGS_PER_VM;
+            slot = (slot + 1) % vm.tag_count();
         }
         let tag = (vm.tag_base() + slot) as u16;
         let built = if seq == REGISTER {
@@ -1033,7 +1050,7 @@ impl<P: Port> HostModel<P> {
         });
         vm.in_flight += 1;
         vm.count_sent();
-        vm.next_tag = ((slot + 1) % TAGS_PER_VM) as u16;
+        vm.next_tag = ((slot + 1) % vm.tag_count()) as u16;
         self.integrity.sent += 1;
         true
     }
@@ -1344,6 +1361,25 @@ mod tests {
     use super::*;
     use lcore::{StallClock, StallWatch};
     use pmd::{ring_link, RingPort};
+
+    #[test]
+    fn each_vm_has_tags_of_its_own_apart_from_the_hosts() {
+        for bindings in [1, 2, 31, 32, 33, 100, 1023] {
+            let ranges: Vec<(u16, u16)> = (0..bindings)
+                .map(|b| vm_tags(b, bindings).unwrap())
+                .collect();
+            for (b, &(base, count)) in ranges.iter().enumerate() {
+                assert!((1..=32).contains(&count), "{bindings}: {b}");
+                assert!(base + count <= ENUMERATION_TAG, "{bindings}: {b}");
+                if let Some(&(next, _)) = ranges.get(b + 1) {
+                    assert!(base + count <= next, "{bindings}: {b} overlaps");
+                }
+            }
+        }
+        assert_eq!(vm_tags(0, 2), Some((0, 32)));
+        assert_eq!(vm_tags(0, 1024), None);
+        assert_eq!(vm_tags(2, 2), None);
+    }
 
     /// A host that sends one write and one read into a link nobody answers
     /// (its far end is kept so the link stays up).

@@ -23,8 +23,8 @@ pub use endpoint::{
     MSIX_TABLE_BYTES,
 };
 pub use host::{
-    EnumerationStatus, HostCommand, HostConfig, HostModel, HostTarget, Indication, IndicationForm,
-    Vm, VmCounters, COMPLETION_DATA,
+    vm_tags, EnumerationStatus, HostCommand, HostConfig, HostModel, HostTarget, Indication,
+    IndicationForm, Vm, VmCounters, COMPLETION_DATA,
 };
 pub use log::{ArrivalLog, Received};
 pub use registers::REGISTER_BLOCK;
