@@ -5,13 +5,16 @@
 //! frames filled from templates), and wrappers that are ports themselves:
 //! [`FaultPort`] (seeded faults) and [`TracePort`] (every frame to a
 //! callback; [`pcap::PcapWriter`] writes captures, [`capture::Capture`]
-//! off the polling core). With the `dpdk` feature,
+//! off the polling core). On Linux, [`af_packet::AfPacketPort`] puts
+//! frames on any Ethernet interface without DPDK. With the `dpdk` feature,
 //! [`dpdk::DpdkPort`] drives any DPDK ethdev with mbufs as frames.
-// Unsafe code lives only in the DPDK port (feature `dpdk`), each block with
+// Unsafe code lives only in the AF_PACKET and DPDK ports, each block with
 // the invariant it relies on.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(target_os = "linux")]
+pub mod af_packet;
 pub mod capture;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
