@@ -2411,3 +2411,44 @@ fn a_prepare_past_its_deadline_is_abandoned_and_the_routes_restored() {
         assert_clean(&integrity(&d));
     }
 }
+
+/// TLPs the nodes refused, over all reasons.
+fn refused_at_nodes(d: &Deterministic) -> u64 {
+    find::<NodeTask<DynPort>>(d)
+        .iter()
+        .flat_map(|n| n.node_state().counters.iter())
+        .map(|c| {
+            fabric::node::Refusal::ALL
+                .iter()
+                .map(|&r| c.refused(r))
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// Prepares abandoned at every point of the destination's enumeration:
+/// no request of it is ever refused by a node (it would wait for a
+/// completion that never comes), and each is answered before the routes
+/// it was sent by are taken back.
+#[test]
+fn a_prepare_abandoned_anywhere_in_the_enumeration_leaves_no_request_unanswered() {
+    for deadline in (4_000..60_000).step_by(4_000) {
+        let t = default_topology();
+        let schedule = Schedule {
+            vm_migrations: 4,
+            start: 1_000_000,
+            interval: 700_000,
+            deadline,
+            ..Schedule::default()
+        };
+        let d = migrate(&t, 1_000_000.0, 5, schedule);
+        assert_eq!(refused_at_nodes(&d), 0, "deadline {deadline}");
+        for h in hosts(&d) {
+            assert!(
+                h.enumeration_log().iter().all(|p| p.done_at.is_some()),
+                "deadline {deadline}"
+            );
+        }
+        assert_clean(&integrity(&d));
+    }
+}

@@ -523,14 +523,11 @@ impl Plane for FabricPlane {
         if plan.kind == MigrationKind::Endpoint {
             return self.endpoint_roll_back(plan, phase);
         }
-        // The destination's instantiation goes with the abort, once its
-        // host has stopped using it (see `released`).
+        // The destination's instantiation and the routes to it go with
+        // the abort, once its host has stopped using them (see `released`):
+        // a request still to come would be refused by the restored routes
+        // and its host would wait for its completion until it timed out.
         self.send_host(plan.to, HostCommand::EndEnumeration);
-        if self.enumerating(plan.to) {
-            self.abort_deferred = true;
-        } else {
-            self.send_gate(plan, |binding| GateCommand::Abort { binding });
-        }
         // Routes as they were, if the destination's reached the nodes.
         let published = self
             .work
@@ -538,6 +535,11 @@ impl Plane for FabricPlane {
             .is_some_and(|w| w.preparing.iter().any(Option::is_none));
         if published {
             self.restore = unpublished(NodeTables::build_all(&self.topology));
+        }
+        if self.enumerating(plan.to) {
+            self.abort_deferred = true;
+        } else {
+            self.send_gate(plan, |binding| GateCommand::Abort { binding });
             self.publish_restore();
         }
         let stream = vm_stream(plan.binding);
