@@ -149,7 +149,7 @@ fn the_dissector_shows_every_field_and_the_damage() {
     let p = |i: usize, key: &str| all(&packets[i], key);
 
     // The first frame: header fields, then every TLP by kind.
-    assert_eq!(p(0, "tlpfabric.version"), ["1"]);
+    assert_eq!(p(0, "tlpfabric.version"), ["2"]);
     assert_eq!(p(0, "tlpfabric.tlp_count"), [TLPS.len().to_string()]);
     assert_eq!(p(0, "tlpfabric.seq"), ["7"]);
     assert_eq!(p(0, "tlpfabric.ack"), ["3"]);

@@ -4,7 +4,7 @@
 //! always be a frame it would accept itself.
 #![no_main]
 
-use fabric::crc32c;
+use fabric::crc_of;
 use fabric::frame::{Frame, ETHERTYPE, HEADER_LEN, VERSION};
 use fabric::link::{Link, LinkConfig};
 use libfuzzer_sys::fuzz_target;
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
             let mut frame = chunk.to_vec();
             frame[12..14].copy_from_slice(&ETHERTYPE.to_be_bytes());
             frame[14] = VERSION;
-            let crc = crc32c(&frame);
+            let crc = crc_of(&frame);
             frame.extend_from_slice(&crc.to_be_bytes());
             let _ = link.receive(&frame, now, |t| assert!(t.len() >= 12));
         }

@@ -108,10 +108,8 @@ for i = 0, 255 do
     crc_table[i] = c
 end
 
--- The frame's CRC covers its Ethernet header too (docs/frame.md): the
--- header's fields, as Ethernet dissected them, give its bytes back.
-local eth_dst = Field.new("eth.dst")
-local eth_src = Field.new("eth.src")
+-- The frame's CRC covers its EtherType too, not the addresses
+-- (docs/frame.md): the field, as Ethernet dissected it, gives its bytes back.
 local eth_type = Field.new("eth.type")
 
 local function crc32c(chunks)
@@ -304,8 +302,8 @@ function fabric.dissector(tvb, pinfo, tree)
     local t = tree:add(fabric, tvb())
     local version = tvb(0, 1):uint()
     t:add(f.version, tvb(0, 1))
-    if version ~= 1 then
-        t:add_proto_expert_info(e_version, string.format("version %d, not 1", version))
+    if version ~= 2 then
+        t:add_proto_expert_info(e_version, string.format("version %d, not 2", version))
     end
     local flags = tvb(1, 1):uint()
     local ft = t:add(f.flags, tvb(1, 1))
@@ -355,10 +353,11 @@ function fabric.dissector(tvb, pinfo, tree)
     if len - at >= 4 then
         local crc = tvb(at, 4):uint()
         t:add(f.crc, tvb(at, 4))
-        local dst, src, typ = last_bytes(eth_dst), last_bytes(eth_src), last_bytes(eth_type)
-        if dst and src and typ then
+        local typ = last_bytes(eth_type)
+        if typ then
+            -- From the EtherType on: the addresses are the link's.
             -- (bytes() also returns a count: parenthesised, only the bytes.)
-            local computed = crc32c({ dst, src, typ, (tvb:range(0, at):bytes()) })
+            local computed = crc32c({ typ, (tvb:range(0, at):bytes()) })
             local ok = computed == crc
             local ci = t:add(f.crc_ok, tvb(at, 4), ok)
             if not ok then

@@ -8,7 +8,7 @@
 //! | 0..6         | destination MAC |
 //! | 6..12        | source MAC |
 //! | 12..14       | EtherType (0x88B5, IEEE local experimental, by default) |
-//! | 14           | version (1) |
+//! | 14           | version (2) |
 //! | 15           | flags: bit 0 ACK (`ack` is valid), bit 1 NAK (replay from `ack + 1`), bit 2 CREDITS (`credits` are valid) |
 //! | 16..18       | TLP count |
 //! | 18..20       | source node |
@@ -17,11 +17,13 @@
 //! | 26..30       | cumulative ACK: the last sequence number received in order |
 //! | 30..42       | credits allocated so far (modulo 2^16), PH, PD, NPH, NPD, CplH, CplD, as an UpdateFC would carry them |
 //! | 42..         | TLPs, each a 2-byte length then that many bytes |
-//! | next 4       | CRC-32C of every byte before it, from byte 0 |
+//! | next 4       | CRC-32C of every byte before it from the EtherType (byte 12) on |
 //! | rest         | padding (short Ethernet frames are padded to 60 bytes), ignored |
 //!
 //! The CRC follows the last TLP rather than ending the frame, so padding
-//! added on the wire does not disturb it. [`Frame::new_checked`] never
+//! added on the wire does not disturb it. It leaves out the addresses: a
+//! port sets them as a frame leaves (its own, its peer's), and a frame
+//! passed on whole keeps its CRC. [`Frame::new_checked`] never
 //! panics: every malformed frame is a [`FrameError`].
 
 use crate::crc32c::crc32c;
@@ -29,14 +31,25 @@ use core::fmt;
 
 /// The EtherType used unless configured otherwise: IEEE 802 local experimental 1.
 pub const ETHERTYPE: u16 = 0x88b5;
-/// The frame format version this code reads and writes.
-pub const VERSION: u8 = 1;
+/// The frame format version this code reads and writes (2: the CRC covers
+/// the frame from the EtherType on; version 1 covered the addresses too).
+pub const VERSION: u8 = 2;
 /// Ethernet header length.
 pub const ETHERNET_LEN: usize = 14;
 /// Ethernet and fabric headers together.
 pub const HEADER_LEN: usize = 42;
 /// The CRC trailer.
 pub const CRC_LEN: usize = 4;
+/// Where the CRC's coverage starts: at the EtherType. The addresses before
+/// it are the link's, which a port may set as the frame leaves.
+pub const CRC_FROM: usize = 12;
+
+/// The CRC-32C of a frame whose CRC goes at `frame.len()`: of the bytes from
+/// [`CRC_FROM`] on (none if the frame is shorter).
+#[inline]
+pub fn crc_of(frame: &[u8]) -> u32 {
+    crc32c(frame.get(CRC_FROM..).unwrap_or(&[]))
+}
 /// The default link MTU (Ethernet payload bytes).
 pub const DEFAULT_MTU: usize = 1500;
 /// The largest MTU accepted (jumbo frames).
@@ -243,7 +256,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
                 available: b.len(),
             });
         }
-        let computed = crc32c(&b[..at]);
+        let computed = crc_of(&b[..at]);
         let stored = be32(&b[at..at + CRC_LEN]);
         if computed != stored {
             return Err(FrameError::Crc {
@@ -482,7 +495,7 @@ impl OpenFrame {
     /// Writes the count and CRC into `buf`; returns the frame's length.
     pub fn finish(self, buf: &mut [u8]) -> usize {
         buf[field::COUNT].copy_from_slice(&self.count.to_be_bytes());
-        let crc = crc32c(&buf[..self.len]);
+        let crc = crc_of(&buf[..self.len]);
         buf[self.len..self.len + CRC_LEN].copy_from_slice(&crc.to_be_bytes());
         self.len + CRC_LEN
     }
@@ -649,11 +662,15 @@ mod tests {
             }
         );
         let mut v = good.clone();
-        v[14] = 2;
+        v[14] = 1;
         assert_eq!(
             Frame::new_checked(&v[..], ETHERTYPE).unwrap_err(),
-            FrameError::Version(2)
+            FrameError::Version(1)
         );
+        // The addresses are not covered: a port sets them on the way out.
+        let mut readdressed = good.clone();
+        readdressed[..12].copy_from_slice(&[0xa; 12]);
+        assert!(Frame::new_checked(&readdressed[..], ETHERTYPE).is_ok());
         let mut overrun = good.clone();
         overrun[42..44].copy_from_slice(&200u16.to_be_bytes());
         assert_eq!(

@@ -627,7 +627,7 @@ impl<P: Port> NodeTask<P> {
         let transit = matches!(kinds.get(ingress as usize), Some(PortKind::Link { .. }))
             && matches!(kinds.get(egress as usize), Some(PortKind::Link { .. }));
         if !transit {
-            let crc = fabric::crc32c(&bytes[..at]);
+            let crc = fabric::crc_of(&bytes[..at]);
             bytes[at..at + 4].copy_from_slice(&crc.to_be_bytes());
         }
         if let Some(e) = self.egress.get_mut(egress as usize) {
