@@ -29,7 +29,8 @@ pub(crate) enum Mode {
 #[derive(Debug, Args)]
 pub(crate) struct ForwardArgs {
     /// Ports: `ring` (the embedded default: null ports whose received frames
-    /// are filled from templates) or `dpdk`.
+    /// are filled from templates), `dpdk`, or `af-packet` (native AF_PACKET
+    /// ports on two Linux interfaces, `--ports WEST,EAST`).
     #[arg(long, value_enum, default_value_t = Pmd::Ring)]
     pmd: Pmd,
     /// How long to run: `5s`, `500ms`, `1m`.
@@ -52,7 +53,7 @@ pub(crate) struct ForwardArgs {
     #[arg(long, value_enum, default_value_t = Mode::Pipeline)]
     mode: Mode,
     /// The two ethdevs for `--pmd dpdk`, west first (default:
-    /// `net_null0,net_null1`).
+    /// `net_null0,net_null1`); the two interfaces for `--pmd af-packet`.
     #[arg(long)]
     ports: Option<String>,
     /// Cores to forward on: one pipeline per core, each with its own pair
@@ -60,8 +61,8 @@ pub(crate) struct ForwardArgs {
     /// this process may run on.
     #[arg(long, default_value_t = 1)]
     lcores: usize,
-    /// For `--pmd dpdk` on ports joined to each other (a cable between two
-    /// NIC ports, a veth pair under net_af_packet): send this many bursts
+    /// For `--pmd dpdk` or `af-packet` on ports joined to each other (a
+    /// cable between two NIC ports, a veth pair): send this many bursts
     /// of 32 template frames out of each port first, which the forwarder
     /// then keeps going round, like testpmd's `--tx-first`. At most 32.
     #[arg(long, default_value_t = 0)]
@@ -105,7 +106,6 @@ fn write_pcap(dir: &Path, name: &str, frame: &[u8]) -> Result<PathBuf, String> {
 }
 
 /// Frames in one burst of `--tx-first`, as testpmd's.
-#[cfg(feature = "dpdk")]
 const TX_FIRST_BURST: usize = 32;
 /// The most bursts `--tx-first` may send per port and core: what the DPDK
 /// pool can spare beside the receive descriptors.
@@ -319,7 +319,6 @@ fn dpdk_ports(
 /// a frame the west port is to receive (going east) goes out of the east
 /// port, and the other way round, so that on ports joined to each other the
 /// forwarder has traffic to keep going.
-#[cfg(feature = "dpdk")]
 fn send_first(lanes: &mut [Lane], bursts: u32, east: &[u8], west: &[u8]) -> Result<(), String> {
     // A port sends once its link is up: a NIC's some seconds after it
     // starts, a memif's once its peer has connected.
@@ -370,6 +369,57 @@ fn send_first(lanes: &mut [Lane], bursts: u32, east: &[u8], west: &[u8]) -> Resu
     Ok(())
 }
 
+/// Native AF_PACKET ports on the two interfaces of `--ports`, one lane.
+#[cfg(target_os = "linux")]
+fn af_packet_ports(
+    args: &ForwardArgs,
+    east: &[u8],
+    west: &[u8],
+) -> Result<(Vec<Lane>, String), String> {
+    use pmd::af_packet::{AfPacketConfig, AfPacketPort};
+    if args.lcores != 1 {
+        return Err(format!(
+            "--lcores: --pmd af-packet drives one queue of each interface: expected 1, found {}",
+            args.lcores
+        ));
+    }
+    let ports = args
+        .ports
+        .as_deref()
+        .ok_or("--ports: --pmd af-packet needs two interfaces, west,east")?;
+    let names: Vec<&str> = ports.split(',').map(str::trim).collect();
+    let [w, e] = names[..] else {
+        return Err(format!(
+            "--ports: expected two interfaces, west,east, found {ports:?}"
+        ));
+    };
+    let pool = FramePool::new(8192, 2048);
+    let mut opened: Ports = Vec::new();
+    for name in [w, e] {
+        let config = AfPacketConfig {
+            max_frame: 14 + DEFAULT_MTU,
+            ..AfPacketConfig::new(name, fabric::frame::ETHERTYPE)
+        };
+        let port = AfPacketPort::open(&config, pool.clone()).map_err(|e| e.to_string())?;
+        opened.push(Box::new(port));
+    }
+    let mut lanes = vec![(opened, pool)];
+    let mut what = format!("AF_PACKET ports {w} and {e}");
+    if args.tx_first > 0 {
+        send_first(&mut lanes, args.tx_first, east, west)?;
+        what.push_str(&format!(
+            ", {} burst(s) of {TX_FIRST_BURST} template frames sent out of each port first",
+            args.tx_first
+        ));
+    }
+    Ok((lanes, what))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn af_packet_ports(_: &ForwardArgs, _: &[u8], _: &[u8]) -> Result<(Vec<Lane>, String), String> {
+    Err("--pmd af-packet: AF_PACKET ports are Linux's".into())
+}
+
 #[cfg(feature = "dpdk")]
 fn register_dpdk_thread() {
     if let Err(e) = pmd::dpdk::register_thread() {
@@ -404,10 +454,10 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         );
         return EXIT_USAGE;
     }
-    if args.tx_first > 0 && args.pmd != Pmd::Dpdk {
+    if args.tx_first > 0 && args.pmd == Pmd::Ring {
         let _ = writeln!(
             err,
-            "error: --tx-first: only for --pmd dpdk (ring ports make their own traffic)"
+            "error: --tx-first: only for --pmd dpdk or af-packet (ring ports make their own traffic)"
         );
         return EXIT_USAGE;
     }
@@ -493,7 +543,15 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         }
         return 0;
     }
-    let (lanes, what) = if args.pmd == Pmd::Dpdk {
+    let (lanes, what) = if args.pmd == Pmd::AfPacket {
+        match af_packet_ports(&args, &east, &west) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    } else if args.pmd == Pmd::Dpdk {
         match dpdk_ports(&args, east, west) {
             Ok(p) => p,
             Err(e) => {
@@ -1172,7 +1230,10 @@ mod tests {
         );
         let (code, _, err) = run_captured(&["forward", "--pmd", "pcap"], "");
         assert_eq!(code, 2);
-        assert!(err.contains("[possible values: ring, dpdk]"), "{err}");
+        assert!(
+            err.contains("[possible values: ring, dpdk, af-packet]"),
+            "{err}"
+        );
         let (code, _, err) = run_captured(&["forward", "--lcores", "0"], "");
         assert_eq!(code, 2);
         assert!(err.contains("--lcores: expected 1 to"), "{err}");
@@ -1184,6 +1245,29 @@ mod tests {
         let (code, _, err) = run_captured(&["forward", "--pmd", "dpdk", "--tx-first", "33"], "");
         assert_eq!(code, 2);
         assert!(err.contains("--tx-first: expected at most 32"), "{err}");
+        // AF_PACKET: two interfaces, one core, an interface that exists.
+        for (args, expected) in [
+            (
+                &["--pmd", "af-packet"][..],
+                "--ports: --pmd af-packet needs two interfaces",
+            ),
+            (
+                &["--pmd", "af-packet", "--ports", "lo"],
+                "--ports: expected two interfaces",
+            ),
+            (
+                &["--pmd", "af-packet", "--ports", "lo,lo", "--lcores", "2"],
+                "--lcores: --pmd af-packet drives one queue",
+            ),
+            (
+                &["--pmd", "af-packet", "--ports", "no-such-if0,lo"],
+                "no-such-if0: ",
+            ),
+        ] {
+            let (code, _, err) = run_captured(&[&["forward"], args].concat(), "");
+            assert_eq!(code, 2, "{args:?}: {err}");
+            assert!(err.contains(expected), "{args:?}: {err}");
+        }
         // Options ring ports ignore are said to be ignored.
         for flag in ["--ports", "--eal"] {
             let (code, out, err) =

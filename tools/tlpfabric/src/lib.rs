@@ -28,6 +28,8 @@ pub(crate) enum Pmd {
     Ring,
     /// DPDK ethdevs (a build with `--features dpdk`).
     Dpdk,
+    /// Native AF_PACKET ports on Linux interfaces (`forward` only).
+    AfPacket,
 }
 
 impl Pmd {
@@ -36,6 +38,7 @@ impl Pmd {
         match self {
             Pmd::Ring => "ring",
             Pmd::Dpdk => "dpdk",
+            Pmd::AfPacket => "af-packet",
         }
     }
 }

@@ -418,6 +418,13 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         );
         return EXIT_USAGE;
     }
+    if args.pmd == Pmd::AfPacket {
+        let _ = writeln!(
+            err,
+            "error: --pmd: expected ring or dpdk; af-packet ports are for forward (run's links are all in one process)"
+        );
+        return EXIT_USAGE;
+    }
     if args.pmd == Pmd::Ring && args.eal.is_some() {
         // Said, not refused: a script may pass the same options to both.
         let _ = writeln!(err, "note: --eal is for --pmd dpdk; ignored on ring ports");
