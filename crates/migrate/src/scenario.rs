@@ -123,6 +123,11 @@ pub struct ScenarioConfig {
     /// TLPs each pause point holds each way (`None`: the gate's default,
     /// beyond what credits let in; smaller shows what a full hold does).
     pub hold_capacity: Option<usize>,
+    /// Build only this node's share of the fabric (`tlpfabric node`): its
+    /// pipeline, its gate, and the hosts and devices attached to it. Its
+    /// links to other nodes get the first port the link maker returns; no
+    /// orchestrator runs.
+    pub only: Option<usize>,
 }
 
 impl Default for ScenarioConfig {
@@ -144,6 +149,7 @@ impl Default for ScenarioConfig {
             ports: Ports::ring(),
             hold_capacity: None,
             arrival_log: 0,
+            only: None,
         }
     }
 }
@@ -288,7 +294,23 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         .map(|n| (0..n.ports).map(|_| None).collect())
         .collect();
     let mut reliable = Vec::new();
+    let mine = |node: usize| c.only.is_none_or(|n| n == node);
     for (i, (a, b)) in t.links.iter().enumerate() {
+        if let Some(n) = c.only {
+            // A link to another process: its end here is the first port
+            // the maker gives.
+            let here = if a.node == n {
+                a
+            } else if b.node == n {
+                b
+            } else {
+                continue;
+            };
+            let (port, _) = link(&format!("link{i}"))?;
+            ports[here.node][here.port as usize] = Some(port);
+            reliable.push((here.node, here.port, t.link_config(i, here == a)));
+            continue;
+        }
         let (pa, pb) = link(&format!("link{i}"))?;
         match c.link_faults {
             Some(f) => {
@@ -341,6 +363,9 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
             .position(|b| b.endpoint == e && b.function == f)
     };
     for (h, host) in t.hosts.iter().enumerate() {
+        if !mine(host.attach.node) {
+            continue;
+        }
         let (edge, model) = link(&host.name)?;
         ports[host.attach.node][host.attach.port as usize] = Some(edge);
         let targets = t
@@ -412,6 +437,9 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
     let mut device_handles = Vec::new();
     let mut vendor = None;
     for (e, end) in t.endpoints.iter().enumerate() {
+        if !mine(end.attach.node) {
+            continue;
+        }
         let (edge, model) = link(&end.name)?;
         ports[end.attach.node][end.attach.port as usize] = Some(edge);
         let functions = (0..=end.vfs)
@@ -533,6 +561,10 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
     let mut publishers = Vec::new();
     let mut tables = NodeTables::build_all(t).into_iter();
     for (n, node_ports) in ports.into_iter().enumerate() {
+        if !mine(n) {
+            let _ = tables.next();
+            continue;
+        }
         let node_ports: Vec<DynPort> = node_ports
             .into_iter()
             .map(|p| p.unwrap_or_else(|| Box::new(ClosedPort::default())))
@@ -577,6 +609,17 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         })
         .collect();
     let received = vm_counters.clone();
+    if c.only.is_some() {
+        // Migrations need every node's tables and gates: the fabric
+        // manager's, not one node's.
+        return Ok(Scenario {
+            nodes,
+            models,
+            notes,
+            fabric_stalls,
+            received,
+        });
+    }
     let plane = FabricPlane::new(
         t.clone(),
         publishers,

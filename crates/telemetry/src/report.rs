@@ -115,6 +115,9 @@ pub struct FrameFigures {
     pub cut_through: u64,
     pub repacked: u64,
     pub malformed: u64,
+    /// Frames the nodes' reliable links sent again (lost, damaged or not
+    /// acknowledged in time): a link cut shows here.
+    pub replayed: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -317,8 +320,8 @@ impl RunReport {
         let f = &self.frames;
         let _ = writeln!(
             out,
-            "  frames at nodes: {} in, {} out; {} passed on whole, {} repacked to fit a smaller MTU, {} malformed",
-            f.received, f.sent, f.cut_through, f.repacked, f.malformed
+            "  frames at nodes: {} in, {} out; {} passed on whole, {} repacked to fit a smaller MTU, {} malformed, {} replayed by the links",
+            f.received, f.sent, f.cut_through, f.repacked, f.malformed, f.replayed
         );
         let cores = &self.cores;
         let busy: Vec<String> = cores

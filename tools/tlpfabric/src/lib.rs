@@ -106,6 +106,14 @@ enum Command {
     /// throughput and integrity (exit 1 if anything was lost, doubled,
     /// reordered, timed out or damaged).
     Run(run_cmd::RunArgs),
+    /// Run one node of a topology in this process, with the hosts and
+    /// devices attached to it, its links to the other nodes' processes on
+    /// AF_PACKET ports (migrations need the fabric manager: none yet).
+    Node(run_cmd::NodeArgs),
+    /// Merge the JSON reports of a fabric's node processes into the
+    /// fabric's integrity (exit 1 if anything was lost, doubled, reordered,
+    /// timed out or damaged).
+    Report(run_cmd::ReportArgs),
     /// Run one node's forwarding pipeline between two ports, for benchmarking.
     Forward(forward_cmd::ForwardArgs),
     /// Run a sweep of `run` or `forward` points and write a table, plots
@@ -178,6 +186,8 @@ where
         Command::Vdi(cmd) => vdi_cmd::run(cmd, stdin, stdout, stderr),
         Command::Forward(args) => forward_cmd::run(args, stdout, stderr),
         Command::Run(args) => run_cmd::run(args, stdout, stderr),
+        Command::Node(args) => run_cmd::node(args, stdout, stderr),
+        Command::Report(args) => run_cmd::merge(args, stdout, stderr),
         Command::Bench(args) => bench::run(args, stdout, stderr),
     }
 }

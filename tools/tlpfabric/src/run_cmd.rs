@@ -119,6 +119,145 @@ pub(crate) struct RunArgs {
     pcap_port: String,
 }
 
+/// `tlpfabric node`: one node of a topology in this process, its links to
+/// the other nodes' processes on native AF_PACKET ports.
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    #[command(flatten)]
+    share: NodeOptions,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Which node, and where its links run.
+#[derive(Debug, Args)]
+struct NodeOptions {
+    /// The node this process runs: its name in the topology.
+    #[arg(long)]
+    node: String,
+    /// The interface each of the node's links to another node runs on,
+    /// `LINK=IFACE` (`link0=eth1`; links are numbered in the topology's
+    /// order), one for each such link.
+    #[arg(long = "port", value_name = "LINK=IFACE")]
+    ports: Vec<String>,
+    /// After its own traffic and drain, the node keeps forwarding this
+    /// long, so that what the other nodes' processes still send it (those
+    /// started up to this much later) is answered.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    linger: Duration,
+}
+
+/// What a `node` process runs of the topology.
+struct NodeShare {
+    index: usize,
+    /// Link name (`link0`) to interface.
+    ifaces: std::collections::HashMap<String, String>,
+    linger: Duration,
+}
+
+/// Checks `--node` and `--port` against the topology: the node exists, and
+/// each of its links to other nodes, and only those, has an interface.
+fn node_share(args: &NodeOptions, t: &Topology) -> Result<NodeShare, String> {
+    let index = t
+        .nodes
+        .iter()
+        .position(|n| n.name == args.node)
+        .ok_or_else(|| {
+            let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
+            format!(
+                "--node: expected one of the topology's nodes ({}), found {:?}",
+                names.join(", "),
+                args.node
+            )
+        })?;
+    let mut ifaces = std::collections::HashMap::new();
+    for p in &args.ports {
+        let Some((link, iface)) = p
+            .split_once('=')
+            .filter(|(l, i)| !l.is_empty() && !i.is_empty())
+        else {
+            return Err(format!(
+                "--port: expected LINK=IFACE (link0=eth1), found {p:?}"
+            ));
+        };
+        let touches = link
+            .strip_prefix("link")
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| t.links.get(i))
+            .is_some_and(|(a, b)| a.node == index || b.node == index);
+        if !touches {
+            return Err(format!(
+                "--port {p}: {link} is not a link of node {} (its links: {})",
+                args.node,
+                links_of(t, index).join(", ")
+            ));
+        }
+        if ifaces.insert(link.to_string(), iface.to_string()).is_some() {
+            return Err(format!("--port: {link} given twice"));
+        }
+    }
+    if let Some(missing) = links_of(t, index)
+        .into_iter()
+        .find(|l| !ifaces.contains_key(l))
+    {
+        return Err(format!(
+            "--port: expected {missing}=IFACE: node {} reaches another node over {missing}",
+            args.node
+        ));
+    }
+    Ok(NodeShare {
+        index,
+        ifaces,
+        linger: args.linger,
+    })
+}
+
+/// The links of node `n`, by name.
+fn links_of(t: &Topology, n: usize) -> Vec<String> {
+    t.links
+        .iter()
+        .enumerate()
+        .filter(|(_, (a, b))| a.node == n || b.node == n)
+        .map(|(i, _)| format!("link{i}"))
+        .collect()
+}
+
+/// In-memory links to the node's hosts and devices, AF_PACKET ports on
+/// its links to other nodes.
+#[cfg(target_os = "linux")]
+fn node_ports(share: &NodeShare, t: &Topology) -> scenario::Ports {
+    let mut ports = scenario::Ports::ring();
+    let inner = ports.link.clone();
+    let pool = ports.pool.clone();
+    let ifaces = share.ifaces.clone();
+    let (ethertype, max_frame) = (t.link.ethertype, 14 + t.link.mtu);
+    ports.link = Arc::new(move |name, capacity, frame| match ifaces.get(name) {
+        Some(iface) => {
+            let config = pmd::af_packet::AfPacketConfig {
+                max_frame,
+                ..pmd::af_packet::AfPacketConfig::new(iface, ethertype)
+            };
+            let port = pmd::af_packet::AfPacketPort::open(&config, pool.clone())
+                .map_err(|e| e.to_string())?;
+            Ok((
+                Box::new(port) as DynPort,
+                Box::new(pmd::ClosedPort::default()) as DynPort,
+            ))
+        }
+        None => inner(name, capacity, frame),
+    });
+    ports
+}
+
+#[cfg(not(target_os = "linux"))]
+fn node_ports(_: &NodeShare, _: &Topology) -> scenario::Ports {
+    scenario::Ports::ring()
+}
+
+pub(crate) fn node(args: NodeArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    run_share(args.run, Some(args.share), out, err)
+}
+
 /// Wraps the node end of link `name` made by `ports` in a capture tap.
 fn with_capture(ports: &mut scenario::Ports, name: &str, tap: pmd::capture::Tap) {
     let inner = ports.link.clone();
@@ -249,6 +388,8 @@ struct FrameTotals {
     /// polls that did work took.
     tlps_in: u64,
     busy_cycles: u64,
+    /// Frames the reliable links replayed.
+    replayed: u64,
 }
 
 impl FrameTotals {
@@ -300,6 +441,10 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
             totals.no_buffer += n.stats().no_buffer;
             totals.too_large += n.stats().too_large;
             totals.frames.add(n.stats());
+            totals.frames.replayed += (0..n.ports().len() as u16)
+                .filter_map(|p| n.link_stats(p))
+                .map(|l| l.frames_replayed)
+                .sum::<u64>();
             for r in n.node_state().log.entries().iter().take(4) {
                 if totals.refusal_log.len() < 8 {
                     totals.refusal_log.push(format!(
@@ -361,6 +506,16 @@ fn with_id_mode(file: &Path, text: &str, mode: &str) -> Result<String, String> {
 }
 
 pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    run_share(args, None, out, err)
+}
+
+/// The whole fabric, or with `node` one node's share of it.
+fn run_share(
+    args: RunArgs,
+    node: Option<NodeOptions>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let (file, text) = match &args.config {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => (path.clone(), text),
@@ -440,6 +595,33 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
             return EXIT_USAGE;
         }
     }
+    let share = match node.as_ref().map(|n| node_share(n, &t)).transpose() {
+        Ok(share) => share,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if let Some(name) = node.as_ref().map(|n| n.node.as_str()) {
+        if args.deterministic {
+            let _ = writeln!(
+                err,
+                "error: --deterministic: a node runs on its ports in real time, beside the other nodes' processes"
+            );
+            return EXIT_USAGE;
+        }
+        if args.pmd != Pmd::Ring {
+            let _ = writeln!(
+                err,
+                "error: --pmd: a node's links to other nodes are AF_PACKET ports (--port), its hosts and devices in memory"
+            );
+            return EXIT_USAGE;
+        }
+        let _ = writeln!(
+            err,
+            "note: node {name}: migrations need the fabric manager; this process runs none"
+        );
+    }
     // A TLP of the payload in a frame of its own: the fabric header, the
     // TLP's length, its 4-DW header and the CRC.
     let largest = (t.link.mtu + fabric::frame::ETHERNET_LEN)
@@ -463,13 +645,17 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
     // Traffic flows through the warm-up and the measured duration.
     let duration = warmup.saturating_add(measured);
     let offered_for = args.warmup + args.duration;
-    let n = args.vm_migrations + args.endpoint_migrations;
+    let (vm_migrations, endpoint_migrations) = match share {
+        Some(_) => (0, 0),
+        None => (args.vm_migrations, args.endpoint_migrations),
+    };
+    let n = vm_migrations + endpoint_migrations;
     let interval = measured.checked_div(n).unwrap_or(measured);
     // Ctrl-C stops what the hosts, devices and orchestrator offer.
     let stop = traffic::Stop::new();
     let schedule = Schedule {
-        vm_migrations: args.vm_migrations,
-        endpoint_migrations: args.endpoint_migrations,
+        vm_migrations,
+        endpoint_migrations,
         start: warmup + interval / 2,
         interval: interval.max(1),
         budget: args.budget.as_nanos() as u64,
@@ -490,6 +676,8 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
                 return EXIT_REJECTED;
             }
         }
+    } else if let Some(share) = &share {
+        node_ports(share, &t)
     } else {
         scenario::Ports::ring()
     };
@@ -538,6 +726,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         config_every: args.config_every,
         register_every: args.register_every,
         payload: args.payload,
+        only: share.as_ref().map(|s| s.index),
         ..ScenarioConfig::default()
     };
     let assembly = match scenario::build(&t, &config) {
@@ -647,6 +836,12 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
                 settled.as_secs_f64() * 1e3
             );
         }
+        if let Some(share) = &share {
+            // The links exchange updates every few microseconds even when
+            // no TLP moves: nothing this process sees tells that the other
+            // nodes are done, so it waits as long as it was told.
+            std::thread::sleep(share.linger);
+        }
         // Busy share, and the mean time a round of the core's tasks takes
         // (how long a command from the other core waits, on average).
         let wall = cores.elapsed().as_secs_f64();
@@ -679,6 +874,7 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
         used,
         round_trip,
         interrupted: stop.requested(),
+        node: node.as_ref().map(|n| n.node.clone()),
     };
     if let (Some(capture), Some(path)) = (capture, &args.pcap) {
         match capture.finish() {
@@ -703,6 +899,99 @@ pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i3
 /// `cap`: on cores shared with other work what is in flight can outlast
 /// the drain, and counting it lost would be wrong. Settled is a spell of
 /// 20 ms in which no VM received anything.
+/// `tlpfabric report`: the node processes' reports of one fabric, merged.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// The nodes' JSON reports (`tlpfabric node --json FILE`).
+    #[arg(required = true)]
+    reports: Vec<PathBuf>,
+    /// Also write the merged figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// What the nodes' reports add up to: a TLP a host sent is delivered at a
+/// device another process runs, so only the sum says whether any was lost.
+pub(crate) fn merge(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let mut sum = telemetry::report::IntegrityFigures::default();
+    let (mut writes, mut dma, mut raised, mut received, mut merged) = (0, 0, 0, 0, 0);
+    for path in &args.reports {
+        let read = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))
+            .and_then(|text| {
+                serde_json::from_str::<RunReport>(&text).map_err(|e| {
+                    format!(
+                        "{}: expected a report of `node --json` or `run --json`: {e}",
+                        path.display()
+                    )
+                })
+            });
+        let r = match read {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                return EXIT_REJECTED;
+            }
+        };
+        let i = &r.integrity;
+        sum.sent += i.sent;
+        sum.delivered += i.delivered;
+        sum.duplicated += i.duplicated;
+        sum.reordered += i.reordered;
+        sum.completion_timeouts += i.completion_timeouts;
+        sum.completion_timeouts_in_stalls += i.completion_timeouts_in_stalls;
+        sum.data_mismatches += i.data_mismatches;
+        sum.unexpected_completions += i.unexpected_completions;
+        sum.dropped_no_buffer += i.dropped_no_buffer;
+        sum.dropped_too_large += i.dropped_too_large;
+        writes += r.traffic.host_writes;
+        dma += r.traffic.device_dma_writes;
+        raised += r.configuration.interrupts_raised;
+        received += r.configuration.interrupts;
+        merged += r.configuration.interrupts_merged;
+    }
+    sum.lost = sum
+        .sent
+        .saturating_sub(sum.delivered + sum.completion_timeouts);
+    let _ = writeln!(
+        out,
+        "fabric of {} node reports: {writes} host writes, {dma} device DMA writes; {} tracked TLPs sent, {} delivered",
+        args.reports.len(),
+        sum.sent,
+        sum.delivered
+    );
+    let _ = writeln!(
+        out,
+        "  MSI-X interrupts: {received} received of {raised} raised, {merged} merged while held"
+    );
+    let _ = writeln!(
+        out,
+        "  integrity: lost {}, duplicated {}, reordered {}, completion timeouts {}, data mismatches {}",
+        sum.lost, sum.duplicated, sum.reordered, sum.completion_timeouts, sum.data_mismatches
+    );
+    if let Some(path) = &args.json {
+        let v = serde_json::json!({
+            "reports": args.reports.len(),
+            "traffic": { "host_writes": writes, "device_dma_writes": dma },
+            "integrity": sum,
+            "configuration": {
+                "interrupts": received,
+                "interrupts_raised": raised,
+                "interrupts_merged": merged,
+            },
+        });
+        if !write_out(path, Ok(v.to_string().into_bytes()), err) {
+            return EXIT_REJECTED;
+        }
+    }
+    if sum.clean() && raised == received + merged {
+        0
+    } else {
+        let _ = writeln!(err, "error: integrity failed");
+        EXIT_REJECTED
+    }
+}
+
 fn settle(received: &[Arc<traffic::VmCounters>], cap: Duration) -> Duration {
     use std::sync::atomic::Ordering;
     let started = std::time::Instant::now();
@@ -763,6 +1052,8 @@ struct CoresRun {
     round_trip: Option<Duration>,
     /// Whether Ctrl-C ended the run before its duration.
     interrupted: bool,
+    /// The node a `node` process ran (none: the whole fabric).
+    node: Option<String>,
 }
 
 /// What a core did over a run.
@@ -865,6 +1156,7 @@ fn measured(
             cut_through: totals.frames.cut_through,
             repacked: totals.frames.repacked,
             malformed: totals.frames.malformed,
+            replayed: totals.frames.replayed,
         },
         throughput: ThroughputFigures {
             tlps_per_s: i.delivered as f64 / secs,
@@ -985,6 +1277,14 @@ fn report(
 ) -> i32 {
     let report = measured(args, t, totals, secs, cores);
     let _ = write!(out, "{}", report.text());
+    let node = cores.node.as_deref();
+    if let Some(name) = node {
+        let _ = writeln!(
+            out,
+            "  (node {name}: the integrity line counts this node's hosts and devices only; \
+             `tlpfabric report` merges the nodes' JSON reports into the fabric's)"
+        );
+    }
     if let Some(path) = &args.hdr_log {
         let round_trip_histogram = totals
             .round_trips
@@ -1024,7 +1324,7 @@ fn report(
             return EXIT_REJECTED;
         }
     }
-    if totals.integrity.clean() {
+    if totals.integrity.clean() || node.is_some() {
         0
     } else {
         let _ = writeln!(err, "error: integrity failed");
@@ -1201,6 +1501,84 @@ mod tests {
             // A line per histogram and one per legend entry.
             assert_eq!(plot.matches("stroke-width=\"2\"").count(), 4, "{plot}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_node_names_what_is_wrong_with_its_share() {
+        for (args, expected) in [
+            (
+                &["node", "--node", "sw9"][..],
+                "--node: expected one of the topology's nodes (sw0, sw1), found \"sw9\"",
+            ),
+            (
+                &["node", "--node", "sw0"],
+                "--port: expected link0=IFACE: node sw0 reaches another node over link0",
+            ),
+            (
+                &["node", "--node", "sw0", "--port", "link0"],
+                "--port: expected LINK=IFACE (link0=eth1), found \"link0\"",
+            ),
+            (
+                &["node", "--node", "sw0", "--port", "link3=eth1"],
+                "--port link3=eth1: link3 is not a link of node sw0 (its links: link0)",
+            ),
+            (
+                &["node", "--node", "sw0", "--port", "link0=a", "--port", "link0=b"],
+                "--port: link0 given twice",
+            ),
+            (
+                &["node", "--node", "sw0", "--port", "link0=a", "--deterministic"],
+                "--deterministic: a node runs on its ports in real time",
+            ),
+        ] {
+            let (code, _, err) = run_captured(args, "");
+            assert_eq!(code, 2, "{args:?}: {err}");
+            assert!(err.contains(expected), "{args:?}: {err}");
+        }
+        // An interface that is not there is named (or, without the
+        // privilege for raw sockets, the socket call is).
+        let (code, _, err) = run_captured(
+            &["node", "--node", "sw0", "--port", "link0=no-such-if0", "--duration", "10ms"],
+            "",
+        );
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("cannot make link0: no-such-if0: "), "{err}");
+    }
+
+    #[test]
+    fn report_merges_what_the_nodes_saw_and_names_a_bad_file() {
+        let dir = std::env::temp_dir().join(format!("tlpf-merge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, v: serde_json::Value| {
+            let p = dir.join(name);
+            std::fs::write(&p, v.to_string()).unwrap();
+            p
+        };
+        // Hosts on one node sent 10 and got 4 answers; the device on the
+        // other received the 6 writes and sent 5 DMA writes the hosts got.
+        let hosts = write(
+            "a.json",
+            serde_json::json!({"integrity": {"sent": 10, "delivered": 9, "lost": 1}}),
+        );
+        let device = write(
+            "b.json",
+            serde_json::json!({"integrity": {"sent": 5, "delivered": 6, "lost": 0}}),
+        );
+        let (code, out, err) = run_captured(
+            &["report", hosts.to_str().unwrap(), device.to_str().unwrap()],
+            "",
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("15 tracked TLPs sent, 15 delivered"), "{out}");
+        assert!(out.contains("integrity: lost 0,"), "{out}");
+        let (code, out, _) = run_captured(&["report", hosts.to_str().unwrap()], "");
+        assert_eq!(code, 1);
+        assert!(out.contains("integrity: lost 1,"), "{out}");
+        let bad = write("bad.json", serde_json::json!([1, 2]));
+        let (code, _, err) = run_captured(&["report", bad.to_str().unwrap()], "");
+        assert_eq!(code, 1);
+        assert!(err.contains("bad.json: expected a report of `node --json` or `run --json`"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

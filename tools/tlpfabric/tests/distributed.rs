@@ -1,0 +1,237 @@
+//! The default fabric as two processes: `tlpfabric node` for switch sw0
+//! (both hosts) in one network namespace, for sw1 (the device) in another,
+//! their link on a veth pair between the namespaces, native AF_PACKET ports
+//! at both ends. Tracked traffic crosses the processes; `tlpfabric report`
+//! merges the nodes' reports, and the merge must be clean: every write
+//! delivered once and in order, every read answered. A link taken down for
+//! 200 ms in the middle of it costs replays, not TLPs.
+//!
+//! Needs root (network namespaces); under `CI=true` a test that cannot make
+//! its namespaces fails. Namespaces and processes are removed even when a
+//! test fails.
+#![cfg(target_os = "linux")]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tlpfabric")
+}
+
+/// Two namespaces joined by a veth pair (`v0` in the first, `v1` in the
+/// second), and the node processes started in them; the processes are
+/// killed and the namespaces deleted on drop.
+struct TwoNamespaces {
+    names: [String; 2],
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl TwoNamespaces {
+    fn new(tag: &str) -> Option<TwoNamespaces> {
+        let pid = std::process::id();
+        let names = [0, 1].map(|i| format!("tlpf-{tag}{i}-{pid}"));
+        let made = names.iter().all(|n| {
+            Command::new("ip")
+                .args(["netns", "add", n])
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        let dir = std::env::temp_dir().join(format!("tlpf-{tag}-{pid}"));
+        let fabric = TwoNamespaces {
+            names,
+            children: Vec::new(),
+            dir,
+        };
+        if !made {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "cannot create network namespaces (needs root and iproute2)"
+            );
+            eprintln!("SKIPPED: cannot create network namespaces (needs root and iproute2)");
+            return None;
+        }
+        let [a, b] = &fabric.names;
+        fabric.ip(&[
+            "link", "add", "name", "v0", "netns", a, "type", "veth", "peer", "name", "v1", "netns",
+            b,
+        ]);
+        fabric.ip(&["-n", a, "link", "set", "dev", "v0", "up"]);
+        fabric.ip(&["-n", b, "link", "set", "dev", "v1", "up"]);
+        std::fs::create_dir_all(&fabric.dir).unwrap();
+        Some(fabric)
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let status = Command::new("ip").args(args).status().expect("ip runs");
+        assert!(status.success(), "ip {args:?}");
+    }
+
+    fn report(&self, node: &str) -> PathBuf {
+        self.dir.join(format!("{node}.json"))
+    }
+
+    /// Starts `tlpfabric node` for `node` in namespace `ns` on `iface`.
+    fn start(&mut self, ns: usize, node: &str, iface: &str) {
+        let json = self.report(node);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.names[ns], bin(), "node"])
+            .args(["--node", node, "--port", &format!("link0={iface}")])
+            .args(["--duration", "2s", "--rate", "20000", "--linger", "2s"])
+            // Four polling threads share the two CPUs of a test machine:
+            // a read may wait for its turn of the CPU.
+            .args(["--completion-timeout", "5s", "--json"])
+            .arg(&json)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the node starts");
+        self.children.push(child);
+    }
+
+    /// Waits for every node to exit, each within `limit`; returns their
+    /// outputs.
+    fn wait(&mut self, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        let mut outputs = Vec::new();
+        for child in &mut self.children {
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let mut text = String::new();
+                    use std::io::Read;
+                    for s in [
+                        child.stdout.take().map(|mut o| {
+                            let mut t = String::new();
+                            let _ = o.read_to_string(&mut t);
+                            t
+                        }),
+                        child.stderr.take().map(|mut e| {
+                            let mut t = String::new();
+                            let _ = e.read_to_string(&mut t);
+                            t
+                        }),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        text += &s;
+                    }
+                    assert!(status.success(), "a node failed: {text}");
+                    outputs.push(text);
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "a node did not finish in {limit:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        outputs
+    }
+
+    /// `tlpfabric report` of both nodes: its exit status and output.
+    fn merged(&self) -> (Option<i32>, String, serde_json::Value) {
+        let json = self.dir.join("fabric.json");
+        let out = Command::new(bin())
+            .arg("report")
+            .arg(self.report("sw0"))
+            .arg(self.report("sw1"))
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let v = std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null);
+        (out.status.code(), text, v)
+    }
+
+    fn node_report(&self, node: &str) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(self.report(node)).unwrap()).unwrap()
+    }
+}
+
+impl Drop for TwoNamespaces {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Both nodes started, the device's first.
+fn start_both(f: &mut TwoNamespaces) {
+    f.start(1, "sw1", "v1");
+    f.start(0, "sw0", "v0");
+}
+
+fn assert_clean(code: Option<i32>, text: &str, v: &serde_json::Value) {
+    assert_eq!(code, Some(0), "{text}");
+    let i = &v["integrity"];
+    for key in [
+        "lost",
+        "duplicated",
+        "reordered",
+        "completion_timeouts",
+        "data_mismatches",
+    ] {
+        assert_eq!(i[key], 0, "{key}: {text}");
+    }
+    // Writes one way, DMA and completions the other: thousands of TLPs.
+    assert!(i["sent"].as_u64().unwrap() > 1_000, "{text}");
+    assert_eq!(i["sent"], i["delivered"], "{text}");
+}
+
+#[test]
+fn tracked_traffic_crosses_two_node_processes_whole() {
+    let Some(mut f) = TwoNamespaces::new("d") else {
+        return;
+    };
+    start_both(&mut f);
+    let outputs = f.wait(Duration::from_secs(60));
+    let (code, text, v) = f.merged();
+    assert_clean(code, &text, &v);
+    // Each node's own report counts only its side: the hosts' writes at
+    // sw0, the device's DMA at sw1.
+    let (a, b) = (f.node_report("sw0"), f.node_report("sw1"));
+    assert!(
+        a["traffic"]["host_writes"].as_u64().unwrap() > 0,
+        "{outputs:?}"
+    );
+    assert_eq!(a["traffic"]["device_dma_writes"], 0);
+    assert_eq!(b["traffic"]["host_writes"], 0);
+    assert!(b["traffic"]["device_dma_writes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_link_taken_down_for_200_ms_costs_replays_not_tlps() {
+    let Some(mut f) = TwoNamespaces::new("cut") else {
+        return;
+    };
+    start_both(&mut f);
+    std::thread::sleep(Duration::from_millis(400));
+    let ns = f.names[0].clone();
+    f.ip(&["-n", &ns, "link", "set", "dev", "v0", "down"]);
+    std::thread::sleep(Duration::from_millis(200));
+    f.ip(&["-n", &ns, "link", "set", "dev", "v0", "up"]);
+    f.wait(Duration::from_secs(60));
+    let (code, text, v) = f.merged();
+    assert_clean(code, &text, &v);
+    // What the cut cost is in the links' replays (with polling threads
+    // sharing CPUs, replays come without a cut too).
+    let replayed: u64 = ["sw0", "sw1"]
+        .iter()
+        .map(|n| f.node_report(n)["frames"]["replayed"].as_u64().unwrap())
+        .sum();
+    assert!(replayed > 0);
+}
