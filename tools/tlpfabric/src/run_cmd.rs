@@ -1524,11 +1524,20 @@ mod tests {
                 "--port link3=eth1: link3 is not a link of node sw0 (its links: link0)",
             ),
             (
-                &["node", "--node", "sw0", "--port", "link0=a", "--port", "link0=b"],
+                &[
+                    "node", "--node", "sw0", "--port", "link0=a", "--port", "link0=b",
+                ],
                 "--port: link0 given twice",
             ),
             (
-                &["node", "--node", "sw0", "--port", "link0=a", "--deterministic"],
+                &[
+                    "node",
+                    "--node",
+                    "sw0",
+                    "--port",
+                    "link0=a",
+                    "--deterministic",
+                ],
                 "--deterministic: a node runs on its ports in real time",
             ),
         ] {
@@ -1539,7 +1548,15 @@ mod tests {
         // An interface that is not there is named (or, without the
         // privilege for raw sockets, the socket call is).
         let (code, _, err) = run_captured(
-            &["node", "--node", "sw0", "--port", "link0=no-such-if0", "--duration", "10ms"],
+            &[
+                "node",
+                "--node",
+                "sw0",
+                "--port",
+                "link0=no-such-if0",
+                "--duration",
+                "10ms",
+            ],
             "",
         );
         assert_eq!(code, 1, "{err}");
@@ -1578,7 +1595,10 @@ mod tests {
         let bad = write("bad.json", serde_json::json!([1, 2]));
         let (code, _, err) = run_captured(&["report", bad.to_str().unwrap()], "");
         assert_eq!(code, 1);
-        assert!(err.contains("bad.json: expected a report of `node --json` or `run --json`"), "{err}");
+        assert!(
+            err.contains("bad.json: expected a report of `node --json` or `run --json`"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
