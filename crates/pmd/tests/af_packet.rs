@@ -133,20 +133,26 @@ fn config(iface: &str, max_frame: usize) -> AfPacketConfig {
     }
 }
 
+/// Ports on both ends of the pair: `b` learns its peer, `a` is told it.
+fn joined(ns: &Netns, max_frame: usize, pool: &FramePool) -> (AfPacketPort, AfPacketPort) {
+    let b = ns.open(config("b", max_frame), pool.clone());
+    let a = ns.open(
+        AfPacketConfig {
+            peer: Some(b.mac()),
+            ..config("a", max_frame)
+        },
+        pool.clone(),
+    );
+    (a, b)
+}
+
 #[test]
 fn frames_cross_a_veth_pair_to_the_peer_address_and_back_to_a_learned_one() {
     let Some(ns) = Netns::new("cross", 1500) else {
         return;
     };
     let pool = FramePool::new(1024, 2048);
-    let mut b = ns.open(config("b", 1514), pool.clone());
-    let mut a = ns.open(
-        AfPacketConfig {
-            peer: Some(b.mac()),
-            ..config("a", 1514)
-        },
-        pool.clone(),
-    );
+    let (mut a, mut b) = joined(&ns, 1514, &pool);
     assert_ne!(a.mac(), b.mac());
     assert_eq!(b.peer(), BROADCAST, "not learned yet");
     let lens: Vec<usize> = (0..200).map(|i| 60 + (i * 37) % 1455).collect();
@@ -183,14 +189,7 @@ fn other_ethertypes_never_enter_the_ring_and_other_stations_frames_are_counted()
         return;
     };
     let pool = FramePool::new(1024, 2048);
-    let mut b = ns.open(config("b", 1514), pool.clone());
-    let mut a = ns.open(
-        AfPacketConfig {
-            peer: Some(b.mac()),
-            ..config("a", 1514)
-        },
-        pool.clone(),
-    );
+    let (mut a, mut b) = joined(&ns, 1514, &pool);
     let stranger: Mac = [0x02, 0, 0, 0, 0, 0x99];
     let mut to_stranger = ns.open(
         AfPacketConfig {
@@ -228,14 +227,7 @@ fn jumbo_frames_pass_whole() {
         return;
     };
     let pool = FramePool::new(256, 9216);
-    let mut b = ns.open(config("b", 9014), pool.clone());
-    let mut a = ns.open(
-        AfPacketConfig {
-            peer: Some(b.mac()),
-            ..config("a", 9014)
-        },
-        pool.clone(),
-    );
+    let (mut a, mut b) = joined(&ns, 9014, &pool);
     send(
         &mut a,
         vec![
