@@ -174,6 +174,10 @@ pub enum Received {
     Duplicate,
     /// A frame after a gap; discarded, a NAK scheduled.
     OutOfOrder,
+    /// A well-formed frame of another link (its source or destination node
+    /// is not this link's peer or this node): ignored, its ACK, NAK and
+    /// credits too.
+    Foreign,
 }
 
 /// Counters of one link end.
@@ -195,6 +199,9 @@ pub struct LinkStats {
     pub frames_malformed: u64,
     /// Of those, CRC mismatches.
     pub frames_bad_crc: u64,
+    /// Well-formed frames of another link (another node, another fabric
+    /// on the same segment), ignored.
+    pub frames_foreign: u64,
     /// Frames discarded as duplicates.
     pub duplicates: u64,
     /// Frames discarded after a gap.
@@ -514,6 +521,14 @@ impl Link {
                 return Err(e);
             }
         };
+        if frame.source_node() != self.config.remote_node
+            || frame.destination_node() != self.config.local_node
+        {
+            // Its acknowledgements and credits are another link's: taken
+            // here they would free frames the peer never received.
+            self.stats.frames_foreign += 1;
+            return Ok(Received::Foreign);
+        }
         self.stats.frames_received += 1;
         let flags = frame.flags();
         if flags.has(Flags::CREDITS) {
@@ -842,6 +857,48 @@ mod tests {
         let fr = Frame::new_checked(&f[..len], ETHERTYPE).unwrap();
         assert_eq!((fr.sequence(), fr.tlp_count()), (0, 1));
         assert_eq!(a.stats().replay_timeouts, 1);
+    }
+
+    #[test]
+    fn a_frame_of_another_link_is_ignored_with_its_acknowledgement() {
+        let config = LinkConfig {
+            local_node: 1,
+            remote_node: 2,
+            ..LinkConfig::default()
+        };
+        let (mut a, mut b) = pair(config);
+        let mut buf = [0u8; 64];
+        let mut f = [0u8; 1514];
+        let n = write_tlp(1, &mut buf);
+        a.try_send(&buf[..n], 0).unwrap();
+        a.flush();
+        let len = a.poll_transmit(0, &mut f).unwrap();
+        // A third node on the segment acknowledges everything to node 1.
+        let mut stranger = Link::new(LinkConfig {
+            local_node: 3,
+            remote_node: 1,
+            ..config
+        })
+        .unwrap();
+        let mut g = [0u8; 1514];
+        let mut fake = [0u8; 64];
+        let m = write_tlp(9, &mut fake);
+        stranger.try_send(&fake[..m], 0).unwrap();
+        stranger.flush();
+        let k = stranger.poll_transmit(0, &mut g).unwrap();
+        assert_eq!(
+            a.receive(&g[..k], 1, |_| panic!("delivered")),
+            Ok(Received::Foreign)
+        );
+        assert_eq!((a.unacknowledged(), a.stats().frames_foreign), (1, 1));
+        // The peer's own acknowledgement frees the frame.
+        assert!(matches!(
+            b.receive(&f[..len], 2, |_| {}),
+            Ok(Received::Delivered(1))
+        ));
+        let back = b.poll_transmit(3, &mut g).unwrap();
+        assert_eq!(a.receive(&g[..back], 4, |_| {}), Ok(Received::Update));
+        assert_eq!(a.unacknowledged(), 0);
     }
 
     #[test]

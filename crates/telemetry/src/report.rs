@@ -118,6 +118,9 @@ pub struct FrameFigures {
     /// Frames the nodes' reliable links sent again (lost, damaged or not
     /// acknowledged in time): a link cut shows here.
     pub replayed: u64,
+    /// Well-formed frames of another link that reached a node's link
+    /// (another node or fabric on the segment), ignored.
+    pub foreign: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -320,8 +323,8 @@ impl RunReport {
         let f = &self.frames;
         let _ = writeln!(
             out,
-            "  frames at nodes: {} in, {} out; {} passed on whole, {} repacked to fit a smaller MTU, {} malformed, {} replayed by the links",
-            f.received, f.sent, f.cut_through, f.repacked, f.malformed, f.replayed
+            "  frames at nodes: {} in, {} out; {} passed on whole, {} repacked to fit a smaller MTU, {} malformed, {} of other links ignored, {} replayed by the links",
+            f.received, f.sent, f.cut_through, f.repacked, f.malformed, f.foreign, f.replayed
         );
         let cores = &self.cores;
         let busy: Vec<String> = cores

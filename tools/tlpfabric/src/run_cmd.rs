@@ -388,8 +388,10 @@ struct FrameTotals {
     /// polls that did work took.
     tlps_in: u64,
     busy_cycles: u64,
-    /// Frames the reliable links replayed.
+    /// Frames the reliable links replayed, and well-formed frames of other
+    /// links they ignored.
     replayed: u64,
+    foreign: u64,
 }
 
 impl FrameTotals {
@@ -441,10 +443,11 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
             totals.no_buffer += n.stats().no_buffer;
             totals.too_large += n.stats().too_large;
             totals.frames.add(n.stats());
-            totals.frames.replayed += (0..n.ports().len() as u16)
-                .filter_map(|p| n.link_stats(p))
-                .map(|l| l.frames_replayed)
-                .sum::<u64>();
+            for l in (0..n.ports().len() as u16).filter_map(|p| n.link_stats(p)) {
+                totals.frames.replayed += l.frames_replayed;
+                totals.frames.malformed += l.frames_malformed;
+                totals.frames.foreign += l.frames_foreign;
+            }
             for r in n.node_state().log.entries().iter().take(4) {
                 if totals.refusal_log.len() < 8 {
                     totals.refusal_log.push(format!(
@@ -1157,6 +1160,7 @@ fn measured(
             repacked: totals.frames.repacked,
             malformed: totals.frames.malformed,
             replayed: totals.frames.replayed,
+            foreign: totals.frames.foreign,
         },
         throughput: ThroughputFigures {
             tlps_per_s: i.delivered as f64 / secs,

@@ -4,12 +4,16 @@
 //! at both ends. Tracked traffic crosses the processes; `tlpfabric report`
 //! merges the nodes' reports, and the merge must be clean: every write
 //! delivered once and in order, every read answered. A link taken down for
-//! 200 ms in the middle of it costs replays, not TLPs.
+//! 200 ms in the middle of it costs replays, not TLPs; garbage, damaged
+//! frames and another fabric's frames sent into a node's port are counted
+//! and ignored.
 //!
 //! Needs root (network namespaces); under `CI=true` a test that cannot make
 //! its namespaces fails. Namespaces and processes are removed even when a
 //! test fails.
 #![cfg(target_os = "linux")]
+// One call enters a namespace (setns), for a port opened in it.
+#![allow(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -26,10 +30,16 @@ struct TwoNamespaces {
     names: [String; 2],
     children: Vec<Child>,
     dir: PathBuf,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+/// One fabric at a time: each runs four polling threads, and a test
+/// machine has two CPUs.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl TwoNamespaces {
     fn new(tag: &str) -> Option<TwoNamespaces> {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let pid = std::process::id();
         let names = [0, 1].map(|i| format!("tlpf-{tag}{i}-{pid}"));
         let made = names.iter().all(|n| {
@@ -43,6 +53,7 @@ impl TwoNamespaces {
             names,
             children: Vec::new(),
             dir,
+            _turn: turn,
         };
         if !made {
             assert!(
@@ -234,4 +245,118 @@ fn a_link_taken_down_for_200_ms_costs_replays_not_tlps() {
         .map(|n| f.node_report(n)["frames"]["replayed"].as_u64().unwrap())
         .sum();
     assert!(replayed > 0);
+}
+
+/// Opens an AF_PACKET port on `iface` in namespace `ns` (the socket stays
+/// in the namespace it was made in).
+fn port_in(ns: &str, iface: &str) -> pmd::af_packet::AfPacketPort {
+    let path = format!("/run/netns/{ns}");
+    let iface = iface.to_string();
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(&path).expect("the namespace's file");
+        // SAFETY: setns on a namespace file descriptor this thread opened;
+        // it changes only this thread's namespace.
+        let entered = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(entered, 0, "setns {path}");
+        let config = pmd::af_packet::AfPacketConfig::new(&iface, fabric::frame::ETHERTYPE);
+        pmd::af_packet::AfPacketPort::open(&config, pmd::FramePool::new(1024, 2048))
+            .unwrap_or_else(|e| panic!("{e}"))
+    })
+    .join()
+    .expect("the opening thread")
+}
+
+#[test]
+fn garbage_damaged_frames_and_another_fabrics_frames_are_counted_and_ignored() {
+    use pmd::Port;
+    let Some(mut f) = TwoNamespaces::new("bad") else {
+        return;
+    };
+    start_both(&mut f);
+    // Sent beside sw1's own port on the same interface: they reach sw0.
+    let mut hostile = port_in(&f.names[1].clone(), "v1");
+    let pool = pmd::FramePool::new(1024, 2048);
+    let mut frames = Vec::new();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // 100 of random bytes behind the fabric's EtherType.
+    for _ in 0..100 {
+        let len = 60 + (random() % 200) as usize;
+        let mut bytes: Vec<u8> = (0..len).map(|_| random() as u8).collect();
+        bytes[12..14].copy_from_slice(&fabric::frame::ETHERTYPE.to_be_bytes());
+        let mut frame = pool.alloc().unwrap();
+        frame.fill(&bytes);
+        frames.push(frame);
+    }
+    // 100 of another fabric on the same segment: well formed, from node 7
+    // to node 0, acknowledging everything and carrying a TLP.
+    let config = fabric::LinkConfig {
+        local_node: 7,
+        remote_node: 0,
+        ..fabric::LinkConfig::default()
+    };
+    let mut other = fabric::Link::new(config).unwrap();
+    let mut tlp = [0u8; 64];
+    let access = tlp::build::MemAccess::dwords(0x1000, 4);
+    let n = tlp::build::memory_write(&mut tlp, tlp::Bdf(0x0100), 0, access, &[7; 16]).unwrap();
+    let mut out = [0u8; 1514];
+    while frames.len() < 200 {
+        let _ = other.try_send(&tlp[..n], 0);
+        other.flush();
+        while let Some(len) = other.poll_transmit(0, &mut out) {
+            let mut frame = pool.alloc().unwrap();
+            frame.fill(&out[..len]);
+            frames.push(frame);
+        }
+        other = fabric::Link::new(config).unwrap();
+    }
+    // One of those damaged: a bad CRC.
+    let mut damaged = pool.alloc().unwrap();
+    damaged.fill(&frames[150][..]);
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    frames.push(damaged);
+    // Sent again every 100 ms until the nodes are done: some batches
+    // reach sw0 whenever its port opened.
+    let batch: Vec<Vec<u8>> = frames.iter().map(|f| f.to_vec()).collect();
+    drop(frames);
+    let mut batches = 0;
+    while f
+        .children
+        .iter_mut()
+        .any(|c| c.try_wait().unwrap().is_none())
+    {
+        let mut frames: Vec<pmd::Frame> = batch
+            .iter()
+            .map(|b| {
+                let mut frame = pool.alloc().unwrap();
+                frame.fill(b);
+                frame
+            })
+            .collect();
+        while !frames.is_empty() {
+            hostile.tx_burst(0, &mut frames);
+        }
+        batches += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(batches > 3);
+    drop(hostile);
+    f.wait(Duration::from_secs(60));
+    let (code, text, v) = f.merged();
+    assert_clean(code, &text, &v);
+    let sw0 = f.node_report("sw0");
+    let frames = &sw0["frames"];
+    assert!(
+        frames["malformed"].as_u64().unwrap() >= 101,
+        "random bytes and the bad CRC: {frames} (sw1: {})",
+        f.node_report("sw1")["frames"]
+    );
+    assert!(frames["foreign"].as_u64().unwrap() >= 100, "{frames}");
 }
