@@ -21,8 +21,8 @@ fuzz_target!(|data: &[u8]| {
     let mut link = Link::new(config).expect("a valid configuration");
     let tlp = [0x40, 0, 0, 1, 0, 0, 0, 0x0f, 0, 0, 0x10, 0, 1, 2, 3, 4];
     let mut out = vec![0u8; 1514];
-    // Chunks separated by 0xff 0xff are frames; their header is made right
-    // and a CRC appended.
+    // Chunks separated by 0xff are frames; their header is made right and a
+    // CRC appended.
     for (now, chunk) in data.split(|&b| b == 0xff).enumerate() {
         let now = now as u64;
         let _ = link.try_send(&tlp, now);
@@ -30,6 +30,12 @@ fuzz_target!(|data: &[u8]| {
             let mut frame = chunk.to_vec();
             frame[12..14].copy_from_slice(&ETHERTYPE.to_be_bytes());
             frame[14] = VERSION;
+            // From its peer to it, mostly: any other pair of nodes makes a
+            // frame of another link, which is only counted.
+            if chunk[18] & 0x0f != 0 {
+                frame[18..20].copy_from_slice(&config.remote_node.to_be_bytes());
+                frame[20..22].copy_from_slice(&config.local_node.to_be_bytes());
+            }
             let crc = crc_of(&frame);
             frame.extend_from_slice(&crc.to_be_bytes());
             let _ = link.receive(&frame, now, |t| assert!(t.len() >= 12));
