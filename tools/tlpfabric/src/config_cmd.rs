@@ -92,6 +92,29 @@ pub(crate) fn run(cmd: ConfigCommand, out: &mut dyn Write, err: &mut dyn Write) 
                 ));
             }
             let _ = writeln!(out, "  routes per node: {}", per_node.join(", "));
+            // Links by the names `node --port` and `run --pcap-port` take
+            // (a long list is cut, as the routes are).
+            let links: Vec<String> = t
+                .links
+                .iter()
+                .enumerate()
+                .take(ROUTES_LISTED)
+                .map(|(i, (a, b))| {
+                    let end = |p: &fabric::topology::PortRef| {
+                        format!("{}:{}", t.nodes[p.node].name, p.port)
+                    };
+                    format!("link{i} {}-{}", end(a), end(b))
+                })
+                .collect();
+            if !links.is_empty() {
+                let more = t.links.len().saturating_sub(ROUTES_LISTED);
+                let tail = if more > 0 {
+                    format!(", and {more} more")
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(out, "  links: {}{tail}", links.join(", "));
+            }
             let _ = writeln!(out, "  memory: {}", crate::memory_line(&t));
             for h in &t.hosts {
                 let dma: Vec<String> = h
@@ -167,6 +190,7 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("host-b: requesters on fabric bus fe"), "{out}");
+        assert!(out.contains("  links: link0 sw0:0-sw1:0\n"), "{out}");
     }
 
     #[test]
