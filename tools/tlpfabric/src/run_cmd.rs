@@ -734,6 +734,11 @@ fn run_share(
     };
     let assembly = match scenario::build(&t, &config) {
         Ok(a) => a,
+        // The topology's own limit: said of its file, as config errors are.
+        Err(e @ scenario::BuildError::Bindings(_)) => {
+            let _ = writeln!(err, "error: {}: {e}", file.display());
+            return EXIT_REJECTED;
+        }
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             return EXIT_REJECTED;
@@ -1565,6 +1570,55 @@ mod tests {
         );
         assert_eq!(code, 1, "{err}");
         assert!(err.contains("cannot make link0: no-such-if0: "), "{err}");
+    }
+
+    #[test]
+    fn more_bindings_than_tags_for_their_vms_are_refused_naming_the_file() {
+        let mut text = String::from(
+            "[[node]]\nname = \"sw0\"\nports = 8\n\n[[host]]\nname = \"h\"\nattach = \"sw0:0\"\n\
+             buses = \"00-ff\"\nrequesters = [\"00:00.0\"]\n\
+             dma = [{ base = \"0x100000000\", size = \"0x40000000\" }]\n",
+        );
+        for e in 0..5 {
+            text += &format!(
+                "\n[[endpoint]]\nname = \"nic{e}\"\nattach = \"sw0:{}\"\nid = \"{:02x}:00.0\"\n\
+                 vfs = 255\nbar_size = \"0x1000\"\n",
+                e + 1,
+                0x40 + e
+            );
+        }
+        for k in 0..1024 {
+            text += &format!(
+                "\n[[binding]]\nfunction = \"nic{}.vf{}\"\nhost = \"h\"\nid = \"{:02x}:{:02x}.0\"\nbar = \"{:#x}\"\n",
+                k / 255,
+                k % 255 + 1,
+                k / 32 + 1,
+                k % 32,
+                0x8000_0000u64 + k as u64 * 0x1000
+            );
+        }
+        let path = std::env::temp_dir().join(format!("tlpf-1024-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        let (code, _, err) = run_captured(
+            &[
+                "run",
+                "--config",
+                path.to_str().unwrap(),
+                "--deterministic",
+                "--duration",
+                "1ms",
+            ],
+            "",
+        );
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains(&format!(
+                "{}: binding: expected at most 1023 [[binding]] entries",
+                path.display()
+            )),
+            "{err}"
+        );
     }
 
     #[test]
