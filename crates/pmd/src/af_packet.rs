@@ -193,7 +193,6 @@ pub struct AfPacketPort {
     mac: Mac,
     peer: Mac,
     peer_known: bool,
-    ethertype: u16,
     max_frame: usize,
     stats: PortStats,
     foreign: u64,
@@ -363,7 +362,6 @@ impl AfPacketPort {
             mac,
             peer: config.peer.unwrap_or(BROADCAST),
             peer_known: config.peer.is_some(),
-            ethertype: config.ethertype,
             max_frame: config.max_frame,
             stats: PortStats::default(),
             foreign: 0,
@@ -596,13 +594,6 @@ impl Port for AfPacketPort {
             rx_no_buffer: self.stats.rx_no_buffer,
             ..DeviceStats::default()
         })
-    }
-}
-
-impl AfPacketPort {
-    /// The EtherType it carries.
-    pub fn ethertype(&self) -> u16 {
-        self.ethertype
     }
 }
 

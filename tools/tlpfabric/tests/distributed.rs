@@ -109,25 +109,7 @@ impl TwoNamespaces {
         for child in &mut self.children {
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
-                    let mut text = String::new();
-                    use std::io::Read;
-                    for s in [
-                        child.stdout.take().map(|mut o| {
-                            let mut t = String::new();
-                            let _ = o.read_to_string(&mut t);
-                            t
-                        }),
-                        child.stderr.take().map(|mut e| {
-                            let mut t = String::new();
-                            let _ = e.read_to_string(&mut t);
-                            t
-                        }),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    {
-                        text += &s;
-                    }
+                    let text = read_all(child.stdout.take()) + &read_all(child.stderr.take());
                     assert!(status.success(), "a node failed: {text}");
                     outputs.push(text);
                     break;
@@ -165,6 +147,15 @@ impl TwoNamespaces {
     fn node_report(&self, node: &str) -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(self.report(node)).unwrap()).unwrap()
     }
+}
+
+/// What a finished child wrote to a pipe (nothing if none was taken).
+fn read_all(pipe: Option<impl std::io::Read>) -> String {
+    let mut text = String::new();
+    if let Some(mut p) = pipe {
+        let _ = p.read_to_string(&mut text);
+    }
+    text
 }
 
 impl Drop for TwoNamespaces {
