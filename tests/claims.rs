@@ -6,11 +6,11 @@
 //! The `gate_*` tests check one gate on its own (the pause points and VDIs
 //! of an endpoint's functions), fed TLPs by hand.
 
+use assembly::{DynPort, Part, ScenarioConfig};
 use fabric::{Completion, FaultConfig, Topology};
 use lcore::gate::STATE_CLOSED;
 use lcore::{Arrival, Deterministic, Gate, GateCommand, GateOffer, GatedFunction, NodeTask, Task};
-use migrate::scenario::{DynPort, ScenarioConfig};
-use migrate::{Outcome, Phase, Schedule};
+use migrate::{Fabric, Outcome, Phase, Schedule};
 use rings::pause::{Direction, EventKind, IdMode, State};
 use rings::spsc::{self, Producer};
 use std::time::Duration;
@@ -18,7 +18,7 @@ use tlp::build::{completion, memory_read, memory_write, CplFields, MemAccess};
 use tlp::{Bdf, Body, CplStatus, Kind, Repr, Tlp};
 use traffic::enumerate::{Probe, Probed};
 use traffic::registers::{CTRL_EXT, ICR, STATUS, STATUS_VALUE, WUS, WUS_RESET};
-use traffic::{EndpointModel, IndicationForm, COMPLETION_DATA};
+use traffic::{IndicationForm, COMPLETION_DATA};
 use vdi::{CompletionSignal, Mode, Template, Vdi};
 
 mod common;
@@ -222,7 +222,7 @@ fn scenario_config(rate: f64, duration_ms: u64, schedule: Schedule) -> ScenarioC
 
 /// The fabric of `t` run deterministically through `schedule` with hosts
 /// offering `rate` writes per second for `ms` milliseconds, and drained.
-fn migrate(t: &Topology, rate: f64, ms: u64, schedule: Schedule) -> Deterministic {
+fn migrate(t: &Topology, rate: f64, ms: u64, schedule: Schedule) -> Deterministic<Part> {
     let c = scenario_config(rate, ms, schedule);
     let mut d = fabric(t, &c);
     run_out(&mut d, &c);
@@ -230,13 +230,13 @@ fn migrate(t: &Topology, rate: f64, ms: u64, schedule: Schedule) -> Deterministi
 }
 
 /// Runs until the offered traffic is over and has drained.
-fn run_out(d: &mut Deterministic, c: &ScenarioConfig) {
+fn run_out(d: &mut Deterministic<Part>, c: &ScenarioConfig) {
     let end = c.duration + 10_000_000;
     d.run_until(u64::MAX, |d| d.now() >= end);
 }
 
 /// Runs until the migration in progress reaches `phase`.
-fn run_to_phase(d: &mut Deterministic, phase: Phase) {
+fn run_to_phase(d: &mut Deterministic<Part>, phase: Phase) {
     d.run_until(u64::MAX, |d| {
         orchestrator(d)
             .in_progress()
@@ -522,7 +522,7 @@ fn gate_vdi_raises_the_completion_vector() {
 /// VM migrations of a device that interrupts after every second DMA write
 /// of each function, busy enough that several are raised in each pause;
 /// the device logs what it raised, the hosts what they received.
-fn interrupting_migrations() -> Deterministic {
+fn interrupting_migrations() -> Deterministic<Part> {
     let t = default_topology();
     let schedule = Schedule {
         vm_migrations: 6,
@@ -551,11 +551,11 @@ fn interrupt(e: &traffic::Received, data: u32) -> bool {
 fn claim_6_interrupts_raised_while_paused_reach_the_host_once_after_what_was_held() {
     let d = interrupting_migrations();
     let t = default_topology();
-    let device = find::<EndpointModel<DynPort>>(&d)[0];
+    let device = devices(&d)[0];
     assert_eq!(device.raised().missed(), 0);
     let mut pauses_with_several = 0;
     for r in orchestrator(&d).records() {
-        let stream = migrate::vm_stream(r.plan.binding) + 1;
+        let stream = assembly::vm_stream(r.plan.binding) + 1;
         let (closed, reopened) = (r.closed.unwrap(), r.reopened.unwrap());
         // Raised while the binding was paused (leaving a few microseconds
         // for the last to reach the pause point before it reopened).
@@ -691,7 +691,7 @@ fn claim_8_completion_is_indicated_to_the_destination_host_in_either_form() {
         to_b[0].form,
         IndicationForm::Msix {
             address: 0xfee0_0000,
-            data: COMPLETION_DATA | (migrate::vm_stream(0) + 1),
+            data: COMPLETION_DATA | (assembly::vm_stream(0) + 1),
         }
     );
     assert!(
@@ -737,7 +737,7 @@ fn claim_9_after_completion_the_function_serves_what_the_vdi_could() {
         .expect("the migration finished");
     // Binding 0 is nic0.vf1: the gate's function 1.
     let function = Bdf(t.endpoints[0].id.0 + 1);
-    let served = |d: &Deterministic| {
+    let served = |d: &Deterministic<Part>| {
         let s = fabric_gate(d).vdi(1).unwrap().stats();
         (s.config_reads, s.config_writes, s.memory_reads)
     };
@@ -745,7 +745,7 @@ fn claim_9_after_completion_the_function_serves_what_the_vdi_could() {
     run_out(&mut d, &c);
     // Configuration requests, which a VDI can complete, reached the
     // function itself after the completion, and its VDI served none.
-    let device = find::<EndpointModel<DynPort>>(&d)[0].arrivals().entries();
+    let device = devices(&d)[0].arrivals().entries();
     let to_function = device
         .iter()
         .filter(|e| {
@@ -771,7 +771,7 @@ fn claim_9_after_completion_the_function_serves_what_the_vdi_could() {
 /// keeps sending DMA: upstream is the way with traffic to hold) and then
 /// an endpoint migration of it (the VM keeps writing: downstream), every
 /// host and the device logging what they received.
-fn one_migration_of_each_kind_logged() -> Deterministic {
+fn one_migration_of_each_kind_logged() -> Deterministic<Part> {
     let t = default_topology();
     let schedule = Schedule {
         vm_migrations: 1,
@@ -805,7 +805,7 @@ fn writes_of(log: &[traffic::Received], stream: u32) -> Vec<traffic::Received> {
 fn claim_10_traffic_is_blocked_both_ways_during_migration() {
     let d = one_migration_of_each_kind_logged();
     let o = orchestrator(&d);
-    let device = find::<EndpointModel<DynPort>>(&d)[0].arrivals().entries();
+    let device = devices(&d)[0].arrivals().entries();
     let h = hosts(&d);
     // What each side received of a stream: the VM's writes at the device,
     // the function's DMA at whichever host.
@@ -823,7 +823,7 @@ fn claim_10_traffic_is_blocked_both_ways_during_migration() {
         let b = r.plan.binding;
         let other = 1 - b;
         let inside = |at: &u64| *at > closed && *at < reopened;
-        let (mine_down, mine_up) = (down(migrate::vm_stream(b)), up(migrate::vm_stream(b) + 1));
+        let (mine_down, mine_up) = (down(assembly::vm_stream(b)), up(assembly::vm_stream(b) + 1));
         // Neither way reached its receiver while the binding was closed.
         assert!(
             !mine_down.iter().any(inside),
@@ -834,7 +834,7 @@ fn claim_10_traffic_is_blocked_both_ways_during_migration() {
             "{r:?}: a host received the function's DMA"
         );
         // The other binding's traffic flowed meanwhile: the fabric was live.
-        assert!(down(migrate::vm_stream(other)).iter().any(inside), "{r:?}");
+        assert!(down(assembly::vm_stream(other)).iter().any(inside), "{r:?}");
         // The way that had traffic to hold received it before the close
         // and again from the reopening on, the held TLPs first.
         let held = match r.plan.kind {
@@ -871,7 +871,7 @@ fn claim_11_hosts_and_functions_see_only_flow_control() {
     assert_clean(&i);
     let h = hosts(&d);
     // The device's MSI-X interrupts all reached the host its VM was on.
-    let raised = find::<EndpointModel<DynPort>>(&d)[0].interrupts();
+    let raised = devices(&d)[0].interrupts();
     assert!(raised > 0);
     assert_eq!(h.iter().map(|h| h.interrupts()).sum::<u64>(), raised);
     assert_eq!(h.iter().map(|h| h.indications_received()).sum::<u64>(), 20);
@@ -885,7 +885,7 @@ fn claim_12_held_traffic_is_released_in_order_to_the_destination_translated() {
     let d = one_migration_of_each_kind_logged();
     let o = orchestrator(&d);
     let t = default_topology();
-    let device = find::<EndpointModel<DynPort>>(&d)[0].arrivals().entries();
+    let device = devices(&d)[0].arrivals().entries();
     let h = hosts(&d);
     let nic = &t.endpoints[0];
     for r in o.records() {
@@ -896,7 +896,7 @@ fn claim_12_held_traffic_is_released_in_order_to_the_destination_translated() {
                 // The function's DMA: up to the close at the origin host,
                 // from the reopening on at the destination, in its host's
                 // DMA window, every sequence number once and in order.
-                let stream = migrate::vm_stream(b) + 1;
+                let stream = assembly::vm_stream(b) + 1;
                 let at_origin = writes_of(h[r.plan.from].arrivals().entries(), stream);
                 let at_destination = writes_of(h[r.plan.to].arrivals().entries(), stream);
                 let after: Vec<_> = at_destination.iter().filter(|e| e.at >= reopened).collect();
@@ -918,7 +918,7 @@ fn claim_12_held_traffic_is_released_in_order_to_the_destination_translated() {
                 // The VM's writes: to the old function's BAR up to the
                 // close, to the new function's from the reopening on (the
                 // held ones re-pointed), in order.
-                let stream = migrate::vm_stream(b);
+                let stream = assembly::vm_stream(b);
                 let bar = |f: usize| {
                     let base = nic.fabric_bar + f as u64 * nic.bar_size;
                     base..base + nic.bar_size
@@ -1060,7 +1060,7 @@ fn gate_completions_drain_before_close() {
 /// Claims 13 and 14 on the whole fabric, from the hosts' side: VM
 /// migrations while every write is read back, so reads are always in
 /// flight when a migration quiesces.
-fn read_back_migrations(mode: IdMode) -> Deterministic {
+fn read_back_migrations(mode: IdMode) -> Deterministic<Part> {
     let t = topology_in(mode);
     let schedule = Schedule {
         vm_migrations: 10,
@@ -1079,12 +1079,12 @@ fn read_back_migrations(mode: IdMode) -> Deterministic {
 }
 
 /// When the completions of binding `b`'s reads reached any host.
-fn completions_of(d: &Deterministic, b: usize) -> Vec<u64> {
+fn completions_of(d: &Deterministic<Part>, b: usize) -> Vec<u64> {
     hosts(d)
         .iter()
         .flat_map(|h| h.arrivals().entries())
         .filter(|e| {
-            e.kind == Some(Kind::CplD) && e.stamp.is_some_and(|(s, _)| s == migrate::vm_stream(b))
+            e.kind == Some(Kind::CplD) && e.stamp.is_some_and(|(s, _)| s == assembly::vm_stream(b))
         })
         .map(|e| e.at)
         .collect()
@@ -1092,7 +1092,7 @@ fn completions_of(d: &Deterministic, b: usize) -> Vec<u64> {
 
 /// The pause point events of binding `b`'s function (binding 0 is VF 1,
 /// binding 1 VF 2, in the default topology).
-fn point_events(d: &Deterministic, b: usize) -> Vec<EventKind> {
+fn point_events(d: &Deterministic<Part>, b: usize) -> Vec<EventKind> {
     fabric_gate(d)
         .events(b + 1)
         .into_iter()
@@ -1192,7 +1192,7 @@ fn gate_pause_points_hold_every_traffic_type_toward_the_function() {
 /// every second write: every kind of request is in flight when a binding
 /// closes. Hosts log what they sent and received, the device what it
 /// received.
-fn busy_endpoint_migrations() -> Deterministic {
+fn busy_endpoint_migrations() -> Deterministic<Part> {
     let t = default_topology();
     let schedule = Schedule {
         endpoint_migrations: 10,
@@ -1249,12 +1249,12 @@ struct Sent {
 
 /// What the device received from host `h`'s root complex.
 fn device_arrivals_from<'a>(
-    d: &'a Deterministic,
+    d: &'a Deterministic<Part>,
     t: &Topology,
     h: usize,
 ) -> Vec<&'a traffic::Received> {
     let fabric_requester = Bdf(u16::from(t.hosts[h].fabric_bus) << 8);
-    find::<EndpointModel<DynPort>>(d)[0]
+    devices(d)[0]
         .arrivals()
         .entries()
         .iter()
@@ -1264,7 +1264,7 @@ fn device_arrivals_from<'a>(
 
 /// Every request the hosts' VMs sent (one VM a host, no VM migrations),
 /// matched with its completion and with its arrival at the device.
-fn sent_requests(d: &Deterministic, t: &Topology) -> Vec<Sent> {
+fn sent_requests(d: &Deterministic<Part>, t: &Topology) -> Vec<Sent> {
     use std::collections::{HashMap, HashSet};
     let mut all = Vec::new();
     for (h, host) in hosts(d).iter().enumerate() {
@@ -1417,7 +1417,7 @@ fn claim_16_the_pauses_are_in_a_pcie_switch_fabric() {
     // Every request the device received came from a host's root complex
     // by its fabric ID, or from a gate (its VDI's writes made to the
     // function).
-    let device = find::<EndpointModel<DynPort>>(&d)[0].arrivals().entries();
+    let device = devices(&d)[0].arrivals().entries();
     let fabric_ids: Vec<Bdf> = t
         .hosts
         .iter()
@@ -1626,7 +1626,7 @@ fn claim_20_the_device_is_unaware_of_the_blocking() {
     assert_eq!(orchestrator(&d).counts(), (10, 0));
     // The device received every host write once, in order, and every read
     // it answered was completed where its VM was.
-    let e = find::<EndpointModel<DynPort>>(&d);
+    let e = devices(&d);
     assert_clean(e[0].integrity());
     assert_clean(&integrity(&d));
 }
@@ -1667,12 +1667,9 @@ fn claims_11_20_a_device_that_keeps_sending_sees_only_its_credits_run_out() {
     d.run_until(u64::MAX, |d| {
         let g = fabric_gate(d);
         let held_up: usize = (0..4).map(|b| g.held(b).1).sum();
-        let device = find::<EndpointModel<DynPort>>(d)[0];
+        let device = devices(d)[0];
         let (ph, waiting) = device.credits(CreditType::PH);
-        let gate_node = find::<NodeTask<DynPort>>(d)
-            .into_iter()
-            .find(|n| n.gate().is_some())
-            .unwrap();
+        let gate_node = nodes(d).into_iter().find(|n| n.gate().is_some()).unwrap();
         if held_up >= 64 && ph == Some(0) && waiting > 0 && gate_node.waiting() == 0 {
             starved.set(starved.get() + 1);
         }
@@ -1680,7 +1677,7 @@ fn claims_11_20_a_device_that_keeps_sending_sees_only_its_credits_run_out() {
     });
     assert!(starved.get() > 0, "the device never ran out of credits");
     assert_eq!(orchestrator(&d).counts(), (10, 0));
-    let device = find::<EndpointModel<DynPort>>(&d)[0];
+    let device = devices(&d)[0];
     // Told nothing: no command reached it in a VM migration; nothing it
     // sent was lost, and it is not waiting for anything any more.
     assert_eq!(device.commands(), 0);
@@ -1705,13 +1702,8 @@ fn a_run_stopped_early_starts_nothing_new_and_drains_clean() {
     let mut d = fabric(&t, &c);
     d.run_until(u64::MAX, |d| d.now() >= 10_000_000);
     c.schedule.stop.request();
-    let writes = |d: &Deterministic| hosts(d).iter().map(|h| h.writes()).sum::<u64>();
-    let dma = |d: &Deterministic| {
-        find::<EndpointModel<DynPort>>(d)
-            .iter()
-            .map(|e| e.dma_writes())
-            .sum::<u64>()
-    };
+    let writes = |d: &Deterministic<Part>| hosts(d).iter().map(|h| h.writes()).sum::<u64>();
+    let dma = |d: &Deterministic<Part>| devices(d).iter().map(|e| e.dma_writes()).sum::<u64>();
     let (w, m) = (writes(&d), dma(&d));
     let started =
         orchestrator(&d).records().len() + usize::from(orchestrator(&d).in_progress().is_some());
@@ -2145,7 +2137,7 @@ fn held_tlps_give_their_credits_back_once() {
 /// One VM migration of binding 0 in `mode`, the source VM making
 /// configuration and register requests often (so some are in flight when
 /// its binding closes), every host logging what it received.
-fn enumerated_migration(mode: IdMode) -> Deterministic {
+fn enumerated_migration(mode: IdMode) -> Deterministic<Part> {
     let t = topology_in(mode);
     let mut c = scenario_config(1_000_000.0, 10, one_migration());
     c.arrival_log = 100_000;
@@ -2159,7 +2151,7 @@ fn enumerated_migration(mode: IdMode) -> Deterministic {
 }
 
 /// What host-b (the destination) did with its instantiation of binding 0.
-fn destination_log(d: &Deterministic) -> Vec<Probed> {
+fn destination_log(d: &Deterministic<Part>) -> Vec<Probed> {
     let log = hosts(d)[1].enumeration_log().to_vec();
     assert!(!log.is_empty(), "the destination enumerated nothing");
     log
@@ -2176,7 +2168,7 @@ fn served_at(log: &[Probed]) -> Vec<u64> {
 
 /// The completions host-a (the source) received while its binding was
 /// closed: only the function's VDI answers then.
-fn source_vdi_served(d: &Deterministic) -> Vec<u64> {
+fn source_vdi_served(d: &Deterministic<Part>) -> Vec<u64> {
     let r = &orchestrator(d).records()[0];
     let (closed, reopened) = (r.closed.unwrap(), r.reopened.unwrap());
     hosts(d)[0]
@@ -2413,8 +2405,8 @@ fn a_prepare_past_its_deadline_is_abandoned_and_the_routes_restored() {
 }
 
 /// TLPs the nodes refused, over all reasons.
-fn refused_at_nodes(d: &Deterministic) -> u64 {
-    find::<NodeTask<DynPort>>(d)
+fn refused_at_nodes(d: &Deterministic<Part>) -> u64 {
+    nodes(d)
         .iter()
         .flat_map(|n| n.node_state().counters.iter())
         .map(|c| {

@@ -69,7 +69,7 @@ fn build_with(faults: Option<fabric::FaultConfig>, flush_deadline: Option<u64>) 
         vec![l0, Box::new(host_edge) as DynPort],
         vec![l1, Box::new(device_edge) as DynPort],
     ];
-    let mut runner = Deterministic::new(1_000);
+    let mut runner: Deterministic = Deterministic::new(1_000);
     let mut nodes = Vec::new();
     for (n, ports) in ports.iter_mut().enumerate() {
         let mut ports = std::mem::take(ports);

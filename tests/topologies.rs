@@ -6,7 +6,7 @@
 //! And migrations whose hand-over the fabric keeps waiting are rolled back
 //! at their deadline with nothing lost.
 
-use migrate::scenario::ScenarioConfig;
+use assembly::{Part, ScenarioConfig};
 use migrate::IdMode;
 use migrate::{AbortReason, Outcome, Phase, Schedule};
 
@@ -34,7 +34,7 @@ fn migrations(vm: u64, endpoint: u64) -> Schedule {
 }
 
 /// Runs `c` over `name` until the traffic is over and has drained.
-fn run(name: &str, c: &ScenarioConfig) -> lcore::Deterministic {
+fn run(name: &str, c: &ScenarioConfig) -> lcore::Deterministic<Part> {
     let mut d = fabric(&topology(name), c);
     let end = c.duration + 10_000_000;
     d.run_until(u64::MAX, |d| d.now() >= end);
@@ -126,11 +126,11 @@ fn built_in_templates_need_no_directory() {
     let mut c = config(200_000.0, 2, Schedule::default());
     c.config_dir = std::path::PathBuf::from("/nonexistent/configs");
     c.builtin_templates = true;
-    let s = migrate::scenario::build(&topology("default"), &c).expect("the scenario builds");
+    let s = assembly::build(&topology("default"), &c).expect("the scenario builds");
     assert!(s.notes.is_empty(), "{:?}", s.notes);
     // From a directory without templates, the same build says so.
     c.builtin_templates = false;
-    let s = migrate::scenario::build(&topology("default"), &c).expect("the scenario builds");
+    let s = assembly::build(&topology("default"), &c).expect("the scenario builds");
     assert!(
         s.notes.iter().any(|n| n.contains("no VDI")),
         "{:?}",
@@ -158,10 +158,7 @@ fn a_full_pause_point_makes_senders_wait_and_loses_nothing() {
             g.stats().refused_full > 0,
             "{mode:?}: no hold was ever full"
         );
-        let node = find::<lcore::NodeTask<migrate::scenario::DynPort>>(&d)
-            .into_iter()
-            .find(|n| n.gate().is_some())
-            .unwrap();
+        let node = nodes(&d).into_iter().find(|n| n.gate().is_some()).unwrap();
         assert_eq!(node.parked(), 0, "{mode:?}: everything that waited went on");
         assert_eq!(orchestrator(&d).counts(), (20, 0), "{mode:?}");
         assert_clean(&integrity(&d));

@@ -53,7 +53,7 @@ fn run(faults: Option<FaultConfig>, writes: u64, dma: u64) -> Run {
         ),
         None => (Box::new(l0), Box::new(l1)),
     };
-    let mut runner = Deterministic::new(1_000);
+    let mut runner: Deterministic = Deterministic::new(1_000);
     let host = shared(
         &mut runner,
         HostModel::new(

@@ -2,9 +2,9 @@
 //! a fabric built on the deterministic runner, and reading its tasks back.
 #![allow(dead_code)]
 
+use assembly::{DynPort, FabricPlane, Part, ScenarioConfig};
 use fabric::{FaultConfig, Topology};
 use lcore::{Deterministic, Gate, NodeTask};
-use migrate::scenario::{self, DynPort, ScenarioConfig};
 use migrate::Orchestrator;
 use rings::pause::IdMode;
 use std::path::{Path, PathBuf};
@@ -49,8 +49,8 @@ pub fn slow_links(seed: u64) -> FaultConfig {
 }
 
 /// The scenario of `t` as `c` asks, on the deterministic runner.
-pub fn fabric(t: &Topology, c: &ScenarioConfig) -> Deterministic {
-    let s = scenario::build(t, c).expect("the scenario builds");
+pub fn fabric(t: &Topology, c: &ScenarioConfig) -> Deterministic<Part> {
+    let s = assembly::build(t, c).expect("the scenario builds");
     assert!(s.notes.is_empty(), "{:?}", s.notes);
     let mut d = Deterministic::new(1_000);
     for task in s.models.into_iter().chain(s.nodes) {
@@ -59,39 +59,46 @@ pub fn fabric(t: &Topology, c: &ScenarioConfig) -> Deterministic {
     d
 }
 
-/// Every task of type `T`.
-pub fn find<T: 'static>(d: &Deterministic) -> Vec<&T> {
-    d.tasks()
-        .iter()
-        .filter_map(|t| t.as_any()?.downcast_ref::<T>())
-        .collect()
+/// Every part `of` picks out.
+fn find<T>(d: &Deterministic<Part>, of: fn(&Part) -> Option<&T>) -> Vec<&T> {
+    d.tasks().iter().filter_map(of).collect()
 }
 
 /// The orchestrator.
-pub fn orchestrator(d: &Deterministic) -> &Orchestrator {
-    find::<Orchestrator>(d)[0]
+pub fn orchestrator(d: &Deterministic<Part>) -> &Orchestrator<FabricPlane> {
+    find(d, Part::orchestrator)[0]
+}
+
+/// The node pipelines.
+pub fn nodes(d: &Deterministic<Part>) -> Vec<&NodeTask<DynPort>> {
+    find(d, Part::node)
+}
+
+/// The device models.
+pub fn devices(d: &Deterministic<Part>) -> Vec<&EndpointModel<DynPort>> {
+    find(d, Part::device)
 }
 
 /// The gate of the node the endpoint attaches to.
-pub fn fabric_gate(d: &Deterministic) -> &Gate {
-    find::<NodeTask<DynPort>>(d)
+pub fn fabric_gate(d: &Deterministic<Part>) -> &Gate {
+    nodes(d)
         .into_iter()
         .find_map(|n| n.gate())
         .expect("the endpoint's node has a gate")
 }
 
 /// The host models.
-pub fn hosts(d: &Deterministic) -> Vec<&HostModel<DynPort>> {
-    find::<HostModel<DynPort>>(d)
+pub fn hosts(d: &Deterministic<Part>) -> Vec<&HostModel<DynPort>> {
+    find(d, Part::host)
 }
 
 /// What every host and device observed, summed.
-pub fn integrity(d: &Deterministic) -> Integrity {
+pub fn integrity(d: &Deterministic<Part>) -> Integrity {
     let mut all = Integrity::default();
     for h in hosts(d) {
         all.add(h.integrity());
     }
-    for e in find::<EndpointModel<DynPort>>(d) {
+    for e in devices(d) {
         all.add(e.integrity());
     }
     all

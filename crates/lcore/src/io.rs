@@ -76,10 +76,6 @@ impl<P: Port + Send + 'static> Task for IoTask<P> {
         &self.name
     }
 
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
-    }
-
     fn poll(&mut self, _now: u64) -> usize {
         let mut received = 0;
         for p in 0..self.ports.len() {

@@ -12,6 +12,7 @@ mod io;
 mod node;
 pub mod pingpong;
 pub mod stall;
+mod stop;
 mod task;
 pub mod tsc;
 
@@ -23,6 +24,7 @@ pub use node::{
     reliable_port_memory, FrameSettings, LiveSnapshot, LiveStats, NodeStats, NodeTask, BURST,
 };
 pub use stall::{StallClock, StallWatch, STALL_AFTER_NS};
+pub use stop::Stop;
 pub use task::{
     Control, CoreSpec, CoreStats, Cores, Deterministic, Stuck, Task, Tasks, ROUND_THRESHOLDS_NS,
 };

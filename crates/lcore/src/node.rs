@@ -1069,10 +1069,6 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
         &self.name
     }
 
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
-    }
-
     fn poll(&mut self, now: u64) -> usize {
         self.tables.refresh();
         self.poll_gate(now);

@@ -13,17 +13,17 @@
 //! live migration is once the destination runs).
 //!
 //! [`Orchestrator`] runs a schedule of migrations one after another as an
-//! [`lcore::Task`], beside the traffic models, and [`FabricPlane`] is the
-//! plane over the in-process fabric: gates, route tables and host models.
+//! [`lcore::Task`], over any [`Fabric`]: the plane over the in-process
+//! fabric is `assembly::FabricPlane`; a plane over node processes speaks to
+//! them over the control plane. The state machine is the same for both.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod error;
 mod orchestrator;
-mod plane;
-pub mod scenario;
 
-pub use orchestrator::{Orchestrator, Schedule};
-pub use plane::{vm_stream, DeviceHandle, FabricPlane, GateHandle, HostHandle, PlaneError};
+pub use error::PlaneError;
+pub use orchestrator::{Fabric, Orchestrator, Schedule};
 
 pub use rings::pause::IdMode;
 

@@ -1,7 +1,8 @@
 //! Runs a schedule of migrations, one at a time, as a task beside the
 //! traffic models.
 
-use crate::{FabricPlane, Migration, MigrationKind, Outcome, Phase, Plan, Record};
+use crate::{Migration, MigrationKind, Outcome, Phase, Plan, Plane, Record};
+use fabric::Topology;
 use lcore::Task;
 use rings::pause::IdMode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +33,7 @@ pub struct Schedule {
     /// No migration starts once this is requested (a run stopped early);
     /// one under way finishes. A scenario stops its hosts and devices with
     /// the same flag.
-    pub stop: traffic::Stop,
+    pub stop: lcore::Stop,
 }
 
 impl Default for Schedule {
@@ -45,16 +46,35 @@ impl Default for Schedule {
             budget: 50_000_000,
             deadline: crate::DEFAULT_DEADLINE,
             abort: None,
-            stop: traffic::Stop::default(),
+            stop: lcore::Stop::default(),
         }
+    }
+}
+
+/// A plane over a whole fabric, as the orchestrator drives it: besides a
+/// migration's steps, the fabric as migrations have left it, from which it
+/// chooses the next.
+pub trait Fabric: Plane {
+    /// The topology as it is now (bindings where migrations left them).
+    fn topology(&self) -> &Topology;
+    /// Whether function `function` of endpoint `endpoint` can take a
+    /// binding's state: nothing routed to it for a binding that left can
+    /// still arrive.
+    fn function_settled(&self, _endpoint: usize, _function: usize) -> bool {
+        true
+    }
+    /// What a migration in progress is waiting for, in words (for a report
+    /// of one that did not finish).
+    fn waiting_for(&self, _plan: &Plan) -> String {
+        String::new()
     }
 }
 
 /// The orchestrator task: migrates the bindings in turn, each to the next
 /// host, and keeps the record of every migration.
 #[derive(Debug)]
-pub struct Orchestrator {
-    plane: FabricPlane,
+pub struct Orchestrator<P> {
+    plane: P,
     schedule: Schedule,
     current: Option<Migration>,
     started: u64,
@@ -74,9 +94,9 @@ enum Next {
     Nothing,
 }
 
-impl Orchestrator {
+impl<P: Fabric> Orchestrator<P> {
     /// An orchestrator over `plane`.
-    pub fn new(plane: FabricPlane, schedule: Schedule) -> Orchestrator {
+    pub fn new(plane: P, schedule: Schedule) -> Orchestrator<P> {
         Orchestrator {
             plane,
             schedule,
@@ -105,7 +125,7 @@ impl Orchestrator {
     }
 
     /// The plane (and the topology as the migrations left it).
-    pub fn plane(&self) -> &FabricPlane {
+    pub fn plane(&self) -> &P {
         &self.plane
     }
 
@@ -212,13 +232,9 @@ impl Orchestrator {
     }
 }
 
-impl Task for Orchestrator {
+impl<P: Fabric + Send> Task for Orchestrator<P> {
     fn name(&self) -> &str {
         "orchestrator"
-    }
-
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
     }
 
     fn poll(&mut self, now: u64) -> usize {

@@ -625,10 +625,6 @@ impl<P: Port + Send + 'static> Task for EndpointModel<P> {
         "endpoint"
     }
 
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
-    }
-
     fn poll(&mut self, now: u64) -> usize {
         self.now = now;
         self.control();

@@ -1217,10 +1217,6 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
         "host"
     }
 
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        Some(self)
-    }
-
     fn poll(&mut self, now: u64) -> usize {
         self.now = now;
         self.thaw(now);

@@ -15,7 +15,6 @@ pub mod enumerate;
 mod host;
 pub mod log;
 pub mod registers;
-mod stop;
 mod stream;
 
 pub use endpoint::{
@@ -26,7 +25,7 @@ pub use host::{
     vm_tags, EnumerationStatus, HostCommand, HostConfig, HostModel, HostTarget, Indication,
     IndicationForm, Vm, VmCounters, COMPLETION_DATA,
 };
+pub use lcore::Stop;
 pub use log::{ArrivalLog, Received};
 pub use registers::REGISTER_BLOCK;
-pub use stop::Stop;
 pub use stream::{Integrity, StreamCheck};

@@ -194,7 +194,7 @@ where
 
 /// What building a topology's fabric allocates, in words.
 pub(crate) fn memory_line(t: &fabric::Topology) -> String {
-    let m = migrate::scenario::memory(t);
+    let m = assembly::memory(t);
     let mib = |b: usize| b as f64 / (1 << 20) as f64;
     format!(
         "about {:.0} MiB of buffers when built (frame pool {:.0}, replay buffers {:.1}, waiting rooms {:.1}, \

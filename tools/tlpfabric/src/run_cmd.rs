@@ -13,17 +13,16 @@ use crate::{Pmd, EXIT_REJECTED, EXIT_USAGE};
 use clap::Args;
 use fabric::Topology;
 use lcore::{
-    Blackouts, CoreSpec, CoreStats, Cores, Deterministic, GateStats, NodeTask, Task,
-    ROUND_THRESHOLDS_NS,
+    Blackouts, CoreSpec, CoreStats, Cores, Deterministic, GateStats, Task, ROUND_THRESHOLDS_NS,
 };
-use migrate::{AbortReason, MigrationKind, Orchestrator, Outcome, Phase, Record, Schedule};
+use migrate::{AbortReason, Fabric, MigrationKind, Outcome, Phase, Record, Schedule};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use telemetry::report::RunReport;
 use telemetry::Summary;
-use traffic::{EndpointModel, HostModel, Integrity};
+use traffic::Integrity;
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -225,8 +224,8 @@ fn links_of(t: &Topology, n: usize) -> Vec<String> {
 /// In-memory links to the node's hosts and devices, AF_PACKET ports on
 /// its links to other nodes.
 #[cfg(target_os = "linux")]
-fn node_ports(share: &NodeShare, t: &Topology) -> scenario::Ports {
-    let mut ports = scenario::Ports::ring();
+fn node_ports(share: &NodeShare, t: &Topology) -> assembly::Ports {
+    let mut ports = assembly::Ports::ring();
     let inner = ports.link.clone();
     let pool = ports.pool.clone();
     let ifaces = share.ifaces.clone();
@@ -250,8 +249,8 @@ fn node_ports(share: &NodeShare, t: &Topology) -> scenario::Ports {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn node_ports(_: &NodeShare, _: &Topology) -> scenario::Ports {
-    scenario::Ports::ring()
+fn node_ports(_: &NodeShare, _: &Topology) -> assembly::Ports {
+    assembly::Ports::ring()
 }
 
 pub(crate) fn node(args: NodeArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
@@ -259,7 +258,7 @@ pub(crate) fn node(args: NodeArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
 }
 
 /// Wraps the node end of link `name` made by `ports` in a capture tap.
-fn with_capture(ports: &mut scenario::Ports, name: &str, tap: pmd::capture::Tap) {
+fn with_capture(ports: &mut assembly::Ports, name: &str, tap: pmd::capture::Tap) {
     let inner = ports.link.clone();
     let wanted = name.to_string();
     let slot = std::sync::Mutex::new(Some(tap));
@@ -278,7 +277,7 @@ fn with_capture(ports: &mut scenario::Ports, name: &str, tap: pmd::capture::Tap)
 
 /// Every link a pair of DPDK ethdevs over net_ring, every frame an mbuf.
 #[cfg(feature = "dpdk")]
-fn dpdk_ports(args: &RunArgs, t: &Topology) -> Result<scenario::Ports, String> {
+fn dpdk_ports(args: &RunArgs, t: &Topology) -> Result<assembly::Ports, String> {
     use pmd::dpdk::{DpdkPort, Mempool};
     crate::init_eal(args.eal.as_deref(), "run", "")?;
     // As many buffers as the in-memory default has, each room for a frame,
@@ -287,7 +286,7 @@ fn dpdk_ports(args: &RunArgs, t: &Topology) -> Result<scenario::Ports, String> {
     let mempool = Mempool::new("run", 32_767, 256, room).map_err(|e| e.to_string())?;
     let pool = pmd::FramePool::dpdk(mempool);
     let link_pool = pool.clone();
-    Ok(scenario::Ports {
+    Ok(assembly::Ports {
         pool,
         link: std::sync::Arc::new(move |name, capacity, _| {
             let (a, b) = DpdkPort::pair(name, capacity as u32, &link_pool)
@@ -321,21 +320,21 @@ impl Task for DpdkLcore {
 }
 
 /// The tasks a core starts with before its own: on DPDK, becoming an lcore.
-fn core_setup(pmd: Pmd) -> Vec<Box<dyn Task>> {
+fn core_setup(pmd: Pmd) -> Vec<Part> {
     #[cfg(feature = "dpdk")]
     if pmd == Pmd::Dpdk {
-        return vec![Box::new(DpdkLcore::default())];
+        return vec![Part::Other(Box::new(DpdkLcore::default()))];
     }
     let _ = pmd;
     Vec::new()
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn dpdk_ports(_: &RunArgs, _: &Topology) -> Result<scenario::Ports, String> {
+fn dpdk_ports(_: &RunArgs, _: &Topology) -> Result<assembly::Ports, String> {
     Err("--pmd dpdk: this build has no DPDK support (build with --features dpdk)".into())
 }
 
-use migrate::scenario::{self, DynPort, ScenarioConfig};
+use assembly::{DynPort, Part, ScenarioConfig};
 
 /// What the tasks did, read back from them.
 #[derive(Default)]
@@ -411,12 +410,9 @@ impl FrameTotals {
     }
 }
 
-fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
+fn collect(tasks: &[Part], totals: &mut Totals) {
     for task in tasks {
-        let Some(any) = task.as_any() else {
-            continue;
-        };
-        if let Some(h) = any.downcast_ref::<HostModel<DynPort>>() {
+        if let Some(h) = task.host() {
             totals.integrity.add(h.integrity());
             totals.writes += h.writes();
             totals.messages += h.indications_received();
@@ -431,12 +427,12 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
                 }
                 None => totals.round_trips = Some(h.round_trips().clone()),
             }
-        } else if let Some(d) = any.downcast_ref::<EndpointModel<DynPort>>() {
+        } else if let Some(d) = task.device() {
             totals.integrity.add(d.integrity());
             totals.dma += d.dma_writes();
             totals.interrupts_raised += d.interrupts();
             totals.registers[1] += d.doorbells();
-        } else if let Some(n) = any.downcast_ref::<NodeTask<DynPort>>() {
+        } else if let Some(n) = task.node() {
             for (sum, c) in totals.by_class.iter_mut().zip(n.stats().tlps_in_by_class) {
                 *sum += c;
             }
@@ -470,7 +466,7 @@ fn collect(tasks: &[Box<dyn Task>], totals: &mut Totals) {
                 totals.gates.add(g.stats());
                 totals.blackouts.add(g.blackouts());
             }
-        } else if let Some(o) = any.downcast_ref::<Orchestrator>() {
+        } else if let Some(o) = task.orchestrator() {
             totals.records.extend_from_slice(o.records());
             totals.skipped += o.skipped();
             if let Some((r, phase)) = o.in_progress() {
@@ -682,7 +678,7 @@ fn run_share(
     } else if let Some(share) = &share {
         node_ports(share, &t)
     } else {
-        scenario::Ports::ring()
+        assembly::Ports::ring()
     };
     let mut ports = ports;
     let capture = match &args.pcap {
@@ -732,10 +728,10 @@ fn run_share(
         only: share.as_ref().map(|s| s.index),
         ..ScenarioConfig::default()
     };
-    let assembly = match scenario::build(&t, &config) {
+    let built = match assembly::build(&t, &config) {
         Ok(a) => a,
         // The topology's own limit: said of its file, as config errors are.
-        Err(e @ scenario::BuildError::Bindings(_)) => {
+        Err(e @ assembly::BuildError::Bindings(_)) => {
             let _ = writeln!(err, "error: {}: {e}", file.display());
             return EXIT_REJECTED;
         }
@@ -744,7 +740,7 @@ fn run_share(
             return EXIT_REJECTED;
         }
     };
-    for note in &assembly.notes {
+    for note in &built.notes {
         let _ = writeln!(err, "note: {note}");
     }
     // After the offered traffic, a quiet spell lets what is in flight drain.
@@ -755,7 +751,7 @@ fn run_share(
     // The CPUs the two cores were pinned to (none: one thread, virtual time).
     let (elapsed, busy, round_trip, used) = if args.deterministic {
         let mut d = Deterministic::new(1_000);
-        for task in assembly.models.into_iter().chain(assembly.nodes) {
+        for task in built.models.into_iter().chain(built.nodes) {
             d.add(task);
         }
         d.run_until(u64::MAX, |d| d.now() >= duration + drain);
@@ -770,12 +766,11 @@ fn run_share(
             Vec::new(),
         )
     } else {
-        let received = assembly.received.clone();
-        let progress = assembly.models.iter().find_map(|task| {
-            task.as_any()?
-                .downcast_ref::<Orchestrator>()
-                .map(Orchestrator::progress)
-        });
+        let received = built.received.clone();
+        let progress = built
+            .models
+            .iter()
+            .find_map(|task| task.orchestrator().map(|o| o.progress()));
         // Core 0: the hosts, devices and orchestrator; the last core: the
         // node pipelines.
         let cpus = core_affinity::get_core_ids().map_or(1, |c| c.len());
@@ -792,7 +787,7 @@ fn run_share(
                 )
             })
             .flatten();
-        let with_setup = |tasks: Vec<Box<dyn Task>>| {
+        let with_setup = |tasks: Vec<Part>| {
             let mut all = core_setup(args.pmd);
             all.extend(tasks);
             all
@@ -801,11 +796,11 @@ fn run_share(
         let cores = Cores::start(vec![
             CoreSpec {
                 cpu: Some(used[0]),
-                tasks: with_setup(assembly.models),
+                tasks: with_setup(built.models),
             },
             CoreSpec {
                 cpu: Some(used[1]),
-                tasks: with_setup(assembly.nodes),
+                tasks: with_setup(built.nodes),
             },
         ]);
         let total = offered_for + Duration::from_nanos(drain);

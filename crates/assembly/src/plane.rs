@@ -1,12 +1,12 @@
 //! The plane over the in-process fabric: the gates where endpoints attach,
 //! every node's route tables, and the host models that run the VMs.
 
-use crate::{MigrationKind, Phase, Plan, Plane};
 use fabric::routing::epoch::Publisher;
 use fabric::topology::Window;
 use fabric::{NodeTables, Topology};
 use lcore::gate::STATE_CLOSED;
 use lcore::{GateCommand, GateStatus};
+use migrate::{Fabric, MigrationKind, Phase, Plan, Plane, PlaneError};
 use rings::pause::{Direction, IdMode};
 use rings::spsc::{Consumer, Producer};
 use std::sync::atomic::Ordering;
@@ -15,67 +15,6 @@ use tlp::Bdf;
 use traffic::enumerate::Instantiation;
 use traffic::{EndpointCommand, EnumerationStatus, HostCommand, Moved, Vm, VmCounters};
 use vdi::CompletionSignal;
-
-/// Why the plane could not do what was asked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlaneError {
-    /// The topology has no such binding.
-    #[error("no binding {0}")]
-    NoBinding(usize),
-    /// A VM migration from a host the binding is not on (or to itself, or
-    /// to no host).
-    #[error("binding {binding} is on host {on}, cannot move it from {from} to {to}")]
-    NotOnHost {
-        /// The binding.
-        binding: usize,
-        /// The host it is on.
-        on: usize,
-        /// The host the plan moves it from.
-        from: usize,
-        /// The host the plan moves it to.
-        to: usize,
-    },
-    /// An endpoint migration from a function the binding is not on.
-    #[error("binding {binding} is on {on}, not {from}")]
-    NotOnFunction {
-        /// The binding.
-        binding: usize,
-        /// The function it is on.
-        on: String,
-        /// The function the plan moves it from.
-        from: String,
-    },
-    /// The device has no such function to move to.
-    #[error("{endpoint} has no function {function} to move to")]
-    NoFunction {
-        /// The device.
-        endpoint: String,
-        /// The function asked for.
-        function: usize,
-    },
-    /// The function to move to serves another binding.
-    #[error("{0} is bound already")]
-    Bound(String),
-    /// The binding's device has no pause point: it cannot migrate.
-    #[error("{0} has no pause point")]
-    NoPausePoint(String),
-    /// The destination host has no window left for the binding's BAR.
-    #[error("host {host} has no free window for binding {binding}")]
-    NoWindow {
-        /// The host.
-        host: String,
-        /// The binding.
-        binding: usize,
-    },
-    /// The destination host has no ID left for the binding's function.
-    #[error("host {host} has no free ID for binding {binding}")]
-    NoId {
-        /// The host.
-        host: String,
-        /// The binding.
-        binding: usize,
-    },
-}
 
 /// The control side of one endpoint's gate.
 #[derive(Debug)]
@@ -197,23 +136,6 @@ impl FabricPlane {
             restore: Vec::new(),
             abort_deferred: false,
         }
-    }
-
-    /// Whether function `function` of endpoint `endpoint` can take a
-    /// binding's state: none of a previous binding's TLPs, routed to it
-    /// before that binding moved on, can still arrive.
-    pub fn function_settled(&self, endpoint: usize, function: usize) -> bool {
-        let status = self
-            .gates
-            .get(endpoint)
-            .and_then(Option::as_ref)
-            .and_then(|g| g.status.binding(function));
-        !status.is_some_and(|s| s.redirect_pending.load(Ordering::Acquire))
-    }
-
-    /// The topology as it is now (bindings where migrations left them).
-    pub fn topology(&self) -> &Topology {
-        &self.topology
     }
 
     /// The function the binding is on now (its index at the gate).
@@ -371,7 +293,7 @@ impl Plane for FabricPlane {
                 let target = Instantiation {
                     id: b.host_id,
                     bar: b.bar.base,
-                    registers: crate::scenario::has_registers(b.bar.size),
+                    registers: crate::has_registers(b.bar.size),
                 };
                 work.enumerations = Some(done);
                 self.send_host(plan.to, HostCommand::Enumerate(target));
@@ -512,7 +434,7 @@ impl Plane for FabricPlane {
                 .get(plan.binding)
                 .copied()
                 .unwrap_or(CompletionSignal::VendorMessage {
-                    vendor_id: crate::scenario::SIGNAL_VENDOR,
+                    vendor_id: crate::SIGNAL_VENDOR,
                     word: 1,
                 });
         self.send_gate(plan, |binding| GateCommand::Complete { binding, signal });
@@ -962,10 +884,23 @@ impl FabricPlane {
     }
 }
 
-impl FabricPlane {
-    /// What a migration in progress is waiting for, in words (for a report
-    /// of one that did not finish).
-    pub fn waiting_for(&self, plan: &Plan) -> String {
+impl Fabric for FabricPlane {
+    fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// None of a previous binding's TLPs, routed to the function before
+    /// that binding moved on, can still arrive.
+    fn function_settled(&self, endpoint: usize, function: usize) -> bool {
+        let status = self
+            .gates
+            .get(endpoint)
+            .and_then(Option::as_ref)
+            .and_then(|g| g.status.binding(function));
+        !status.is_some_and(|s| s.redirect_pending.load(Ordering::Acquire))
+    }
+
+    fn waiting_for(&self, plan: &Plan) -> String {
         let f = self.function(plan);
         let counts = |f: usize| {
             self.status_of(plan, f).map_or("no gate".to_string(), |s| {

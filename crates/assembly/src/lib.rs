@@ -1,13 +1,24 @@
-//! A whole fabric in one process, ready to run: node pipelines with their
-//! gates, host and device models, and the orchestrator, over in-memory ring
-//! ports with a reliable link on every link (and, if asked, faults on the
-//! links between nodes). `tlpfabric run` and the end-to-end tests build
-//! their fabrics here.
+//! Assembles a fabric ready to run: node pipelines with their gates, host
+//! and device models, and the orchestrator over [`FabricPlane`], with a
+//! reliable link on every link (and, if asked, faults on the links between
+//! nodes). One code path builds the whole fabric in one process (`tlpfabric
+//! run`, the end-to-end tests) or the share of it one node owns (`tlpfabric
+//! node`, [`ScenarioConfig::only`]).
+//!
+//! What it builds comes back as [`Part`]s: tasks for the cores that keep
+//! their types, so a caller reads a host's integrity or a node's counters
+//! once the cores hand them back, without downcasts.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-use crate::{DeviceHandle, FabricPlane, GateHandle, HostHandle, Orchestrator, Schedule};
+mod plane;
+
+pub use plane::{vm_stream, DeviceHandle, FabricPlane, GateHandle, HostHandle};
+
 use fabric::routing::epoch;
 use fabric::{FaultConfig, NodeTables, Topology};
 use lcore::{FrameSettings, Gate, GatedFunction, NodeTask, Task};
+use migrate::{Orchestrator, Schedule};
 use pmd::{ring_link, ClosedPort, FaultPort, FramePool, Port};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -154,13 +165,90 @@ impl Default for ScenarioConfig {
     }
 }
 
-/// Every task of the in-process fabric.
+/// One task of an assembled fabric, of its own type.
+pub enum Part {
+    /// A node's pipeline (with its gate, if an endpoint attaches there).
+    Node(NodeTask<DynPort>),
+    /// A host model.
+    Host(HostModel<DynPort>),
+    /// A device model.
+    Device(EndpointModel<DynPort>),
+    /// The orchestrator over the in-process plane.
+    Orchestrator(Box<Orchestrator<FabricPlane>>),
+    /// Anything else a core runs (a watch of its stalls, a port's setup).
+    Other(Box<dyn Task>),
+}
+
+impl Part {
+    /// The node pipeline, if this is one.
+    pub fn node(&self) -> Option<&NodeTask<DynPort>> {
+        match self {
+            Part::Node(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The host model, if this is one.
+    pub fn host(&self) -> Option<&HostModel<DynPort>> {
+        match self {
+            Part::Host(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// The device model, if this is one.
+    pub fn device(&self) -> Option<&EndpointModel<DynPort>> {
+        match self {
+            Part::Device(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The orchestrator, if this is it.
+    pub fn orchestrator(&self) -> Option<&Orchestrator<FabricPlane>> {
+        match self {
+            Part::Orchestrator(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+impl Task for Part {
+    fn name(&self) -> &str {
+        match self {
+            Part::Node(t) => t.name(),
+            Part::Host(t) => t.name(),
+            Part::Device(t) => t.name(),
+            Part::Orchestrator(t) => t.name(),
+            Part::Other(t) => t.name(),
+        }
+    }
+
+    #[inline]
+    fn poll(&mut self, now: u64) -> usize {
+        match self {
+            Part::Node(t) => t.poll(now),
+            Part::Host(t) => t.poll(now),
+            Part::Device(t) => t.poll(now),
+            Part::Orchestrator(t) => t.poll(now),
+            Part::Other(t) => t.poll(now),
+        }
+    }
+}
+
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Part({})", self.name())
+    }
+}
+
+/// Every task of an assembled fabric, for two cores.
 pub struct Scenario {
     /// Node pipelines, one per node, after a watch of their core's stalls.
-    pub nodes: Vec<Box<dyn Task>>,
+    pub nodes: Vec<Part>,
     /// A watch of their core's stalls, host models, device models, and the
     /// orchestrator last.
-    pub models: Vec<Box<dyn Task>>,
+    pub models: Vec<Part>,
     /// Problems worth a line in a report (a template not found).
     pub notes: Vec<String>,
     /// How long the nodes' core was kept from running (hosts judge their
@@ -349,8 +437,9 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
     };
     let fabric_stalls = Arc::new(lcore::StallClock::default());
     let model_stalls = Arc::new(lcore::StallClock::default());
-    let mut models: Vec<Box<dyn Task>> =
-        vec![Box::new(lcore::StallWatch::new(model_stalls.clone()))];
+    let mut models = vec![Part::Other(Box::new(lcore::StallWatch::new(
+        model_stalls.clone(),
+    )))];
     let mut host_handles = Vec::new();
     let mut vm_counters: Vec<_> = t
         .bindings
@@ -430,7 +519,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
             enumerated: host_model.enumerations(),
         });
         reliable.push((host.attach.node, host.attach.port, Some(link)));
-        models.push(Box::new(host_model));
+        models.push(Part::Host(host_model));
     }
     let mut gates: Vec<Option<Gate>> = t.nodes.iter().map(|_| None).collect();
     let mut gate_handles = Vec::new();
@@ -486,7 +575,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         device.with_control(commands_rx, moved_tx);
         device_handles.push(Some(DeviceHandle { commands, moved }));
         reliable.push((end.attach.node, end.attach.port, Some(link)));
-        models.push(Box::new(device));
+        models.push(Part::Device(device));
         // The gate where it attaches: a pause point and a VDI per function.
         if gates[end.attach.node].is_some() {
             notes.push(format!(
@@ -556,8 +645,9 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         }));
         gates[end.attach.node] = Some(gate);
     }
-    let mut nodes: Vec<Box<dyn Task>> =
-        vec![Box::new(lcore::StallWatch::new(fabric_stalls.clone()))];
+    let mut nodes = vec![Part::Other(Box::new(lcore::StallWatch::new(
+        fabric_stalls.clone(),
+    )))];
     let mut publishers = Vec::new();
     let mut tables = NodeTables::build_all(t).into_iter();
     for (n, node_ports) in ports.into_iter().enumerate() {
@@ -594,7 +684,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         if let Some(gate) = gates[n].take() {
             task.with_gate(gate);
         }
-        nodes.push(Box::new(task));
+        nodes.push(Part::Node(task));
     }
     // Each binding's completion indication, as its topology entry asks.
     let signals = t
@@ -629,7 +719,10 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         vm_counters,
         signals,
     );
-    models.push(Box::new(Orchestrator::new(plane, c.schedule.clone())));
+    models.push(Part::Orchestrator(Box::new(Orchestrator::new(
+        plane,
+        c.schedule.clone(),
+    ))));
     Ok(Scenario {
         nodes,
         models,
