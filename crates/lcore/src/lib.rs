@@ -21,7 +21,8 @@ pub use gate::{
 };
 pub use io::IoTask;
 pub use node::{
-    reliable_port_memory, FrameSettings, LiveSnapshot, LiveStats, NodeStats, NodeTask, BURST,
+    reliable_port_memory, FrameSettings, LinkSnapshot, LiveSnapshot, LiveStats, NodeStats,
+    NodeTask, BURST,
 };
 pub use stall::{StallClock, StallWatch, STALL_AFTER_NS};
 pub use stop::Stop;

@@ -81,6 +81,40 @@ pub struct LiveStats {
     pub(crate) busy_polls: AtomicU64,
     pub(crate) idle_polls: AtomicU64,
     pub(crate) busy_cycles: AtomicU64,
+    /// Per port: its reliable link's counters (zero on a port without one).
+    links: Box<[LiveLink]>,
+}
+
+/// A reliable link's counters as its pipeline last published them (every
+/// [`LINK_PUBLISH_POLLS`] polls): a control thread tells by them whether
+/// frames still arrive and what the link has replayed.
+#[derive(Debug, Default)]
+struct LiveLink {
+    frames_received: AtomicU64,
+    frames_sent: AtomicU64,
+    frames_replayed: AtomicU64,
+    replay_timeouts: AtomicU64,
+    frames_malformed: AtomicU64,
+}
+
+/// Polls between publications of the links' counters: often enough for a
+/// heartbeat of milliseconds, rarely enough to cost nothing per poll.
+pub const LINK_PUBLISH_POLLS: u64 = 256;
+
+/// A snapshot of one link's published counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkSnapshot {
+    /// Frames received that passed their checks (updates included: a link
+    /// that is up receives some every few microseconds).
+    pub frames_received: u64,
+    /// Frames sent (replays and updates included).
+    pub frames_sent: u64,
+    /// Frames sent again.
+    pub frames_replayed: u64,
+    /// Replay timer expiries.
+    pub replay_timeouts: u64,
+    /// Frames that failed their checks.
+    pub frames_malformed: u64,
 }
 
 /// A snapshot of [`LiveStats`].
@@ -118,6 +152,20 @@ impl LiveStats {
             idle_polls: l(&self.idle_polls),
             busy_cycles: l(&self.busy_cycles),
         }
+    }
+
+    /// The counters of the reliable link on `port`, as last published
+    /// (`None`: no such port).
+    pub fn link(&self, port: u16) -> Option<LinkSnapshot> {
+        let l = self.links.get(port as usize)?;
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Some(LinkSnapshot {
+            frames_received: r(&l.frames_received),
+            frames_sent: r(&l.frames_sent),
+            frames_replayed: r(&l.frames_replayed),
+            replay_timeouts: r(&l.replay_timeouts),
+            frames_malformed: r(&l.frames_malformed),
+        })
     }
 }
 
@@ -328,7 +376,10 @@ impl<P: Port> NodeTask<P> {
                 .collect(),
             reply: [0; 64],
             stats: NodeStats::default(),
-            live: Arc::new(LiveStats::default()),
+            live: Arc::new(LiveStats {
+                links: (0..n).map(|_| LiveLink::default()).collect(),
+                ..LiveStats::default()
+            }),
             polls: (0, 0),
             links: (0..n).map(|_| None).collect(),
             holding: None,
@@ -1130,6 +1181,22 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
         l.busy_polls.store(self.polls.0, Ordering::Relaxed);
         l.idle_polls.store(self.polls.1, Ordering::Relaxed);
         l.busy_cycles.store(s.busy_cycles, Ordering::Relaxed);
+        if (self.polls.0 + self.polls.1).is_multiple_of(LINK_PUBLISH_POLLS) {
+            for (live, reliable) in l.links.iter().zip(&self.links) {
+                if let Some(r) = reliable {
+                    let s = r.link.stats();
+                    live.frames_received
+                        .store(s.frames_received, Ordering::Relaxed);
+                    live.frames_sent.store(s.frames_sent, Ordering::Relaxed);
+                    live.frames_replayed
+                        .store(s.frames_replayed, Ordering::Relaxed);
+                    live.replay_timeouts
+                        .store(s.replay_timeouts, Ordering::Relaxed);
+                    live.frames_malformed
+                        .store(s.frames_malformed, Ordering::Relaxed);
+                }
+            }
+        }
         done
     }
 }

@@ -355,6 +355,9 @@ pub struct VmCounters {
     pub sent: AtomicU64,
     /// Whether it is stopped (sends nothing more until resumed).
     pub detached: AtomicBool,
+    /// Its requests that were given up on: no completion within the
+    /// completion timeout.
+    pub timeouts: AtomicU64,
 }
 
 /// Control of a host's VMs, from a migration orchestrator.
@@ -1285,6 +1288,7 @@ impl<P: Port + Send + 'static> Task for HostModel<P> {
                         if seq == REGISTER {
                             vm.register_expect = None;
                         }
+                        vm.published.timeouts.fetch_add(1, Ordering::Release);
                         self.integrity.completion_timeouts += 1;
                     }
                 }
