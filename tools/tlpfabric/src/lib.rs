@@ -12,6 +12,7 @@ mod forward_cmd;
 pub mod hex;
 mod interrupt;
 mod machine;
+mod manager_cmd;
 mod progress;
 mod run_cmd;
 mod tlp_cmd;
@@ -108,8 +109,14 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Run one node of a topology in this process, with the hosts and
     /// devices attached to it, its links to the other nodes' processes on
-    /// AF_PACKET ports (migrations need the fabric manager: none yet).
+    /// AF_PACKET ports, reporting to the fabric manager if given one.
     Node(run_cmd::NodeArgs),
+    /// Run the fabric manager: node processes register and report to it;
+    /// `status` reads what it knows.
+    Manager(manager_cmd::ManagerArgs),
+    /// The fabric as the manager sees it: nodes up or down, links and
+    /// their replays, bindings and what on their path is not up.
+    Status(manager_cmd::StatusArgs),
     /// Merge the JSON reports of a fabric's node processes into the
     /// fabric's integrity (exit 1 if anything was lost, doubled, reordered,
     /// timed out or damaged).
@@ -188,6 +195,8 @@ where
         Command::Run(args) => run_cmd::run(args, stdout, stderr),
         Command::Node(args) => run_cmd::node(args, stdout, stderr),
         Command::Report(args) => run_cmd::merge(args, stdout, stderr),
+        Command::Manager(args) => manager_cmd::manager(args, stdout, stderr),
+        Command::Status(args) => manager_cmd::status(args, stdout, stderr),
         Command::Bench(args) => bench::run(args, stdout, stderr),
     }
 }

@@ -144,6 +144,11 @@ struct NodeOptions {
     /// started up to this much later) is answered.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     linger: Duration,
+    /// The fabric manager's `HOST:PORT` (`tlpfabric manager`): the node
+    /// registers and reports its counters there every heartbeat, from a
+    /// thread of its own; without one it runs alone.
+    #[arg(long, value_name = "HOST:PORT")]
+    manager: Option<String>,
 }
 
 /// What a `node` process runs of the topology.
@@ -152,6 +157,7 @@ struct NodeShare {
     /// Link name (`link0`) to interface.
     ifaces: std::collections::HashMap<String, String>,
     linger: Duration,
+    manager: Option<String>,
 }
 
 /// Checks `--node` and `--port` against the topology: the node exists, and
@@ -208,6 +214,7 @@ fn node_share(args: &NodeOptions, t: &Topology) -> Result<NodeShare, String> {
         index,
         ifaces,
         linger: args.linger,
+        manager: args.manager.clone(),
     })
 }
 
@@ -219,6 +226,85 @@ fn links_of(t: &Topology, n: usize) -> Vec<String> {
         .filter(|(_, (a, b))| a.node == n || b.node == n)
         .map(|(i, _)| format!("link{i}"))
         .collect()
+}
+
+/// Starts reporting node `share`'s counters to the manager at `manager`:
+/// its pipeline's, its links' to other nodes, and its hosts' bindings'.
+fn start_agent(
+    share: &NodeShare,
+    manager: &str,
+    t: &Topology,
+    built: &assembly::Scenario,
+) -> Result<control::Agent, control::ControlError> {
+    let live = built
+        .nodes
+        .iter()
+        .find_map(|p| p.node().map(lcore::NodeTask::live));
+    let n = share.index;
+    let links: Vec<(String, u16)> = t
+        .links
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (a, b))| {
+            let here = [a, b].into_iter().find(|e| e.node == n)?;
+            Some((format!("link{i}"), here.port))
+        })
+        .collect();
+    let bindings: Vec<(u32, Arc<traffic::VmCounters>)> = t
+        .bindings
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| t.hosts[b.host].attach.node == n)
+        .filter_map(|(i, _)| Some((i as u32, built.received.get(i)?.clone())))
+        .collect();
+    let started = std::time::Instant::now();
+    let sample = Box::new(move || {
+        use control::pb;
+        use std::sync::atomic::Ordering;
+        let s = live.as_ref().map(|l| l.snapshot()).unwrap_or_default();
+        pb::NodeReport {
+            uptime_ns: started.elapsed().as_nanos() as u64,
+            frames_in: s.frames_in,
+            frames_out: s.frames_out,
+            tlps_in: s.tlps_in,
+            tlps_out: s.tlps_out,
+            tlps_refused: s.tlps_refused,
+            links: links
+                .iter()
+                .map(|(name, port)| {
+                    let l = live
+                        .as_ref()
+                        .and_then(|l| l.link(*port))
+                        .unwrap_or_default();
+                    pb::LinkReport {
+                        link: name.clone(),
+                        frames_received: l.frames_received,
+                        frames_sent: l.frames_sent,
+                        frames_replayed: l.frames_replayed,
+                        replay_timeouts: l.replay_timeouts,
+                        frames_malformed: l.frames_malformed,
+                    }
+                })
+                .collect(),
+            bindings: bindings
+                .iter()
+                .map(|(i, c)| pb::BindingReport {
+                    binding: *i,
+                    requests_sent: c.sent.load(Ordering::Acquire),
+                    received: c.received.load(Ordering::Acquire),
+                    completion_timeouts: c.timeouts.load(Ordering::Acquire),
+                })
+                .collect(),
+            ..pb::NodeReport::default()
+        }
+    });
+    let config = control::AgentConfig {
+        manager: manager.to_string(),
+        node: t.nodes[n].name.clone(),
+        digest: control::topology_digest(t),
+        heartbeat: control::DEFAULT_HEARTBEAT,
+    };
+    control::Agent::spawn(config, sample)
 }
 
 /// In-memory links to the node's hosts and devices, AF_PACKET ports on
@@ -504,6 +590,46 @@ fn with_id_mode(file: &Path, text: &str, mode: &str) -> Result<String, String> {
     toml::to_string(&doc).map_err(|e| e.to_string())
 }
 
+/// The topology a run, a node or the manager works on: `config`'s file,
+/// or the embedded default, with every binding in `id_mode` if given.
+/// Errors are written to `err`; the exit status comes back.
+pub(crate) fn load_topology(
+    config: Option<&Path>,
+    id_mode: Option<&str>,
+    err: &mut dyn Write,
+) -> Result<(PathBuf, Topology), i32> {
+    let (file, text) = match config {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => (path.to_path_buf(), text),
+            Err(e) => {
+                let _ = writeln!(err, "error: {}: cannot read: {e}", path.display());
+                return Err(EXIT_REJECTED);
+            }
+        },
+        None => (PathBuf::from("configs/default.toml"), DEFAULT.to_string()),
+    };
+    let text = match id_mode {
+        Some(mode) => match with_id_mode(&file, &text, mode) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                return Err(EXIT_REJECTED);
+            }
+        },
+        None => text,
+    };
+    let t = match Topology::parse(&file, &text) {
+        Ok(t) => t,
+        Err(errors) => {
+            for e in &errors {
+                let _ = writeln!(err, "error: {e}");
+            }
+            return Err(EXIT_REJECTED);
+        }
+    };
+    Ok((file, t))
+}
+
 pub(crate) fn run(args: RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     run_share(args, None, out, err)
 }
@@ -515,34 +641,9 @@ fn run_share(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let (file, text) = match &args.config {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => (path.clone(), text),
-            Err(e) => {
-                let _ = writeln!(err, "error: {}: cannot read: {e}", path.display());
-                return EXIT_REJECTED;
-            }
-        },
-        None => (PathBuf::from("configs/default.toml"), DEFAULT.to_string()),
-    };
-    let text = match &args.id_mode {
-        Some(mode) => match with_id_mode(&file, &text, mode) {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = writeln!(err, "error: {e}");
-                return EXIT_REJECTED;
-            }
-        },
-        None => text,
-    };
-    let t = match Topology::parse(&file, &text) {
-        Ok(t) => t,
-        Err(errors) => {
-            for e in &errors {
-                let _ = writeln!(err, "error: {e}");
-            }
-            return EXIT_REJECTED;
-        }
+    let (file, t) = match load_topology(args.config.as_deref(), args.id_mode.as_deref(), err) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     if args.config.is_some() {
         // A template that does not load is the topology's problem, said as
@@ -618,7 +719,7 @@ fn run_share(
         }
         let _ = writeln!(
             err,
-            "note: node {name}: migrations need the fabric manager; this process runs none"
+            "note: node {name}: migrations across node processes are not run yet; this process runs none"
         );
     }
     // A TLP of the payload in a frame of its own: the fabric header, the
@@ -767,6 +868,16 @@ fn run_share(
         )
     } else {
         let received = built.received.clone();
+        let agent = match share.as_ref().and_then(|s| Some((s, s.manager.as_ref()?))) {
+            Some((share, manager)) => match start_agent(share, manager, &t, &built) {
+                Ok(agent) => Some(agent),
+                Err(e) => {
+                    let _ = writeln!(err, "error: --manager: {e}");
+                    return EXIT_USAGE;
+                }
+            },
+            None => None,
+        };
         let progress = built
             .models
             .iter()
@@ -869,6 +980,19 @@ fn run_share(
                 let _ = writeln!(err, "error: core {} did not stop", stuck.core);
                 return EXIT_REJECTED;
             }
+        }
+        if let Some(agent) = agent {
+            let log = agent.log();
+            drop(agent);
+            if let Some(why) = log.refused {
+                let _ = writeln!(err, "error: {why}");
+                return EXIT_REJECTED;
+            }
+            let _ = writeln!(
+                err,
+                "manager: registered {} time(s), {} reports taken, unreachable {} time(s)",
+                log.registered, log.reports, log.unreachable
+            );
         }
         (offered.as_secs_f64(), busy, round_trip, used)
     };

@@ -29,6 +29,8 @@ fn bin() -> &'static str {
 struct TwoNamespaces {
     names: [String; 2],
     children: Vec<Child>,
+    /// The fabric manager, if one runs.
+    manager: Option<Child>,
     dir: PathBuf,
     _turn: std::sync::MutexGuard<'static, ()>,
 }
@@ -52,6 +54,7 @@ impl TwoNamespaces {
         let fabric = TwoNamespaces {
             names,
             children: Vec::new(),
+            manager: None,
             dir,
             _turn: turn,
         };
@@ -85,11 +88,17 @@ impl TwoNamespaces {
 
     /// Starts `tlpfabric node` for `node` in namespace `ns` on `iface`.
     fn start(&mut self, ns: usize, node: &str, iface: &str) {
+        self.start_with(ns, node, iface, &["--duration", "2s"]);
+    }
+
+    /// Starts `tlpfabric node` with `extra` arguments.
+    fn start_with(&mut self, ns: usize, node: &str, iface: &str, extra: &[&str]) {
         let json = self.report(node);
         let child = Command::new("ip")
             .args(["netns", "exec", &self.names[ns], bin(), "node"])
             .args(["--node", node, "--port", &format!("link0={iface}")])
-            .args(["--duration", "2s", "--rate", "20000", "--linger", "2s"])
+            .args(extra)
+            .args(["--rate", "20000", "--linger", "2s"])
             // Four polling threads share the two CPUs of a test machine:
             // a read may wait for its turn of the CPU.
             .args(["--completion-timeout", "5s", "--json"])
@@ -158,9 +167,78 @@ fn read_all(pipe: Option<impl std::io::Read>) -> String {
     text
 }
 
+impl TwoNamespaces {
+    /// A control network beside the fabric's link: `m0` (10.99.0.1) in the
+    /// first namespace, `m1` (10.99.0.2) in the second; the manager listens
+    /// on the first, at [`MANAGER`].
+    fn start_manager(&mut self) {
+        let [a, b] = self.names.clone();
+        self.ip(&[
+            "link", "add", "name", "m0", "netns", &a, "type", "veth", "peer", "name", "m1",
+            "netns", &b,
+        ]);
+        self.ip(&["-n", &a, "addr", "add", "10.99.0.1/24", "dev", "m0"]);
+        self.ip(&["-n", &b, "addr", "add", "10.99.0.2/24", "dev", "m1"]);
+        self.ip(&["-n", &a, "link", "set", "dev", "m0", "up"]);
+        self.ip(&["-n", &b, "link", "set", "dev", "m1", "up"]);
+        // sw0 reaches the manager at its own address: over loopback.
+        self.ip(&["-n", &a, "link", "set", "dev", "lo", "up"]);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &a, bin(), "manager"])
+            .args(["--listen", MANAGER, "--heartbeat", "100ms", "--for", "120s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the manager starts");
+        self.manager = Some(child);
+    }
+
+    /// `tlpfabric status --json`, asked from the second namespace (across
+    /// the control network), once it answers.
+    fn status(&self) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &self.names[1], bin(), "status"])
+                .args(["--manager", MANAGER, "--json"])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return serde_json::from_slice(&out.stdout).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "status: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Polls the status until `done` holds, at most `limit`; returns the
+    /// last.
+    fn status_until(
+        &self,
+        limit: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let s = self.status();
+            if done(&s) || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Where the tests' manager listens.
+const MANAGER: &str = "10.99.0.1:7800";
+
 impl Drop for TwoNamespaces {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for child in self.children.iter_mut().chain(&mut self.manager) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -350,4 +428,60 @@ fn garbage_damaged_frames_and_another_fabrics_frames_are_counted_and_ignored() {
         f.node_report("sw1")["frames"]
     );
     assert!(frames["foreign"].as_u64().unwrap() >= 100, "{frames}");
+}
+
+#[test]
+fn a_killed_node_is_marked_down_and_requests_to_its_device_end_as_counted_timeouts() {
+    let Some(mut f) = TwoNamespaces::new("kill") else {
+        return;
+    };
+    f.start_manager();
+    // The device's node first; it is killed long before its run would end.
+    f.start_with(1, "sw1", "v1", &["--duration", "20s", "--manager", MANAGER]);
+    f.start_with(0, "sw0", "v0", &["--duration", "3s", "--manager", MANAGER]);
+    let up = |s: &serde_json::Value| {
+        s["nodes"][0]["state"] == "up"
+            && s["nodes"][1]["state"] == "up"
+            && s["links"][0]["state"] == "up"
+    };
+    let s = f.status_until(Duration::from_secs(20), up);
+    assert!(up(&s), "both nodes and their link up: {s:#}");
+    let mut sw1 = f.children.remove(0);
+    sw1.kill().unwrap();
+    sw1.wait().unwrap();
+    // Three heartbeats of 100 ms missed: down, and the link with it.
+    let down = |s: &serde_json::Value| s["nodes"][1]["state"] == "down";
+    let s = f.status_until(Duration::from_secs(10), down);
+    assert!(down(&s), "{s:#}");
+    assert_eq!(s["nodes"][0]["state"], "up", "sw0 forwards on: {s:#}");
+    assert_eq!(s["links"][0]["state"], "down", "{s:#}");
+    for b in s["bindings"].as_array().unwrap() {
+        assert_eq!(b["unreachable"], "node sw1 is not up", "{s:#}");
+    }
+    // The hosts' reads to the device end as completion timeouts (5 s),
+    // counted per binding while sw0 still runs.
+    let timed_out = |s: &serde_json::Value| {
+        s["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["completion_timeouts"].as_u64().unwrap() > 0)
+    };
+    let s = f.status_until(Duration::from_secs(30), timed_out);
+    assert!(timed_out(&s), "{s:#}");
+    let reported: u64 = s["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["completion_timeouts"].as_u64().unwrap())
+        .sum();
+    let outputs = f.wait(Duration::from_secs(60));
+    assert!(
+        outputs[0].contains("manager: registered 1 time(s)"),
+        "{outputs:?}"
+    );
+    // sw0's own report counts them too: timeouts, not silence.
+    let sw0 = f.node_report("sw0");
+    let timeouts = sw0["integrity"]["completion_timeouts"].as_u64().unwrap();
+    assert!(timeouts >= reported, "{timeouts} < {reported}: {sw0:#}");
 }
