@@ -450,8 +450,9 @@ mod tests {
         assert!(!s.report(report("sw9", 7, 100, 0), t0).known);
     }
 
-    #[test]
-    fn a_link_is_up_while_both_ends_receive() {
+    /// Both nodes registered (sessions 1 and 2) and reported once at `t0`,
+    /// heartbeat `hb`.
+    fn both_reported_once() -> (State, Instant, Duration) {
         let t0 = Instant::now();
         let hb = Duration::from_millis(100);
         let mut s = State::new(topology(), hb, t0);
@@ -459,6 +460,12 @@ mod tests {
         register(&mut s, "sw1", 2).unwrap();
         s.report(report("sw0", 1, 100, 0), t0);
         s.report(report("sw1", 2, 100, 0), t0);
+        (s, t0, hb)
+    }
+
+    #[test]
+    fn a_link_is_up_while_both_ends_receive() {
+        let (mut s, t0, hb) = both_reported_once();
         // One report each: nothing to compare yet.
         assert_eq!(s.status(t0).links[0].state, "silent");
         s.report(report("sw0", 1, 200, 0), t0 + hb);
@@ -482,13 +489,7 @@ mod tests {
 
     #[test]
     fn a_binding_behind_a_node_that_is_down_says_so() {
-        let t0 = Instant::now();
-        let hb = Duration::from_millis(100);
-        let mut s = State::new(topology(), hb, t0);
-        register(&mut s, "sw0", 1).unwrap();
-        register(&mut s, "sw1", 2).unwrap();
-        s.report(report("sw0", 1, 100, 0), t0);
-        s.report(report("sw1", 2, 100, 0), t0);
+        let (mut s, t0, hb) = both_reported_once();
         // sw1 (the device's node) stops; sw0 goes on reporting timeouts.
         let later = t0 + hb * 10;
         s.report(report("sw0", 1, 100, 3), later);
