@@ -16,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
         replay_timeout: 7,
         update_interval: 3,
         credits: [4, 16, 4, 16, 4, 16],
+        // Down after 40 ticks of silence: inputs long enough go down, and
+        // frames after that are checked and ignored.
+        down_after: 40,
         ..LinkConfig::default()
     };
     let mut link = Link::new(config).expect("a valid configuration");
@@ -42,6 +45,9 @@ fuzz_target!(|data: &[u8]| {
         }
         while let Some(n) = link.poll_transmit(now, &mut out) {
             assert!(Frame::new_checked(&out[..n], ETHERTYPE).is_ok());
+        }
+        if link.check_down(now) {
+            assert!(link.is_down() && link.poll_transmit(now, &mut out).is_none());
         }
     }
 });

@@ -671,8 +671,13 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         let mut task = NodeTask::new(&t.nodes[n].name, reader, node_ports, pool.clone(), settings);
         for (node, port, config) in &reliable {
             if *node == n {
-                let config =
+                let mut config =
                     config.ok_or(BuildError::Inconsistent("a link without a configuration"))?;
+                if c.only.is_none() {
+                    // In one process no peer dies alone; a stalled core
+                    // must not pass for one.
+                    config.down_after = 0;
+                }
                 task.with_reliable_link(*port, config).map_err(|source| {
                     BuildError::LinkConfig {
                         at: format!("{}:{port}", t.nodes[n].name),

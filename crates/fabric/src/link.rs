@@ -69,6 +69,13 @@ pub struct LinkConfig {
     pub local_mac: [u8; 6],
     /// The peer's MAC address.
     pub remote_mac: [u8; 6],
+    /// Ticks without a frame from the peer after which the link is down
+    /// for good (0: never). A peer that is alive sends updates every
+    /// `update_interval`, traffic or not, so silence this long means it
+    /// is gone; what the link held is then discarded, and what comes for
+    /// it after is refused ([`SendError::LinkDown`]), so that no sender
+    /// waits forever on credits a dead peer will never return.
+    pub down_after: u64,
 }
 
 impl Default for LinkConfig {
@@ -88,6 +95,7 @@ impl Default for LinkConfig {
             remote_node: 1,
             local_mac: [0x02, 0, 0, 0, 0, 0],
             remote_mac: [0x02, 0, 0, 0, 0, 1],
+            down_after: 0,
         }
     }
 }
@@ -146,6 +154,9 @@ pub enum SendError {
     },
     /// The TLP's header could not be classified.
     Malformed(tlp::Error),
+    /// The link is down: its peer fell silent (see
+    /// [`LinkConfig::down_after`]).
+    LinkDown,
 }
 
 impl fmt::Display for SendError {
@@ -153,6 +164,7 @@ impl fmt::Display for SendError {
         match self {
             SendError::NoCredits(t) => write!(f, "no {t:?} credits"),
             SendError::ReplayFull => write!(f, "replay buffer full"),
+            SendError::LinkDown => write!(f, "link down: its peer fell silent"),
             SendError::TooLarge { length, max } => {
                 write!(f, "TLP of {length} bytes exceeds the {max} a frame carries")
             }
@@ -212,6 +224,11 @@ pub struct LinkStats {
     pub naks_received: u64,
     /// Replay timer expiries.
     pub replay_timeouts: u64,
+    /// TLPs the link held (sent but unacknowledged, or not yet sent) when
+    /// it went down: discarded.
+    pub tlps_discarded_down: u64,
+    /// Frames from the peer after the link went down: ignored.
+    pub frames_while_down: u64,
 }
 
 /// Sequence-number order with wrap-around: is `a` before `b`?
@@ -259,6 +276,12 @@ pub struct Link {
     credits_dirty: bool,
     last_sent_at: u64,
 
+    /// When a frame last came from the peer (`None`: not yet checked).
+    heard_at: Option<u64>,
+    /// When [`Link::check_down`] last ran.
+    checked_at: u64,
+    down: bool,
+
     stats: LinkStats,
 }
 
@@ -295,6 +318,9 @@ impl Link {
             nak_scheduled: false,
             credits_dirty: false,
             last_sent_at: 0,
+            heard_at: None,
+            checked_at: 0,
+            down: false,
             stats: LinkStats::default(),
         })
     }
@@ -345,6 +371,9 @@ impl Link {
     /// Queues one TLP to send. It goes out in a frame when the frame fills,
     /// the flush deadline passes, or [`Link::flush`] is called.
     pub fn try_send(&mut self, tlp: &[u8], now: u64) -> Result<(), SendError> {
+        if self.down {
+            return Err(SendError::LinkDown);
+        }
         if tlp.len() > self.max_tlp() {
             return Err(SendError::TooLarge {
                 length: tlp.len(),
@@ -403,6 +432,42 @@ impl Link {
         self.open = false;
     }
 
+    /// Takes the link down if its peer has been silent longer than
+    /// [`LinkConfig::down_after`] (the silence counts from the first call
+    /// when nothing has come yet): every TLP it holds is discarded and
+    /// counted. True when it went down on this call.
+    pub fn check_down(&mut self, now: u64) -> bool {
+        if self.down || self.config.down_after == 0 {
+            return false;
+        }
+        // A gap in the checks is this end's own core kept from running: it
+        // heard nothing because it did not listen, so the silence counts
+        // afresh.
+        if now.wrapping_sub(self.checked_at) > self.config.down_after / 4 {
+            self.heard_at = Some(now);
+        }
+        self.checked_at = now;
+        let heard = *self.heard_at.get_or_insert(now);
+        if now.wrapping_sub(heard) <= self.config.down_after {
+            return false;
+        }
+        let held = self.sealed + usize::from(self.open);
+        let discarded: u64 = (0..held)
+            .map(|i| u64::from(self.body_count[self.slot(i)]))
+            .sum();
+        self.stats.tlps_discarded_down += discarded;
+        self.sealed = 0;
+        self.open = false;
+        self.replay_next = None;
+        self.down = true;
+        true
+    }
+
+    /// Whether the link went down ([`Link::check_down`]).
+    pub fn is_down(&self) -> bool {
+        self.down
+    }
+
     /// Sealed frames not yet acknowledged (sent or not).
     pub fn unacknowledged(&self) -> usize {
         self.sealed
@@ -421,6 +486,9 @@ impl Link {
     /// `ETHERNET_LEN + mtu` bytes, or the frame is cut to fit) and returns
     /// its length, or `None` when there is nothing to send now.
     pub fn poll_transmit(&mut self, now: u64, out: &mut [u8]) -> Option<usize> {
+        if self.down {
+            return None;
+        }
         if self.open && now.wrapping_sub(self.open_since) >= self.config.flush_deadline {
             self.seal();
         }
@@ -529,7 +597,14 @@ impl Link {
             self.stats.frames_foreign += 1;
             return Ok(Received::Foreign);
         }
+        if self.down {
+            // A peer back from the dead starts its sequence afresh: its
+            // frames cannot be fitted to this link's any more.
+            self.stats.frames_while_down += 1;
+            return Ok(Received::Update);
+        }
         self.stats.frames_received += 1;
+        self.heard_at = Some(now);
         let flags = frame.flags();
         if flags.has(Flags::CREDITS) {
             for (i, c) in frame.credits().into_iter().enumerate() {
@@ -742,6 +817,69 @@ mod tests {
         let f = Frame::new_checked(&frame[..len], ETHERTYPE).unwrap();
         assert_eq!((f.tlp_count(), f.sequence()), (1, 0));
         assert_eq!(number(f.tlps().next().unwrap()), 7);
+    }
+
+    #[test]
+    fn a_link_whose_peer_falls_silent_goes_down_and_drops_what_it_held() {
+        let config = LinkConfig {
+            down_after: 1_000,
+            ..LinkConfig::default()
+        };
+        let (mut a, mut b) = pair(config);
+        let mut buf = [0u8; 128];
+        let mut frame = vec![0u8; ETHERNET_LEN + config.mtu];
+        // The peer answers every 100 ticks until tick 500, then dies.
+        let mut went_down = None;
+        for now in (0..3_000).step_by(100) {
+            let n = write_tlp(now as u32, &mut buf);
+            let sent = a.try_send(&buf[..n], now);
+            a.flush();
+            if went_down.is_some() {
+                assert_eq!(sent, Err(SendError::LinkDown));
+                assert!(a.poll_transmit(now, &mut frame).is_none());
+            }
+            if now <= 500 {
+                while let Some(n) = a.poll_transmit(now, &mut frame) {
+                    let _ = b.receive(&frame[..n], now, |_| {});
+                }
+                while let Some(n) = b.poll_transmit(now, &mut frame) {
+                    let _ = a.receive(&frame[..n], now, |_| {});
+                }
+            }
+            if a.check_down(now) {
+                went_down = Some(now);
+            }
+        }
+        // Silent from tick 500: down once more than 1,000 ticks passed.
+        assert_eq!(went_down, Some(1_600));
+        assert!(a.is_down());
+        // Everything sent after the peer died was held, then dropped.
+        assert_eq!(a.stats().tlps_discarded_down, 11);
+        // A peer back from the dead is not taken for the old one.
+        let n = b.poll_transmit(10_000, &mut frame).unwrap_or(0);
+        if n > 0 {
+            let _ = a.receive(&frame[..n], 10_000, |_| panic!("delivered"));
+            assert_eq!(a.stats().frames_while_down, 1);
+        }
+    }
+
+    #[test]
+    fn a_link_whose_own_core_stalled_does_not_take_that_for_silence() {
+        let mut a = Link::new(LinkConfig {
+            down_after: 1_000,
+            ..LinkConfig::default()
+        })
+        .unwrap();
+        assert!(!a.check_down(0));
+        // Nothing ran here for 5,000 ticks: nothing could be heard. The
+        // silence counts from then, checked every 200 ticks.
+        for now in (5_000..=6_000).step_by(200) {
+            assert!(!a.check_down(now), "{now}");
+        }
+        assert!(a.check_down(6_200));
+        // Never, with no `down_after`.
+        let mut b = Link::new(LinkConfig::default()).unwrap();
+        assert!(!b.check_down(0) && !b.check_down(u64::MAX / 2));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! flush_deadline_ns = 1000
 //! replay_timeout_ns = 200000
 //! replay_slots = 64
+//! down_after_ns = 1000000000       # a link between node processes whose
+//!                                  # peer is silent this long is down
 //!
 //! [[node]]
 //! name = "sw0"
@@ -110,6 +112,7 @@ struct FabricSpec {
     flush_deadline_ns: Option<u64>,
     replay_timeout_ns: Option<u64>,
     replay_slots: Option<usize>,
+    down_after_ns: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +326,10 @@ pub struct LinkSettings {
     pub replay_timeout_ns: u64,
     /// Frames each link end keeps for replay (64).
     pub replay_slots: usize,
+    /// Nanoseconds of silence from the peer after which a link between
+    /// node processes is down for good (1 s; 0: never). See
+    /// `LinkConfig::down_after`.
+    pub down_after_ns: u64,
 }
 
 impl Default for LinkSettings {
@@ -334,9 +341,16 @@ impl Default for LinkSettings {
             flush_deadline_ns: d.flush_deadline,
             replay_timeout_ns: d.replay_timeout,
             replay_slots: d.replay_slots,
+            down_after_ns: DEFAULT_DOWN_AFTER_NS,
         }
     }
 }
+
+/// How long a link between node processes may hear nothing from its peer
+/// before it is down: 50,000 update intervals.
+pub const DEFAULT_DOWN_AFTER_NS: u64 = 1_000_000_000;
+/// The longest silence a link may be told to wait out.
+pub const MAX_DOWN_AFTER_NS: u64 = 3_600_000_000_000;
 
 /// Next hops toward the nodes where hosts and endpoints attach
 /// ([`Topology::paths`]).
@@ -546,6 +560,19 @@ fn link_settings(c: &mut Check, spec: Option<&FabricSpec>) -> LinkSettings {
             format!("expected 1..={MAX_REPLAY_TIMEOUT_NS} ns (200000 by default), found {ns}"),
         ),
         Some(ns) => link.replay_timeout_ns = ns,
+        None => {}
+    }
+    match spec.down_after_ns {
+        // Shorter than a few replays would take a busy link for a dead one.
+        Some(ns) if ns != 0 && (ns < 4 * link.replay_timeout_ns || ns > MAX_DOWN_AFTER_NS) => c
+            .err(
+                "fabric.down_after_ns",
+                format!(
+                    "expected 0 (never) or {}..={MAX_DOWN_AFTER_NS} ns, four replay timeouts at least (1000000000 by default), found {ns}",
+                    4 * link.replay_timeout_ns
+                ),
+            ),
+        Some(ns) => link.down_after_ns = ns,
         None => {}
     }
     link
@@ -1264,6 +1291,7 @@ impl Topology {
             remote_node: remote.node as u16,
             local_mac: mac(local),
             remote_mac: mac(remote),
+            down_after: self.link.down_after_ns,
             ..crate::link::LinkConfig::default()
         })
     }
@@ -1367,6 +1395,11 @@ bar = "0xfe000000"
                 "replay_timeout_ns",
                 "0",
                 "fabric.replay_timeout_ns: expected 1..=",
+            ),
+            (
+                "down_after_ns",
+                "1000",
+                "fabric.down_after_ns: expected 0 (never) or 800000..=",
             ),
         ] {
             let text = format!("[fabric]\n{key} = {value}\n{GOOD}");

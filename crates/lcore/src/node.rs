@@ -51,6 +51,9 @@ pub struct NodeStats {
     pub frames_out: u64,
     /// Frames a port could not take at once (sent later).
     pub tx_deferred: u64,
+    /// TLPs dropped toward a link that went down (its peer fell silent):
+    /// those it held, those waiting for it, and those routed to it after.
+    pub link_down_dropped: u64,
     /// TLPs dropped because the pool had no buffer for a new frame, or a
     /// reliable link's waiting room was full (`tlpfabric run` reports them
     /// as overload).
@@ -95,6 +98,8 @@ struct LiveLink {
     frames_replayed: AtomicU64,
     replay_timeouts: AtomicU64,
     frames_malformed: AtomicU64,
+    /// 1 once the link went down.
+    down: AtomicU64,
 }
 
 /// Polls between publications of the links' counters: often enough for a
@@ -115,6 +120,8 @@ pub struct LinkSnapshot {
     pub replay_timeouts: u64,
     /// Frames that failed their checks.
     pub frames_malformed: u64,
+    /// Whether the link went down (its peer fell silent).
+    pub down: bool,
 }
 
 /// A snapshot of [`LiveStats`].
@@ -165,6 +172,7 @@ impl LiveStats {
             frames_replayed: r(&l.frames_replayed),
             replay_timeouts: r(&l.replay_timeouts),
             frames_malformed: r(&l.frames_malformed),
+            down: r(&l.down) != 0,
         })
     }
 }
@@ -493,6 +501,12 @@ impl<P: Port> NodeTask<P> {
                 match r.link.try_send(tlp, now) {
                     Ok(()) => return true,
                     Err(SendError::NoCredits(_) | SendError::ReplayFull) => {}
+                    // Taken and dropped, counted: its credits go back as
+                    // for a TLP sent, so its sender is not held up.
+                    Err(SendError::LinkDown) => {
+                        self.stats.link_down_dropped += 1;
+                        return true;
+                    }
                     Err(_) => return false,
                 }
             }
@@ -547,9 +561,18 @@ impl<P: Port> NodeTask<P> {
             let Some(r) = r else {
                 continue;
             };
+            if r.link.check_down(now) {
+                self.stats.link_down_dropped += r.link.stats().tlps_discarded_down;
+            }
             while let Some(tlp) = r.waiting.front() {
                 match r.link.try_send(tlp, now) {
                     Err(SendError::NoCredits(_) | SendError::ReplayFull) => break,
+                    Err(SendError::LinkDown) => {
+                        self.stats.link_down_dropped += 1;
+                        if let Some(owed) = r.waiting.pop() {
+                            self.returns.push(owed);
+                        }
+                    }
                     // Sent, or never sendable (counted by the link): next,
                     // and the credits it held go back to where it came from.
                     _ => {
@@ -1194,6 +1217,8 @@ impl<P: Port + Send + 'static> Task for NodeTask<P> {
                         .store(s.replay_timeouts, Ordering::Relaxed);
                     live.frames_malformed
                         .store(s.frames_malformed, Ordering::Relaxed);
+                    live.down
+                        .store(u64::from(r.link.is_down()), Ordering::Relaxed);
                 }
             }
         }

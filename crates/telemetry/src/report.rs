@@ -121,6 +121,9 @@ pub struct FrameFigures {
     /// Well-formed frames of another link that reached a node's link
     /// (another node or fabric on the segment), ignored.
     pub foreign: u64,
+    /// TLPs dropped toward links that went down (a node process whose
+    /// peer fell silent): counted, never silently lost.
+    pub link_down_dropped: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -326,6 +329,13 @@ impl RunReport {
             "  frames at nodes: {} in, {} out; {} passed on whole, {} repacked to fit a smaller MTU, {} malformed, {} of other links ignored, {} replayed by the links",
             f.received, f.sent, f.cut_through, f.repacked, f.malformed, f.foreign, f.replayed
         );
+        if f.link_down_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "  links that went down (their peer fell silent): {} TLPs toward them dropped",
+                f.link_down_dropped
+            );
+        }
         let cores = &self.cores;
         let busy: Vec<String> = cores
             .busy_fraction

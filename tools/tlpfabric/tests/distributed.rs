@@ -1,12 +1,16 @@
-//! The default fabric as two processes: `tlpfabric node` for switch sw0
-//! (both hosts) in one network namespace, for sw1 (the device) in another,
-//! their link on a veth pair between the namespaces, native AF_PACKET ports
-//! at both ends. Tracked traffic crosses the processes; `tlpfabric report`
-//! merges the nodes' reports, and the merge must be clean: every write
-//! delivered once and in order, every read answered. A link taken down for
-//! 200 ms in the middle of it costs replays, not TLPs; garbage, damaged
-//! frames and another fabric's frames sent into a node's port are counted
-//! and ignored.
+//! Fabrics of node processes: `tlpfabric node` for each switch node in a
+//! network namespace of its own, each link a veth pair between two of
+//! them, native AF_PACKET ports at both ends. In the default topology
+//! (sw0 with both hosts, sw1 with the device), tracked traffic crosses the
+//! processes; `tlpfabric report` merges the nodes' reports, and the merge
+//! must be clean: every write delivered once and in order, every read
+//! answered. A link taken down for 200 ms in the middle of it costs
+//! replays, not TLPs; garbage, damaged frames and another fabric's frames
+//! sent into a node's port are counted and ignored. With the fabric
+//! manager: a node killed (in `configs/star.toml`, three nodes) is marked
+//! down, the others forward on, and the requests to its device end as
+//! completion timeouts, counted per binding with the reason; the manager
+//! killed and restarted loses nothing and learns the nodes again.
 //!
 //! Needs root (network namespaces); under `CI=true` a test that cannot make
 //! its namespaces fails. Namespaces and processes are removed even when a
@@ -23,12 +27,20 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tlpfabric")
 }
 
-/// Two namespaces joined by a veth pair (`v0` in the first, `v1` in the
-/// second), and the node processes started in them; the processes are
-/// killed and the namespaces deleted on drop.
-struct TwoNamespaces {
-    names: [String; 2],
-    children: Vec<Child>,
+/// A fabric of node processes: one network namespace per node of a
+/// topology, each link a veth pair between two of them (`l{i}a` at the
+/// link's first end, `l{i}b` at its second). Processes are killed and the
+/// namespaces deleted on drop.
+struct Namespaces {
+    /// The topology file (`None`: the built-in default).
+    config: Option<PathBuf>,
+    /// Node names, and each node's namespace.
+    nodes: Vec<String>,
+    names: Vec<String>,
+    /// Per node, its `--port LINK=IFACE` arguments.
+    ports: Vec<Vec<String>>,
+    /// The node processes, by node name.
+    children: Vec<(String, Child)>,
     /// The fabric manager, if one runs.
     manager: Option<Child>,
     dir: PathBuf,
@@ -39,20 +51,39 @@ struct TwoNamespaces {
 /// machine has two CPUs.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-impl TwoNamespaces {
-    fn new(tag: &str) -> Option<TwoNamespaces> {
+/// `configs/NAME.toml`.
+fn shipped(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../configs/{name}.toml"))
+}
+
+impl Namespaces {
+    /// The nodes of `config` (the default topology if `None`).
+    fn new(tag: &str, config: Option<PathBuf>) -> Option<Namespaces> {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let t = fabric::Topology::load(&config.clone().unwrap_or_else(|| shipped("default")))
+            .expect("a shipped topology");
         let pid = std::process::id();
-        let names = [0, 1].map(|i| format!("tlpf-{tag}{i}-{pid}"));
-        let made = names.iter().all(|n| {
-            Command::new("ip")
+        let names: Vec<String> = (0..t.nodes.len())
+            .map(|i| format!("tlpf-{tag}{i}-{pid}"))
+            .collect();
+        let mut made = true;
+        let mut created = Vec::new();
+        for n in &names {
+            let ok = Command::new("ip")
                 .args(["netns", "add", n])
                 .status()
-                .is_ok_and(|s| s.success())
-        });
+                .is_ok_and(|s| s.success());
+            if ok {
+                created.push(n.clone());
+            }
+            made &= ok;
+        }
         let dir = std::env::temp_dir().join(format!("tlpf-{tag}-{pid}"));
-        let fabric = TwoNamespaces {
-            names,
+        let mut fabric = Namespaces {
+            config,
+            nodes: t.nodes.iter().map(|n| n.name.clone()).collect(),
+            names: created,
+            ports: vec![Vec::new(); t.nodes.len()],
             children: Vec::new(),
             manager: None,
             dir,
@@ -66,13 +97,18 @@ impl TwoNamespaces {
             eprintln!("SKIPPED: cannot create network namespaces (needs root and iproute2)");
             return None;
         }
-        let [a, b] = &fabric.names;
-        fabric.ip(&[
-            "link", "add", "name", "v0", "netns", a, "type", "veth", "peer", "name", "v1", "netns",
-            b,
-        ]);
-        fabric.ip(&["-n", a, "link", "set", "dev", "v0", "up"]);
-        fabric.ip(&["-n", b, "link", "set", "dev", "v1", "up"]);
+        for (i, (a, b)) in t.links.iter().enumerate() {
+            let (na, nb) = (fabric.names[a.node].clone(), fabric.names[b.node].clone());
+            let (ia, ib) = (format!("l{i}a"), format!("l{i}b"));
+            fabric.ip(&[
+                "link", "add", "name", &ia, "netns", &na, "type", "veth", "peer", "name", &ib,
+                "netns", &nb,
+            ]);
+            fabric.ip(&["-n", &na, "link", "set", "dev", &ia, "up"]);
+            fabric.ip(&["-n", &nb, "link", "set", "dev", &ib, "up"]);
+            fabric.ports[a.node].push(format!("link{i}={ia}"));
+            fabric.ports[b.node].push(format!("link{i}={ib}"));
+        }
         std::fs::create_dir_all(&fabric.dir).unwrap();
         Some(fabric)
     }
@@ -82,21 +118,46 @@ impl TwoNamespaces {
         assert!(status.success(), "ip {args:?}");
     }
 
+    /// The namespace of node `node`.
+    fn ns(&self, node: &str) -> String {
+        let i = self.nodes.iter().position(|n| n == node).expect("a node");
+        self.names[i].clone()
+    }
+
     fn report(&self, node: &str) -> PathBuf {
         self.dir.join(format!("{node}.json"))
     }
 
-    /// Starts `tlpfabric node` for `node` in namespace `ns` on `iface`.
-    fn start(&mut self, ns: usize, node: &str, iface: &str) {
-        self.start_with(ns, node, iface, &["--duration", "2s"]);
+    /// Starts `tlpfabric node` for `node` in its namespace, for 2 s.
+    fn start(&mut self, node: &str) {
+        self.start_with(node, &["--duration", "2s"]);
     }
 
-    /// Starts `tlpfabric node` with `extra` arguments.
-    fn start_with(&mut self, ns: usize, node: &str, iface: &str, extra: &[&str]) {
+    /// Starts `tlpfabric node` with `extra` arguments; with a manager
+    /// running, the node reports to it.
+    fn start_with(&mut self, node: &str, extra: &[&str]) {
+        let i = self.nodes.iter().position(|n| n == node).expect("a node");
         let json = self.report(node);
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.names[ns], bin(), "node"])
-            .args(["--node", node, "--port", &format!("link0={iface}")])
+        let mut command = Command::new("ip");
+        command.args([
+            "netns",
+            "exec",
+            &self.names[i],
+            bin(),
+            "node",
+            "--node",
+            node,
+        ]);
+        if let Some(c) = &self.config {
+            command.arg("--config").arg(c);
+        }
+        for p in &self.ports[i] {
+            command.args(["--port", p]);
+        }
+        if self.manager.is_some() {
+            command.args(["--manager", &manager_for(i)]);
+        }
+        let child = command
             .args(extra)
             .args(["--rate", "20000", "--linger", "2s"])
             // Four polling threads share the two CPUs of a test machine:
@@ -107,7 +168,19 @@ impl TwoNamespaces {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the node starts");
-        self.children.push(child);
+        self.children.push((node.to_string(), child));
+    }
+
+    /// Kills node `node`'s process (SIGKILL) and reaps it.
+    fn kill(&mut self, node: &str) {
+        let i = self
+            .children
+            .iter()
+            .position(|(n, _)| n == node)
+            .expect("a running node");
+        let (_, mut child) = self.children.remove(i);
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     /// Waits for every node to exit, each within `limit`; returns their
@@ -115,7 +188,7 @@ impl TwoNamespaces {
     fn wait(&mut self, limit: Duration) -> Vec<String> {
         let deadline = Instant::now() + limit;
         let mut outputs = Vec::new();
-        for child in &mut self.children {
+        for (_, child) in &mut self.children {
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
                     let text = read_all(child.stdout.take()) + &read_all(child.stderr.take());
@@ -133,13 +206,19 @@ impl TwoNamespaces {
         outputs
     }
 
-    /// `tlpfabric report` of both nodes: its exit status and output.
+    /// Whether any node still runs.
+    fn running(&mut self) -> bool {
+        self.children
+            .iter_mut()
+            .any(|(_, c)| c.try_wait().unwrap().is_none())
+    }
+
+    /// `tlpfabric report` of every node: its exit status and output.
     fn merged(&self) -> (Option<i32>, String, serde_json::Value) {
         let json = self.dir.join("fabric.json");
         let out = Command::new(bin())
             .arg("report")
-            .arg(self.report("sw0"))
-            .arg(self.report("sw1"))
+            .args(self.nodes.iter().map(|n| self.report(n)))
             .arg("--json")
             .arg(&json)
             .output()
@@ -156,51 +235,88 @@ impl TwoNamespaces {
     fn node_report(&self, node: &str) -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(self.report(node)).unwrap()).unwrap()
     }
-}
 
-/// What a finished child wrote to a pipe (nothing if none was taken).
-fn read_all(pipe: Option<impl std::io::Read>) -> String {
-    let mut text = String::new();
-    if let Some(mut p) = pipe {
-        let _ = p.read_to_string(&mut text);
-    }
-    text
-}
-
-impl TwoNamespaces {
-    /// A control network beside the fabric's link: `m0` (10.99.0.1) in the
-    /// first namespace, `m1` (10.99.0.2) in the second; the manager listens
-    /// on the first, at [`MANAGER`].
+    /// Starts the manager in the first node's namespace, with a control
+    /// network beside the fabric's links: a veth pair `m{i}a` (10.99.i.1)
+    /// – `m{i}b` (10.99.i.2) from it to each other node's namespace. Nodes
+    /// started after this report to it.
     fn start_manager(&mut self) {
-        let [a, b] = self.names.clone();
-        self.ip(&[
-            "link", "add", "name", "m0", "netns", &a, "type", "veth", "peer", "name", "m1",
-            "netns", &b,
-        ]);
-        self.ip(&["-n", &a, "addr", "add", "10.99.0.1/24", "dev", "m0"]);
-        self.ip(&["-n", &b, "addr", "add", "10.99.0.2/24", "dev", "m1"]);
-        self.ip(&["-n", &a, "link", "set", "dev", "m0", "up"]);
-        self.ip(&["-n", &b, "link", "set", "dev", "m1", "up"]);
-        // sw0 reaches the manager at its own address: over loopback.
-        self.ip(&["-n", &a, "link", "set", "dev", "lo", "up"]);
-        let child = Command::new("ip")
-            .args(["netns", "exec", &a, bin(), "manager"])
-            .args(["--listen", MANAGER, "--heartbeat", "100ms", "--for", "120s"])
+        let home = self.names[0].clone();
+        // The first node reaches the manager at its own address: over
+        // loopback.
+        self.ip(&["-n", &home, "link", "set", "dev", "lo", "up"]);
+        for i in 1..self.names.len() {
+            let other = self.names[i].clone();
+            let (a, b) = (format!("m{i}a"), format!("m{i}b"));
+            self.ip(&[
+                "link", "add", "name", &a, "netns", &home, "type", "veth", "peer", "name", &b,
+                "netns", &other,
+            ]);
+            self.ip(&[
+                "-n",
+                &home,
+                "addr",
+                "add",
+                &format!("10.99.{i}.1/24"),
+                "dev",
+                &a,
+            ]);
+            self.ip(&[
+                "-n",
+                &other,
+                "addr",
+                "add",
+                &format!("10.99.{i}.2/24"),
+                "dev",
+                &b,
+            ]);
+            self.ip(&["-n", &home, "link", "set", "dev", &a, "up"]);
+            self.ip(&["-n", &other, "link", "set", "dev", &b, "up"]);
+        }
+        self.restart_manager();
+    }
+
+    /// Starts the manager (again) in the first node's namespace.
+    fn restart_manager(&mut self) {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.names[0], bin(), "manager"]);
+        if let Some(c) = &self.config {
+            command.arg("--config").arg(c);
+        }
+        let child = command
+            // Every address of the namespace, which only the control
+            // network reaches.
+            .args([
+                "--listen",
+                "0.0.0.0:7800",
+                "--heartbeat",
+                "100ms",
+                "--for",
+                "120s",
+            ])
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .expect("the manager starts");
         self.manager = Some(child);
     }
 
-    /// `tlpfabric status --json`, asked from the second namespace (across
-    /// the control network), once it answers.
+    /// Kills the manager (SIGKILL).
+    fn kill_manager(&mut self) {
+        let mut m = self.manager.take().expect("a manager");
+        m.kill().unwrap();
+        m.wait().unwrap();
+    }
+
+    /// `tlpfabric status --json`, asked from the last node's namespace
+    /// (across the control network), once it answers.
     fn status(&self) -> serde_json::Value {
+        let last = self.names.len() - 1;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let out = Command::new("ip")
-                .args(["netns", "exec", &self.names[1], bin(), "status"])
-                .args(["--manager", MANAGER, "--json"])
+                .args(["netns", "exec", &self.names[last], bin(), "status"])
+                .args(["--manager", &manager_for(last), "--json"])
                 .output()
                 .unwrap();
             if out.status.success() {
@@ -233,12 +349,28 @@ impl TwoNamespaces {
     }
 }
 
-/// Where the tests' manager listens.
-const MANAGER: &str = "10.99.0.1:7800";
+/// The manager's address as node `i`'s namespace reaches it.
+fn manager_for(i: usize) -> String {
+    if i == 0 {
+        "127.0.0.1:7800".into()
+    } else {
+        format!("10.99.{i}.1:7800")
+    }
+}
 
-impl Drop for TwoNamespaces {
+/// What a finished child wrote to a pipe (nothing if none was taken).
+fn read_all(pipe: Option<impl std::io::Read>) -> String {
+    let mut text = String::new();
+    if let Some(mut p) = pipe {
+        let _ = p.read_to_string(&mut text);
+    }
+    text
+}
+
+impl Drop for Namespaces {
     fn drop(&mut self) {
-        for child in self.children.iter_mut().chain(&mut self.manager) {
+        let children = self.children.iter_mut().map(|(_, c)| c);
+        for child in children.chain(&mut self.manager) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -249,10 +381,10 @@ impl Drop for TwoNamespaces {
     }
 }
 
-/// Both nodes started, the device's first.
-fn start_both(f: &mut TwoNamespaces) {
-    f.start(1, "sw1", "v1");
-    f.start(0, "sw0", "v0");
+/// Every node started, the devices' first (the default topology).
+fn start_both(f: &mut Namespaces) {
+    f.start("sw1");
+    f.start("sw0");
 }
 
 fn assert_clean(code: Option<i32>, text: &str, v: &serde_json::Value) {
@@ -274,7 +406,7 @@ fn assert_clean(code: Option<i32>, text: &str, v: &serde_json::Value) {
 
 #[test]
 fn tracked_traffic_crosses_two_node_processes_whole() {
-    let Some(mut f) = TwoNamespaces::new("d") else {
+    let Some(mut f) = Namespaces::new("d", None) else {
         return;
     };
     start_both(&mut f);
@@ -295,15 +427,15 @@ fn tracked_traffic_crosses_two_node_processes_whole() {
 
 #[test]
 fn a_link_taken_down_for_200_ms_costs_replays_not_tlps() {
-    let Some(mut f) = TwoNamespaces::new("cut") else {
+    let Some(mut f) = Namespaces::new("cut", None) else {
         return;
     };
     start_both(&mut f);
     std::thread::sleep(Duration::from_millis(400));
-    let ns = f.names[0].clone();
-    f.ip(&["-n", &ns, "link", "set", "dev", "v0", "down"]);
+    let ns = f.ns("sw0");
+    f.ip(&["-n", &ns, "link", "set", "dev", "l0a", "down"]);
     std::thread::sleep(Duration::from_millis(200));
-    f.ip(&["-n", &ns, "link", "set", "dev", "v0", "up"]);
+    f.ip(&["-n", &ns, "link", "set", "dev", "l0a", "up"]);
     f.wait(Duration::from_secs(60));
     let (code, text, v) = f.merged();
     assert_clean(code, &text, &v);
@@ -339,12 +471,12 @@ fn port_in(ns: &str, iface: &str) -> pmd::af_packet::AfPacketPort {
 #[test]
 fn garbage_damaged_frames_and_another_fabrics_frames_are_counted_and_ignored() {
     use pmd::Port;
-    let Some(mut f) = TwoNamespaces::new("bad") else {
+    let Some(mut f) = Namespaces::new("bad", None) else {
         return;
     };
     start_both(&mut f);
     // Sent beside sw1's own port on the same interface: they reach sw0.
-    let mut hostile = port_in(&f.names[1].clone(), "v1");
+    let mut hostile = port_in(&f.ns("sw1"), "l0b");
     let pool = pmd::FramePool::new(1024, 2048);
     let mut frames = Vec::new();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -396,11 +528,7 @@ fn garbage_damaged_frames_and_another_fabrics_frames_are_counted_and_ignored() {
     let batch: Vec<Vec<u8>> = frames.iter().map(|f| f.to_vec()).collect();
     drop(frames);
     let mut batches = 0;
-    while f
-        .children
-        .iter_mut()
-        .any(|c| c.try_wait().unwrap().is_none())
-    {
+    while f.running() {
         let mut frames: Vec<pmd::Frame> = batch
             .iter()
             .map(|b| {
@@ -431,57 +559,87 @@ fn garbage_damaged_frames_and_another_fabrics_frames_are_counted_and_ignored() {
 }
 
 #[test]
-fn a_killed_node_is_marked_down_and_requests_to_its_device_end_as_counted_timeouts() {
-    let Some(mut f) = TwoNamespaces::new("kill") else {
+fn a_killed_node_is_marked_down_and_the_other_nodes_forward_on() {
+    let Some(mut f) = Namespaces::new("kill", Some(shipped("star"))) else {
         return;
     };
     f.start_manager();
-    // The device's node first; it is killed long before its run would end.
-    f.start_with(1, "sw1", "v1", &["--duration", "20s", "--manager", MANAGER]);
-    f.start_with(0, "sw0", "v0", &["--duration", "3s", "--manager", MANAGER]);
+    // sw2 (nic1, binding 1's device) is killed long before its run ends.
+    f.start_with("sw2", &["--duration", "30s"]);
+    f.start_with("sw1", &["--duration", "4s"]);
+    f.start_with("sw0", &["--duration", "4s"]);
     let up = |s: &serde_json::Value| {
-        s["nodes"][0]["state"] == "up"
-            && s["nodes"][1]["state"] == "up"
-            && s["links"][0]["state"] == "up"
+        (0..3).all(|i| s["nodes"][i]["state"] == "up")
+            && (0..2).all(|i| s["links"][i]["state"] == "up")
     };
     let s = f.status_until(Duration::from_secs(20), up);
-    assert!(up(&s), "both nodes and their link up: {s:#}");
-    let mut sw1 = f.children.remove(0);
-    sw1.kill().unwrap();
-    sw1.wait().unwrap();
-    // Three heartbeats of 100 ms missed: down, and the link with it.
-    let down = |s: &serde_json::Value| s["nodes"][1]["state"] == "down";
+    assert!(up(&s), "every node and link up: {s:#}");
+    f.kill("sw2");
+    // Three heartbeats of 100 ms missed: down, and its link with it.
+    let down = |s: &serde_json::Value| s["nodes"][2]["state"] == "down";
     let s = f.status_until(Duration::from_secs(10), down);
     assert!(down(&s), "{s:#}");
-    assert_eq!(s["nodes"][0]["state"], "up", "sw0 forwards on: {s:#}");
-    assert_eq!(s["links"][0]["state"], "down", "{s:#}");
-    for b in s["bindings"].as_array().unwrap() {
-        assert_eq!(b["unreachable"], "node sw1 is not up", "{s:#}");
-    }
-    // The hosts' reads to the device end as completion timeouts (5 s),
-    // counted per binding while sw0 still runs.
-    let timed_out = |s: &serde_json::Value| {
-        s["bindings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|b| b["completion_timeouts"].as_u64().unwrap() > 0)
-    };
+    assert_eq!(s["nodes"][0]["state"], "up", "{s:#}");
+    assert_eq!(s["nodes"][1]["state"], "up", "{s:#}");
+    assert_eq!(s["links"][1]["state"], "down", "{s:#}");
+    assert_eq!(s["links"][0]["state"], "up", "{s:#}");
+    assert_eq!(s["bindings"][1]["unreachable"], "node sw2 is not up");
+    assert_eq!(s["bindings"][0]["unreachable"], "");
+    // Binding 1's reads end as completion timeouts, counted while sw0
+    // still runs; binding 0 goes on through sw0 and sw1 untouched.
+    let sent_then = s["bindings"][0]["requests_sent"].as_u64().unwrap();
+    let timed_out =
+        |s: &serde_json::Value| s["bindings"][1]["completion_timeouts"].as_u64() > Some(0);
     let s = f.status_until(Duration::from_secs(30), timed_out);
     assert!(timed_out(&s), "{s:#}");
-    let reported: u64 = s["bindings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["completion_timeouts"].as_u64().unwrap())
-        .sum();
+    assert_eq!(s["bindings"][0]["completion_timeouts"], 0, "{s:#}");
+    assert!(
+        s["bindings"][0]["requests_sent"].as_u64().unwrap() > sent_then,
+        "binding 0 still sends: {s:#}"
+    );
+    let reported = s["bindings"][1]["completion_timeouts"].as_u64().unwrap();
     let outputs = f.wait(Duration::from_secs(60));
     assert!(
-        outputs[0].contains("manager: registered 1 time(s)"),
+        outputs
+            .iter()
+            .all(|o| o.contains("manager: registered 1 time(s)")),
         "{outputs:?}"
     );
-    // sw0's own report counts them too: timeouts, not silence.
+    // sw0's own report counts them too, and what it dropped toward the
+    // link it declared down: nothing silent.
     let sw0 = f.node_report("sw0");
     let timeouts = sw0["integrity"]["completion_timeouts"].as_u64().unwrap();
     assert!(timeouts >= reported, "{timeouts} < {reported}: {sw0:#}");
+    assert!(
+        sw0["frames"]["link_down_dropped"].as_u64().unwrap() > 0,
+        "{sw0:#}"
+    );
+}
+
+#[test]
+fn nodes_forward_on_while_the_manager_is_killed_and_register_again_when_it_returns() {
+    let Some(mut f) = Namespaces::new("mgr", None) else {
+        return;
+    };
+    f.start_manager();
+    f.start_with("sw1", &["--duration", "4s"]);
+    f.start_with("sw0", &["--duration", "4s"]);
+    let up =
+        |s: &serde_json::Value| s["nodes"][0]["state"] == "up" && s["nodes"][1]["state"] == "up";
+    let s = f.status_until(Duration::from_secs(20), up);
+    assert!(up(&s), "{s:#}");
+    // Gone for a second in the middle of the traffic.
+    f.kill_manager();
+    std::thread::sleep(Duration::from_secs(1));
+    f.restart_manager();
+    // The new manager knows no node until each registers again.
+    let s = f.status_until(Duration::from_secs(20), up);
+    assert!(up(&s), "both nodes registered again: {s:#}");
+    let outputs = f.wait(Duration::from_secs(60));
+    for o in &outputs {
+        assert!(o.contains("manager: registered 2 time(s)"), "{o}");
+    }
+    // The traffic never depended on the manager: nothing lost.
+    let (code, text, v) = f.merged();
+    assert_clean(code, &text, &v);
 }
