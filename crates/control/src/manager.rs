@@ -132,19 +132,21 @@ impl State {
         let name = format!("link{i}");
         let mut sums = [0; 3];
         let mut receiving = true;
+        let mut declared_down = false;
         for node in [a.node, b.node] {
             let ends = self.link_ends(node, &name);
             if let Some(last) = ends.last() {
                 sums[0] += last.frames_replayed;
                 sums[1] += last.replay_timeouts;
                 sums[2] += last.frames_malformed;
+                declared_down |= last.down;
             }
             receiving &= match ends.as_slice() {
                 [before, after] => after.frames_received > before.frames_received,
                 _ => false,
             };
         }
-        let state = if !self.up(a.node, now) || !self.up(b.node, now) {
+        let state = if !self.up(a.node, now) || !self.up(b.node, now) || declared_down {
             "down"
         } else if receiving {
             "up"
@@ -485,6 +487,14 @@ mod tests {
         let st = s.status(t0 + hb * 2);
         assert_eq!(st.links[0].state, "silent");
         assert_eq!(st.bindings[0].unreachable, "link0 is silent");
+        // sw0 declares it down (silent past `down_after_ns`).
+        let mut r = report("sw0", 1, 200, 0);
+        r.links[0].down = true;
+        s.report(r, t0 + hb * 3);
+        s.report(report("sw1", 2, 350, 0), t0 + hb * 3);
+        let st = s.status(t0 + hb * 3);
+        assert_eq!(st.links[0].state, "down");
+        assert_eq!(st.bindings[0].unreachable, "link0 is down");
     }
 
     #[test]

@@ -283,6 +283,7 @@ fn start_agent(
                         frames_replayed: l.frames_replayed,
                         replay_timeouts: l.replay_timeouts,
                         frames_malformed: l.frames_malformed,
+                        down: l.down,
                     }
                 })
                 .collect(),
@@ -477,6 +478,8 @@ struct FrameTotals {
     /// links they ignored.
     replayed: u64,
     foreign: u64,
+    /// TLPs dropped toward links that went down.
+    link_down_dropped: u64,
 }
 
 impl FrameTotals {
@@ -486,6 +489,7 @@ impl FrameTotals {
         self.cut_through += s.cut_through;
         self.repacked += s.repacked;
         self.malformed += s.frames_malformed;
+        self.link_down_dropped += s.link_down_dropped;
         self.tlps_in += s.tlps_in;
         self.busy_cycles += s.busy_cycles;
     }
@@ -1285,6 +1289,7 @@ fn measured(
             malformed: totals.frames.malformed,
             replayed: totals.frames.replayed,
             foreign: totals.frames.foreign,
+            link_down_dropped: totals.frames.link_down_dropped,
         },
         throughput: ThroughputFigures {
             tlps_per_s: i.delivered as f64 / secs,
