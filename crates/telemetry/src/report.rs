@@ -46,6 +46,11 @@ pub struct RunReport {
     pub blackout: BlackoutFigures,
     /// Host reads from request to completion, µs.
     pub round_trip_us: Summary,
+    /// The histograms behind `blackout` and `round_trip_us`, whole: an
+    /// HdrHistogram interval log (V2, deflate-compressed, base64; values in
+    /// nanoseconds) tagged `per_migration`, `per_tlp` and `round_trip`, so
+    /// that `tlpfabric report` adds the nodes' histograms exactly.
+    pub histograms: String,
 }
 
 /// How many of something.

@@ -1046,6 +1046,9 @@ pub(crate) struct ReportArgs {
 pub(crate) fn merge(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let mut sum = telemetry::report::IntegrityFigures::default();
     let (mut writes, mut dma, mut raised, mut received, mut merged) = (0, 0, 0, 0, 0);
+    // Per tag, the nodes' histograms added (same bounds everywhere).
+    let mut histograms: Vec<(String, hdrhistogram::Histogram<u64>)> = Vec::new();
+    let mut without_histograms = 0;
     for path in &args.reports {
         let read = std::fs::read_to_string(path)
             .map_err(|e| format!("{}: cannot read: {e}", path.display()))
@@ -1064,6 +1067,32 @@ pub(crate) fn merge(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) 
                 return EXIT_REJECTED;
             }
         };
+        if r.histograms.is_empty() {
+            without_histograms += 1;
+        }
+        match telemetry::read_interval_log(r.histograms.as_bytes()) {
+            Ok(read) => {
+                for (tag, h) in read {
+                    match histograms.iter_mut().find(|(t, _)| *t == tag) {
+                        Some((_, sum)) => {
+                            if let Err(e) = sum.add(&h) {
+                                let _ = writeln!(
+                                    err,
+                                    "error: {}: histogram {tag} cannot be added: {e:?}",
+                                    path.display()
+                                );
+                                return EXIT_REJECTED;
+                            }
+                        }
+                        None => histograms.push((tag, h)),
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(err, "error: {}: histograms: {e}", path.display());
+                return EXIT_REJECTED;
+            }
+        }
         let i = &r.integrity;
         sum.sent += i.sent;
         sum.delivered += i.delivered;
@@ -1095,6 +1124,27 @@ pub(crate) fn merge(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) 
         out,
         "  MSI-X interrupts: {received} received of {raised} raised, {merged} merged while held"
     );
+    let summary = |tag: &str| {
+        histograms
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, h)| telemetry::Summary::of(h))
+            .unwrap_or_default()
+    };
+    let (per_migration, per_tlp, round_trip) = (
+        summary("per_migration"),
+        summary("per_tlp"),
+        summary("round_trip"),
+    );
+    if without_histograms > 0 {
+        let _ = writeln!(
+            err,
+            "note: {without_histograms} report(s) carry no histograms (written before they did): the percentiles leave them out"
+        );
+    }
+    let _ = writeln!(out, "  blackout per migration: {}", per_migration.line());
+    let _ = writeln!(out, "  blackout per held TLP:  {}", per_tlp.line());
+    let _ = writeln!(out, "  request round trips:    {}", round_trip.line());
     let _ = writeln!(
         out,
         "  integrity: lost {}, duplicated {}, reordered {}, completion timeouts {}, data mismatches {}",
@@ -1104,6 +1154,8 @@ pub(crate) fn merge(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) 
         let v = serde_json::json!({
             "reports": args.reports.len(),
             "traffic": { "host_writes": writes, "device_dma_writes": dma },
+            "blackout": { "per_migration_us": per_migration, "per_tlp_us": per_tlp },
+            "round_trip_us": round_trip,
             "integrity": sum,
             "configuration": {
                 "interrupts": received,
@@ -1149,7 +1201,7 @@ fn phase_summaries(records: &[Record]) -> Vec<(Phase, Summary)> {
     Phase::ALL
         .iter()
         .map(|&p| {
-            let mut h = Blackouts::new().per_tlp;
+            let mut h = lcore::Blackouts::new().per_tlp;
             for r in records
                 .iter()
                 .filter(|r| r.outcome == Some(Outcome::Completed))
@@ -1396,7 +1448,29 @@ fn measured(
             .as_ref()
             .map(Summary::of)
             .unwrap_or_default(),
+        histograms: histogram_log(totals, secs)
+            .ok()
+            .and_then(|log| String::from_utf8(log).ok())
+            .unwrap_or_default(),
     }
+}
+
+/// The run's histograms as an interval log: blackouts per migration and
+/// per held TLP, and request round trips (nanoseconds).
+fn histogram_log(totals: &Totals, secs: f64) -> Result<Vec<u8>, telemetry::Error> {
+    let round_trip_histogram = totals
+        .round_trips
+        .clone()
+        .unwrap_or_else(|| Blackouts::new().per_tlp);
+    telemetry::interval_log(
+        &[
+            ("per_migration", &totals.blackouts.per_migration),
+            ("per_tlp", &totals.blackouts.per_tlp),
+            ("round_trip", &round_trip_histogram),
+        ],
+        Duration::ZERO,
+        Duration::from_secs_f64(secs),
+    )
 }
 
 fn report(
@@ -1419,19 +1493,7 @@ fn report(
         );
     }
     if let Some(path) = &args.hdr_log {
-        let round_trip_histogram = totals
-            .round_trips
-            .clone()
-            .unwrap_or_else(|| Blackouts::new().per_tlp);
-        let log = telemetry::interval_log(
-            &[
-                ("per_migration", &totals.blackouts.per_migration),
-                ("per_tlp", &totals.blackouts.per_tlp),
-                ("round_trip", &round_trip_histogram),
-            ],
-            Duration::ZERO,
-            Duration::from_secs_f64(secs),
-        );
+        let log = histogram_log(totals, secs);
         if !write_out(path, log.map_err(|e| e.to_string()), err) {
             return EXIT_REJECTED;
         }
@@ -1781,6 +1843,65 @@ mod tests {
             err.contains("bad.json: expected a report of `node --json` or `run --json`"),
             "{err}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn report_adds_the_nodes_histograms_exactly() {
+        let dir = std::env::temp_dir().join(format!("tlpf-hist-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // One node saw round trips of 1..=100 µs, the other 901..=1000 µs:
+        // the fabric's median lies between, which no percentile of either
+        // report gives.
+        let node = |name: &str, from: u64| {
+            let mut h = lcore::Blackouts::new().per_tlp;
+            for us in from..from + 100 {
+                h.record(us * 1_000).unwrap();
+            }
+            let log = telemetry::interval_log(
+                &[("round_trip", &h)],
+                std::time::Duration::ZERO,
+                std::time::Duration::from_secs(1),
+            )
+            .unwrap();
+            let v = serde_json::json!({
+                "integrity": {"sent": 1, "delivered": 1},
+                "histograms": String::from_utf8(log).unwrap(),
+            });
+            let p = dir.join(name);
+            std::fs::write(&p, v.to_string()).unwrap();
+            p
+        };
+        let (a, b) = (node("a.json", 1), node("b.json", 901));
+        let json = dir.join("fabric.json");
+        let (code, out, err) = run_captured(
+            &[
+                "report",
+                a.to_str().unwrap(),
+                b.to_str().unwrap(),
+                "--json",
+                json.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let rt = &v["round_trip_us"];
+        assert_eq!(rt["count"], 200, "{v}");
+        // The 100th of 200 values is 100 µs; the max is 1000 µs (within
+        // the histogram's precision).
+        let (p50, max) = (rt["p50"].as_f64().unwrap(), rt["max"].as_f64().unwrap());
+        assert!((99.0..=101.0).contains(&p50), "{rt}");
+        assert!((999.0..=1001.0).contains(&max), "{rt}");
+        assert!(out.contains("request round trips:    p50 100"), "{out}");
+        // A report without histograms is said, not taken for an empty one.
+        let old = dir.join("old.json");
+        std::fs::write(&old, r#"{"integrity": {"sent": 1, "delivered": 1}}"#).unwrap();
+        let (code, _, err) =
+            run_captured(&["report", a.to_str().unwrap(), old.to_str().unwrap()], "");
+        assert_eq!(code, 0);
+        assert!(err.contains("1 report(s) carry no histograms"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -425,6 +425,11 @@ fn tracked_traffic_crosses_two_node_processes_whole() {
     assert_eq!(a["traffic"]["device_dma_writes"], 0);
     assert_eq!(b["traffic"]["host_writes"], 0);
     assert!(b["traffic"]["device_dma_writes"].as_u64().unwrap() > 0);
+    // The round trips of sw0's hosts' reads, every one of them, in the
+    // fabric's histogram.
+    let count = |v: &serde_json::Value| v["round_trip_us"]["count"].as_u64().unwrap();
+    assert!(count(&a) > 0);
+    assert_eq!(count(&v), count(&a) + count(&b), "{v}");
 }
 
 #[test]
