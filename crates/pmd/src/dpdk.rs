@@ -391,6 +391,15 @@ impl DpdkPort {
             .collect())
     }
 
+    /// The port's own MAC address (`None` if the driver gives none).
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        let mut addr = sys::rte_ether_addr::default();
+        // SAFETY: the port exists while this handle lives (`_started`), and
+        // `addr` is a valid out pointer for the call's duration.
+        let rc = unsafe { sys::rte_eth_macaddr_get(self.id, &mut addr) };
+        (rc == 0).then_some(addr.addr_bytes)
+    }
+
     /// Opens the ethdev named `device` with `queues` receive and transmit
     /// queue pairs, one handle each, so that as many cores can poll it
     /// (as testpmd's forwarding cores poll a queue each). EAL must be

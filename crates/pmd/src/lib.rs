@@ -7,12 +7,14 @@
 //! callback; [`pcap::PcapWriter`] writes captures, [`capture::Capture`]
 //! off the polling core). On Linux, [`af_packet::AfPacketPort`] puts
 //! frames on any Ethernet interface without DPDK. With the `dpdk` feature,
-//! [`dpdk::DpdkPort`] drives any DPDK ethdev with mbufs as frames.
+//! [`dpdk::DpdkPort`] drives any DPDK ethdev with mbufs as frames;
+//! [`addressed::Addressed`] gives it real Ethernet addresses.
 // Unsafe code lives only in the AF_PACKET and DPDK ports, each block with
 // the invariant it relies on.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod addressed;
 #[cfg(target_os = "linux")]
 pub mod af_packet;
 pub mod capture;
