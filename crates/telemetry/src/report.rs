@@ -27,7 +27,7 @@ pub struct RunReport {
     pub interrupted: bool,
     /// Whether it ran on one thread with a virtual clock.
     pub deterministic: bool,
-    /// `ring` or `dpdk`.
+    /// `ring`, `dpdk`, or (a node process on native ports) `af-packet`.
     pub pmd: String,
     pub topology: TopologyFigures,
     pub traffic: TrafficFigures,
@@ -310,10 +310,11 @@ impl RunReport {
             } else {
                 ""
             },
-            if self.pmd == "dpdk" {
-                "DPDK ethdevs (net_ring pairs)"
-            } else {
-                "in-memory ring ports"
+            match self.pmd.as_str() {
+                "dpdk" => "DPDK ethdevs",
+                "af-packet" =>
+                    "AF_PACKET ports to other nodes, in-memory ones to hosts and devices",
+                _ => "in-memory ring ports",
             }
         );
         let _ = writeln!(out, "  memory: {}", t.memory);

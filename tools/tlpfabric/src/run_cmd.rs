@@ -136,7 +136,9 @@ struct NodeOptions {
     node: String,
     /// The interface each of the node's links to another node runs on,
     /// `LINK=IFACE` (`link0=eth1`; links are numbered in the topology's
-    /// order), one for each such link.
+    /// order), one for each such link. With `--pmd dpdk`, `LINK=DEVICE`:
+    /// an ethdev, a vdev that `--eal` makes (`net_af_packet0`) or a PCI
+    /// address.
     #[arg(long = "port", value_name = "LINK=IFACE")]
     ports: Vec<String>,
     /// After its own traffic and drain, the node keeps forwarding this
@@ -416,6 +418,60 @@ fn core_setup(pmd: Pmd) -> Vec<Part> {
     Vec::new()
 }
 
+/// A node's links to other nodes on DPDK ethdevs (`--port LINK=DEVICE`:
+/// a vdev that `--eal` creates, such as `net_af_packet0`, or a PCI
+/// address), its hosts and devices on in-memory links; every frame in one
+/// DPDK mbuf pool.
+#[cfg(feature = "dpdk")]
+fn dpdk_node_ports(
+    args: &RunArgs,
+    share: &NodeShare,
+    t: &Topology,
+) -> Result<assembly::Ports, String> {
+    use pmd::dpdk::{DpdkPort, Mempool};
+    crate::init_eal(args.eal.as_deref(), "node", "")?;
+    let room = (14 + t.link.mtu).max(2048) as u16;
+    let mempool = Mempool::new("node", 32_767, 256, room).map_err(|e| e.to_string())?;
+    let pool = pmd::FramePool::dpdk(mempool);
+    let link_pool = pool.clone();
+    let devices = share.ifaces.clone();
+    let ethertype = t.link.ethertype;
+    Ok(assembly::Ports {
+        pool,
+        link: std::sync::Arc::new(move |name, capacity, _| match devices.get(name) {
+            Some(device) => {
+                let port = DpdkPort::open(device, &link_pool, 1024, 1024).map_err(|e| {
+                    format!(
+                        "--port {name}={device}: {e} (an ethdev that --eal makes, such as --vdev=net_af_packet0,iface=eth1, or a PCI address)"
+                    )
+                })?;
+                // The NIC's own address on the wire, the peer's learned, as
+                // the native port does: so the two kinds face each other.
+                let mac = port.mac().ok_or_else(|| {
+                    format!("--port {name}={device}: the device has no MAC address")
+                })?;
+                let port = pmd::addressed::Addressed::new(port, mac, ethertype);
+                Ok((
+                    Box::new(port) as DynPort,
+                    Box::new(pmd::ClosedPort::default()) as DynPort,
+                ))
+            }
+            // The node's hosts and devices: ethdev pairs joined by net_ring,
+            // as `run --pmd dpdk` makes them.
+            None => {
+                let (a, b) = DpdkPort::pair(name, capacity as u32, &link_pool)
+                    .map_err(|e| format!("--pmd dpdk: {e}"))?;
+                Ok((Box::new(a) as DynPort, Box::new(b) as DynPort))
+            }
+        }),
+    })
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn dpdk_node_ports(_: &RunArgs, _: &NodeShare, _: &Topology) -> Result<assembly::Ports, String> {
+    Err("--pmd dpdk: this build has no DPDK support (build with --features dpdk)".into())
+}
+
 #[cfg(not(feature = "dpdk"))]
 fn dpdk_ports(_: &RunArgs, _: &Topology) -> Result<assembly::Ports, String> {
     Err("--pmd dpdk: this build has no DPDK support (build with --features dpdk)".into())
@@ -677,7 +733,7 @@ fn run_share(
         );
         return EXIT_USAGE;
     }
-    if args.pmd == Pmd::AfPacket {
+    if args.pmd == Pmd::AfPacket && node.is_none() {
         let _ = writeln!(
             err,
             "error: --pmd: expected ring or dpdk; af-packet ports are for forward (run's links are all in one process)"
@@ -714,10 +770,10 @@ fn run_share(
             );
             return EXIT_USAGE;
         }
-        if args.pmd != Pmd::Ring {
+        if args.pmd == Pmd::AfPacket {
             let _ = writeln!(
                 err,
-                "error: --pmd: a node's links to other nodes are AF_PACKET ports (--port), its hosts and devices in memory"
+                "error: --pmd: expected ring (links to other nodes on native AF_PACKET ports, the default) or dpdk (on DPDK ethdevs)"
             );
             return EXIT_USAGE;
         }
@@ -772,7 +828,15 @@ fn run_share(
         .filter(|d| !d.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let ports = if args.pmd == Pmd::Dpdk {
+    let ports = if let (Pmd::Dpdk, Some(share)) = (args.pmd, &share) {
+        match dpdk_node_ports(&args, share, &t) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                return EXIT_REJECTED;
+            }
+        }
+    } else if args.pmd == Pmd::Dpdk {
         match dpdk_ports(&args, &t) {
             Ok(p) => p,
             Err(e) => {
@@ -1309,7 +1373,11 @@ fn measured(
         rate: args.rate,
         interrupted: cores.interrupted,
         deterministic,
-        pmd: args.pmd.name().into(),
+        // A node's links to other nodes are AF_PACKET ports unless DPDK.
+        pmd: match (args.pmd, &cores.node) {
+            (Pmd::Ring, Some(_)) => Pmd::AfPacket.name().into(),
+            (pmd, _) => pmd.name().into(),
+        },
         topology: TopologyFigures {
             nodes: t.nodes.len() as u64,
             hosts: t.hosts.len() as u64,

@@ -137,6 +137,12 @@ impl Namespaces {
     /// running, the node reports to it.
     fn start_with(&mut self, node: &str, extra: &[&str]) {
         let i = self.nodes.iter().position(|n| n == node).expect("a node");
+        self.start_on(node, &self.ports[i].clone(), extra);
+    }
+
+    /// Starts `tlpfabric node` with its links on `ports` (`LINK=PORT`).
+    fn start_on(&mut self, node: &str, ports: &[String], extra: &[&str]) {
+        let i = self.nodes.iter().position(|n| n == node).expect("a node");
         let json = self.report(node);
         let mut command = Command::new("ip");
         command.args([
@@ -151,7 +157,7 @@ impl Namespaces {
         if let Some(c) = &self.config {
             command.arg("--config").arg(c);
         }
-        for p in &self.ports[i] {
+        for p in ports {
             command.args(["--port", p]);
         }
         if self.manager.is_some() {
@@ -453,6 +459,36 @@ fn a_link_taken_down_for_200_ms_costs_replays_not_tlps() {
         .map(|n| f.node_report(n)["frames"]["replayed"].as_u64().unwrap())
         .sum();
     assert!(replayed > 0);
+}
+
+/// sw0 on DPDK (its `net_af_packet` driver on the veth end), sw1 on the
+/// native AF_PACKET port: the same frames and link protocol either way, so
+/// the merged report is clean.
+#[cfg(feature = "dpdk")]
+#[test]
+fn a_node_on_dpdk_and_a_node_on_the_native_port_carry_the_fabric_whole() {
+    let Some(mut f) = Namespaces::new("dpdk", None) else {
+        return;
+    };
+    f.start("sw1");
+    let eal = format!(
+        "--no-huge --no-pci -m 512 --file-prefix=tlpf-dist-{} --vdev=net_af_packet0,iface=l0a \
+         --log-level=lib.eal:error --no-telemetry",
+        std::process::id()
+    );
+    f.start_on(
+        "sw0",
+        &["link0=net_af_packet0".to_string()],
+        &["--duration", "2s", "--pmd", "dpdk", "--eal", &eal],
+    );
+    let outputs = f.wait(Duration::from_secs(60));
+    let (code, text, v) = f.merged();
+    assert_clean(code, &text, &v);
+    assert!(
+        outputs[0].contains("AF_PACKET ports to other nodes"),
+        "{outputs:?}"
+    );
+    assert!(outputs[1].contains("DPDK ethdevs"), "{outputs:?}");
 }
 
 /// Opens an AF_PACKET port on `iface` in namespace `ns` (the socket stays
