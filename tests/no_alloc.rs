@@ -189,3 +189,97 @@ fn a_node_pipeline_forwards_a_million_tlps_without_allocating() {
     assert!(task.stats().frames_out > 0);
     assert_eq!(during, 0, "allocations while forwarding a million TLPs");
 }
+
+/// A part of the fabric whose node pipelines count what their polls
+/// allocate.
+struct Counted(assembly::Part);
+
+thread_local! {
+    static NODE_ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+impl lcore::Task for Counted {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn poll(&mut self, now: u64) -> usize {
+        if self.0.node().is_none() {
+            return self.0.poll(now);
+        }
+        let before = allocations();
+        let done = self.0.poll(now);
+        let during = allocations() - before;
+        NODE_ALLOCATIONS.with(|c| c.set(c.get() + during));
+        done
+    }
+}
+
+#[test]
+fn the_fabric_s_node_pipelines_allocate_nothing_while_bindings_migrate() {
+    use assembly::{build, ScenarioConfig};
+    use lcore::Deterministic;
+    use migrate::{Outcome, Schedule};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/default.toml");
+    let t = Topology::load(path.as_ref()).unwrap();
+    // VM and endpoint migrations every 5 ms after a 20 ms warm-up, over
+    // links that delay some frames, under
+    // 200,000 writes per second per host with reads, configuration
+    // requests and register reads among them.
+    let c = ScenarioConfig {
+        rate: 200_000.0,
+        duration: 120_000_000,
+        schedule: Schedule {
+            vm_migrations: 10,
+            endpoint_migrations: 10,
+            start: 20_000_000,
+            interval: 5_000_000,
+            ..Schedule::default()
+        },
+        config_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../configs").into(),
+        // One frame in twenty between the nodes held back 2 ms: pauses
+        // last, and hold what arrives meanwhile.
+        link_faults: Some(fabric::FaultConfig {
+            delay: 0.05,
+            delay_ticks: 2_000_000,
+            seed: 7,
+            ..fabric::FaultConfig::NONE
+        }),
+        ..ScenarioConfig::default()
+    };
+    let s = build(&t, &c).unwrap();
+    let mut d: Deterministic<Counted> = Deterministic::new(1_000);
+    for part in s.models.into_iter().chain(s.nodes) {
+        d.add(Counted(part));
+    }
+    // Warm-up: queues, tables and buffers reach their working sizes.
+    d.run_until(u64::MAX, |d| d.now() >= 19_000_000);
+    NODE_ALLOCATIONS.with(|c| c.set(0));
+    d.run_until(u64::MAX, |d| d.now() >= c.duration + 10_000_000);
+    let during = NODE_ALLOCATIONS.with(Cell::get);
+    let parts: Vec<&assembly::Part> = d.tasks().iter().map(|c| &c.0).collect();
+    let o = parts.iter().find_map(|p| p.orchestrator()).unwrap();
+    let completed = o
+        .records()
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::Completed))
+        .count();
+    assert_eq!(completed, 20, "{:?}", o.records());
+    let gate = parts
+        .iter()
+        .filter_map(|p| p.node())
+        .find_map(|n| n.gate())
+        .unwrap();
+    // The pauses held TLPs: the hold and release paths ran.
+    assert!(gate.stats().held > 0, "{:?}", gate.stats());
+    let tlps: u64 = parts
+        .iter()
+        .filter_map(|p| p.node())
+        .map(|n| n.stats().tlps_in)
+        .sum();
+    assert!(tlps > 50_000, "{tlps}");
+    assert_eq!(
+        during, 0,
+        "allocations in the node pipelines' polls while {tlps} TLPs crossed them and 20 migrations held and released traffic"
+    );
+}

@@ -277,6 +277,10 @@ struct Gated {
     /// The destination domain's VDI while a migration prepares and moves,
     /// and the fabric bus of the destination host's requests.
     destination: Option<(Vdi, u8)>,
+    /// A VDI of the same layout kept aside for the next destination, so
+    /// that a prepare copies state in place instead of allocating on the
+    /// gate's core.
+    spare_vdi: Option<Vdi>,
     /// When its point closed (or began draining), while paused.
     paused_since: Option<Instant>,
     /// The stall clocks' sum when its drain began (see
@@ -444,6 +448,10 @@ impl std::fmt::Debug for Gate {
     }
 }
 
+/// TLPs a gate's VDIs may have waiting to go upstream at once (interrupts
+/// released after a pause, completion indications).
+const UPSTREAM_CAPACITY: usize = 64;
+
 /// TLPs each direction of a binding can hold: more than the header credits
 /// of every path into it, so flow control stops senders first.
 const HOLD_CAPACITY: usize = 8192;
@@ -562,6 +570,7 @@ impl Gate {
                         .as_ref()
                         .and_then(|v| v.msix_table_span(0))
                         .unwrap_or((0, 0)),
+                    spare_vdi: vdi.as_ref().map(Vdi::spare),
                     vdi,
                     destination: None,
                     paused_since: None,
@@ -580,7 +589,7 @@ impl Gate {
             base: Instant::now(),
             spare: (0..SPARE).map(|_| Vec::with_capacity(MAX_TLP)).collect(),
             released: Vec::with_capacity(2 * HOLD_CAPACITY),
-            upstream: Vec::new(),
+            upstream: Vec::with_capacity(UPSTREAM_CAPACITY),
             blackouts: Blackouts::new(),
             stats: GateStats::default(),
             any_paused: false,
@@ -636,9 +645,12 @@ impl Gate {
             self.recycle(held.into_bytes());
         }
         self.released = released;
-        for tlp in std::mem::take(&mut self.upstream) {
+        let mut upstream = std::mem::take(&mut self.upstream);
+        for tlp in upstream.drain(..) {
             f(Direction::Up, &tlp);
+            self.recycle(tlp);
         }
+        self.upstream = upstream;
     }
 
     /// The destination VDI of binding `i`, while a migration prepares.
@@ -1021,8 +1033,15 @@ impl Gate {
         for g in &mut self.bindings {
             if let Some(vdi) = &mut g.vdi {
                 let mut out = [0u8; 64];
-                while let Some(n) = vdi.poll_upstream(&mut out) {
-                    self.upstream.push(out[..n].to_vec());
+                // Bounded, so that what waits never grows a buffer: the rest
+                // stays owed in the VDI until the next poll.
+                while self.upstream.len() < UPSTREAM_CAPACITY {
+                    let Some(n) = vdi.poll_upstream(&mut out) else {
+                        break;
+                    };
+                    let mut tlp = self.spare.pop().unwrap_or_default();
+                    tlp.extend_from_slice(&out[..n]);
+                    self.upstream.push(tlp);
                     self.stats.vdi_upstream += 1;
                 }
             }
@@ -1106,7 +1125,9 @@ impl Gate {
                 // destination's VDI still would answer the VM out of the
                 // binding's sight). The function's VDI, which saw every write
                 // the source made, carries on.
-                g.destination = None;
+                if let Some((spare, _)) = g.destination.take() {
+                    g.spare_vdi = Some(spare);
+                }
                 if let Some(to) = dest {
                     return self.retarget(b, to, at);
                 }
@@ -1131,7 +1152,9 @@ impl Gate {
                     g.aborting = true;
                 }
                 g.point.abort(at);
-                g.destination = None;
+                if let Some((spare, _)) = g.destination.take() {
+                    g.spare_vdi = Some(spare);
+                }
                 if let Some(vdi) = &mut g.vdi {
                     vdi.set_mode(Mode::PassThrough);
                 }
@@ -1143,7 +1166,13 @@ impl Gate {
                     // The destination's instantiation starts as the source's
                     // state (within one process a copy; a snapshot carries
                     // it between machines).
-                    let mut copy = vdi.clone();
+                    let mut copy = match g.spare_vdi.take() {
+                        Some(mut spare) => {
+                            spare.copy_from(vdi);
+                            spare
+                        }
+                        None => vdi.spare(),
+                    };
                     copy.set_mode(Mode::Shadow);
                     g.destination = Some((copy, destination_bus));
                 }

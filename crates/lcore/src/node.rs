@@ -1002,7 +1002,7 @@ impl<P: Port> NodeTask<P> {
             return;
         }
         let mut released = std::mem::take(&mut gate.released);
-        let upstream = std::mem::take(&mut gate.upstream);
+        let mut upstream = std::mem::take(&mut gate.upstream);
         let port = gate.port();
         for (dir, mut held) in released.drain(..) {
             self.holding = held.owner.take();
@@ -1033,13 +1033,19 @@ impl<P: Port> NodeTask<P> {
                 g.recycle(held.into_bytes());
             }
         }
-        for mut tlp in upstream {
+        for mut tlp in upstream.drain(..) {
             let action = self.route_one(port, &mut tlp, now);
             self.holding = None;
             self.finish_one(port, action, &tlp, now);
+            if let Some(g) = self.gate.as_mut() {
+                g.recycle(tlp);
+            }
         }
+        // Both go back with their capacity: the next release needs no new
+        // buffers.
         if let Some(g) = self.gate.as_mut() {
             g.released = released;
+            g.upstream = upstream;
         }
     }
 

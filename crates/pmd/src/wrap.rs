@@ -47,7 +47,9 @@ impl<P: Port> FaultPort<P> {
             inner,
             faults: Faults::new(config),
             pool,
-            held: VecDeque::with_capacity(64),
+            // Room for what delays hold back on a busy link: a fault
+            // injector that grows would show in allocation counts.
+            held: VecDeque::with_capacity(4096),
             calls: 0,
             out: Vec::with_capacity(64),
         }

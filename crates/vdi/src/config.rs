@@ -272,6 +272,19 @@ pub struct ConfigSpace {
 }
 
 impl ConfigSpace {
+    /// Whether `other` has this space's size and access rules.
+    pub(crate) fn same_layout(&self, other: &ConfigSpace) -> bool {
+        self.writable == other.writable
+            && self.clear_on_one == other.clear_on_one
+            && self.data.len() == other.data.len()
+    }
+
+    /// Takes `other`'s contents (same layout: [`ConfigSpace::same_layout`]).
+    pub(crate) fn copy_from(&mut self, other: &ConfigSpace) {
+        self.data.copy_from_slice(&other.data);
+        self.sizes = other.sizes;
+    }
+
     /// A space holding `bytes` (256 or 4096, type 0 header), with the access
     /// rules of its layout and BARs of the given sizes.
     pub fn new(bytes: &[u8], sizes: BarSizes) -> Result<ConfigSpace, ConfigError> {

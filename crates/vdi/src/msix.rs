@@ -36,6 +36,17 @@ const ENTRY: u32 = 16;
 const MASKED: u32 = 1;
 
 impl Msix {
+    /// Whether `other` has this table's size and place.
+    pub(crate) fn same_layout(&self, other: &Msix) -> bool {
+        self.info == other.info && self.table.len() == other.table.len()
+    }
+
+    /// Takes `other`'s vectors and pending bits (same layout).
+    pub(crate) fn copy_from(&mut self, other: &Msix) {
+        self.table.copy_from_slice(&other.table);
+        self.pending.copy_from_slice(&other.pending);
+    }
+
     /// A table of `info.table_size` vectors, each masked (its reset state).
     pub fn new(info: MsixInfo) -> Msix {
         let n = info.table_size as usize;

@@ -116,6 +116,16 @@ pub struct Hit {
 }
 
 impl RegisterFile {
+    /// Whether `other` has the same registers (values aside).
+    pub(crate) fn same_layout(&self, other: &RegisterFile) -> bool {
+        self.registers == other.registers && self.values.len() == other.values.len()
+    }
+
+    /// Takes `other`'s values (same layout: [`RegisterFile::same_layout`]).
+    pub(crate) fn copy_values_from(&mut self, other: &RegisterFile) {
+        self.values.copy_from_slice(&other.values);
+    }
+
     /// A file of `registers`, each at its reset value.
     pub fn new(mut registers: Vec<Register>) -> Result<RegisterFile, LayoutError> {
         registers.sort_by_key(|r| (r.bar, r.offset));

@@ -102,6 +102,9 @@ enum Upstream {
     Vendor { vendor_id: u16, word: u32 },
 }
 
+/// TLPs owed upstream a spare VDI has room for before it would allocate.
+const SPARE_UPSTREAM: usize = 64;
+
 /// A virtual device instantiation of one function.
 #[derive(Debug, Clone)]
 pub struct Vdi {
@@ -173,6 +176,44 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
 }
 
 impl Vdi {
+    /// Makes this instantiation a copy of `other`. When both have the
+    /// same layout (made from one template, as a function's VDI and its
+    /// spare are) it copies in place without allocating, as a gate needs on
+    /// its core; otherwise it clones.
+    pub fn copy_from(&mut self, other: &Vdi) {
+        let same = self.config.same_layout(&other.config)
+            && self.registers.same_layout(&other.registers)
+            && match (&self.msix, &other.msix) {
+                (Some(a), Some(b)) => a.same_layout(b),
+                (None, None) => true,
+                _ => false,
+            }
+            && self.upstream.capacity() >= other.upstream.len();
+        if !same {
+            *self = other.clone();
+            return;
+        }
+        self.function = other.function;
+        self.config.copy_from(&other.config);
+        self.registers.copy_values_from(&other.registers);
+        if let (Some(a), Some(b)) = (&mut self.msix, &other.msix) {
+            a.copy_from(b);
+        }
+        self.mode = other.mode;
+        self.interrupts_held = other.interrupts_held;
+        self.upstream.clear();
+        self.upstream.extend(other.upstream.iter().copied());
+        self.stats = other.stats;
+    }
+
+    /// A copy to keep aside for [`Vdi::copy_from`], with room for what its
+    /// original may owe upstream.
+    pub fn spare(&self) -> Vdi {
+        let mut v = self.clone();
+        v.upstream.reserve(SPARE_UPSTREAM);
+        v
+    }
+
     /// A VDI of `function` (its completer ID) from a template, in pass-through.
     pub fn new(template: &Template, function: Bdf) -> Vdi {
         let msix = template.config.msix().map(Msix::new);

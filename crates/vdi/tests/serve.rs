@@ -689,3 +689,27 @@ fn held_interrupts_pend_merge_and_go_once_when_released() {
     );
     assert_eq!(v.stats().interrupts_held, 3);
 }
+
+#[test]
+fn a_spare_takes_a_vdi_s_whole_state_in_place() {
+    let mut source = Vdi::new(&template(), FUNCTION);
+    let mut spare = source.spare();
+    let mut out = [0u8; 64];
+    source.serve(&mwr(BAR0 + 0x5400, &[0xde, 0xad, 0xbe, 0xef]), &mut out);
+    source.serve(&mwr(BAR3 + 16, &[0x00, 0x10, 0xe0, 0xfe]), &mut out);
+    enable_msix(&mut source, &mut out);
+    source.raise_interrupt(0);
+    source.set_mode(Mode::Migrating);
+    spare.copy_from(&source);
+    // Everything the source holds, down to its statistics, as a clone has
+    // it.
+    assert_eq!(format!("{spare:?}"), format!("{:?}", source.clone()));
+    // And it goes its own way after.
+    source.set_mode(Mode::PassThrough);
+    assert_eq!(spare.mode(), Mode::Migrating);
+    // A VDI of another layout (its MSI-X table moved) is cloned instead.
+    let mut moved = Vdi::new(&template(), FUNCTION);
+    assert!(moved.relocate_msix(3, 0x100, 0x800));
+    spare.copy_from(&moved);
+    assert_eq!(format!("{spare:?}"), format!("{moved:?}"));
+}
