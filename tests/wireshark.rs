@@ -119,6 +119,8 @@ fn the_dissector_shows_every_field_and_the_damage() {
         frame(Flags::NAK | Flags::ACK, 0, 6, &[]),
         damaged,
         frame(Flags::ACK, 8, 3, &[bad]),
+        // On a link the Ethernet FCS protects: a zero trailer, not checked.
+        frame(Flags::ACK | Flags::FCS, 9, 3, &tlps[..1]),
     ];
     let dir = std::env::temp_dir().join(format!("tlpf-wireshark-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -145,7 +147,7 @@ fn the_dissector_shows_every_field_and_the_damage() {
     assert!(!stderr.contains("Lua: Error"), "{stderr}");
     let doc: Value = serde_json::from_slice(&out.stdout).expect("tshark's JSON");
     let packets = doc.as_array().expect("a list of packets");
-    assert_eq!(packets.len(), 5);
+    assert_eq!(packets.len(), 6);
     let p = |i: usize, key: &str| all(&packets[i], key);
 
     // The first frame: header fields, then every TLP by kind.
@@ -210,4 +212,10 @@ fn the_dissector_shows_every_field_and_the_damage() {
         "{}",
         packets[4]
     );
+    // The FCS flag shown, the zero trailer neither checked nor flagged.
+    assert_eq!(p(5, "tlpfabric.flags.fcs"), ["1"]);
+    assert_eq!(p(5, "tlpfabric.crc"), ["0x00000000"]);
+    assert!(p(5, "tlpfabric.crc_ok").is_empty(), "{}", packets[5]);
+    assert!(p(5, "tlpfabric.crc_bad").is_empty());
+    assert_eq!(p(5, "tlpfabric.tlp_count"), ["1"]);
 }

@@ -5,15 +5,20 @@
 #![no_main]
 
 use fabric::crc_of;
-use fabric::frame::{Frame, CRC_LEN, ETHERTYPE, HEADER_LEN, VERSION};
+use fabric::frame::{Flags, Frame, Integrity, CRC_LEN, ETHERTYPE, HEADER_LEN, VERSION};
 use libfuzzer_sys::fuzz_target;
 
 fn check(bytes: &[u8]) {
-    if let Ok(frame) = Frame::new_checked(bytes, ETHERTYPE) {
-        let tlp_bytes: usize = frame.tlps().map(|t| t.len() + 2).sum();
-        assert_eq!(HEADER_LEN + tlp_bytes + CRC_LEN, frame.len());
-        assert_eq!(frame.tlps().count(), frame.tlp_count() as usize);
-        let _ = (frame.credits(), frame.sequence(), frame.ack(), frame.flags());
+    // On a link of either kind: a frame is taken only with the flag that
+    // says how it is protected.
+    for integrity in [Integrity::Crc32c, Integrity::Fcs] {
+        if let Ok(frame) = Frame::new_checked_as(bytes, ETHERTYPE, integrity) {
+            let tlp_bytes: usize = frame.tlps().map(|t| t.len() + 2).sum();
+            assert_eq!(HEADER_LEN + tlp_bytes + CRC_LEN, frame.len());
+            assert_eq!(frame.tlps().count(), frame.tlp_count() as usize);
+            assert_eq!(frame.flags().has(Flags::FCS), integrity == Integrity::Fcs);
+            let _ = (frame.credits(), frame.sequence(), frame.ack(), frame.flags());
+        }
     }
 }
 

@@ -23,7 +23,7 @@ local bit = bit32 or bit
 
 local fabric = Proto("tlpfabric", "tlpfabric link frame")
 
-local flag_names = { [0] = "", [1] = "ACK", [2] = "NAK", [4] = "CREDITS" }
+local flag_names = { [0] = "", [1] = "ACK", [2] = "NAK", [4] = "CREDITS", [8] = "FCS" }
 
 local f = {
     version = ProtoField.uint8("tlpfabric.version", "Version"),
@@ -31,6 +31,7 @@ local f = {
     flag_ack = ProtoField.bool("tlpfabric.flags.ack", "ACK valid", 8, nil, 0x01),
     flag_nak = ProtoField.bool("tlpfabric.flags.nak", "NAK (replay from ACK + 1)", 8, nil, 0x02),
     flag_credits = ProtoField.bool("tlpfabric.flags.credits", "Credits valid", 8, nil, 0x04),
+    flag_fcs = ProtoField.bool("tlpfabric.flags.fcs", "No CRC-32C (the Ethernet FCS protects the frame)", 8, nil, 0x08),
     tlp_count = ProtoField.uint16("tlpfabric.tlp_count", "TLP count"),
     src_node = ProtoField.uint16("tlpfabric.src_node", "Source node"),
     dst_node = ProtoField.uint16("tlpfabric.dst_node", "Destination node"),
@@ -310,6 +311,7 @@ function fabric.dissector(tvb, pinfo, tree)
     ft:add(f.flag_ack, tvb(1, 1))
     ft:add(f.flag_nak, tvb(1, 1))
     ft:add(f.flag_credits, tvb(1, 1))
+    ft:add(f.flag_fcs, tvb(1, 1))
     local count = tvb(2, 2):uint()
     t:add(f.tlp_count, tvb(2, 2))
     t:add(f.src_node, tvb(4, 2))
@@ -354,7 +356,8 @@ function fabric.dissector(tvb, pinfo, tree)
         local crc = tvb(at, 4):uint()
         t:add(f.crc, tvb(at, 4))
         local typ = last_bytes(eth_type)
-        if typ then
+        -- With the FCS flag the trailer is zero: nothing to check here.
+        if typ and bit.band(flags, 0x08) == 0 then
             -- From the EtherType on: the addresses are the link's.
             -- (bytes() also returns a count: parenthesised, only the bytes.)
             local computed = crc32c({ typ, (tvb:range(0, at):bytes()) })

@@ -667,6 +667,7 @@ pub fn build(t: &Topology, c: &ScenarioConfig) -> Result<Scenario, BuildError> {
         let settings = FrameSettings {
             ethertype: t.link.ethertype,
             mtu: t.link.mtu,
+            ..FrameSettings::default()
         };
         let mut task = NodeTask::new(&t.nodes[n].name, reader, node_ports, pool.clone(), settings);
         for (node, port, config) in &reliable {

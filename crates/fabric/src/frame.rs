@@ -9,7 +9,7 @@
 //! | 6..12        | source MAC |
 //! | 12..14       | EtherType (0x88B5, IEEE local experimental, by default) |
 //! | 14           | version (2) |
-//! | 15           | flags: bit 0 ACK (`ack` is valid), bit 1 NAK (replay from `ack + 1`), bit 2 CREDITS (`credits` are valid) |
+//! | 15           | flags: bit 0 ACK (`ack` is valid), bit 1 NAK (replay from `ack + 1`), bit 2 CREDITS (`credits` are valid), bit 3 FCS (the trailer is zero: the link relies on the Ethernet FCS) |
 //! | 16..18       | TLP count |
 //! | 18..20       | source node |
 //! | 20..22       | destination node |
@@ -17,7 +17,7 @@
 //! | 26..30       | cumulative ACK: the last sequence number received in order |
 //! | 30..42       | credits allocated so far (modulo 2^16), PH, PD, NPH, NPD, CplH, CplD, as an UpdateFC would carry them |
 //! | 42..         | TLPs, each a 2-byte length then that many bytes |
-//! | next 4       | CRC-32C of every byte before it from the EtherType (byte 12) on |
+//! | next 4       | CRC-32C of every byte before it from the EtherType (byte 12) on; zero with FCS |
 //! | rest         | padding (short Ethernet frames are padded to 60 bytes), ignored |
 //!
 //! The CRC follows the last TLP rather than ending the frame, so padding
@@ -70,6 +70,40 @@ mod field {
     pub const CREDITS: Range<usize> = 30..42;
 }
 
+/// How a link knows a frame arrived undamaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Integrity {
+    /// The frame's own CRC-32C (the default): damage is caught whatever
+    /// the port, and the reliable link replays the frame.
+    #[default]
+    Crc32c,
+    /// The Ethernet FCS: a NIC drops a frame whose FCS is bad, and the
+    /// reliable link replays it as a lost one. No CRC-32C is computed; the
+    /// trailer is zero and the FCS flag set. A port that does not check
+    /// the FCS (veth, TAP, in-memory rings) breaks that promise: damage on
+    /// such a link passes unseen.
+    Fcs,
+}
+
+impl Integrity {
+    /// Its name in topologies and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Integrity::Crc32c => "crc32c",
+            Integrity::Fcs => "fcs",
+        }
+    }
+
+    /// The integrity named `name` (`crc32c` or `fcs`).
+    pub fn from_name(name: &str) -> Option<Integrity> {
+        match name {
+            "crc32c" => Some(Integrity::Crc32c),
+            "fcs" => Some(Integrity::Fcs),
+            _ => None,
+        }
+    }
+}
+
 /// Flag bits of byte 15.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Flags(pub u8);
@@ -81,6 +115,9 @@ impl Flags {
     pub const NAK: u8 = 0x02;
     /// `credits` are valid.
     pub const CREDITS: u8 = 0x04;
+    /// No CRC-32C: the trailer is zero, the Ethernet FCS protects the
+    /// frame ([`Integrity::Fcs`]).
+    pub const FCS: u8 = 0x08;
 
     /// Whether all of `bits` are set.
     pub fn has(self, bits: u8) -> bool {
@@ -143,6 +180,15 @@ pub enum FrameError {
     },
     /// An MTU outside 64..=9000.
     Mtu(usize),
+    /// A frame that relies on the FCS on a link that checks CRC-32Cs, or
+    /// the other way round: the two ends are configured differently (or
+    /// the flag was damaged).
+    Integrity {
+        /// What the link expects.
+        expected: Integrity,
+        /// What the frame says.
+        found: Integrity,
+    },
 }
 
 impl fmt::Display for FrameError {
@@ -187,6 +233,12 @@ impl fmt::Display for FrameError {
                 )
             }
             FrameError::Mtu(m) => write!(f, "MTU {m} outside 64..={MAX_MTU}"),
+            FrameError::Integrity { expected, found } => write!(
+                f,
+                "frame protected by {}, the link expects {} (both ends of a link must agree)",
+                found.name(),
+                expected.name()
+            ),
         }
     }
 }
@@ -213,6 +265,17 @@ impl<T: AsRef<[u8]>> Frame<T> {
     /// Checks headers, every TLP's length and the CRC; `ethertype` is what
     /// the link expects.
     pub fn new_checked(buffer: T, ethertype: u16) -> Result<Frame<T>, FrameError> {
+        Self::new_checked_as(buffer, ethertype, Integrity::Crc32c)
+    }
+
+    /// As [`Frame::new_checked`] on a link protected by `integrity`: the
+    /// frame must say the same, and with [`Integrity::Fcs`] its trailer is
+    /// not checked (the port's FCS check stands for it).
+    pub fn new_checked_as(
+        buffer: T,
+        ethertype: u16,
+        integrity: Integrity,
+    ) -> Result<Frame<T>, FrameError> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN + CRC_LEN {
             return Err(FrameError::Truncated {
@@ -255,6 +318,20 @@ impl<T: AsRef<[u8]>> Frame<T> {
                 needed: at + CRC_LEN,
                 available: b.len(),
             });
+        }
+        let found = if Flags(b[field::FLAGS]).has(Flags::FCS) {
+            Integrity::Fcs
+        } else {
+            Integrity::Crc32c
+        };
+        if found != integrity {
+            return Err(FrameError::Integrity {
+                expected: integrity,
+                found,
+            });
+        }
+        if integrity == Integrity::Fcs {
+            return Ok(Frame { buffer, crc_at: at });
         }
         let computed = crc_of(&b[..at]);
         let stored = be32(&b[at..at + CRC_LEN]);
@@ -492,10 +569,15 @@ impl OpenFrame {
         self.count
     }
 
-    /// Writes the count and CRC into `buf`; returns the frame's length.
+    /// Writes the count and CRC into `buf` (a zero trailer if its header
+    /// has the FCS flag); returns the frame's length.
     pub fn finish(self, buf: &mut [u8]) -> usize {
         buf[field::COUNT].copy_from_slice(&self.count.to_be_bytes());
-        let crc = crc_of(&buf[..self.len]);
+        let crc = if Flags(buf[field::FLAGS]).has(Flags::FCS) {
+            0
+        } else {
+            crc_of(&buf[..self.len])
+        };
         buf[self.len..self.len + CRC_LEN].copy_from_slice(&crc.to_be_bytes());
         self.len + CRC_LEN
     }

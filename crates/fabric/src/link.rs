@@ -35,7 +35,9 @@
 //! the dataplane, a counter in tests). Nothing here allocates after
 //! [`Link::new`]: the replay buffer is one block sized at construction.
 
-use crate::frame::{Flags, Frame, FrameError, FrameHeader, FrameWriter, CRC_LEN, HEADER_LEN};
+use crate::frame::{
+    Flags, Frame, FrameError, FrameHeader, FrameWriter, Integrity, CRC_LEN, HEADER_LEN,
+};
 use crate::frame::{DEFAULT_MTU, ETHERNET_LEN, ETHERTYPE, MAX_MTU};
 use core::fmt;
 use rings::credits::Cost;
@@ -76,6 +78,9 @@ pub struct LinkConfig {
     /// it after is refused ([`SendError::LinkDown`]), so that no sender
     /// waits forever on credits a dead peer will never return.
     pub down_after: u64,
+    /// How a frame's integrity is known: its CRC-32C, or the port's FCS.
+    /// Both ends must agree.
+    pub integrity: Integrity,
 }
 
 impl Default for LinkConfig {
@@ -96,6 +101,7 @@ impl Default for LinkConfig {
             local_mac: [0x02, 0, 0, 0, 0, 0],
             remote_mac: [0x02, 0, 0, 0, 0, 1],
             down_after: 0,
+            integrity: Integrity::Crc32c,
         }
     }
 }
@@ -532,6 +538,9 @@ impl Link {
 
     fn header(&mut self, sequence: u32) -> FrameHeader {
         let mut flags = Flags::ACK | Flags::CREDITS;
+        if self.config.integrity == Integrity::Fcs {
+            flags |= Flags::FCS;
+        }
         if self.nak_pending {
             flags |= Flags::NAK;
             self.stats.naks_sent += 1;
@@ -577,7 +586,8 @@ impl Link {
         now: u64,
         mut deliver: impl FnMut(&[u8]),
     ) -> Result<Received, FrameError> {
-        let frame = match Frame::new_checked(frame, self.config.ethertype) {
+        let frame = match Frame::new_checked_as(frame, self.config.ethertype, self.config.integrity)
+        {
             Ok(f) => f,
             Err(e) => {
                 self.stats.frames_malformed += 1;
@@ -861,6 +871,68 @@ mod tests {
             let _ = a.receive(&frame[..n], 10_000, |_| panic!("delivered"));
             assert_eq!(a.stats().frames_while_down, 1);
         }
+    }
+
+    #[test]
+    fn damage_is_caught_by_the_crc_and_left_to_the_port_with_fcs() {
+        for integrity in [Integrity::Crc32c, Integrity::Fcs] {
+            let config = LinkConfig {
+                integrity,
+                ..LinkConfig::default()
+            };
+            let (mut a, mut b) = pair(config);
+            let mut buf = [0u8; 128];
+            let n = write_tlp(7, &mut buf);
+            a.try_send(&buf[..n], 0).unwrap();
+            a.flush();
+            let mut frame = vec![0u8; ETHERNET_LEN + config.mtu];
+            let len = a.poll_transmit(0, &mut frame).unwrap();
+            let f = Frame::new_checked_as(&frame[..len], ETHERTYPE, integrity).unwrap();
+            assert_eq!(f.flags().has(Flags::FCS), integrity == Integrity::Fcs);
+            // One payload byte flipped on the wire, which a NIC's FCS check
+            // would have caught and a veth pair does not.
+            frame[HEADER_LEN + 2 + 16] ^= 0x40;
+            let mut got = Vec::new();
+            let r = b.receive(&frame[..len], 0, |t| got.push(t.to_vec()));
+            match integrity {
+                Integrity::Crc32c => {
+                    assert!(matches!(r, Err(FrameError::Crc { .. })), "{r:?}");
+                    assert!(got.is_empty());
+                    assert_eq!(b.stats().frames_bad_crc, 1);
+                }
+                Integrity::Fcs => {
+                    assert_eq!(r, Ok(Received::Delivered(1)));
+                    assert_ne!(
+                        got[0],
+                        &buf[..n],
+                        "delivered damaged: the port's promise broken"
+                    );
+                }
+            }
+        }
+        // Ends that disagree: every frame refused, and said why.
+        let (mut a, mut b) = (
+            Link::new(LinkConfig {
+                integrity: Integrity::Fcs,
+                ..LinkConfig::default()
+            })
+            .unwrap(),
+            Link::new(LinkConfig::default().peer()).unwrap(),
+        );
+        let mut frame = vec![0u8; 1514];
+        let mut buf = [0u8; 128];
+        let n = write_tlp(1, &mut buf);
+        a.try_send(&buf[..n], 0).unwrap();
+        a.flush();
+        let len = a.poll_transmit(0, &mut frame).unwrap();
+        let r = b.receive(&frame[..len], 0, |_| panic!("delivered"));
+        assert_eq!(
+            r,
+            Err(FrameError::Integrity {
+                expected: Integrity::Crc32c,
+                found: Integrity::Fcs
+            })
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! [[link]]
 //! a = "sw0:0"
 //! b = "sw1:0"
+//! integrity = "crc32c"             # or "fcs": the ports' Ethernet FCS
 //!
 //! [[host]]
 //! name = "host-a"
@@ -62,6 +63,7 @@
 //! 0x8000_0000 (32-bit); the hosts' DMA windows from 0x1000_0000 (those
 //! below 4 GiB) and from 1 TiB (those above).
 
+use crate::frame::Integrity;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -127,6 +129,7 @@ struct NodeSpec {
 struct LinkSpec {
     a: String,
     b: String,
+    integrity: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -385,6 +388,9 @@ pub struct Topology {
     pub nodes: Vec<Node>,
     /// Links between node ports.
     pub links: Vec<(PortRef, PortRef)>,
+    /// How each link (same index) knows a frame arrived whole: its
+    /// CRC-32C (the default) or the ports' Ethernet FCS.
+    pub link_integrity: Vec<Integrity>,
     /// Hosts.
     pub hosts: Vec<Host>,
     /// Endpoint devices.
@@ -742,9 +748,22 @@ impl Topology {
             }
         };
         let mut links = Vec::new();
+        let mut link_integrity = Vec::new();
         for (i, l) in spec.link.iter().enumerate() {
             let a = c.port(format!("link[{i}].a"), &l.a, &node_index, &spec.node);
             let b = c.port(format!("link[{i}].b"), &l.b, &node_index, &spec.node);
+            let integrity = match l.integrity.as_deref() {
+                None => Integrity::Crc32c,
+                Some(name) => Integrity::from_name(name).unwrap_or_else(|| {
+                    c.err(
+                        format!("link[{i}].integrity"),
+                        format!(
+                            "expected \"crc32c\" (the frame's CRC, the default) or \"fcs\" (the ports' Ethernet FCS), found {name:?}"
+                        ),
+                    );
+                    Integrity::Crc32c
+                }),
+            };
             if let (Some(a), Some(b)) = (a, b) {
                 if a.node == b.node {
                     c.err(format!("link[{i}]"), "a link must join two different nodes");
@@ -752,6 +771,7 @@ impl Topology {
                 claim(&mut c, format!("link[{i}].a"), a);
                 claim(&mut c, format!("link[{i}].b"), b);
                 links.push((a, b));
+                link_integrity.push(integrity);
             }
         }
 
@@ -1151,6 +1171,7 @@ impl Topology {
                 })
                 .collect(),
             links,
+            link_integrity,
             hosts,
             endpoints,
             bindings,
@@ -1292,6 +1313,7 @@ impl Topology {
             local_mac: mac(local),
             remote_mac: mac(remote),
             down_after: self.link.down_after_ns,
+            integrity: self.link_integrity.get(index).copied().unwrap_or_default(),
             ..crate::link::LinkConfig::default()
         })
     }
@@ -1365,6 +1387,21 @@ bar = "0xfe000000"
         let e = errors(&GOOD.replacen(from, to, 1));
         assert_eq!(e.len(), 1, "{from} -> {to}: {e:?}");
         assert!(e[0].contains(expected), "{from} -> {to}: {e:?}");
+    }
+
+    #[test]
+    fn each_link_says_how_its_frames_are_checked() {
+        let t = Topology::parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(t.link_integrity, [Integrity::Crc32c]);
+        assert_eq!(t.link_config(0, true).unwrap().integrity, Integrity::Crc32c);
+        let text = GOOD.replacen("b = \"sw1:0\"", "b = \"sw1:0\"\nintegrity = \"fcs\"", 1);
+        let t = Topology::parse(Path::new("t.toml"), &text).unwrap();
+        assert_eq!(t.link_config(0, false).unwrap().integrity, Integrity::Fcs);
+        one_error(
+            "b = \"sw1:0\"",
+            "b = \"sw1:0\"\nintegrity = \"crc\"",
+            "t.toml: link[0].integrity: expected \"crc32c\" (the frame's CRC, the default) or \"fcs\"",
+        );
     }
 
     #[test]

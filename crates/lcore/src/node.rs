@@ -10,7 +10,8 @@
 use crate::gate::{Arrival, Gate, GateOffer};
 use crate::task::Task;
 use fabric::frame::{
-    Frame as FrameView, FrameHeader, OpenFrame, CRC_LEN, ETHERNET_LEN, ETHERTYPE, HEADER_LEN,
+    Flags, Frame as FrameView, FrameHeader, Integrity, OpenFrame, CRC_LEN, ETHERNET_LEN, ETHERTYPE,
+    HEADER_LEN,
 };
 use fabric::link::{Link, LinkConfig, LinkConfigError, LinkStats, SendError};
 use fabric::routing::epoch;
@@ -191,6 +192,9 @@ pub struct FrameSettings {
     pub ethertype: u16,
     /// Link MTU.
     pub mtu: usize,
+    /// How frames on ports without a reliable link are protected (each
+    /// reliable link has its own, from its configuration).
+    pub integrity: Integrity,
 }
 
 impl Default for FrameSettings {
@@ -198,6 +202,7 @@ impl Default for FrameSettings {
         FrameSettings {
             ethertype: ETHERTYPE,
             mtu: fabric::frame::DEFAULT_MTU,
+            integrity: Integrity::Crc32c,
         }
     }
 }
@@ -544,6 +549,10 @@ impl<P: Port> NodeTask<P> {
                 ethertype: self.settings.ethertype,
                 source_node: node,
                 destination_node: u16::MAX,
+                flags: Flags(match self.settings.integrity {
+                    Integrity::Fcs => Flags::FCS,
+                    Integrity::Crc32c => 0,
+                }),
                 ..FrameHeader::default()
             };
             match OpenFrame::start(frame.buffer_mut(), &header, self.settings.mtu) {
@@ -632,7 +641,11 @@ impl<P: Port> NodeTask<P> {
         // One look at where the frame's bytes are: each `Frame` deref
         // matches on its storage again.
         let bytes: &mut [u8] = &mut frame;
-        let count = match FrameView::new_checked(&bytes[..], self.settings.ethertype) {
+        let count = match FrameView::new_checked_as(
+            &bytes[..],
+            self.settings.ethertype,
+            self.settings.integrity,
+        ) {
             Ok(view) => view.tlp_count(),
             Err(_) => {
                 self.stats.frames_malformed += 1;
@@ -700,7 +713,7 @@ impl<P: Port> NodeTask<P> {
         let kinds = self.tables.get().ports();
         let transit = matches!(kinds.get(ingress as usize), Some(PortKind::Link { .. }))
             && matches!(kinds.get(egress as usize), Some(PortKind::Link { .. }));
-        if !transit {
+        if !transit && self.settings.integrity == Integrity::Crc32c {
             let crc = fabric::crc_of(&bytes[..at]);
             bytes[at..at + 4].copy_from_slice(&crc.to_be_bytes());
         }

@@ -103,7 +103,14 @@ pub(crate) fn run(cmd: ConfigCommand, out: &mut dyn Write, err: &mut dyn Write) 
                     let end = |p: &fabric::topology::PortRef| {
                         format!("{}:{}", t.nodes[p.node].name, p.port)
                     };
-                    format!("link{i} {}-{}", end(a), end(b))
+                    // Only the exception is named: frames checked by the FCS.
+                    let fcs = t.link_integrity.get(i) == Some(&fabric::frame::Integrity::Fcs);
+                    format!(
+                        "link{i} {}-{}{}",
+                        end(a),
+                        end(b),
+                        if fcs { " (fcs)" } else { "" }
+                    )
                 })
                 .collect();
             if !links.is_empty() {

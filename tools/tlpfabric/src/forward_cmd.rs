@@ -4,7 +4,7 @@
 use crate::Pmd;
 use crate::{EXIT_REJECTED, EXIT_USAGE};
 use clap::Args;
-use fabric::frame::{FrameHeader, FrameWriter, DEFAULT_MTU};
+use fabric::frame::{Flags, FrameHeader, FrameWriter, Integrity, DEFAULT_MTU};
 use fabric::routing::epoch;
 use fabric::{NodeTables, Topology};
 use lcore::{FrameSettings, IoTask, NodeTask, Task};
@@ -42,6 +42,11 @@ pub(crate) struct ForwardArgs {
     /// Payload bytes of each TLP (a memory write), a multiple of 4.
     #[arg(long, default_value_t = 64)]
     payload: usize,
+    /// How frames are checked: `crc32c` (each frame's own CRC-32C, computed
+    /// and verified by the pipeline) or `fcs` (no CRC-32C: the ports'
+    /// Ethernet FCS stands for it; see docs/frame.md).
+    #[arg(long, default_value = "crc32c", value_parser = ["crc32c", "fcs"])]
+    integrity: String,
     /// EAL arguments for `--pmd dpdk` (default: two net_null vdevs, no
     /// hugepages, no PCI, a file prefix of this process's own).
     #[arg(long, allow_hyphen_values = true)]
@@ -167,10 +172,22 @@ const TOPOLOGY: &str = include_str!("../../../configs/forward.toml");
 
 /// A frame of `n` memory writes of `payload` bytes each, from `requester`
 /// to consecutive addresses from `base`.
-fn template(requester: Bdf, base: u64, n: usize, payload: usize) -> Result<Vec<u8>, String> {
+fn template(
+    requester: Bdf,
+    base: u64,
+    n: usize,
+    payload: usize,
+    integrity: Integrity,
+) -> Result<Vec<u8>, String> {
     let mut frame = vec![0u8; 14 + DEFAULT_MTU];
-    let mut w = FrameWriter::new(&mut frame, &FrameHeader::default(), DEFAULT_MTU)
-        .map_err(|e| e.to_string())?;
+    let header = FrameHeader {
+        flags: Flags(match integrity {
+            Integrity::Fcs => Flags::FCS,
+            Integrity::Crc32c => 0,
+        }),
+        ..FrameHeader::default()
+    };
+    let mut w = FrameWriter::new(&mut frame, &header, DEFAULT_MTU).map_err(|e| e.to_string())?;
     let data = vec![0x5a; payload];
     let mut tlp = vec![0u8; 16 + payload];
     for i in 0..n {
@@ -503,17 +520,20 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
         }
     };
     let host_requester = Bdf::new(t.hosts[0].fabric_bus, 0, 0);
+    let integrity = Integrity::from_name(&args.integrity).unwrap_or_default();
     let east = template(
         host_requester,
         t.endpoints[0].fabric_bar,
         args.tlps_per_frame,
         args.payload,
+        integrity,
     );
     let west = template(
         t.endpoints[0].id,
         t.hosts[0].fabric_dma[0],
         args.tlps_per_frame,
         args.payload,
+        integrity,
     );
     let (east, west) = match (east, west) {
         (Ok(e), Ok(w)) => (e, w),
@@ -624,7 +644,11 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
             spawn_worker(task, cpu, dpdk, duration, Forwarder::Io)
         } else {
             let (_publisher, reader) = epoch::channel(NodeTables::build(&t, 0));
-            let task = NodeTask::new("fwd", reader, ports, pool, FrameSettings::default());
+            let settings = FrameSettings {
+                integrity,
+                ..FrameSettings::default()
+            };
+            let task = NodeTask::new("fwd", reader, ports, pool, settings);
             lives.push(task.live());
             spawn_worker(task, cpu, dpdk, duration, |t| {
                 Forwarder::Pipeline(Box::new(t))
@@ -708,11 +732,12 @@ pub(crate) fn run(args: ForwardArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let per_core: Vec<f64> = snaps.iter().map(|s| s.tlps_out as f64 / secs).collect();
     let _ = writeln!(
         out,
-        "forward: {} core{}, {what}, {} TLP(s)/frame, {}-byte payloads, {:.2} s",
+        "forward: {} core{}, {what}, {} TLP(s)/frame, {}-byte payloads, frames checked by {}, {:.2} s",
         args.lcores,
         if args.lcores == 1 { "" } else { "s" },
         args.tlps_per_frame,
         args.payload,
+        args.integrity,
         secs
     );
     let _ = writeln!(
