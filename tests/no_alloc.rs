@@ -283,3 +283,67 @@ fn the_fabric_s_node_pipelines_allocate_nothing_while_bindings_migrate() {
         "allocations in the node pipelines' polls while {tlps} TLPs crossed them and 20 migrations held and released traffic"
     );
 }
+
+#[test]
+fn a_pause_holds_and_releases_thousands_of_small_tlps_without_allocating() {
+    use lcore::gate::GatedFunction;
+    use lcore::{Arrival, Gate, GateCommand, GateOffer};
+    use rings::pause::{Direction, IdMode};
+    use std::time::Duration;
+    // One gated function without a VDI, its BAR at 0x8001_0000.
+    let function = GatedFunction {
+        function: Bdf(0x4001),
+        bar: (0x8001_0000, 0x1_0000),
+    };
+    let (mut tx, rx) = rings::spsc::ring(64);
+    let mut gate = Gate::new(1, vec![(function, None)], rx, Duration::from_millis(1));
+    let mut tlps = Vec::new();
+    let mut buf = [0u8; 128];
+    for i in 0..4_000u64 {
+        let access = MemAccess::dwords(0x8001_0000 + (i % 256) * 64, 16);
+        let n = memory_write(&mut buf, Bdf(0xff00), 0, access, &[i as u8; 64]).unwrap();
+        tlps.push(buf[..n].to_vec());
+    }
+    let arrival = Arrival {
+        dir: Direction::Down,
+        ingress: 0,
+        credits: None,
+        redirected: false,
+        again: false,
+    };
+    let mut reply = [0u8; 64];
+    let mut released = 0;
+    let mut round = |gate: &mut Gate, tx: &mut rings::spsc::Producer<GateCommand>| {
+        let pause = GateCommand::Pause {
+            binding: 0,
+            mode: IdMode::Common,
+            stopped: Some(Direction::Down),
+        };
+        tx.push(pause).unwrap();
+        gate.poll(0);
+        let mut held = 0;
+        for t in &tlps {
+            if gate.offer(0, arrival, t, &mut reply, 1) == GateOffer::Held {
+                held += 1;
+            }
+        }
+        let release = GateCommand::Release {
+            binding: 0,
+            requester: None,
+            retarget: None,
+        };
+        tx.push(release).unwrap();
+        for now in 2..10 {
+            gate.poll(now);
+            gate.drain_released(|_, _| released += 1);
+        }
+        held
+    };
+    // Once to warm up the release lists, then counted.
+    assert_eq!(round(&mut gate, &mut tx), 4_000);
+    let before = allocations();
+    assert_eq!(round(&mut gate, &mut tx), 4_000);
+    let during = allocations() - before;
+    assert_eq!(released, 8_000);
+    assert_eq!(during, 0, "allocations holding and releasing 4,000 writes");
+}

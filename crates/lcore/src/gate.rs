@@ -270,6 +270,56 @@ impl HeldTlp {
     }
 }
 
+/// The gate's TLP buffers, in two sizes, taken and given back so that
+/// holding and releasing allocate nothing while they last.
+#[derive(Debug)]
+struct Buffers {
+    /// Buffers for the largest TLP.
+    large: Vec<Vec<u8>>,
+    /// Buffers of [`SMALL_TLP`] bytes.
+    small: Vec<Vec<u8>>,
+}
+
+impl Buffers {
+    fn new() -> Buffers {
+        Buffers {
+            large: (0..SPARE).map(|_| Vec::with_capacity(MAX_TLP)).collect(),
+            small: (0..SMALL_SPARE)
+                .map(|_| Vec::with_capacity(SMALL_TLP))
+                .collect(),
+        }
+    }
+
+    /// An empty buffer for a TLP of `len` bytes: a small one for a small
+    /// TLP while any is left, else a large one; allocated only when
+    /// neither is left.
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        let small = if len <= SMALL_TLP {
+            self.small.pop()
+        } else {
+            None
+        };
+        let mut b = small
+            .or_else(|| self.large.pop())
+            .unwrap_or_else(|| Vec::with_capacity(MAX_TLP.max(len)));
+        b.clear();
+        b
+    }
+
+    /// Keeps `bytes` for a later [`Buffers::take`], by its size, up to the
+    /// counts it started with.
+    fn give(&mut self, mut bytes: Vec<u8>) {
+        bytes.clear();
+        if bytes.capacity() >= MAX_TLP {
+            if self.large.len() < SPARE {
+                self.large.push(bytes);
+            }
+        } else if bytes.capacity() >= SMALL_TLP && self.small.len() < SMALL_SPARE {
+            self.small.push(bytes);
+        }
+    }
+}
+
 struct Gated {
     function: GatedFunction,
     point: PausePoint<HeldTlp>,
@@ -429,7 +479,7 @@ pub struct Gate {
     commands: Consumer<GateCommand>,
     status: Arc<GateStatus>,
     base: Instant,
-    spare: Vec<Vec<u8>>,
+    buffers: Buffers,
     /// Released TLPs for the node to send on, in order.
     pub(crate) released: Vec<(Direction, HeldTlp)>,
     /// TLPs a VDI generated, to be routed from the function's port.
@@ -459,7 +509,9 @@ const HOLD_CAPACITY: usize = 8192;
 /// Bytes a gate allocates before it holds anything: spare TLP buffers and
 /// room for what a release lets go, whatever the number of functions.
 pub fn gate_memory() -> usize {
-    SPARE * MAX_TLP + 2 * HOLD_CAPACITY * std::mem::size_of::<(Direction, HeldTlp)>()
+    SPARE * MAX_TLP
+        + SMALL_SPARE * (SMALL_TLP + std::mem::size_of::<Vec<u8>>())
+        + 2 * HOLD_CAPACITY * std::mem::size_of::<(Direction, HeldTlp)>()
 }
 
 /// Bytes a gate allocates per function, about: a pause point's two hold
@@ -477,6 +529,13 @@ pub const HOLD_BEFORE_BACK_PRESSURE: usize = 512;
 /// Spare TLP buffers kept for holding, so holding allocates nothing once
 /// warm.
 const SPARE: usize = 256;
+/// TLPs up to this many bytes are held in small buffers: a 4-DW header
+/// and a 64-byte payload with a prefix and a digest fit, with room.
+const SMALL_TLP: usize = 128;
+/// Small buffers a gate keeps: what one direction of a binding can hold.
+/// Holding small TLPs then allocates nothing, and takes 128 bytes a TLP
+/// rather than a buffer sized for the largest.
+const SMALL_SPARE: usize = HOLD_CAPACITY;
 /// The requester ID of the configuration writes a gate makes to a function
 /// on its VDI's behalf; their completions end at the gate. Bus 0xff,
 /// device 31, function 7 — the last ID, which no domain hands out.
@@ -535,9 +594,9 @@ impl Gate {
         }
     }
 
-    /// A spare TLP buffer, if one is left.
-    pub(crate) fn spare_buffer(&mut self) -> Option<Vec<u8>> {
-        self.spare.pop()
+    /// An empty buffer for a TLP of `len` bytes ([`Buffers::take`]).
+    pub(crate) fn buffer_for(&mut self, len: usize) -> Vec<u8> {
+        self.buffers.take(len)
     }
 
     /// A gate at node port `port` over `functions` (index = binding index at
@@ -587,7 +646,7 @@ impl Gate {
             commands,
             status,
             base: Instant::now(),
-            spare: (0..SPARE).map(|_| Vec::with_capacity(MAX_TLP)).collect(),
+            buffers: Buffers::new(),
             released: Vec::with_capacity(2 * HOLD_CAPACITY),
             upstream: Vec::with_capacity(UPSTREAM_CAPACITY),
             blackouts: Blackouts::new(),
@@ -892,11 +951,7 @@ impl Gate {
                 }
             }
         }
-        let mut bytes = self
-            .spare
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(MAX_TLP));
-        bytes.clear();
+        let mut bytes = self.buffers.take(tlp.len());
         bytes.extend_from_slice(tlp);
         let item = HeldTlp {
             bytes,
@@ -906,7 +961,7 @@ impl Gate {
         };
         match g.point.offer(dir, item, at) {
             Offer::Forward(item) => {
-                self.spare.push(item.bytes);
+                self.buffers.give(item.bytes);
                 passed(status, dir);
                 GateOffer::Pass
             }
@@ -918,7 +973,7 @@ impl Gate {
             Offer::Full(item) => {
                 // Checked above; were the point still to refuse it, it is
                 // offered again all the same, never dropped.
-                self.spare.push(item.bytes);
+                self.buffers.give(item.bytes);
                 self.stats.refused_full += 1;
                 GateOffer::Full
             }
@@ -1039,7 +1094,7 @@ impl Gate {
                     let Some(n) = vdi.poll_upstream(&mut out) else {
                         break;
                     };
-                    let mut tlp = self.spare.pop().unwrap_or_default();
+                    let mut tlp = self.buffers.take(n);
                     tlp.extend_from_slice(&out[..n]);
                     self.upstream.push(tlp);
                     self.stats.vdi_upstream += 1;
@@ -1287,11 +1342,8 @@ impl Gate {
     }
 
     /// Takes a buffer back after its TLP was sent on.
-    pub(crate) fn recycle(&mut self, mut bytes: Vec<u8>) {
-        if self.spare.len() < SPARE {
-            bytes.clear();
-            self.spare.push(bytes);
-        }
+    pub(crate) fn recycle(&mut self, bytes: Vec<u8>) {
+        self.buffers.give(bytes);
     }
 }
 

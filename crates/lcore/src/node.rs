@@ -926,9 +926,8 @@ impl<P: Port> NodeTask<P> {
         let mut bytes = self
             .gate
             .as_mut()
-            .and_then(Gate::spare_buffer)
+            .map(|g| g.buffer_for(tlp.len()))
             .unwrap_or_default();
-        bytes.clear();
         bytes.extend_from_slice(tlp);
         if let Some(q) = self.parked.get_mut(ingress as usize) {
             q.push_back(Parked {
