@@ -492,6 +492,28 @@ impl Link {
     /// `ETHERNET_LEN + mtu` bytes, or the frame is cut to fit) and returns
     /// its length, or `None` when there is nothing to send now.
     pub fn poll_transmit(&mut self, now: u64, out: &mut [u8]) -> Option<usize> {
+        self.poll_transmit_inner(now, out)
+    }
+
+    /// Whether [`Link::poll_transmit`] may write a frame now. Never false
+    /// when it would: a caller whose frame buffers cost something to take
+    /// (a pool, an mbuf) asks first, and an idle link costs it nothing.
+    #[inline]
+    pub fn has_transmit(&self, now: u64) -> bool {
+        !self.down
+            && ((self.open && now.wrapping_sub(self.open_since) >= self.config.flush_deadline)
+                || self.replay_next.is_some()
+                || before(self.next_new, self.end_seq())
+                || (self.sealed > 0
+                    && before(self.oldest_seq, self.next_new)
+                    && now.wrapping_sub(self.progress_at) >= self.config.replay_timeout)
+                || self.ack_pending
+                || self.nak_pending
+                || self.credits_dirty
+                || now.wrapping_sub(self.last_sent_at) >= self.config.update_interval)
+    }
+
+    fn poll_transmit_inner(&mut self, now: u64, out: &mut [u8]) -> Option<usize> {
         if self.down {
             return None;
         }
@@ -759,7 +781,11 @@ mod tests {
                 }
                 next += 1;
             }
+            // `has_transmit` never says no when there is a frame to send.
+            let predicted = a.has_transmit(now);
+            let mut sent = 0;
             while let Some(n) = a.poll_transmit(now, &mut frame) {
+                sent += 1;
                 ab.send(&frame[..n], now);
             }
             ab.flush_held();
@@ -774,9 +800,14 @@ mod tests {
                     b.release(c);
                 }
             }
+            assert!(predicted || sent == 0, "a frame at {now} unannounced");
+            let predicted = b.has_transmit(now);
+            let mut sent = 0;
             while let Some(n) = b.poll_transmit(now, &mut frame) {
+                sent += 1;
                 ba.send(&frame[..n], now);
             }
+            assert!(predicted || sent == 0, "a frame at {now} unannounced");
             ba.flush_held();
             while let Some(n) = ba.recv(now, &mut frame) {
                 let _ = a.receive(&frame[..n], now, |_| {});

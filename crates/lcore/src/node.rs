@@ -594,7 +594,8 @@ impl<P: Port> NodeTask<P> {
             if light {
                 r.link.flush();
             }
-            while e.queue.len() < BURST * 4 {
+            // Asked first: an idle link takes and frees no pool frame.
+            while e.queue.len() < BURST * 4 && r.link.has_transmit(now) {
                 let Some(mut frame) = self.pool.alloc() else {
                     self.stats.no_buffer += 1;
                     break;

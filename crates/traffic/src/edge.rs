@@ -130,7 +130,7 @@ impl Edge {
             // A model's poll is its batch: what it queued goes now, as a
             // driver rings the doorbell after queueing a batch.
             link.flush();
-            while self.pending.len() < 64 {
+            while self.pending.len() < 64 && link.has_transmit(now) {
                 let Some(mut frame) = self.pool.alloc() else {
                     break;
                 };
