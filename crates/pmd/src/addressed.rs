@@ -89,21 +89,7 @@ impl<P: Port> Port for Addressed<P> {
         self.inner.tx_burst(queue, frames)
     }
 
-    fn stats(&self) -> PortStats {
-        self.inner.stats()
-    }
-
-    fn link_up(&self) -> bool {
-        self.inner.link_up()
-    }
-
-    fn info(&self) -> PortInfo {
-        self.inner.info()
-    }
-
-    fn device_stats(&self) -> Option<crate::DeviceStats> {
-        self.inner.device_stats()
-    }
+    delegate_port_info!();
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// First: its delegation macro serves the wrappers in the other modules.
+#[macro_use]
+mod wrap;
 pub mod addressed;
 #[cfg(target_os = "linux")]
 pub mod af_packet;
@@ -23,7 +26,6 @@ pub mod dpdk;
 pub mod pcap;
 mod pool;
 mod port;
-mod wrap;
 
 pub use pool::{Frame, FramePool};
 pub use port::{ring_link, ClosedPort, DeviceStats, NullPort, Port, PortInfo, PortStats, RingPort};
