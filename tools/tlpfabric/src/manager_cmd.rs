@@ -205,6 +205,45 @@ mod tests {
     }
 
     #[test]
+    fn a_node_the_manager_refuses_says_why_before_it_runs() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let manager = {
+            let addr = addr.clone();
+            std::thread::spawn(move || run_args(&["manager", "--listen", &addr, "--for", "20s"]))
+        };
+        // Up once `status` answers.
+        while run_args(&["status", "--manager", &addr]).0 != 0 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The one-node topology has a node sw0, but it is not the manager's
+        // topology (the built-in default).
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/one-node.toml");
+        let started = std::time::Instant::now();
+        let (code, _, err) = run_args(&[
+            "node",
+            "--config",
+            config,
+            "--node",
+            "sw0",
+            "--manager",
+            &addr,
+            "--duration",
+            "60s",
+        ]);
+        assert_eq!(code, crate::EXIT_REJECTED, "{err}");
+        assert!(err.contains("refused node sw0"), "{err}");
+        assert!(err.contains("topology differs from the manager's"), "{err}");
+        // Said before the run, not after its minute.
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        assert!(!err.contains("run: traffic for"), "{err}");
+        drop(manager);
+    }
+
+    #[test]
     fn a_manager_that_cannot_listen_says_where() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap().to_string();

@@ -946,6 +946,26 @@ fn run_share(
             },
             None => None,
         };
+        // A manager that refuses this node (another topology, a node it
+        // does not have) is said at once, before the run; one that does not
+        // answer yet is not waited for: the node forwards meanwhile.
+        if let Some(agent) = &agent {
+            let asked = std::time::Instant::now();
+            loop {
+                let log = agent.log();
+                if let Some(why) = log.refused {
+                    let _ = writeln!(err, "error: {why}");
+                    return EXIT_REJECTED;
+                }
+                if log.registered > 0
+                    || log.unreachable > 0
+                    || asked.elapsed() > Duration::from_secs(2)
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         let progress = built
             .models
             .iter()
