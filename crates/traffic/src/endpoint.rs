@@ -232,6 +232,8 @@ pub struct EndpointModel<P> {
     pacer: Pacer,
     integrity: Integrity,
     tlp: Vec<u8>,
+    /// A DMA write's payload, filled in place.
+    payload: Vec<u8>,
     control: Option<(Consumer<EndpointCommand>, Producer<Moved>)>,
     moves: Vec<(u8, u8, u64)>,
     /// Control commands received.
@@ -259,6 +261,7 @@ impl<P: Port> EndpointModel<P> {
             pacer: Pacer::new(config.rate),
             functions: config.functions.iter().map(|&c| Function::new(c)).collect(),
             tlp: vec![0; 16 + 4096],
+            payload: vec![0; config.payload],
             config,
             port,
             edge: Edge::new(pool),
@@ -564,8 +567,8 @@ impl<P: Port> EndpointModel<P> {
         let f = &self.functions[i];
         let seq = f.dma_seq;
         let address = f.config.dma.unwrap_or(0) + (seq % slots) * payload as u64;
-        let mut data = [0u8; 4096];
-        stream::fill(&mut data[..payload], f.config.stream, seq);
+        let data = &mut self.payload[..payload];
+        stream::fill(data, f.config.stream, seq);
         let access = MemAccess::dwords(address, (payload / 4) as u16);
         let Ok(len) = memory_write(
             &mut self.tlp,
