@@ -169,7 +169,7 @@ async fn run(
                         config.node,
                         s.message()
                     );
-                    eprintln!("node {}: {why}", config.node);
+                    // Recorded only: the node says it, and stops.
                     note(&mut |l| l.refused = Some(why.clone()));
                     return;
                 }
