@@ -129,6 +129,9 @@ pub struct FrameFigures {
     /// TLPs dropped toward links that went down (a node process whose
     /// peer fell silent): counted, never silently lost.
     pub link_down_dropped: u64,
+    /// Frames a link had received already (replayed by its peer, or sent
+    /// again by someone else on the segment): discarded.
+    pub duplicates: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -536,6 +536,8 @@ struct FrameTotals {
     foreign: u64,
     /// TLPs dropped toward links that went down.
     link_down_dropped: u64,
+    /// Frames the links had received already: discarded.
+    duplicates: u64,
 }
 
 impl FrameTotals {
@@ -589,6 +591,7 @@ fn collect(tasks: &[Part], totals: &mut Totals) {
                 totals.frames.replayed += l.frames_replayed;
                 totals.frames.malformed += l.frames_malformed;
                 totals.frames.foreign += l.frames_foreign;
+                totals.frames.duplicates += l.duplicates;
             }
             for r in n.node_state().log.entries().iter().take(4) {
                 if totals.refusal_log.len() < 8 {
@@ -1430,6 +1433,7 @@ fn measured(
             replayed: totals.frames.replayed,
             foreign: totals.frames.foreign,
             link_down_dropped: totals.frames.link_down_dropped,
+            duplicates: totals.frames.duplicates,
         },
         throughput: ThroughputFigures {
             tlps_per_s: i.delivered as f64 / secs,

@@ -700,3 +700,69 @@ fn nodes_forward_on_while_the_manager_is_killed_and_register_again_when_it_retur
     let (code, text, v) = f.merged();
     assert_clean(code, &text, &v);
 }
+
+/// Frames sw1 sent sw0, captured on the wire beside sw0 and sent to it
+/// again from beside sw1 while the traffic runs: each is a frame sw0's link
+/// has already received, discarded as a duplicate (its stale ACK and
+/// credits move nothing back). The fabric stays whole.
+#[test]
+fn frames_captured_on_the_wire_and_sent_again_are_discarded_as_duplicates() {
+    use pmd::Port;
+    let Some(mut f) = Namespaces::new("replay", None) else {
+        return;
+    };
+    start_both(&mut f);
+    let mut tap = port_in(&f.ns("sw0"), "l0a");
+    let mut hostile = port_in(&f.ns("sw1"), "l0b");
+    // Data frames only (a TLP count above 0): updates carry no sequence.
+    let mut captured: Vec<Vec<u8>> = Vec::new();
+    let mut rx = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while captured.len() < 300 && Instant::now() < deadline {
+        tap.rx_burst(0, &mut rx, 32);
+        captured.extend(
+            rx.drain(..)
+                .filter(|fr| fr.len() > 18 && u16::from_be_bytes([fr[16], fr[17]]) > 0)
+                .map(|fr| fr.to_vec()),
+        );
+    }
+    assert!(captured.len() >= 100, "{} data frames seen", captured.len());
+    drop(tap);
+    // The injector learns sw0's address from what sw0 sends.
+    while hostile.peer() == [0xff; 6] && Instant::now() < deadline {
+        hostile.rx_burst(0, &mut rx, 32);
+        rx.clear();
+    }
+    let pool = pmd::FramePool::new(1024, 2048);
+    let mut injected = 0;
+    while f.running() && injected < 3 * captured.len() {
+        let mut frames: Vec<pmd::Frame> = captured
+            .iter()
+            .skip(injected % captured.len())
+            .take(32)
+            .map(|b| {
+                let mut frame = pool.alloc().unwrap();
+                frame.fill(b);
+                frame
+            })
+            .collect();
+        let n = frames.len();
+        while !frames.is_empty() {
+            hostile.tx_burst(0, &mut frames);
+        }
+        injected += n;
+        // Drained, so the kernel keeps the ring moving.
+        hostile.rx_burst(0, &mut rx, 64);
+        rx.clear();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(hostile);
+    f.wait(Duration::from_secs(60));
+    let (code, text, v) = f.merged();
+    assert_clean(code, &text, &v);
+    let frames = &f.node_report("sw0")["frames"];
+    assert!(
+        frames["duplicates"].as_u64().unwrap() >= (injected / 2) as u64,
+        "{injected} injected: {frames}"
+    );
+}
