@@ -488,13 +488,6 @@ impl Link {
         self.oldest_seq.wrapping_add(self.sealed as u32)
     }
 
-    /// Writes the next frame to put on the wire into `out` (at least
-    /// `ETHERNET_LEN + mtu` bytes, or the frame is cut to fit) and returns
-    /// its length, or `None` when there is nothing to send now.
-    pub fn poll_transmit(&mut self, now: u64, out: &mut [u8]) -> Option<usize> {
-        self.poll_transmit_inner(now, out)
-    }
-
     /// Whether [`Link::poll_transmit`] may write a frame now. Never false
     /// when it would: a caller whose frame buffers cost something to take
     /// (a pool, an mbuf) asks first, and an idle link costs it nothing.
@@ -513,7 +506,10 @@ impl Link {
                 || now.wrapping_sub(self.last_sent_at) >= self.config.update_interval)
     }
 
-    fn poll_transmit_inner(&mut self, now: u64, out: &mut [u8]) -> Option<usize> {
+    /// Writes the next frame to put on the wire into `out` (at least
+    /// `ETHERNET_LEN + mtu` bytes, or the frame is cut to fit) and returns
+    /// its length, or `None` when there is nothing to send now.
+    pub fn poll_transmit(&mut self, now: u64, out: &mut [u8]) -> Option<usize> {
         if self.down {
             return None;
         }

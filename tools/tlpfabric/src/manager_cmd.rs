@@ -141,6 +141,21 @@ fn json(s: &control::pb::StatusReply) -> serde_json::Value {
 mod tests {
     use crate::run;
 
+    /// A loopback address nothing listens on now.
+    fn free_addr() -> String {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string()
+    }
+
+    /// `tlpfabric manager` on `addr` for `seconds`, on a thread of its own.
+    fn manager_for(addr: &str, seconds: &str) -> std::thread::JoinHandle<(i32, String, String)> {
+        let (addr, seconds) = (addr.to_string(), seconds.to_string());
+        std::thread::spawn(move || run_args(&["manager", "--listen", &addr, "--for", &seconds]))
+    }
+
     fn run_args(args: &[&str]) -> (i32, String, String) {
         let mut argv = vec!["tlpfabric"];
         argv.extend_from_slice(args);
@@ -156,11 +171,7 @@ mod tests {
     #[test]
     fn status_names_a_manager_it_cannot_reach_and_a_bad_address() {
         // A port nothing listens on.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .to_string();
+        let addr = free_addr();
         let (code, _, err) = run_args(&["status", "--manager", &addr, "--timeout", "500ms"]);
         assert_eq!(code, crate::EXIT_REJECTED);
         assert!(
@@ -174,15 +185,8 @@ mod tests {
 
     #[test]
     fn the_manager_serves_status_for_its_topology_and_stops_when_told() {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .to_string();
-        let manager = {
-            let addr = addr.clone();
-            std::thread::spawn(move || run_args(&["manager", "--listen", &addr, "--for", "3s"]))
-        };
+        let addr = free_addr();
+        let manager = manager_for(&addr, "3s");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let (code, out, err) = loop {
             let r = run_args(&["status", "--manager", &addr, "--json"]);
@@ -206,15 +210,8 @@ mod tests {
 
     #[test]
     fn a_node_the_manager_refuses_says_why_before_it_runs() {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .to_string();
-        let manager = {
-            let addr = addr.clone();
-            std::thread::spawn(move || run_args(&["manager", "--listen", &addr, "--for", "20s"]))
-        };
+        let addr = free_addr();
+        let manager = manager_for(&addr, "20s");
         // Up once `status` answers.
         while run_args(&["status", "--manager", &addr]).0 != 0 {
             std::thread::sleep(std::time::Duration::from_millis(20));
